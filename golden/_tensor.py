@@ -1,0 +1,91 @@
+"""Shape arithmetic and windowed sums shared by the integer and float layers.
+
+Both :mod:`golden.layers` (int64, exact) and :mod:`golden.float_ref`
+(float64) compute convolutions and poolings through these helpers, so the
+two differ only in number handling.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+__all__ = ["conv_out_size", "windows", "conv_sum", "fc_sum"]
+
+
+def conv_out_size(size, kernel, stride, pad):
+    """Output length of a convolution/pooling along one axis.
+
+    ``(size + 2*pad - kernel) // stride + 1``.
+
+    Raises
+    ------
+    ValueError
+        If the kernel does not fit the padded input or the arguments are invalid.
+    """
+    for name, value, lo in (("kernel", kernel, 1), ("stride", stride, 1), ("pad", pad, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+            raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
+    if size + 2 * pad < kernel:
+        raise ValueError(
+            f"kernel {kernel} does not fit input size {size} with pad {pad}")
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+def windows(x, kernel, stride, pad):
+    """All ``kernel`` x ``kernel`` windows of a [C, H, W] tensor.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Input of shape [C, H, W].
+    kernel, stride, pad : int
+        Square window size, step and zero padding on all four sides.
+
+    Returns
+    -------
+    numpy.ndarray
+        Read-only view of shape [C, OH, OW, kernel, kernel].
+    """
+    if x.ndim != 3:
+        raise ValueError(f"expected a [C, H, W] tensor, got shape {x.shape}")
+    oh = conv_out_size(x.shape[1], kernel, stride, pad)
+    ow = conv_out_size(x.shape[2], kernel, stride, pad)
+    if pad:
+        x = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
+    view = sliding_window_view(x, (kernel, kernel), axis=(1, 2))
+    return view[:, ::stride, ::stride][:, :oh, :ow]
+
+
+def conv_sum(x, w, stride, pad):
+    """Convolution sums ``sum_{c,ky,kx} w[o,c,ky,kx] * x_padded[c, oy*s+ky, ox*s+kx]``.
+
+    Computed in the common dtype of ``x`` and ``w`` (int64 inputs give exact sums).
+
+    Parameters
+    ----------
+    x : numpy.ndarray, shape [C, H, W]
+    w : numpy.ndarray, shape [O, C, K, K]
+    stride, pad : int
+
+    Returns
+    -------
+    numpy.ndarray, shape [O, OH, OW]
+    """
+    if w.ndim != 4 or w.shape[2] != w.shape[3]:
+        raise ValueError(f"conv weights must be [O, C, K, K], got shape {w.shape}")
+    if w.shape[1] != x.shape[0]:
+        raise ValueError(
+            f"conv weights expect {w.shape[1]} input channels, input has {x.shape[0]}")
+    win = windows(x, w.shape[2], stride, pad)
+    return np.tensordot(w, win, axes=([1, 2, 3], [0, 3, 4]))
+
+
+def fc_sum(x, w):
+    """Fully-connected sums ``w @ x.reshape(-1)`` (C-major flattening)."""
+    flat = x.reshape(-1)
+    if w.ndim != 2 or w.shape[1] != flat.size:
+        raise ValueError(
+            f"fc weights must be [O, {flat.size}] for an input of {flat.size} values, "
+            f"got shape {w.shape}")
+    return w @ flat

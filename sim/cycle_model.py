@@ -1,0 +1,35 @@
+"""The analytic cycle model: cycle counts predicted from the program alone.
+
+Every figure here is derived from instruction fields and the configuration, never from a
+simulation; tests check that the RTL's counters equal it exactly.
+"""
+
+from hw.isa import Op
+from hw.tile import pipeline_latency
+
+
+__all__ = ["tile_share", "tile_emissions", "tile_cycles"]
+
+
+def tile_share(f, index):
+    """``(blocks, rows)``: output blocks and output rows tile ``index`` computes."""
+    g = 1 << f["log2_gob"]
+    ob_group, pos_group = index & (g - 1), index >> f["log2_gob"]
+    nblocks = (f["ob"] - ob_group + g - 1) // g if f["ob"] > ob_group else 0
+    oy0 = pos_group * f["oy_band"]
+    rows = max(0, min(oy0 + f["oy_band"], f["oh"]) - oy0)
+    return nblocks, rows
+
+
+def tile_emissions(f, index):
+    """Rows tile ``index`` feeds into its NFU for compute instruction fields ``f``."""
+    nblocks, rows = tile_share(f, index)
+    window = f["kh"] * f["kw"]
+    per_pos = window * f["cb"] + 1 if f["op"] == Op.CONV else window
+    return nblocks * rows * f["ow"] * per_pos
+
+
+def tile_cycles(f, index, tn):
+    """Cycles from ``start`` to ``done`` of tile ``index`` (inclusive of the done cycle)."""
+    e = tile_emissions(f, index)
+    return 1 + e + pipeline_latency(tn) if e else 1

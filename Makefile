@@ -1,0 +1,40 @@
+# The two commands a new user needs are `make demo` and `make test`; both
+# create .venv and install the pinned dependencies on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench verilog synth clean help
+
+help:
+	@echo "make demo     run the digits networks (float, 16-bit golden, RTL)"
+	@echo "make test     run the test suite"
+	@echo "make bench    benchmarks (utilization, simulation speed)"
+	@echo "make verilog  emit Verilog for the default configuration"
+	@echo "make synth    board builds (ULX3S, iCEBreaker)"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/diannao demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n auto
+
+bench: $(STAMP)
+	$(BIN)/diannao bench
+
+verilog: $(STAMP)
+	$(BIN)/diannao verilog --config small -o build/node_small.v
+
+synth: $(STAMP)
+	$(BIN)/diannao build --board icebreaker
+	$(BIN)/diannao build --board ulx3s
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,154 @@
+"""NFU-3: 16-segment piecewise-linear activation."""
+
+from amaranth import *
+from amaranth.lib import wiring, data
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from golden.formats import INT16_MIN, INT16_MAX
+from .nbin import row_layout as neuron_row
+
+
+__all__ = ["Activation", "SEGMENTS", "TABLE_WORDS", "table_words"]
+
+SEGMENTS = 16
+#: Words per table in the write address space: a header and one word per segment.
+TABLE_WORDS = 32
+
+
+
+def table_words(table):
+    """The 17 32-bit words that load a :class:`golden.formats.PWLTable` into NFU-3.
+
+    Word 0 is the header (``x_lo`` in bits 0-15, ``k`` in 16-19, ``f`` in 20-23); word
+    ``1 + i`` holds segment ``i`` (``a_i`` in bits 0-15, ``b_i`` in 16-31). Write word ``w``
+    of table ``t`` at address ``t * TABLE_WORDS + w``.
+    """
+    header = (table.x_lo & 0xFFFF) | (table.k << 16) | (table.f << 20)
+    return [header] + [(int(a) & 0xFFFF) | ((int(b) & 0xFFFF) << 16)
+                       for a, b in zip(table.a, table.b)]
+
+
+class Activation(wiring.Component):
+    """NFU-3: ``tn`` 16-segment piecewise-linear units (paper: DianNao NFU-3).
+
+    With ``act`` set, each lane computes (DESIGN §2) with table ``table``::
+
+        i = clamp((x - x_lo) >> k, 0, 15)
+        y = sat16(((a_i * x + 2**(f-1)) >> f) + b_i)        (no rounding term when f == 0)
+
+    With ``act`` clear the value passes unchanged (bypass) with the same latency. Tables
+    live in registers (every lane reads any segment in the same cycle) and are written one
+    32-bit word at a time through ``tbl_*`` (layout: :func:`table_words`). ``act`` and
+    ``table`` are per-layer settings and must be stable while rows flow.
+
+    Latency 3 cycles (segment and coefficient select, multiply, round/add/saturate);
+    throughput one row per cycle (II = 1).
+
+    Parameters
+    ----------
+    tn : int
+        Lanes (power of two >= 2).
+    tables : int
+        Tables held (1..8).
+
+    Members
+    -------
+    valid_in : ``In(1)``
+    x : ``In(ArrayLayout(signed(16), tn))``
+    act : ``In(1)``
+    table : ``In(3)``
+    tbl_we : ``In(1)``
+    tbl_addr : ``In(ceil_log2(tables * 32))``
+    tbl_data : ``In(32)``
+    valid_out : ``Out(1)``
+    y : ``Out(ArrayLayout(signed(16), tn))``
+    """
+
+    latency = 3
+
+    def __init__(self, tn, tables=4):
+        if not isinstance(tn, int) or tn < 2 or tn & (tn - 1):
+            raise ValueError(f"Activation tn must be a power of two >= 2, not {tn!r}")
+        if not isinstance(tables, int) or not 1 <= tables <= 8:
+            raise ValueError(f"Activation tables must be an int in [1, 8], not {tables!r}")
+        self.tn = tn
+        self.tables = tables
+        super().__init__({
+            "valid_in": In(1),
+            "x": In(neuron_row(tn)),
+            "act": In(1),
+            "table": In(3),
+            "tbl_we": In(1),
+            "tbl_addr": In(ceil_log2(tables * TABLE_WORDS)),
+            "tbl_data": In(32),
+            "valid_out": Out(1),
+            "y": Out(neuron_row(tn)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        x_lo = [Signal(signed(16), name=f"x_lo{t}") for t in range(self.tables)]
+        k = [Signal(4, name=f"k{t}") for t in range(self.tables)]
+        f = [Signal(4, name=f"f{t}") for t in range(self.tables)]
+        a = [[Signal(signed(16), name=f"a{t}_{i}") for i in range(SEGMENTS)]
+             for t in range(self.tables)]
+        b = [[Signal(signed(16), name=f"b{t}_{i}") for i in range(SEGMENTS)]
+             for t in range(self.tables)]
+
+        with m.If(self.tbl_we):
+            for t in range(self.tables):
+                with m.If(self.tbl_addr == t * TABLE_WORDS):
+                    m.d.sync += [x_lo[t].eq(self.tbl_data[0:16]), k[t].eq(self.tbl_data[16:20]),
+                                 f[t].eq(self.tbl_data[20:24])]
+                for i in range(SEGMENTS):
+                    with m.If(self.tbl_addr == t * TABLE_WORDS + 1 + i):
+                        m.d.sync += [a[t][i].eq(self.tbl_data[0:16]),
+                                     b[t][i].eq(self.tbl_data[16:32])]
+
+        table = Signal(range(self.tables))
+        m.d.comb += table.eq(self.table)
+        sel_x_lo, sel_k, sel_f = Array(x_lo)[table], Array(k)[table], Array(f)[table]
+        sel_a = Array(Array(row) for row in a)[table]
+        sel_b = Array(Array(row) for row in b)[table]
+
+        v1, v2 = Signal(), Signal()
+        m.d.sync += [v1.eq(self.valid_in), v2.eq(v1), self.valid_out.eq(v2)]
+
+        for j in range(self.tn):
+            x = self.x[j]
+            # Stage 1: segment select.
+            d = Signal(signed(17), name=f"d{j}")
+            m.d.comb += d.eq(x - sel_x_lo)
+            shifted = Signal(signed(17), name=f"shifted{j}")
+            m.d.comb += shifted.eq(d >> sel_k)
+            seg = Signal(range(SEGMENTS), name=f"segi{j}")
+            with m.If(shifted < 0):
+                m.d.comb += seg.eq(0)
+            with m.Elif(shifted > SEGMENTS - 1):
+                m.d.comb += seg.eq(SEGMENTS - 1)
+            with m.Else():
+                m.d.comb += seg.eq(shifted)
+            x1 = Signal(signed(16), name=f"x1_{j}")
+            a1 = Signal(signed(16), name=f"a1_{j}")
+            b1 = Signal(signed(16), name=f"b1_{j}")
+            m.d.sync += [x1.eq(x), a1.eq(sel_a[seg]), b1.eq(sel_b[seg])]
+            # Stage 2: multiply.
+            prod2 = Signal(signed(32), name=f"prod2_{j}")
+            x2 = Signal(signed(16), name=f"x2_{j}")
+            b2 = Signal(signed(16), name=f"b2_{j}")
+            m.d.sync += [prod2.eq(a1 * x1), x2.eq(x1), b2.eq(b1)]
+            # Stage 3: round, offset, saturate (or bypass).
+            half = Signal(16, name=f"half{j}")
+            m.d.comb += half.eq((C(1, 17) << sel_f) >> 1)
+            y = Signal(signed(34), name=f"ypre{j}")
+            m.d.comb += y.eq(((prod2 + half) >> sel_f) + b2)
+            with m.If(~self.act):
+                m.d.sync += self.y[j].eq(x2)
+            with m.Elif(y > INT16_MAX):
+                m.d.sync += self.y[j].eq(INT16_MAX)
+            with m.Elif(y < INT16_MIN):
+                m.d.sync += self.y[j].eq(INT16_MIN)
+            with m.Else():
+                m.d.sync += self.y[j].eq(y)
+        return m

@@ -1,0 +1,104 @@
+"""The configuration object: the single source of every size (DESIGN §1)."""
+
+from dataclasses import dataclass, replace, fields
+
+
+__all__ = ["Config", "PRESETS", "preset"]
+
+
+def _is_pow2(n):
+    return isinstance(n, int) and n > 0 and n & (n - 1) == 0
+
+
+@dataclass(frozen=True)
+class Config:
+    """Sizes of a DianNao tile / DaDianNao node.
+
+    Parameters
+    ----------
+    tn : int
+        NFU width: output neurons and input synapses per cycle (paper: 16). Power of two >= 2.
+    tiles : int
+        Tiles in a node (paper: 16). Power of two >= 1.
+    acc_width : int
+        NFU-2 accumulator width in bits (ours: 48).
+    nbin_depth, nbout_depth : int
+        Rows of ``tn`` 16-bit values in each tile's NBin and NBout.
+    sb_depth : int
+        Rows of ``tn * tn`` 16-bit weights in each tile's SB.
+    nm_depth : int
+        Rows of ``tn`` 16-bit values in the node's central neuron memory.
+    imem_depth : int
+        Instructions in the node's instruction memory.
+    act_tables : int
+        Activation tables held by each NFU-3 (selected per instruction).
+    """
+    tn: int = 4
+    tiles: int = 4
+    acc_width: int = 48
+    nbin_depth: int = 256
+    nbout_depth: int = 256
+    sb_depth: int = 256
+    nm_depth: int = 1024
+    imem_depth: int = 256
+    act_tables: int = 4
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"Config.{f.name} must be an int, not {value!r}")
+        if not _is_pow2(self.tn) or self.tn < 2:
+            raise ValueError(f"Config.tn must be a power of two >= 2, not {self.tn!r}")
+        if not _is_pow2(self.tiles):
+            raise ValueError(f"Config.tiles must be a power of two >= 1, not {self.tiles!r}")
+        if not 33 + self.tn.bit_length() <= self.acc_width <= 64:
+            raise ValueError(f"Config.acc_width must be in [{33 + self.tn.bit_length()}, 64] "
+                             f"for tn={self.tn}, not {self.acc_width!r}")
+        for name in ("nbin_depth", "nbout_depth", "sb_depth", "nm_depth", "imem_depth"):
+            if getattr(self, name) < 2:
+                raise ValueError(f"Config.{name} must be >= 2, not {getattr(self, name)!r}")
+        if not 1 <= self.act_tables <= 8:
+            raise ValueError(f"Config.act_tables must be in [1, 8], not {self.act_tables!r}")
+
+    @property
+    def row_bits(self):
+        """Bits in one NBin / NBout / NM row (``tn`` 16-bit values)."""
+        return self.tn * 16
+
+    @property
+    def log2_tn(self):
+        return self.tn.bit_length() - 1
+
+    @property
+    def log2_tiles(self):
+        return self.tiles.bit_length() - 1
+
+    def replace(self, **changes):
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+
+def _kb_rows(kbytes, values_per_row):
+    return kbytes * 1024 // (2 * values_per_row)
+
+
+PRESETS = {
+    # DianNao (ASPLOS 2014): one NFU, NBin 2 KB, NBout 2 KB, SB 32 KB.
+    "diannao": Config(tn=16, tiles=1, nbin_depth=_kb_rows(2, 16), nbout_depth=_kb_rows(2, 16),
+                      sb_depth=_kb_rows(32, 256), nm_depth=4096),
+    # DaDianNao (MICRO 2014): 16 tiles, SB 2 MB per tile; NM scaled to the run.
+    "dadiannao": Config(tn=16, tiles=16, nbin_depth=_kb_rows(2, 16), nbout_depth=_kb_rows(2, 16),
+                        sb_depth=_kb_rows(2048, 256), nm_depth=4096),
+    # Fast tests: 4 tiles of tn=4.
+    "small": Config(tn=4, tiles=4, nbin_depth=256, nbout_depth=256, sb_depth=256, nm_depth=1024),
+}
+
+
+def preset(name):
+    """The configuration called ``name`` (one of :data:`PRESETS`)."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown configuration {name!r}; choose one of "
+                         f"{', '.join(sorted(PRESETS))}") from None

@@ -1,0 +1,163 @@
+"""The instruction set: one layout, its encoder, decoder and disassembler.
+
+A program is a list of coarse instructions (DESIGN §5). Every instruction has the same
+:data:`INSTR` layout; each opcode reads the fields it needs and ignores the others.
+
+========  ====================================================================================
+opcode    meaning
+========  ====================================================================================
+HALT      end of program; the node raises ``done``.
+LOAD      broadcast NM rows ``[src, src+count)`` down the fat tree into every tile's NBin
+          rows ``[dst, dst+count)``.
+CONV      every tile runs its share of a convolution (FC is a convolution whose kernel covers
+          the whole input) from NBin and SB into NBout.
+MAXPOOL   per-lane max over a window (NFU-1 with a diagonal ``1`` SB row, NFU-2 max).
+AVGPOOL   per-lane average: NFU-1 with a diagonal SB row holding the rounded reciprocal
+          ``r``, NFU-2 sum, shifter by ``R`` (DESIGN §2).
+STORE     collect every tile's NBout rows up the fat tree into NM (each row carries its NM
+          address) and empty the NBouts.
+========  ====================================================================================
+
+The tile's loop nest for CONV/MAXPOOL/AVGPOOL (see :class:`hw.tile_controller.TileController`)::
+
+    for k in range(blocks of this tile):          # ob = ob_group + k * 2**log2_gob
+      for oy in this tile's band of output rows:  # [pos_group*oy_band, +oy_band) ∩ [0, oh)
+        for ox in range(ow):
+          [CONV only: one bias row: x = (1 << bias_exp, 0, ...), SB row sb_base + k*sb_step]
+          for ky in range(kh): for kx in range(kw): for c in range(cb if CONV else 1):
+            iy, ix = oy*stride + ky - y_off, ox*stride + kx - x_off   # zero row outside
+            x = NBin[nbin_org + ((iy + y_off)*in_w + ix + x_off)*cb + (c if CONV else ob)]
+          NBout <- (NM address out_base + (oy*ow + ox)*ocb + ob, activation(shift(acc)))
+"""
+
+from enum import IntEnum
+
+from amaranth.lib import data
+
+
+__all__ = ["Op", "INSTR", "encode", "decode", "disassemble", "compute_fields"]
+
+
+class Op(IntEnum):
+    HALT = 0
+    LOAD = 1
+    CONV = 2
+    MAXPOOL = 3
+    AVGPOOL = 4
+    STORE = 5
+
+
+_FIELDS = {
+    # name: (signed, width)
+    "op": (False, 3),
+    "act": (False, 1),          # 1: apply activation table `table`; 0: NFU-3 bypass
+    "table": (False, 3),
+    "shift": (False, 6),        # NFU-2 shifter amount s
+    "bias_exp": (False, 4),     # bias input row value is 1 << bias_exp
+    "in_h": (False, 12),
+    "in_w": (False, 12),
+    "cb": (False, 10),          # channel blocks per input position (NBin row stride)
+    "kh": (False, 12),
+    "kw": (False, 12),
+    "stride": (False, 4),
+    "y_off": (True, 14),        # iy = oy*stride + ky - y_off
+    "x_off": (True, 14),        # ix = ox*stride + kx - x_off
+    "oh": (False, 12),
+    "ow": (False, 12),
+    "ob": (False, 10),          # output blocks of tn neurons/maps in total
+    "log2_gob": (False, 4),     # blocks are spread over 2**log2_gob tile groups
+    "oy_band": (False, 12),     # output rows per position group
+    "sb_base": (False, 16),
+    "sb_step": (False, 16),     # SB rows per output block (0: one shared row)
+    "nbin_org": (True, 24),     # NBin row of the virtual input position (-y_off, -x_off)
+    "row_step": (False, 16),    # = in_w * cb
+    "ox_step": (False, 16),     # = stride * cb
+    "oy_step": (False, 20),     # = stride * in_w * cb
+    "band_in_step": (False, 24),   # = oy_band * stride * in_w * cb
+    "out_base": (False, 24),
+    "ocb": (False, 10),         # output blocks per output position in NM
+    "band_out_step": (False, 24),  # = oy_band * ow * ocb
+    "src": (False, 24),         # LOAD: NM row
+    "dst": (False, 16),         # LOAD: NBin row
+    "count": (False, 16),       # LOAD: rows
+}
+
+#: The instruction layout, shared by the RTL, the compiler and the tools.
+INSTR = data.StructLayout({name: (data.signed(w) if s else data.unsigned(w))
+                           for name, (s, w) in _FIELDS.items()})
+
+_OFFSETS = {}
+_off = 0
+for _name, (_s, _w) in _FIELDS.items():
+    _OFFSETS[_name] = _off
+    _off += _w
+del _off, _name, _s, _w
+
+
+def encode(op=Op.HALT, **fields):
+    """Pack an instruction into an int. Raises ``ValueError`` naming a field out of range."""
+    fields["op"] = Op(op)
+    word = 0
+    for name, value in fields.items():
+        if name not in _FIELDS:
+            raise ValueError(f"unknown instruction field {name!r}")
+        signed, width = _FIELDS[name]
+        lo, hi = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if signed else (0, (1 << width) - 1)
+        if not isinstance(value, int) or not lo <= value <= hi:
+            raise ValueError(f"instruction field {name}={value!r} is out of range [{lo}, {hi}]")
+        word |= (value & ((1 << width) - 1)) << _OFFSETS[name]
+    return word
+
+
+def decode(word):
+    """Unpack an int into a dict of every field (``op`` as :class:`Op`)."""
+    out = {}
+    for name, (signed, width) in _FIELDS.items():
+        v = (word >> _OFFSETS[name]) & ((1 << width) - 1)
+        if signed and v >> (width - 1):
+            v -= 1 << width
+        out[name] = v
+    out["op"] = Op(out["op"])
+    return out
+
+
+_SHOW = {
+    Op.HALT: (),
+    Op.LOAD: ("src", "dst", "count"),
+    Op.STORE: (),
+}
+_COMPUTE_SHOW = ("in_h", "in_w", "cb", "kh", "kw", "stride", "y_off", "x_off", "oh", "ow",
+                 "ob", "log2_gob", "oy_band", "sb_base", "sb_step", "nbin_org", "out_base",
+                 "ocb", "shift", "bias_exp", "act", "table")
+
+
+def disassemble(words):
+    """Text for one instruction word or a list of them, one line each."""
+    if isinstance(words, int):
+        words = [words]
+    lines = []
+    for pc, word in enumerate(words):
+        f = decode(word)
+        names = _SHOW.get(f["op"], _COMPUTE_SHOW)
+        args = " ".join(f"{n}={f[n]}" for n in names)
+        lines.append(f"{pc:4d}: {f['op'].name:<7} {args}".rstrip())
+    return "\n".join(lines)
+
+
+def compute_fields(*, op, in_h, in_w, cb, kh, kw, stride, y_off, x_off, oh, ow, ob, ocb,
+                   log2_gob=0, oy_band=None, sb_base=0, sb_step=0, nbin_base=0, out_base=0,
+                   shift=0, bias_exp=0, act=0, table=0):
+    """The fields of a CONV/MAXPOOL/AVGPOOL instruction, derived steps included.
+
+    ``nbin_base`` is the NBin row of input position ``(0, 0)``.
+    """
+    if oy_band is None:
+        oy_band = oh
+    return dict(op=Op(op), in_h=in_h, in_w=in_w, cb=cb, kh=kh, kw=kw, stride=stride,
+                y_off=y_off, x_off=x_off, oh=oh, ow=ow, ob=ob, log2_gob=log2_gob,
+                oy_band=oy_band, sb_base=sb_base, sb_step=sb_step,
+                nbin_org=nbin_base - (y_off * in_w + x_off) * cb,
+                row_step=in_w * cb, ox_step=stride * cb, oy_step=stride * in_w * cb,
+                band_in_step=oy_band * stride * in_w * cb, out_base=out_base, ocb=ocb,
+                band_out_step=oy_band * ow * ocb, shift=shift, bias_exp=bias_exp, act=act,
+                table=table)

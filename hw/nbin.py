@@ -1,0 +1,31 @@
+"""NBin: a tile's input-neuron buffer."""
+
+from amaranth.lib import data
+
+from .buffer import Buffer
+
+
+__all__ = ["NBin", "row_layout"]
+
+
+def row_layout(tn):
+    """One row of ``tn`` signed 16-bit neurons (NBin, NM)."""
+    return data.ArrayLayout(data.signed(16), tn)
+
+
+class NBin(Buffer):
+    """Input neurons, rows of ``tn`` signed 16-bit values (paper: DianNao's NBin).
+
+    Written by the fat tree (LOAD) or a testbench; read by the tile controller, one row a
+    cycle. See :class:`hw.buffer.Buffer` for ports, latency (1 cycle) and throughput.
+
+    Parameters
+    ----------
+    tn : int
+        Values per row.
+    depth : int
+        Rows.
+    """
+
+    def __init__(self, tn, depth):
+        super().__init__(row_layout(tn), depth)

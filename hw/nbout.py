@@ -1,0 +1,36 @@
+"""NBout: a tile's output-neuron buffer."""
+
+from amaranth.lib import data
+
+from .buffer import Buffer
+from .nbin import row_layout as neuron_row
+
+
+__all__ = ["NBout", "row_layout", "ADDR_WIDTH"]
+
+#: Width of the NM address that travels with every output row.
+ADDR_WIDTH = 24
+
+
+def row_layout(tn):
+    """One NBout row: ``tn`` output neurons and the NM row they belong to."""
+    return data.StructLayout({"data": neuron_row(tn), "addr": data.unsigned(ADDR_WIDTH)})
+
+
+class NBout(Buffer):
+    """Output neurons, rows of ``tn`` signed 16-bit values tagged with their NM address.
+
+    Written by NFU-3 as each output row completes; read by the fat tree (STORE), which
+    sends every row to the central memory address it carries. Latency 1 cycle, throughput
+    one row a cycle.
+
+    Parameters
+    ----------
+    tn : int
+        Values per row.
+    depth : int
+        Rows.
+    """
+
+    def __init__(self, tn, depth):
+        super().__init__(row_layout(tn), depth)

@@ -1,0 +1,63 @@
+"""NFU-1: the multiplier array."""
+
+from amaranth import *
+from amaranth.lib import wiring, data
+from amaranth.lib.wiring import In, Out
+
+from .nbin import row_layout as neuron_row
+from .sb import row_layout as synapse_row
+
+
+__all__ = ["NFU1", "product_layout"]
+
+
+def product_layout(tn):
+    """``tn`` lanes of ``tn`` exact signed 32-bit products."""
+    return data.ArrayLayout(data.ArrayLayout(data.signed(32), tn), tn)
+
+
+class NFU1(wiring.Component):
+    """NFU-1: ``tn * tn`` signed 16x16 -> 32-bit multipliers (paper: DianNao NFU-1).
+
+    ``products[j][i] = w[j][i] * x[i]``, exact. Every multiplier has a registered output
+    (an FPGA DSP block's output register).
+
+    Latency 1 cycle; throughput one input row and one synapse row per cycle (II = 1).
+
+    Parameters
+    ----------
+    tn : int
+        NFU width (power of two >= 2).
+
+    Members
+    -------
+    valid_in : ``In(1)``
+    x : ``In(ArrayLayout(signed(16), tn))``
+        Input neurons.
+    w : ``In(ArrayLayout(ArrayLayout(signed(16), tn), tn))``
+        Synapses, one lane per output neuron.
+    valid_out : ``Out(1)``
+    products : ``Out(ArrayLayout(ArrayLayout(signed(32), tn), tn))``
+    """
+
+    latency = 1
+
+    def __init__(self, tn):
+        if not isinstance(tn, int) or tn < 2 or tn & (tn - 1):
+            raise ValueError(f"NFU1 tn must be a power of two >= 2, not {tn!r}")
+        self.tn = tn
+        super().__init__({
+            "valid_in": In(1),
+            "x": In(neuron_row(tn)),
+            "w": In(synapse_row(tn)),
+            "valid_out": Out(1),
+            "products": Out(product_layout(tn)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        for j in range(self.tn):
+            for i in range(self.tn):
+                m.d.sync += self.products[j][i].eq(self.w[j][i] * self.x[i])
+        m.d.sync += self.valid_out.eq(self.valid_in)
+        return m

@@ -1,0 +1,113 @@
+"""NFU-2: adder trees, accumulators, shifter and max."""
+
+from amaranth import *
+from amaranth.lib import wiring, data
+from amaranth.lib.wiring import In, Out
+
+from golden.formats import INT16_MIN, INT16_MAX
+from .adder_tree import AdderTree
+from .nbin import row_layout as neuron_row
+from .nfu1 import product_layout
+
+
+__all__ = ["NFU2", "SHIFT_WIDTH"]
+
+#: Bits of the shifter amount ``s``.
+SHIFT_WIDTH = 6
+
+
+class NFU2(wiring.Component):
+    """NFU-2: ``tn`` adder trees of ``tn`` inputs, accumulators, shifter, max (paper: DianNao).
+
+    For each lane ``j`` the tree sums ``products[j][:]`` exactly. The accumulator of
+    ``acc_width`` bits then either adds the sum (``max_mode == 0``; the row flagged
+    ``first`` starts a new sum) or keeps the running maximum (``max_mode == 1``). After the
+    row flagged ``last``, the shifter produces the int16 output (DESIGN §2)::
+
+        y = sat16((acc + 2**(s-1)) >> s)  if s > 0   else   sat16(acc)
+
+    ``max_mode`` and ``shift`` are per-layer settings and must be stable while rows flow.
+
+    Latency from ``valid_in`` of the ``last`` row to ``valid_out``: ``log2(tn) + 2`` cycles
+    (the tree, the accumulator, the shifter). Throughput one row per cycle (II = 1); a new
+    accumulation may start on the row after ``last``.
+
+    Parameters
+    ----------
+    tn : int
+        NFU width (power of two >= 2).
+    acc_width : int
+        Accumulator bits; the compiler guarantees no layer can overflow it.
+
+    Members
+    -------
+    valid_in, first, last : ``In(1)``
+    products : ``In(ArrayLayout(ArrayLayout(signed(32), tn), tn))``
+    max_mode : ``In(1)``
+    shift : ``In(6)``
+    valid_out : ``Out(1)``
+    y : ``Out(ArrayLayout(signed(16), tn))``
+    """
+
+    def __init__(self, tn, acc_width=48):
+        if not isinstance(tn, int) or tn < 2 or tn & (tn - 1):
+            raise ValueError(f"NFU2 tn must be a power of two >= 2, not {tn!r}")
+        if not isinstance(acc_width, int) or not 32 + tn.bit_length() <= acc_width <= 64:
+            raise ValueError(f"NFU2 acc_width must be in [{32 + tn.bit_length()}, 64], "
+                             f"not {acc_width!r}")
+        self.tn = tn
+        self.acc_width = acc_width
+        self.latency = (tn.bit_length() - 1) + 2
+        super().__init__({
+            "valid_in": In(1),
+            "first": In(1),
+            "last": In(1),
+            "products": In(product_layout(tn)),
+            "max_mode": In(1),
+            "shift": In(SHIFT_WIDTH),
+            "valid_out": Out(1),
+            "y": Out(neuron_row(tn)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        tn = self.tn
+        tree_latency = tn.bit_length() - 1
+
+        # Control travels beside the trees.
+        valid, first, last = self.valid_in, self.first, self.last
+        for i in range(tree_latency):
+            v, f, l = Signal(name=f"valid_t{i}"), Signal(name=f"first_t{i}"), Signal(name=f"last_t{i}")
+            m.d.sync += [v.eq(valid), f.eq(first), l.eq(last)]
+            valid, first, last = v, f, l
+
+        acc_done = Signal()
+        m.d.sync += acc_done.eq(valid & last)
+        m.d.sync += self.valid_out.eq(acc_done)
+
+        shift = self.shift
+        for j in range(tn):
+            m.submodules[f"tree{j}"] = tree = AdderTree(tn, 32)
+            m.d.comb += tree.inputs.eq(self.products[j])
+
+            acc = Signal(signed(self.acc_width), name=f"acc{j}")
+            with m.If(valid):
+                with m.If(self.max_mode):
+                    with m.If(first | (tree.sum > acc)):
+                        m.d.sync += acc.eq(tree.sum)
+                with m.Else():
+                    m.d.sync += acc.eq(Mux(first, 0, acc) + tree.sum)
+
+            # Round half up, arithmetic shift; exact for every shift amount.
+            half = Signal(2 ** SHIFT_WIDTH, name=f"half{j}")
+            m.d.comb += half.eq((C(1, 2 ** SHIFT_WIDTH + 1) << shift) >> 1)
+            rounded = Signal(signed(2 ** SHIFT_WIDTH + 1), name=f"rounded{j}")
+            m.d.comb += rounded.eq((acc + half) >> shift)
+            with m.If(acc_done):
+                with m.If(rounded > INT16_MAX):
+                    m.d.sync += self.y[j].eq(INT16_MAX)
+                with m.Elif(rounded < INT16_MIN):
+                    m.d.sync += self.y[j].eq(INT16_MIN)
+                with m.Else():
+                    m.d.sync += self.y[j].eq(rounded)
+        return m

@@ -1,0 +1,184 @@
+"""A tile: NFU-1/2/3 with NBin, NBout, SB and the tile controller."""
+
+from amaranth import *
+from amaranth.lib import wiring, memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .activation import Activation, TABLE_WORDS
+from .config import Config
+from .isa import INSTR
+from .nbin import NBin
+from .nbout import NBout
+from .nfu1 import NFU1
+from .nfu2 import NFU2
+from .sb import SB
+from .tile_controller import TileController
+
+
+__all__ = ["Tile", "COUNTERS", "pipeline_latency"]
+
+#: Performance counters of a tile, in the order of :attr:`Tile.counters`.
+COUNTERS = ("cycles", "nfu_busy", "nbin_reads", "sb_reads", "nbout_writes")
+_COUNTER_WIDTH = 32
+
+
+def pipeline_latency(tn):
+    """Cycles from a row's emission by the controller to the NBout write of its output.
+
+    Buffer read (1) + NFU-1 (1) + adder tree (log2 tn) + accumulator (1) + shifter (1) +
+    NFU-3 (3).
+    """
+    return 1 + NFU1.latency + (tn.bit_length() - 1) + 2 + Activation.latency
+
+
+class Tile(wiring.Component):
+    """One DianNao NFU tile (paper: DianNao; DaDianNao's tile).
+
+    Dataflow per cycle: the :class:`TileController` presents an NBin address and an SB
+    address; one cycle later the NBin row (or the bias row, or a zero padding row) and the
+    SB row enter :class:`NFU1`; products flow through :class:`NFU2` (adder trees,
+    accumulators, shifter) and :class:`Activation` (NFU-3) into :class:`NBout`, tagged with
+    their NM address. Partial sums stay in the NFU-2 accumulators for the whole reduction.
+
+    Latency: ``1 + emissions + pipeline_latency(tn)`` cycles from ``start`` to ``done`` for a
+    tile with work (1 cycle without). Throughput one SB row and one NBin row per cycle.
+
+    Parameters
+    ----------
+    config : Config
+    index : int
+        The tile's number in its node.
+
+    Members
+    -------
+    instr : ``In(INSTR)``, start : ``In(1)``
+        Latched on ``start`` when idle.
+    busy, done : ``Out(1)``
+    nbin_w, sb_w : ``Out(WritePort.Signature)``
+        Write ports of NBin and SB (SB: one enable bit per output lane).
+    tbl_we, tbl_addr, tbl_data : ``In``
+        Activation table writes (:func:`hw.activation.table_words`).
+    nbout_r : ``Out(ReadPort.Signature)``
+        Read port of NBout.
+    nbout_count : ``Out``
+        Rows written to NBout since the last ``nbout_clear``.
+    nbout_clear : ``In(1)``
+    cycles, nfu_busy, nbin_reads, sb_reads, nbout_writes : ``Out(32)``
+        Performance counters (:data:`COUNTERS`); ``cycles`` counts cycles while busy,
+        ``nfu_busy`` rows entering NFU-1.
+    """
+
+    def __init__(self, config, index=0):
+        if not isinstance(config, Config):
+            raise TypeError(f"Tile config must be a Config, not {config!r}")
+        if not isinstance(index, int) or not 0 <= index < config.tiles:
+            raise ValueError(f"Tile index must be in [0, {config.tiles}), not {index!r}")
+        self.config = config
+        self.index = index
+        self.nbin = NBin(config.tn, config.nbin_depth)
+        self.sb = SB(config.tn, config.sb_depth)
+        self.nbout = NBout(config.tn, config.nbout_depth)
+        super().__init__({
+            "instr": In(INSTR),
+            "start": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "nbin_w": Out(self.nbin.write.signature),
+            "sb_w": Out(self.sb.write.signature),
+            "tbl_we": In(1),
+            "tbl_addr": In(ceil_log2(config.act_tables * TABLE_WORDS)),
+            "tbl_data": In(32),
+            "nbout_r": Out(self.nbout.read.signature),
+            "nbout_count": Out(range(config.nbout_depth + 1)),
+            "nbout_clear": In(1),
+            **{name: Out(_COUNTER_WIDTH) for name in COUNTERS},
+        })
+
+    @property
+    def counters(self):
+        return [getattr(self, name) for name in COUNTERS]
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        tn = cfg.tn
+        m.submodules.nbin = nbin = self.nbin
+        m.submodules.sb = sb = self.sb
+        m.submodules.nbout = nbout = self.nbout
+        m.submodules.ctrl = ctrl = TileController(cfg, self.index, pipeline_latency(tn))
+        m.submodules.nfu1 = nfu1 = NFU1(tn)
+        m.submodules.nfu2 = nfu2 = NFU2(tn, cfg.acc_width)
+        m.submodules.nfu3 = nfu3 = Activation(tn, cfg.act_tables)
+
+        wiring.connect(m, wiring.flipped(self.nbin_w), nbin.write)
+        wiring.connect(m, wiring.flipped(self.sb_w), sb.write)
+        m.d.comb += [
+            ctrl.instr.eq(self.instr),
+            ctrl.start.eq(self.start),
+            self.busy.eq(ctrl.busy),
+            self.done.eq(ctrl.done),
+            nfu3.tbl_we.eq(self.tbl_we),
+            nfu3.tbl_addr.eq(self.tbl_addr),
+            nfu3.tbl_data.eq(self.tbl_data),
+        ]
+
+        # Emission: addresses to the buffers.
+        m.d.comb += [
+            nbin.read.addr.eq(ctrl.nbin_addr),
+            nbin.read.en.eq(ctrl.nbin_en),
+            sb.read.addr.eq(ctrl.sb_addr),
+            sb.read.en.eq(ctrl.valid),
+        ]
+        # One cycle later: the data, and the control that travelled beside it.
+        valid1, bias1, zero1, first1, last1 = Signal(), Signal(), Signal(), Signal(), Signal()
+        m.d.sync += [valid1.eq(ctrl.valid), bias1.eq(ctrl.bias), zero1.eq(ctrl.zero),
+                     first1.eq(ctrl.first), last1.eq(ctrl.last)]
+        m.d.comb += [nfu1.valid_in.eq(valid1), nfu1.w.eq(sb.read.data)]
+        for i in range(tn):
+            one = (C(1, 16) << ctrl.bias_exp) if i == 0 else C(0, 16)
+            m.d.comb += nfu1.x[i].eq(Mux(bias1, one, Mux(zero1, 0, nbin.read.data[i])))
+
+        first2, last2 = Signal(), Signal()
+        m.d.sync += [first2.eq(first1), last2.eq(last1)]
+        m.d.comb += [
+            nfu2.valid_in.eq(nfu1.valid_out),
+            nfu2.first.eq(first2),
+            nfu2.last.eq(last2),
+            nfu2.products.eq(nfu1.products),
+            nfu2.max_mode.eq(ctrl.max_mode),
+            nfu2.shift.eq(ctrl.shift),
+            nfu3.valid_in.eq(nfu2.valid_out),
+            nfu3.x.eq(nfu2.y),
+            nfu3.act.eq(ctrl.act),
+            nfu3.table.eq(ctrl.table),
+        ]
+
+        # The NM address of each output row, in order of completion: outputs leave NFU-3 in
+        # the order their `last` rows were emitted, so a small FIFO-free delay suffices:
+        # capture the address at `last` and let it follow the row through the pipeline.
+        addr = ctrl.out_addr
+        for i in range(pipeline_latency(tn)):
+            nxt = Signal.like(ctrl.out_addr, name=f"out_addr_d{i}")
+            m.d.sync += nxt.eq(addr)
+            addr = nxt
+        count = Signal.like(self.nbout_count)
+        m.d.comb += [
+            nbout.write.en.eq(nfu3.valid_out),
+            nbout.write.addr.eq(count),
+            nbout.write.data.data.eq(nfu3.y),
+            nbout.write.data.addr.eq(addr),
+            self.nbout_count.eq(count),
+        ]
+        with m.If(self.nbout_clear):
+            m.d.sync += count.eq(0)
+        with m.Elif(nfu3.valid_out):
+            m.d.sync += count.eq(count + 1)
+        wiring.connect(m, wiring.flipped(self.nbout_r), nbout.read)
+
+        # Counters.
+        for name, inc in (("cycles", ctrl.busy), ("nfu_busy", ctrl.valid),
+                          ("nbin_reads", ctrl.nbin_en), ("sb_reads", ctrl.valid),
+                          ("nbout_writes", nfu3.valid_out)):
+            m.d.sync += getattr(self, name).eq(getattr(self, name) + inc)
+        return m

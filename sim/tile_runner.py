@@ -1,0 +1,87 @@
+"""Running one tile on Amaranth's simulator: preload, start, wait, read back."""
+
+import numpy as np
+
+from hw.activation import table_words, TABLE_WORDS
+from hw.isa import encode
+from hw.tile import Tile, COUNTERS
+from .waves import simulate
+
+
+__all__ = ["pack_row", "unpack_row", "run_tile"]
+
+
+def pack_row(values):
+    """Pack int16 values (element 0 in the low bits) into one int."""
+    raw = np.asarray(values, dtype=np.int64).reshape(-1).astype("<i2").tobytes()
+    return int.from_bytes(raw, "little")
+
+
+def unpack_row(word, n):
+    """Inverse of :func:`pack_row` for ``n`` values."""
+    raw = (word & ((1 << (16 * n)) - 1)).to_bytes(2 * n, "little")
+    return np.frombuffer(raw, dtype="<i2").astype(np.int64)
+
+
+async def load_tables(ctx, port, tables):
+    """Write PWL tables through a ``tbl_we/tbl_addr/tbl_data`` port, one word a cycle."""
+    for t, table in enumerate(tables):
+        for w, word in enumerate(table_words(table)):
+            ctx.set(port.tbl_we, 1)
+            ctx.set(port.tbl_addr, t * TABLE_WORDS + w)
+            ctx.set(port.tbl_data, word)
+            await ctx.tick()
+    ctx.set(port.tbl_we, 0)
+
+
+def run_tile(config, fields, nbin_rows, sb_rows, tables=(), *, index=0, name="tile"):
+    """Run one compute instruction on a tile in Amaranth's simulator.
+
+    Parameters
+    ----------
+    config : hw.config.Config
+    fields : dict
+        Instruction fields (:func:`hw.isa.compute_fields`).
+    nbin_rows : array ``[rows, tn]``
+    sb_rows : array ``[rows, tn, tn]``
+    tables : sequence of golden.formats.PWLTable
+        Loaded into table slots 0, 1, ... through the table write port.
+
+    Returns
+    -------
+    outputs : dict
+        NM address -> int16 row (``np.ndarray`` of ``tn``) for every NBout row.
+    counters : dict
+        :data:`hw.tile.COUNTERS` values, plus ``start_to_done``: cycles from the ``start``
+        cycle to the ``done`` cycle inclusive.
+    """
+    tn = config.tn
+    dut = Tile(config, index)
+    result = {}
+
+    async def bench(ctx):
+        for i, row in enumerate(np.asarray(nbin_rows)):
+            ctx.set(dut.nbin.data[i], row.tolist())
+        for i, row in enumerate(np.asarray(sb_rows)):
+            ctx.set(dut.sb.data[i], row.tolist())
+        await load_tables(ctx, dut, tables)
+        ctx.set(dut.instr.as_value(), encode(**fields))
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        cycles = 1
+        while not ctx.get(dut.done):
+            await ctx.tick()
+            cycles += 1
+        await ctx.tick()
+        count = ctx.get(dut.nbout_count)
+        outputs = {}
+        for i in range(count):
+            row = ctx.get(dut.nbout.data[i])
+            outputs[row.addr] = np.array([row.data[j] for j in range(tn)], dtype=np.int64)
+        result["outputs"] = outputs
+        result["counters"] = {n: ctx.get(getattr(dut, n)) for n in COUNTERS}
+        result["counters"]["start_to_done"] = cycles
+
+    simulate(dut, bench, name=name)
+    return result["outputs"], result["counters"]

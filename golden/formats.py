@@ -154,7 +154,8 @@ def to_fixed(x, frac):
     """
     frac = _check_frac(frac)
     a = _finite_float(x, "to_fixed input")
-    scaled = np.floor(a * float(2 ** frac) + 0.5)
+    # |x| >= 2**16 saturates at any frac >= 0; clipping first avoids float overflow
+    scaled = np.floor(np.clip(a, -65536.0, 65536.0) * float(2 ** frac) + 0.5)
     return np.clip(scaled, INT16_MIN, INT16_MAX).astype(np.int64)[()]
 
 

@@ -1,0 +1,132 @@
+"""Integer layers against independent plain-Python loop implementations."""
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from golden.formats import build_table
+from golden.layers import (accumulator_bound, activation_int, avgpool_int, conv2d_int, fc_int,
+                           maxpool_int)
+
+
+def rnd_shift(acc, s):
+    """floor(acc / 2**s + 1/2), saturated, via exact fractions."""
+    y = math.floor(Fraction(acc, 2 ** s) + Fraction(1, 2))
+    return min(max(y, -32768), 32767)
+
+
+def loop_conv(x, w, b, stride, pad, bias_exp, shift):
+    C, H, W = len(x), len(x[0]), len(x[0][0])
+    O, _, K, _ = len(w), len(w[0]), len(w[0][0]), len(w[0][0][0])
+    OH, OW = (H + 2 * pad - K) // stride + 1, (W + 2 * pad - K) // stride + 1
+    out = [[[0] * OW for _ in range(OH)] for _ in range(O)]
+    for o in range(O):
+        for oy in range(OH):
+            for ox in range(OW):
+                acc = b[o] * 2 ** bias_exp
+                for c in range(C):
+                    for ky in range(K):
+                        for kx in range(K):
+                            iy, ix = oy * stride + ky - pad, ox * stride + kx - pad
+                            if 0 <= iy < H and 0 <= ix < W:
+                                acc += w[o][c][ky][kx] * x[c][iy][ix]
+                out[o][oy][ox] = rnd_shift(acc, shift)
+    return out
+
+
+def loop_pool(x, size, stride, op):
+    C, H, W = len(x), len(x[0]), len(x[0][0])
+    OH, OW = (H - size) // stride + 1, (W - size) // stride + 1
+    return [[[op([x[c][oy * stride + i][ox * stride + j] for i in range(size) for j in range(size)])
+              for ox in range(OW)] for oy in range(OH)] for c in range(C)]
+
+
+def loop_avg(values):
+    n = len(values)
+    R = max(R for R in range(31) if math.floor(Fraction(2 ** R, n) + Fraction(1, 2)) <= 32767)
+    r = math.floor(Fraction(2 ** R, n) + Fraction(1, 2))
+    return rnd_shift(sum(values) * r, R)
+
+
+def ints(rng, shape, lo=-32768, hi=32767):
+    return rng.integers(lo, hi + 1, size=shape)
+
+
+CONV_CASES = [  # C, H, W, O, K, stride, pad
+    (1, 5, 5, 1, 1, 1, 0), (3, 7, 6, 5, 3, 1, 1), (2, 9, 11, 3, 5, 2, 2), (17, 4, 5, 2, 2, 1, 0),
+    (2, 6, 6, 18, 3, 3, 1), (1, 3, 3, 2, 5, 1, 1), (4, 8, 5, 3, 4, 2, 3),
+]
+
+
+@pytest.mark.parametrize("C,H,W,O,K,stride,pad", CONV_CASES)
+def test_conv2d_matches_loops(C, H, W, O, K, stride, pad):
+    rng = np.random.default_rng(C * 1000 + H * 100 + K)
+    x, w, b = ints(rng, (C, H, W)), ints(rng, (O, C, K, K)), ints(rng, O)
+    for bias_exp, shift in ((0, 15), (5, 20), (14, 28), (3, 0)):
+        small = shift == 0  # keep some outputs unsaturated at shift 0
+        xs = x % 7 - 3 if small else x
+        ws = w % 5 - 2 if small else w
+        got = conv2d_int(xs, ws, b, stride, pad, bias_exp, shift)
+        want = loop_conv(xs.tolist(), ws.tolist(), b.tolist(), stride, pad, bias_exp, shift)
+        assert got.tolist() == want
+
+
+@pytest.mark.parametrize("N,O", [(1, 1), (17, 3), (64, 10), (5, 33)])
+def test_fc_matches_loops(N, O):
+    rng = np.random.default_rng(N + O)
+    x = ints(rng, (N,))
+    w, b = ints(rng, (O, N)), ints(rng, O)
+    for bias_exp, shift in ((0, 15), (7, 22), (14, 30)):
+        got = fc_int(x, w, b, bias_exp, shift)
+        want = [rnd_shift(b[o] * 2 ** bias_exp + sum(int(w[o, n]) * int(x[n]) for n in range(N)),
+                          shift) for o in range(O)]
+        assert got.tolist() == want
+
+
+def test_fc_flattens_c_major():
+    rng = np.random.default_rng(3)
+    x = ints(rng, (2, 3, 4))
+    w, b = ints(rng, (5, 24)), ints(rng, 5)
+    assert np.array_equal(fc_int(x, w, b, 2, 16), fc_int(x.reshape(-1), w, b, 2, 16))
+
+
+POOL_CASES = [(1, 4, 4, 2, 2), (3, 7, 5, 3, 2), (2, 9, 9, 3, 3), (17, 5, 6, 1, 1),
+              (2, 8, 7, 4, 1), (1, 6, 6, 5, 1)]
+
+
+@pytest.mark.parametrize("C,H,W,size,stride", POOL_CASES)
+def test_pools_match_loops(C, H, W, size, stride):
+    rng = np.random.default_rng(C + H + size)
+    x = ints(rng, (C, H, W))
+    assert maxpool_int(x, size, stride).tolist() == loop_pool(x.tolist(), size, stride, max)
+    assert avgpool_int(x, size, stride).tolist() == loop_pool(x.tolist(), size, stride, loop_avg)
+    near = x % 9 - 4  # small values: exercise rounding of small averages
+    assert avgpool_int(near, size, stride).tolist() == loop_pool(near.tolist(), size, stride,
+                                                                 loop_avg)
+
+
+def test_activation_matches_table_formula():
+    rng = np.random.default_rng(4)
+    x = ints(rng, (3, 4, 5))
+    table = build_table("sigmoid", 8)
+    y = activation_int(x, table)
+    for xi, yi in zip(x.ravel().tolist(), y.ravel().tolist()):
+        seg = min(max((xi - table.x_lo) >> table.k, 0), 15)
+        raw = ((table.a[seg] * xi + (1 << (table.f - 1))) >> table.f) + table.b[seg]
+        assert yi == min(max(raw, -32768), 32767)
+
+
+def test_accumulator_bound():
+    w = np.array([[[[1, -2], [3, -32768]]], [[[0, 0], [0, 0]]]])
+    b = np.array([-5, 32767])
+    got = accumulator_bound(w, b, 3)
+    assert got.tolist() == [32768 * (1 + 2 + 3 + 32768) + 5 * 8, 32767 * 8]
+
+
+def test_layers_reject_non_int16():
+    with pytest.raises(ValueError, match="40000"):
+        fc_int(np.array([40000]), np.array([[1]]), np.array([0]), 0, 0)
+    with pytest.raises(ValueError, match="integer dtype"):
+        maxpool_int(np.zeros((1, 2, 2)), 2, 2)

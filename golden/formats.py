@@ -474,7 +474,7 @@ def _saturating_table(name, frac, half_range_log2):
     if err > TABLE_ERROR_BOUNDS[name]:
         raise ValueError(
             f"{name} table at frac={frac} has worst error {err:.4f} > "
-            f"{TABLE_ERROR_BOUNDS[name]} (too few fraction bits)")
+            f"{TABLE_ERROR_BOUNDS[name]}; frac is outside the range this table supports")
     return table
 
 
@@ -484,7 +484,8 @@ def sigmoid_table(frac):
     Raises
     ------
     ValueError
-        If the worst error over all int16 inputs would exceed 0.02 (``frac`` too small).
+        If the worst error over all int16 inputs would exceed 0.02 (``frac`` below 6,
+        where the output step is too coarse, or above 15, where 1.0 does not fit int16).
     """
     return _saturating_table("sigmoid", frac, 3)
 
@@ -495,7 +496,7 @@ def tanh_table(frac):
     Raises
     ------
     ValueError
-        If the worst error over all int16 inputs would exceed 0.03 (``frac`` too small).
+        If the worst error over all int16 inputs would exceed 0.03 (``frac`` below 6).
     """
     return _saturating_table("tanh", frac, 2)
 

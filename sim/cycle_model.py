@@ -33,3 +33,32 @@ def tile_cycles(f, index, tn):
     """Cycles from ``start`` to ``done`` of tile ``index`` (inclusive of the done cycle)."""
     e = tile_emissions(f, index)
     return 1 + e + pipeline_latency(tn) if e else 1
+
+
+def instruction_cycles(f, config, nbout_counts):
+    """Node cycles of one instruction (fetch and decode included).
+
+    ``nbout_counts`` is the list of rows each tile's NBout holds; it is updated in place
+    (compute instructions add rows, STORE empties them).
+    """
+    from hw.fat_tree import tree_latency
+    lat = tree_latency(config.tiles)
+    op = f["op"]
+    if op == Op.HALT:
+        return 2
+    if op == Op.LOAD:
+        return 2 + f["count"] + 1 + (lat + 1)
+    if op == Op.STORE:
+        total = sum(nbout_counts)
+        nbout_counts[:] = [0] * config.tiles
+        return 2 + total + config.tiles + 1 + (lat + 1)
+    for t in range(config.tiles):
+        nblocks, rows = tile_share(f, t)
+        nbout_counts[t] += nblocks * rows * f["ow"]
+    return 2 + max(tile_cycles(f, t, config.tn) for t in range(config.tiles))
+
+
+def program_cycles(instructions, config):
+    """Cycles of every instruction of a program, from its fields alone."""
+    counts = [0] * config.tiles
+    return [instruction_cycles(f, config, counts) for f in instructions]

@@ -1,0 +1,194 @@
+"""A DaDianNao node: tiles, fat tree, central neuron memory, controller, host port."""
+
+from enum import IntEnum
+
+from amaranth import *
+from amaranth.hdl import MemoryData
+from amaranth.lib import wiring, memory, data
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .config import Config
+from .fat_tree import FatTree, tree_latency
+from .isa import INSTR
+from .neuron_memory import NeuronMemory
+from .node_controller import NodeController
+from .tile import Tile, COUNTERS as TILE_COUNTERS
+
+
+__all__ = ["Node", "Region", "NODE_COUNTERS", "host_sb_addr", "counter_index", "instr_chunks"]
+
+
+class Region(IntEnum):
+    """Host-port address regions."""
+    NM = 0        # addr: NM row; read and write
+    IMEM = 1      # addr: instruction * instr_chunks + chunk; write
+    SB = 2        # addr: see host_sb_addr; write one lane (tn weights) of a row
+    TABLE = 3     # addr: table * 32 + word (hw.activation.table_words); all tiles; write
+    COUNTER = 4   # addr: counter_index(...); read
+
+
+#: Node-level counters, readable at COUNTER addresses 0.. in this order.
+NODE_COUNTERS = ("cycles", "nm_reads", "nm_writes", "tree_down_rows", "tree_up_rows")
+_COUNTER_WIDTH = 32
+
+
+def instr_chunks(config):
+    """Host words (``tn * 16`` bits each) per instruction."""
+    return -(-INSTR.size // config.row_bits)
+
+
+def host_sb_addr(config, tile, row, lane):
+    """Host address (region SB) of lane ``lane`` of SB row ``row`` in tile ``tile``."""
+    rbits = max(1, ceil_log2(config.sb_depth))
+    return (((tile << rbits) | row) << config.log2_tn) | lane
+
+
+def counter_index(name, tile=None):
+    """COUNTER-region address of a node counter, or of tile ``tile``'s counter ``name``."""
+    if tile is None:
+        return NODE_COUNTERS.index(name)
+    return len(NODE_COUNTERS) + tile * len(TILE_COUNTERS) + TILE_COUNTERS.index(name)
+
+
+class Node(wiring.Component):
+    """A DaDianNao node (paper: DaDianNao, MICRO 2014).
+
+    ``config.tiles`` :class:`Tile` s, each with its SB holding its weights for the whole
+    program; a :class:`NeuronMemory` holding the neurons; a :class:`FatTree` between them;
+    a :class:`NodeController` running the program in the instruction memory. Cycle counts
+    per instruction are documented on :class:`NodeController` and reproduced by
+    :mod:`sim.cycle_model`.
+
+    Host port (usable while the node is idle; one access a cycle): ``host_region``
+    (:class:`Region`), ``host_addr``, ``host_wdata`` (``tn * 16`` bits) with ``host_we``;
+    ``host_re`` returns ``host_rdata`` one cycle later. ``start`` runs the program from
+    instruction 0; ``done`` pulses at the end; ``busy`` is high in between; ``error`` stays
+    set after an unknown opcode until the next ``start``.
+
+    Parameters
+    ----------
+    config : Config
+    """
+
+    def __init__(self, config):
+        if not isinstance(config, Config):
+            raise TypeError(f"Node config must be a Config, not {config!r}")
+        self.config = config
+        self.tiles = [Tile(config, t) for t in range(config.tiles)]
+        self.nm = NeuronMemory(config.tn, config.nm_depth)
+        self.imem_data = MemoryData(shape=unsigned(instr_chunks(config) * config.row_bits),
+                                    depth=config.imem_depth, init=[])
+        super().__init__({
+            "host_region": In(3),
+            "host_addr": In(32),
+            "host_wdata": In(config.row_bits),
+            "host_we": In(1),
+            "host_re": In(1),
+            "host_rdata": Out(config.row_bits),
+            "start": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "error": Out(1),
+            **{name: Out(_COUNTER_WIDTH) for name in NODE_COUNTERS},
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        tn = cfg.tn
+        lat = tree_latency(cfg.tiles)
+        m.submodules.nm = nm = self.nm
+        m.submodules.tree = tree = FatTree(tn, cfg.tiles, len(self.tiles[0].nbin_w.addr))
+        m.submodules.ctrl = ctrl = NodeController(cfg, lat)
+        for t, tile in enumerate(self.tiles):
+            m.submodules[f"tile{t}"] = tile
+
+        m.d.comb += [ctrl.start.eq(self.start), self.busy.eq(ctrl.busy),
+                     self.done.eq(ctrl.done), self.error.eq(ctrl.error)]
+
+        # Instruction memory.
+        m.submodules.imem = imem = memory.Memory(data=self.imem_data)
+        imem_r = imem.read_port(transparent_for=())
+        imem_w = imem.write_port(granularity=cfg.row_bits)
+        m.d.comb += [imem_r.addr.eq(ctrl.pc), imem_r.en.eq(ctrl.imem_en),
+                     ctrl.imem_data.eq(imem_r.data[:INSTR.size])]
+
+        host_w = Signal()
+        m.d.comb += host_w.eq(self.host_we & ~ctrl.busy)
+        region = self.host_region
+
+        # Tiles: instruction broadcast, NBin writes from the tree, SB and table writes
+        # from the host, NBout reads into the tree.
+        rbits = max(1, ceil_log2(cfg.sb_depth))
+        sb_lane = self.host_addr[:cfg.log2_tn]
+        sb_row = self.host_addr[cfg.log2_tn:cfg.log2_tn + rbits]
+        sb_tile = self.host_addr[cfg.log2_tn + rbits:]
+        for t, tile in enumerate(self.tiles):
+            m.d.comb += [
+                tile.instr.eq(ctrl.tile_instr),
+                tile.start.eq(ctrl.tile_start),
+                ctrl.tile_done[t].eq(tile.done),
+                ctrl.nbout_count[t].eq(tile.nbout_count),
+                tile.nbin_w.en.eq(tree.leaf_valid),
+                tile.nbin_w.addr.eq(tree.leaf_addr),
+                tile.nbin_w.data.eq(tree.leaf_data),
+                tile.sb_w.addr.eq(sb_row),
+                tile.sb_w.data.eq(Cat(self.host_wdata for _ in range(tn))),
+                tile.sb_w.en.eq(Mux(host_w & (region == Region.SB) & (sb_tile == t),
+                                    1 << sb_lane, 0)),
+                tile.tbl_we.eq(host_w & (region == Region.TABLE)),
+                tile.tbl_addr.eq(self.host_addr),
+                tile.tbl_data.eq(self.host_wdata[:32]),
+                tile.nbout_r.addr.eq(ctrl.nbout_addr),
+                tile.nbout_r.en.eq(ctrl.nbout_en[t]),
+                tile.nbout_clear.eq(ctrl.nbout_clear),
+                tree.up_valid[t].eq(ctrl.up_valid[t]),
+                tree.up_addr[t].eq(tile.nbout_r.data.addr),
+                tree.up_data[t].eq(tile.nbout_r.data.data),
+            ]
+
+        # Fat tree down from NM.
+        m.d.comb += [tree.down_valid.eq(ctrl.down_valid), tree.down_addr.eq(ctrl.down_addr),
+                     tree.down_data.eq(nm.read.data)]
+
+        # NM ports: the controller while busy, the host otherwise.
+        host_nm_r = self.host_re & ~ctrl.busy & (region == Region.NM)
+        m.d.comb += [
+            nm.read.addr.eq(Mux(ctrl.busy, ctrl.nm_raddr, self.host_addr)),
+            nm.read.en.eq(ctrl.nm_ren | host_nm_r),
+            nm.write.addr.eq(Mux(ctrl.busy, tree.root_addr, self.host_addr)),
+            nm.write.data.eq(Mux(ctrl.busy, tree.root_data, self.host_wdata)),
+            nm.write.en.eq(Mux(ctrl.busy, tree.root_valid, host_w & (region == Region.NM))),
+        ]
+
+        # Host instruction writes.
+        chunks = instr_chunks(cfg)
+        cbits = max(1, ceil_log2(chunks))
+        m.d.comb += [
+            imem_w.addr.eq(self.host_addr[cbits:]),
+            imem_w.data.eq(Cat(self.host_wdata for _ in range(chunks))),
+            imem_w.en.eq(Mux(host_w & (region == Region.IMEM), 1 << self.host_addr[:cbits], 0)),
+        ]
+
+        # Counters.
+        for name, inc in (("cycles", ctrl.busy), ("nm_reads", ctrl.nm_ren),
+                          ("nm_writes", tree.root_valid), ("tree_down_rows", tree.leaf_valid),
+                          ("tree_up_rows", tree.root_valid)):
+            with m.If(self.start & ~ctrl.busy):
+                m.d.sync += getattr(self, name).eq(0)
+            with m.Else():
+                m.d.sync += getattr(self, name).eq(getattr(self, name) + inc)
+
+        # Host reads: NM rows or counters, one cycle after host_re.
+        counters = [getattr(self, n) for n in NODE_COUNTERS]
+        for tile in self.tiles:
+            counters += tile.counters
+        read_region = Signal(3)
+        read_index = Signal(range(len(counters)))
+        m.d.sync += [read_region.eq(region), read_index.eq(self.host_addr)]
+        with m.If(read_region == Region.COUNTER):
+            m.d.comb += self.host_rdata.eq(Array(counters)[read_index])
+        with m.Else():
+            m.d.comb += self.host_rdata.eq(nm.read.data)
+        return m

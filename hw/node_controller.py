@@ -1,0 +1,143 @@
+"""The node controller: fetches instructions and sequences LOAD, compute and STORE."""
+
+from amaranth import *
+from amaranth.lib import wiring, data
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .config import Config
+from .isa import INSTR, Op
+
+
+__all__ = ["NodeController"]
+
+
+class NodeController(wiring.Component):
+    """Runs a program from instruction memory over the tiles (paper: the control processor).
+
+    Every instruction costs a fetch cycle and a decode cycle, then:
+
+    * ``LOAD``: one NM read a cycle for ``count`` cycles; each row goes down the fat tree to
+      NBin row ``dst + i`` of every tile; then ``1 + tree latency`` cycles drain the tree.
+    * ``CONV``/``MAXPOOL``/``AVGPOOL``: the decode cycle starts every tile on the
+      instruction; the controller waits until the last tile is done (``max`` over tiles of
+      :func:`sim.cycle_model.tile_cycles`).
+    * ``STORE``: tiles in order ``0 .. tiles-1``: one NBout read a cycle for each row the
+      tile holds, plus one cycle to move to the next tile; then ``1 + tree latency``
+      cycles drain the tree into NM; NBouts are emptied.
+    * ``HALT``: ``done`` pulses in the decode cycle and the node goes idle.
+
+    An unknown opcode sets ``error`` and halts.
+
+    Parameters
+    ----------
+    config : Config
+    tree_latency : int
+        Fat-tree latency in cycles (each way).
+    """
+
+    def __init__(self, config, tree_latency):
+        if not isinstance(config, Config):
+            raise TypeError(f"NodeController config must be a Config, not {config!r}")
+        self.config = config
+        self.tree_latency = tree_latency
+        tiles = config.tiles
+        self.pc_width = max(1, ceil_log2(config.imem_depth))
+        self.nbout_width = max(1, ceil_log2(config.nbout_depth))
+        super().__init__({
+            "start": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "error": Out(1),
+            "pc": Out(self.pc_width),
+            "imem_en": Out(1),
+            "imem_data": In(INSTR),
+            "tile_start": Out(1),
+            "tile_instr": Out(INSTR),
+            "tile_done": In(tiles),
+            "nbout_count": In(data.ArrayLayout(range(config.nbout_depth + 1), tiles)),
+            "nbout_addr": Out(self.nbout_width),
+            "nbout_en": Out(tiles),
+            "nbout_clear": Out(1),
+            "up_valid": Out(tiles),
+            "nm_raddr": Out(24),
+            "nm_ren": Out(1),
+            "down_valid": Out(1),
+            "down_addr": Out(16),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        ins = Signal(INSTR)
+        i = Signal(24)           # LOAD row / STORE row within the current tile
+        tile = Signal(range(cfg.tiles + 1))
+        pending = Signal(cfg.tiles)
+        drain = Signal(range(self.tree_latency + 2))
+
+        # Rows issued this cycle reach the tree one cycle later (buffer read latency).
+        m.d.sync += [self.down_valid.eq(self.nm_ren), self.up_valid.eq(self.nbout_en)]
+        m.d.sync += self.down_addr.eq(ins.dst + i)
+        m.d.comb += [self.tile_instr.eq(self.imem_data), self.imem_en.eq(1)]
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [self.pc.eq(0), self.error.eq(0)]
+                    m.next = "FETCH"
+            with m.State("FETCH"):
+                m.d.comb += self.busy.eq(1)
+                m.next = "DECODE"
+            with m.State("DECODE"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += [ins.eq(self.imem_data), self.pc.eq(self.pc + 1), i.eq(0), tile.eq(0)]
+                op = self.imem_data.op
+                with m.Switch(op):
+                    with m.Case(Op.HALT):
+                        m.d.comb += self.done.eq(1)
+                        m.next = "IDLE"
+                    with m.Case(Op.LOAD):
+                        m.next = "LOAD"
+                    with m.Case(Op.CONV, Op.MAXPOOL, Op.AVGPOOL):
+                        m.d.comb += self.tile_start.eq(1)
+                        m.d.sync += pending.eq((1 << cfg.tiles) - 1)
+                        m.next = "WAIT"
+                    with m.Case(Op.STORE):
+                        m.next = "STORE"
+                    with m.Default():
+                        m.d.sync += self.error.eq(1)
+                        m.d.comb += self.done.eq(1)
+                        m.next = "IDLE"
+            with m.State("LOAD"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(i < ins.count):
+                    m.d.comb += [self.nm_raddr.eq(ins.src + i), self.nm_ren.eq(1)]
+                    m.d.sync += i.eq(i + 1)
+                with m.Else():
+                    m.d.sync += drain.eq(self.tree_latency)
+                    m.next = "DRAIN"
+            with m.State("WAIT"):
+                m.d.comb += self.busy.eq(1)
+                left = pending & ~self.tile_done
+                m.d.sync += pending.eq(left)
+                with m.If(left == 0):
+                    m.next = "FETCH"
+            with m.State("STORE"):
+                m.d.comb += self.busy.eq(1)
+                count = self.nbout_count[tile]
+                with m.If(tile == cfg.tiles):
+                    m.d.sync += drain.eq(self.tree_latency)
+                    m.next = "DRAIN"
+                with m.Elif(i < count):
+                    m.d.comb += [self.nbout_addr.eq(i), self.nbout_en.eq(1 << tile)]
+                    m.d.sync += i.eq(i + 1)
+                with m.Else():
+                    m.d.sync += [i.eq(0), tile.eq(tile + 1)]
+            with m.State("DRAIN"):
+                # The last row crosses the buffer read and the tree.
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += drain.eq(drain - 1)
+                with m.If(drain == 0):
+                    m.d.comb += self.nbout_clear.eq(ins.op == Op.STORE)
+                    m.next = "FETCH"
+        return m

@@ -1,0 +1,207 @@
+"""The compiler: a quantized network -> a program and memory images for a configuration.
+
+Mapping (DESIGN §4, weight-stationary): each layer's input is broadcast from NM into every
+tile's NBin (LOAD); every tile computes its share of the output blocks and output rows from
+its own SB (CONV/MAXPOOL/AVGPOOL); the outputs are collected into NM (STORE). For each
+layer the compiler chooses how many tile groups share the output blocks (the rest split
+the output rows), picking the split with the fewest cycles by the cycle model, so a layer
+with fewer output blocks than tiles still keeps tiles busy.
+
+NM holds every layer's output at its own address, so intermediates can be read back.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hw.config import Config
+from hw.isa import Op, encode
+from . import cycle_model
+from .mapping import as_chw, blocks, conv_sb_rows, layer_fields, pool_sb_row, to_rows
+
+
+__all__ = ["Program", "LayerInfo", "compile_network", "CompileError"]
+
+
+class CompileError(ValueError):
+    """A network that cannot run on a configuration; the message names the layer."""
+
+
+@dataclass
+class LayerInfo:
+    index: int
+    kind: str
+    in_shape: tuple
+    out_shape: tuple
+    in_base: int
+    out_base: int
+    macs: int
+    fields: dict
+    pc: int              # index of the compute instruction
+
+
+@dataclass
+class Program:
+    """A compiled network.
+
+    Attributes
+    ----------
+    config : Config
+    instructions : list of dict
+        Instruction fields (``op`` and what it uses); :attr:`words` are their encodings.
+    sb : list of numpy.ndarray
+        Per tile, the SB image ``[rows, tn, tn]``.
+    tables : list of golden.formats.PWLTable
+        Activation tables by slot.
+    input_base, input_shape, output_base, output_shape : int, tuple
+        Where the network's input and output live in NM.
+    layers : list of LayerInfo
+    nm_rows : int
+        NM rows used.
+    """
+    config: Config
+    instructions: list
+    sb: list
+    tables: list
+    input_base: int
+    input_shape: tuple
+    output_base: int
+    output_shape: tuple
+    layers: list
+    nm_rows: int
+
+    @property
+    def words(self):
+        return [encode(**f) for f in self.instructions]
+
+    def input_image(self, x_q):
+        """NM rows holding one input sample."""
+        return to_rows(x_q, self.config.tn)
+
+
+def _table_key(t):
+    return (t.x_lo, t.k, t.f, tuple(t.a), tuple(t.b))
+
+
+def _macs(layer):
+    o, oh, ow = as_chw(layer.out_shape)
+    c, _, _ = as_chw(layer.in_shape)
+    if layer.kind == "fc":
+        return int(np.prod(layer.out_shape)) * int(np.prod(layer.in_shape))
+    if layer.kind == "conv":
+        return o * oh * ow * c * layer.kernel * layer.kernel
+    return o * oh * ow * layer.kernel * layer.kernel
+
+
+def _choose_split(base_fields, cfg):
+    """Fields with the tile split (log2_gob, oy_band) that finishes soonest."""
+    best = None
+    for log2_gob in range(cfg.log2_tiles + 1):
+        groups = cfg.tiles >> log2_gob
+        oy_band = -(-base_fields["oh"] // groups)
+        f = layer_fields_with(base_fields, log2_gob=log2_gob, oy_band=oy_band)
+        cycles = max(cycle_model.tile_cycles(f, t, cfg.tn) for t in range(cfg.tiles))
+        if best is None or cycles < best[0]:
+            best = (cycles, f)
+    return best[1]
+
+
+def layer_fields_with(f, **changes):
+    """Instruction fields ``f`` with its tile split changed (derived steps recomputed)."""
+    f = dict(f, **changes)
+    f["band_in_step"] = f["oy_band"] * f["stride"] * f["in_w"] * f["cb"]
+    f["band_out_step"] = f["oy_band"] * f["ow"] * f["ocb"]
+    return f
+
+
+def compile_network(qnet, config):
+    """Compile a :class:`golden.quant.QNetwork` for ``config``. Raises :class:`CompileError`."""
+    if not isinstance(config, Config):
+        raise TypeError(f"config must be a Config, not {config!r}")
+    cfg, tn = config, config.tn
+    layers = list(qnet.layers)
+    if not layers:
+        raise CompileError("the network has no layers")
+
+    # Activation tables.
+    tables, slots = [], {}
+    for layer in layers:
+        if layer.table is not None and _table_key(layer.table) not in slots:
+            slots[_table_key(layer.table)] = len(tables)
+            tables.append(layer.table)
+    if len(tables) > cfg.act_tables:
+        raise CompileError(f"the network uses {len(tables)} distinct activation tables; "
+                           f"the configuration holds {cfg.act_tables}")
+
+    def rows_of(shape):
+        c, h, w = as_chw(shape)
+        return h * w * blocks(c, tn)
+
+    nm_next = 0
+    input_base = 0
+    nm_next += rows_of(layers[0].in_shape)
+    sb_images = [[] for _ in range(cfg.tiles)]
+    sb_next = 0
+    program, infos = [], []
+    in_base = input_base
+    for layer in layers:
+        where = f"layer {layer.index} ({layer.kind})"
+        in_rows, out_rows = rows_of(layer.in_shape), rows_of(layer.out_shape)
+        if in_rows > cfg.nbin_depth:
+            raise CompileError(f"{where}: its input needs {in_rows} NBin rows, but NBin has "
+                               f"{cfg.nbin_depth} (nbin_depth)")
+        out_base = nm_next
+        nm_next += out_rows
+        if nm_next > cfg.nm_depth:
+            raise CompileError(f"{where}: NM needs {nm_next} rows, but has {cfg.nm_depth} "
+                               f"(nm_depth)")
+        table = layer.table
+        act = int(table is not None and layer.activation != "identity")
+        f = layer_fields(layer.kind, layer.in_shape, layer.out_shape, tn=tn,
+                         kernel=layer.kernel, stride=layer.stride, pad=layer.pad,
+                         sb_base=sb_next, nbin_base=0, out_base=out_base,
+                         shift=layer.shift, bias_exp=layer.bias_exp, act=act,
+                         table=slots[_table_key(table)] if act else 0)
+        f = _choose_split(f, cfg)
+
+        # SB images: tile t holds its blocks in order.
+        g = 1 << f["log2_gob"]
+        if f["op"] == Op.CONV:
+            w = layer.w_q if layer.kind == "conv" else layer.w_q.reshape(
+                (layer.w_q.shape[0],) + as_chw(layer.in_shape))
+            rows = conv_sb_rows(w, layer.b_q, tn)          # [OB, sb_step, tn, tn]
+            per_tile = [rows[t & (g - 1)::g] for t in range(cfg.tiles)]
+            per_tile = [r.reshape(-1, tn, tn) for r in per_tile]
+        else:
+            row = pool_sb_row(layer.kind, layer.kernel, tn)[None]
+            per_tile = [row for _ in range(cfg.tiles)]
+        used = max(len(r) for r in per_tile)
+        if sb_next + used > cfg.sb_depth:
+            raise CompileError(f"{where}: SB needs {sb_next + used} rows per tile, but has "
+                               f"{cfg.sb_depth} (sb_depth)")
+        for t in range(cfg.tiles):
+            pad = np.zeros((used - len(per_tile[t]), tn, tn), dtype=np.int64)
+            sb_images[t].append(np.concatenate([per_tile[t], pad]))
+        sb_next += used
+
+        for t in range(cfg.tiles):
+            nb, nr = cycle_model.tile_share(f, t)
+            if nb * nr * f["ow"] > cfg.nbout_depth:
+                raise CompileError(f"{where}: tile {t} produces {nb * nr * f['ow']} output "
+                                   f"rows, but NBout has {cfg.nbout_depth} (nbout_depth)")
+
+        program.append(dict(op=Op.LOAD, src=in_base, dst=0, count=in_rows))
+        pc = len(program)
+        program.append(f)
+        program.append(dict(op=Op.STORE))
+        infos.append(LayerInfo(layer.index, layer.kind, tuple(layer.in_shape),
+                               tuple(layer.out_shape), in_base, out_base, _macs(layer), f, pc))
+        in_base = out_base
+    program.append(dict(op=Op.HALT))
+    if len(program) > cfg.imem_depth:
+        raise CompileError(f"the program has {len(program)} instructions, but the instruction "
+                           f"memory holds {cfg.imem_depth} (imem_depth)")
+    sb = [np.concatenate(imgs) if imgs else np.zeros((0, tn, tn), dtype=np.int64)
+          for imgs in sb_images]
+    return Program(cfg, program, sb, tables, input_base, tuple(layers[0].in_shape),
+                   infos[-1].out_base, tuple(layers[-1].out_shape), infos, nm_next)

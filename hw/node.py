@@ -16,13 +16,14 @@ from .node_controller import NodeController
 from .tile import Tile, COUNTERS as TILE_COUNTERS
 
 
-__all__ = ["Node", "Region", "NODE_COUNTERS", "host_sb_addr", "counter_index", "instr_chunks"]
+__all__ = ["Node", "Region", "NODE_COUNTERS", "host_sb_addr", "host_imem_addr", "counter_index",
+           "instr_chunks"]
 
 
 class Region(IntEnum):
     """Host-port address regions."""
     NM = 0        # addr: NM row; read and write
-    IMEM = 1      # addr: instruction * instr_chunks + chunk; write
+    IMEM = 1      # addr: see host_imem_addr; write
     SB = 2        # addr: see host_sb_addr; write one lane (tn weights) of a row
     TABLE = 3     # addr: table * 32 + word (hw.activation.table_words); all tiles; write
     COUNTER = 4   # addr: counter_index(...); read
@@ -36,6 +37,15 @@ _COUNTER_WIDTH = 32
 def instr_chunks(config):
     """Host words (``tn * 16`` bits each) per instruction."""
     return -(-INSTR.size // config.row_bits)
+
+
+def _chunk_bits(config):
+    return max(1, ceil_log2(instr_chunks(config)))
+
+
+def host_imem_addr(config, pc, chunk):
+    """Host address (region IMEM) of host word ``chunk`` (low bits first) of instruction ``pc``."""
+    return (pc << _chunk_bits(config)) | chunk
 
 
 def host_sb_addr(config, tile, row, lane):
@@ -164,7 +174,7 @@ class Node(wiring.Component):
 
         # Host instruction writes.
         chunks = instr_chunks(cfg)
-        cbits = max(1, ceil_log2(chunks))
+        cbits = _chunk_bits(cfg)
         m.d.comb += [
             imem_w.addr.eq(self.host_addr[cbits:]),
             imem_w.data.eq(Cat(self.host_wdata for _ in range(chunks))),

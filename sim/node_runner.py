@@ -6,7 +6,8 @@ import time
 import numpy as np
 
 from hw.activation import table_words, TABLE_WORDS
-from hw.node import Node, Region, NODE_COUNTERS, host_sb_addr, counter_index, instr_chunks
+from hw.node import (Node, Region, NODE_COUNTERS, host_sb_addr, host_imem_addr,
+                     counter_index, instr_chunks)
 from hw.tile import COUNTERS as TILE_COUNTERS
 from . import cycle_model
 from .mapping import from_rows
@@ -91,7 +92,7 @@ def run_program(program, inputs, *, host_port=False, progress=False, name="node"
         for pc, word in enumerate(words):
             if host_port:
                 for c in range(chunks):
-                    await host_write(ctx, Region.IMEM, pc * chunks + c,
+                    await host_write(ctx, Region.IMEM, host_imem_addr(cfg, pc, c),
                                      (word >> (c * cfg.row_bits)) & mask)
             else:
                 ctx.set(dut.imem_data[pc], word)

@@ -46,7 +46,9 @@ def _cmd_run(args):
     net = load(args.network)
     qnet = quantize(net)
     x_q, x_real = _load_input(args.input, qnet)
-    y, per_layer = run_network(qnet, x_q, engine=args.engine, intermediates=True)
+    result = run_network(qnet, x_q, engine=args.engine, config=args.config, vcd=args.vcd,
+                         clock_mhz=args.clock_mhz, progress=sys.stderr.isatty())
+    y, per_layer = result.outputs, result.layer_outputs
     np.save(args.out, y.astype(np.int16))
     print(f"output {list(y.shape)} int16 in {q_name(qnet.output_frac)} "
           f"(value = int / 2**{qnet.output_frac}) -> {args.out}")
@@ -59,6 +61,10 @@ def _cmd_run(args):
         for q, a in zip(qnet.layers, per_layer):
             np.save(out_dir / f"layer{q.index:02d}_{q.kind}.npy", a)
         print(f"{len(per_layer)} per-layer outputs -> {out_dir}/")
+    if result.report is not None:
+        print(result.report.format())
+    if args.vcd:
+        print(f"waveform -> {args.vcd} (GTKWave save file: {Path(args.vcd).with_suffix('.gtkw')})")
     return 0
 
 
@@ -74,28 +80,58 @@ def _format_layer(q):
 
 
 def _cmd_demo(args):
+    import time
     from golden.quant import quantize, run_float
     from sim import digits
     from sim.engines import run_network
 
-    rows = []
+    rows, reports = [], []
     for name in digits.NETWORK_NAMES:
         net = digits.load_network(name)
         qnet = quantize(net)
         x, labels = digits.load_test_set(net.input_shape)
+        if args.limit:
+            x, labels = x[:args.limit], labels[:args.limit]
+        x_q = qnet.quantize_input(x)
         acc_float = digits.accuracy(run_float(net, x), labels)
-        y = run_network(qnet, qnet.quantize_input(x), engine=args.engine)
-        acc_q = digits.accuracy(y, labels)
-        rows.append((name, acc_float, acc_q, qnet))
-    print(f"digits test set: {len(labels)} images (sklearn load_digits, fixed split)")
-    print(f"  {'network':8s} {'float':>8s} {'16-bit ' + args.engine:>16s}")
-    for name, acc_float, acc_q, _ in rows:
-        print(f"  {name:8s} {100 * acc_float:7.2f}% {100 * acc_q:15.2f}%")
-    for name, _, _, qnet in rows:
+        golden = run_network(qnet, x_q, engine="golden")
+        acc_golden = digits.accuracy(golden.outputs, labels)
+        row = [name, acc_float, acc_golden, None, None, qnet]
+        if args.engine != "golden":
+            print(f"{name}: {len(x)} images on the {args.config} node ({args.engine})...",
+                  file=sys.stderr)
+            t0 = time.time()
+            rtl = run_network(qnet, x_q, engine=args.engine, config=args.config,
+                              progress=True, clock_mhz=args.clock_mhz)
+            row[3] = digits.accuracy(rtl.outputs, labels)
+            row[4] = bool(np.array_equal(rtl.outputs, golden.outputs))
+            reports.append((name, rtl.report, time.time() - t0, len(x)))
+        rows.append(row)
+    print(f"digits test set: {len(labels)} images (sklearn load_digits, fixed split; "
+          f"--limit 0 for all 360)")
+    print(f"  {'network':8s} {'float':>8s} {'golden':>8s} {'RTL':>8s}  RTL == golden (bit for bit)")
+    for name, acc_float, acc_golden, acc_rtl, same, _ in rows:
+        rtl = "-" if acc_rtl is None else f"{100 * acc_rtl:7.2f}%"
+        print(f"  {name:8s} {100 * acc_float:7.2f}% {100 * acc_golden:7.2f}% {rtl:>8s}  "
+              f"{'-' if same is None else ('yes' if same else 'NO')}")
+    for name, _, _, _, _, qnet in rows:
         print(f"{name} layer formats:")
         for q in qnet.layers:
             print(_format_layer(q))
-    return 0
+    for name, report, seconds, n in reports:
+        print(f"{name}: ", end="")
+        print(report.format())
+        print(f"  simulated {n} x {report.rtl_cycles:,} cycles in {seconds:.1f} s "
+              f"({n * report.rtl_cycles / seconds:,.0f} cycles/s)")
+    return 0 if all(r[4] in (None, True) for r in rows) else 1
+
+
+def _rtl_options(p):
+    from hw.config import PRESETS
+    p.add_argument("--config", default="small", choices=sorted(PRESETS),
+                   help="node configuration for RTL engines (default: small)")
+    p.add_argument("--clock-mhz", type=float, default=1000.0,
+                   help="clock for the throughput column of the report (default 1000)")
 
 
 def build_parser():
@@ -115,10 +151,15 @@ def build_parser():
     p.add_argument("--out", required=True, help="output .npy (int16)")
     p.add_argument("--float-out", help="also write the float reference output (.npy)")
     p.add_argument("--intermediates", metavar="DIR", help="write each layer's int16 output to DIR")
+    _rtl_options(p)
+    p.add_argument("--vcd", metavar="FILE", help="RTL engines: write a VCD (and a .gtkw beside it)")
     p.set_defaults(func=_cmd_run)
 
-    p = sub.add_parser("demo", help="digits MLP and CNN: float vs 16-bit accuracy")
-    p.add_argument("--engine", default="golden", choices=engine_names())
+    p = sub.add_parser("demo", help="digits MLP and CNN: float vs 16-bit golden vs RTL")
+    p.add_argument("--engine", default="pysim", choices=engine_names())
+    p.add_argument("--limit", type=int, default=100,
+                   help="only the first N test images (default 100, about two minutes; 0: all 360)")
+    _rtl_options(p)
     p.set_defaults(func=_cmd_demo)
     return parser
 

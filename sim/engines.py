@@ -1,25 +1,47 @@
-"""Registry of execution engines for quantized networks.
+"""Execution engines for quantized networks.
 
-An engine is a callable ``engine(qnet, x_q, intermediates) -> outputs``
-with the same return convention as :meth:`golden.quant.QNetwork.run`.
-Only the bit-exact numpy engine ("golden") exists so far; RTL engines
-register themselves here with :func:`register_engine` when they land.
+An engine is a callable ``engine(qnet, x_q, **options) -> RunResult``. ``golden`` is the
+bit-exact numpy model; ``pysim`` compiles the network for a configuration and runs it on the
+node RTL in Amaranth's simulator.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
-__all__ = ["ENGINES", "PLANNED_ENGINES", "register_engine", "engine_names", "run_network"]
+import numpy as np
+
+__all__ = ["ENGINES", "PLANNED_ENGINES", "RunResult", "register_engine", "engine_names",
+           "run_network"]
+
+
+@dataclass
+class RunResult:
+    """What an engine returns.
+
+    Attributes
+    ----------
+    outputs : numpy.ndarray
+        int16 outputs (batch axis kept if the input had one).
+    layer_outputs : list of numpy.ndarray
+        Each layer's int16 output, same batch convention.
+    report : sim.report.Report or None
+        Performance report (RTL engines).
+    """
+    outputs: np.ndarray
+    layer_outputs: list
+    report: object = None
+
 
 #: Engines that can run now, by name.
 ENGINES: dict[str, Callable] = {}
 #: Engines the project plans but that are not implemented yet.
-PLANNED_ENGINES = ("pysim", "verilator", "icarus")
+PLANNED_ENGINES = ("verilator", "icarus")
 
 
 def register_engine(name, fn):
-    """Make ``fn(qnet, x_q, intermediates)`` available as engine ``name``."""
+    """Make ``fn(qnet, x_q, **options) -> RunResult`` available as engine ``name``."""
     ENGINES[name] = fn
 
 
@@ -28,14 +50,38 @@ def engine_names():
     return list(ENGINES) + [n for n in PLANNED_ENGINES if n not in ENGINES]
 
 
-def _golden(qnet, x_q, intermediates=False):
-    return qnet.run(x_q, intermediates=intermediates)
+def _golden(qnet, x_q, **options):
+    y, per_layer = qnet.run(x_q, intermediates=True)
+    return RunResult(y, per_layer)
+
+
+def _pysim(qnet, x_q, *, config="small", progress=False, vcd=None, clock_mhz=1000.0,
+           host_port=False, **options):
+    from hw.config import preset
+    from .compiler import compile_network
+    from .node_runner import run_program
+    from .report import build_report
+
+    cfg = preset(config) if isinstance(config, str) else config
+    program = compile_network(qnet, cfg)
+    x_q = np.asarray(x_q)
+    single = x_q.shape == tuple(qnet.input_shape)
+    batch = x_q[None] if single else x_q
+    y, runs = run_program(program, batch, progress=progress, vcd=vcd, host_port=host_port)
+    per_layer = [np.stack([r["layer_outputs"][i] for r in runs]) for i in range(len(program.layers))]
+    if single:
+        y, per_layer = y[0], [a[0] for a in per_layer]
+    report = build_report(program, config if isinstance(config, str) else "custom",
+                          rtl_cycles=runs[0]["cycles"], clock_mhz=clock_mhz)
+    report.runs = runs
+    return RunResult(y, per_layer, report)
 
 
 register_engine("golden", _golden)
+register_engine("pysim", _pysim)
 
 
-def run_network(qnet, x_q, engine="golden", intermediates=False):
+def run_network(qnet, x_q, engine="golden", **options):
     """Run a quantized network on int16 inputs with the chosen engine.
 
     Parameters
@@ -44,8 +90,9 @@ def run_network(qnet, x_q, engine="golden", intermediates=False):
     x_q : array_like of int
         One sample or a batch.
     engine : str
-    intermediates : bool
-        Also return per-layer outputs.
+    **options
+        Engine options: ``config`` (name or Config), ``progress``, ``vcd`` (path),
+        ``clock_mhz``, ``host_port`` (RTL engines).
 
     Raises
     ------
@@ -56,4 +103,4 @@ def run_network(qnet, x_q, engine="golden", intermediates=False):
         if engine in PLANNED_ENGINES:
             raise ValueError(f"engine {engine!r} is not available yet")
         raise ValueError(f"unknown engine {engine!r}; choose from {engine_names()}")
-    return ENGINES[engine](qnet, x_q, intermediates)
+    return ENGINES[engine](qnet, x_q, **options)

@@ -40,7 +40,7 @@ class _Progress:
             print(file=sys.stderr)
 
 
-def run_program(program, inputs, *, host_port=False, progress=False, name="node"):
+def run_program(program, inputs, *, host_port=False, progress=False, name="node", vcd=None):
     """Run ``program`` on every input sample (int16 ``[batch, *input_shape]``).
 
     Weights, tables and the program are loaded once; for each sample the input is written
@@ -158,6 +158,6 @@ def run_program(program, inputs, *, host_port=False, progress=False, name="node"
             result["outputs"].append(run["layer_outputs"][-1])
             result["runs"].append(run)
 
-    simulate(dut, bench, name=name)
+    simulate(dut, bench, name=name, vcd=vcd)
     bar.close()
     return np.stack(result["outputs"]), result["runs"]

@@ -72,10 +72,11 @@ def write_gtkw(vcd_path, gtkw_path):
                         save.trace(n, datafmt="dec" if n.endswith(":0]") else "hex")
 
 
-def simulate(dut, testbench, *, name, clock=1e-8, processes=()):
+def simulate(dut, testbench, *, name, clock=1e-8, processes=(), vcd=None):
     """Run ``testbench`` (an async function of ``ctx``) against ``dut`` with a clock.
 
-    With ``DIANNAO_VCD=DIR`` set, writes ``DIR/name.vcd`` and ``DIR/name.gtkw``.
+    With ``vcd`` (a path) writes that VCD and a ``.gtkw`` beside it; otherwise, with
+    ``DIANNAO_VCD=DIR`` set, writes ``DIR/name.vcd`` and ``DIR/name.gtkw``.
     """
     sim = Simulator(dut)
     sim.add_clock(clock)
@@ -83,13 +84,14 @@ def simulate(dut, testbench, *, name, clock=1e-8, processes=()):
     for p in processes:
         sim.add_process(p)
     out_dir = os.environ.get("DIANNAO_VCD")
-    if not out_dir:
+    if vcd is not None:
+        vcd_path = Path(vcd)
+    elif out_dir:
+        vcd_path = Path(out_dir) / (re.sub(r"[^\w.-]+", "_", name) + ".vcd")
+    else:
         sim.run()
         return
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    safe = re.sub(r"[^\w.-]+", "_", name)
-    vcd_path = out / f"{safe}.vcd"
+    vcd_path.parent.mkdir(parents=True, exist_ok=True)
     with sim.write_vcd(str(vcd_path)):
         sim.run()
-    write_gtkw(vcd_path, out / f"{safe}.gtkw")
+    write_gtkw(vcd_path, vcd_path.with_suffix(".gtkw"))

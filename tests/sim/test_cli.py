@@ -84,12 +84,25 @@ def test_run_int16_input_is_taken_as_quantized(tmp_path):
     assert np.load(tmp_path / "xf_y.npy").shape == (3,)
 
 
+def test_run_pysim_equals_golden_with_report_and_vcd(tmp_path, capsys):
+    net = write_network(tmp_path)
+    np.save(tmp_path / "x.npy", np.random.default_rng(2).uniform(-1, 1, (2, 1, 4, 4)))
+    common = ["run", "--network", str(net), "--input", str(tmp_path / "x.npy")]
+    assert main(common + ["--engine", "golden", "--out", str(tmp_path / "g.npy")]) == 0
+    assert main(common + ["--engine", "pysim", "--config", "small", "--out",
+                          str(tmp_path / "p.npy"), "--vcd", str(tmp_path / "w.vcd")]) == 0
+    out = capsys.readouterr().out
+    assert np.array_equal(np.load(tmp_path / "g.npy"), np.load(tmp_path / "p.npy"))
+    assert "RTL cycle counter" in out and "equal" in out and "DIFFERENT" not in out
+    assert (tmp_path / "w.vcd").stat().st_size > 0 and (tmp_path / "w.gtkw").exists()
+
+
 def test_unavailable_engine(tmp_path, capsys):
     net = write_network(tmp_path)
     np.save(tmp_path / "x.npy", np.zeros((1, 4, 4)))
     assert main(["run", "--network", str(net), "--input", str(tmp_path / "x.npy"),
-                 "--engine", "pysim", "--out", str(tmp_path / "y.npy")]) == 2
-    assert "engine 'pysim' is not available yet" in capsys.readouterr().err
+                 "--engine", "verilator", "--out", str(tmp_path / "y.npy")]) == 2
+    assert "engine 'verilator' is not available yet" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown engine 'foo'"):
         run_network(None, None, engine="foo")
 

@@ -1,0 +1,136 @@
+"""Whole networks on the node RTL (Amaranth simulator): bit-exact with golden, cycle-equal
+with the cycle model; the host-port path; compile errors."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st, HealthCheck
+
+from golden.formats import to_fixed
+from golden.network import Network, Conv, FC, MaxPool, AvgPool
+from golden.quant import quantize
+from hw.config import preset
+from sim import cycle_model
+from sim.compiler import compile_network, CompileError
+from sim.node_runner import run_program
+
+
+SMALL = preset("small")
+
+
+def _net(rng, input_shape, specs):
+    """A random network from compact layer specs."""
+    layers, shape = [], input_shape
+    for spec in specs:
+        kind = spec[0]
+        if kind == "conv":
+            _, o, k, s, p, act = spec
+            c = shape[0]
+            layers.append(Conv(rng.normal(0, 1 / np.sqrt(c * k * k), (o, c, k, k)),
+                               rng.normal(0, 0.1, o), stride=s, pad=p, activation=act))
+        elif kind == "fc":
+            _, o, act = spec
+            n = int(np.prod(shape))
+            layers.append(FC(rng.normal(0, 1 / np.sqrt(n), (o, n)), rng.normal(0, 0.1, o),
+                             activation=act))
+        elif kind == "maxpool":
+            layers.append(MaxPool(spec[1], spec[2]))
+        else:
+            layers.append(AvgPool(spec[1], spec[2]))
+        shape = Network(input_shape, layers).output_shape
+    return Network(input_shape, layers)
+
+
+def _check(net, config, batch=2, seed=0, host_port=False):
+    rng = np.random.default_rng(seed)
+    qnet = quantize(net)
+    program = compile_network(qnet, config)
+    x = to_fixed(rng.uniform(-1, 1, (batch,) + tuple(net.input_shape)), qnet.input_frac)
+    y, runs = run_program(program, x, host_port=host_port)
+    expected = np.stack([qnet.run(xi) for xi in x])
+    for i, (xi, run) in enumerate(zip(x, runs)):
+        _, golden_layers = qnet.run(xi, intermediates=True)
+        for n, (got, want) in enumerate(zip(run["layer_outputs"], golden_layers)):
+            assert np.array_equal(got, want), f"sample {i} layer {n} differs from golden"
+        assert run["error"] == 0
+        assert run["cycles"] == sum(cycle_model.program_cycles(program.instructions, config))
+        busy = [cycle_model.tile_emissions(f, t) for t in range(config.tiles)
+                for f in program.instructions if f["op"] in (2, 3, 4)]
+        assert sum(t["nfu_busy"] for t in run["tiles"]) == sum(busy)
+    assert np.array_equal(y, expected)
+    return program, runs
+
+
+@pytest.mark.parametrize("act", ["sigmoid", "tanh", "relu", "identity"])
+def test_mlp_each_activation(act):
+    net = _net(np.random.default_rng(1), (23,), [("fc", 13, act), ("fc", 6, "identity")])
+    _check(net, SMALL)
+
+
+def test_cnn_conv_pool_fc():
+    net = _net(np.random.default_rng(2), (3, 9, 9),
+               [("conv", 6, 3, 1, 1, "relu"), ("maxpool", 2, 2), ("conv", 5, 2, 2, 0, "tanh"),
+                ("fc", 7, "sigmoid")])
+    _check(net, SMALL)
+
+
+def test_several_pools_odd_sizes_stride2():
+    net = _net(np.random.default_rng(3), (5, 11, 10),
+               [("conv", 7, 3, 2, 1, "relu"), ("avgpool", 2, 1), ("maxpool", 2, 2),
+                ("fc", 3, "identity")])
+    _check(net, SMALL)
+
+
+def test_host_port_path_end_to_end():
+    net = _net(np.random.default_rng(4), (2, 5, 5),
+               [("conv", 5, 3, 1, 1, "relu"), ("maxpool", 2, 2), ("fc", 4, "sigmoid")])
+    _check(net, SMALL, batch=1, host_port=True)
+
+
+def test_one_tile_diannao_shape():
+    net = _net(np.random.default_rng(5), (20,), [("fc", 9, "relu"), ("fc", 5, "identity")])
+    _check(net, SMALL.replace(tiles=1), batch=1)
+
+
+@pytest.mark.slow
+def test_dadiannao_16_tiles_tn16():
+    cfg = preset("dadiannao").replace(sb_depth=64, nm_depth=256, imem_depth=32)
+    net = _net(np.random.default_rng(6), (3, 4, 4),
+               [("conv", 20, 3, 1, 1, "relu"), ("maxpool", 2, 2), ("fc", 10, "identity")])
+    _check(net, cfg, batch=1)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(c=st.integers(1, 6), hw=st.integers(3, 8), o=st.integers(1, 9), k=st.integers(1, 3),
+       s=st.integers(1, 2), seed=st.integers(0, 1000))
+def test_random_conv_fc(c, hw, o, k, s, seed):
+    pad = k // 2
+    net = _net(np.random.default_rng(seed), (c, hw, hw),
+               [("conv", o, k, s, pad, "relu"), ("fc", 3, "identity")])
+    _check(net, SMALL, batch=1, seed=seed)
+
+
+def test_mapping_spreads_few_blocks_over_tiles():
+    # One output block on four tiles: the compiler splits output rows instead.
+    net = _net(np.random.default_rng(7), (1, 8, 8), [("conv", 3, 3, 1, 1, "relu")])
+    program = compile_network(quantize(net), SMALL)
+    f = program.instructions[1]
+    busy = [cycle_model.tile_emissions(f, t) for t in range(SMALL.tiles)]
+    assert sum(1 for b in busy if b) == SMALL.tiles
+
+
+def _err(net, config, match):
+    with pytest.raises(CompileError, match=match):
+        compile_network(quantize(net), config)
+
+
+def test_compile_errors_name_layer_and_limit():
+    rng = np.random.default_rng(8)
+    big_in = _net(rng, (4, 20, 20), [("conv", 4, 3, 1, 1, "relu")])
+    _err(big_in, SMALL.replace(nbin_depth=64), r"layer 0 \(conv\).*400 NBin rows.*nbin_depth")
+    wide = _net(rng, (64,), [("fc", 64, "relu")])
+    _err(wide, SMALL.replace(sb_depth=8), r"layer 0 \(fc\).*SB needs .*sb_depth")
+    _err(wide, SMALL.replace(nm_depth=20), r"layer 0 \(fc\).*NM needs .*nm_depth")
+    many_out = _net(rng, (1, 12, 12), [("conv", 4, 1, 1, 0, "relu")])
+    _err(many_out, SMALL.replace(nbout_depth=16), r"layer 0 \(conv\): tile 0 produces .*nbout_depth")
+    tables = _net(rng, (8,), [("fc", 8, "sigmoid"), ("fc", 8, "tanh"), ("fc", 8, "relu")])
+    _err(tables, SMALL.replace(act_tables=2), r"3 distinct activation tables.*holds 2")

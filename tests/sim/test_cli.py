@@ -128,6 +128,13 @@ def test_bad_file_exits_2_without_traceback(tmp_path, content, message):
 
 
 def test_demo(capsys):
-    assert main(["demo"]) == 0
+    # The demo exits non-zero when the RTL differs from golden on any image.
+    assert main(["demo", "--limit", "4"]) == 0
     out = capsys.readouterr().out
-    assert "mlp" in out and "cnn" in out and "Q7.8" in out and "360 images" in out
+    assert "mlp" in out and "cnn" in out and "Q7.8" in out and "4 images" in out
+    assert out.count("  yes") == 2 and "DIFFERENT" not in out
+
+
+def test_demo_golden_only_full_test_set(capsys):
+    assert main(["demo", "--engine", "golden", "--limit", "0"]) == 0
+    assert "360 images" in capsys.readouterr().out

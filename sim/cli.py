@@ -47,7 +47,7 @@ def _cmd_run(args):
     qnet = quantize(net)
     x_q, x_real = _load_input(args.input, qnet)
     result = run_network(qnet, x_q, engine=args.engine, config=args.config, vcd=args.vcd,
-                         clock_mhz=args.clock_mhz, progress=sys.stderr.isatty())
+                         clock_mhz=args.clock_mhz, progress=sys.stderr.isatty(), port=args.port)
     y, per_layer = result.outputs, result.layer_outputs
     np.save(args.out, y.astype(np.int16))
     print(f"output {list(y.shape)} int16 in {q_name(qnet.output_frac)} "
@@ -126,12 +126,18 @@ def _cmd_demo(args):
     return 0 if all(r[4] in (None, True) for r in rows) else 1
 
 
+def _cmd_bench(args):
+    from sim import bench
+    return bench.main()
+
+
 def _rtl_options(p):
     from hw.config import PRESETS
     p.add_argument("--config", default="small", choices=sorted(PRESETS),
                    help="node configuration for RTL engines (default: small)")
     p.add_argument("--clock-mhz", type=float, default=1000.0,
                    help="clock for the throughput column of the report (default 1000)")
+    p.add_argument("--port", help="serial port of a board (engine 'board')")
 
 
 def build_parser():
@@ -154,6 +160,14 @@ def build_parser():
     _rtl_options(p)
     p.add_argument("--vcd", metavar="FILE", help="RTL engines: write a VCD (and a .gtkw beside it)")
     p.set_defaults(func=_cmd_run)
+
+    from sim import wave, verilog
+    from boards import build
+    verilog.add_subcommand(sub)
+    wave.add_subcommand(sub)
+    build.add_subcommand(sub)
+    p = sub.add_parser("bench", help="benchmarks: tile utilization, simulation speed")
+    p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("demo", help="digits MLP and CNN: float vs 16-bit golden vs RTL")
     p.add_argument("--engine", default="pysim", choices=engine_names())

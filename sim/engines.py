@@ -37,7 +37,7 @@ class RunResult:
 #: Engines that can run now, by name.
 ENGINES: dict[str, Callable] = {}
 #: Engines the project plans but that are not implemented yet.
-PLANNED_ENGINES = ("verilator", "icarus")
+PLANNED_ENGINES = ("verilator", "icarus", "board")
 
 
 def register_engine(name, fn):
@@ -56,7 +56,7 @@ def _golden(qnet, x_q, **options):
 
 
 def _pysim(qnet, x_q, *, config="small", progress=False, vcd=None, clock_mhz=1000.0,
-           host_port=False, **options):
+           host_port=False, port=None, **options):
     from hw.config import preset
     from .compiler import compile_network
     from .node_runner import run_program

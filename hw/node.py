@@ -16,8 +16,8 @@ from .node_controller import NodeController
 from .tile import Tile, COUNTERS as TILE_COUNTERS
 
 
-__all__ = ["Node", "Region", "NODE_COUNTERS", "host_sb_addr", "host_imem_addr", "counter_index",
-           "instr_chunks"]
+__all__ = ["Node", "Region", "NODE_COUNTERS", "NODE_REGISTERS", "host_sb_addr", "host_imem_addr",
+           "counter_index", "instr_chunks"]
 
 
 class Region(IntEnum):
@@ -31,6 +31,9 @@ class Region(IntEnum):
 
 #: Node-level counters, readable at COUNTER addresses 0.. in this order.
 NODE_COUNTERS = ("cycles", "nm_reads", "nm_writes", "tree_down_rows", "tree_up_rows")
+#: Registers readable in the COUNTER region before the tiles' counters: the node counters
+#: and ``status`` (bit 0 busy, bit 1 error).
+NODE_REGISTERS = NODE_COUNTERS + ("status",)
 _COUNTER_WIDTH = 32
 
 
@@ -55,10 +58,10 @@ def host_sb_addr(config, tile, row, lane):
 
 
 def counter_index(name, tile=None):
-    """COUNTER-region address of a node counter, or of tile ``tile``'s counter ``name``."""
+    """COUNTER-region address of a node register, or of tile ``tile``'s counter ``name``."""
     if tile is None:
-        return NODE_COUNTERS.index(name)
-    return len(NODE_COUNTERS) + tile * len(TILE_COUNTERS) + TILE_COUNTERS.index(name)
+        return NODE_REGISTERS.index(name)
+    return len(NODE_REGISTERS) + tile * len(TILE_COUNTERS) + TILE_COUNTERS.index(name)
 
 
 class Node(wiring.Component):
@@ -191,7 +194,7 @@ class Node(wiring.Component):
                 m.d.sync += getattr(self, name).eq(getattr(self, name) + inc)
 
         # Host reads: NM rows or counters, one cycle after host_re.
-        counters = [getattr(self, n) for n in NODE_COUNTERS]
+        counters = [getattr(self, n) for n in NODE_COUNTERS] + [Cat(ctrl.busy, ctrl.error)]
         for tile in self.tiles:
             counters += tile.counters
         read_region = Signal(3)

@@ -5,20 +5,16 @@ import time
 
 import numpy as np
 
-from hw.activation import table_words, TABLE_WORDS
-from hw.node import (Node, Region, NODE_COUNTERS, host_sb_addr, host_imem_addr,
-                     counter_index, instr_chunks)
-from hw.tile import COUNTERS as TILE_COUNTERS
+from hw.node import Node
 from . import cycle_model
-from .mapping import from_rows
-from .tile_runner import pack_row, unpack_row
+from .host import HostPort, load_program, run_sample
 from .waves import simulate
 
 
-__all__ = ["run_program"]
+__all__ = ["run_program", "Progress"]
 
 
-class _Progress:
+class Progress:
     """A one-line progress bar on stderr, driven by simulated cycles."""
 
     def __init__(self, total, enabled):
@@ -32,7 +28,7 @@ class _Progress:
             frac = min(1.0, self.done / max(1, self.total))
             rate = self.done / max(1e-9, now - self.t0)
             bar = "#" * int(30 * frac)
-            print(f"\r  [{bar:<30}] {100 * frac:5.1f}%  {self.done}/{self.total} cycles  "
+            print(f"\r  [{bar:<30}] {100 * frac:5.1f}%  {self.done:,}/{self.total:,} cycles  "
                   f"{rate:,.0f} cycles/s", end="", file=sys.stderr, flush=True)
 
     def close(self):
@@ -40,34 +36,15 @@ class _Progress:
             print(file=sys.stderr)
 
 
-def run_program(program, inputs, *, host_port=False, progress=False, name="node", vcd=None):
-    """Run ``program`` on every input sample (int16 ``[batch, *input_shape]``).
+class _AmaranthPort(HostPort):
+    """The host port driven from an Amaranth testbench."""
 
-    Weights, tables and the program are loaded once; for each sample the input is written
-    to NM, the node is started, and the output is read back from NM.
+    def __init__(self, ctx, dut, progress):
+        super().__init__(dut.config)
+        self.ctx, self.dut, self.progress = ctx, dut, progress
 
-    With ``host_port`` everything (program, SB, tables, inputs, outputs, counters) goes
-    through the node's host port; otherwise memories are preloaded directly (fast) and
-    only the tables use the host port.
-
-    Returns
-    -------
-    outputs : numpy.ndarray ``[batch, *output_shape]``
-    runs : list of dict
-        Per sample: ``cycles`` and the other node counters, ``tiles`` (per-tile counter
-        dicts for that run) and ``layer_outputs`` (list of per-layer int16 outputs).
-    """
-    cfg = program.config
-    tn = cfg.tn
-    inputs = np.asarray(inputs)
-    dut = Node(cfg)
-    words = program.words
-    predicted = sum(cycle_model.program_cycles(program.instructions, cfg))
-    bar = _Progress(predicted * len(inputs), progress)
-    result = {"outputs": [], "runs": []}
-    chunks = instr_chunks(cfg)
-
-    async def host_write(ctx, region, addr, data):
+    async def write(self, region, addr, data):
+        ctx, dut = self.ctx, self.dut
         ctx.set(dut.host_region, region)
         ctx.set(dut.host_addr, addr)
         ctx.set(dut.host_wdata, data)
@@ -75,7 +52,8 @@ def run_program(program, inputs, *, host_port=False, progress=False, name="node"
         await ctx.tick()
         ctx.set(dut.host_we, 0)
 
-    async def host_read(ctx, region, addr):
+    async def read(self, region, addr):
+        ctx, dut = self.ctx, self.dut
         ctx.set(dut.host_region, region)
         ctx.set(dut.host_addr, addr)
         ctx.set(dut.host_re, 1)
@@ -83,81 +61,67 @@ def run_program(program, inputs, *, host_port=False, progress=False, name="node"
         ctx.set(dut.host_re, 0)
         return ctx.get(dut.host_rdata)
 
-    def tile_counters(ctx):
-        return [{n: ctx.get(getattr(t, n)) for n in TILE_COUNTERS} for t in dut.tiles]
+    async def start_and_wait(self):
+        ctx, dut = self.ctx, self.dut
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        steps = 0
+        while True:
+            done = ctx.get(dut.done)
+            await ctx.tick()
+            steps += 1
+            if steps % 256 == 0:
+                self.progress.advance(256)
+            if done:
+                break
+        self.progress.advance(steps % 256)
+
+
+class _Backdoor(_AmaranthPort):
+    """Like :class:`_AmaranthPort`, but program, SB and NM go straight into the memories."""
+
+    async def write_instr(self, pc, word):
+        self.ctx.set(self.dut.imem_data[pc], word)
+
+    async def write_sb_row(self, tile, row, values):
+        self.ctx.set(self.dut.tiles[tile].sb.data[row], np.asarray(values).tolist())
+
+    async def write_nm_row(self, addr, values):
+        self.ctx.set(self.dut.nm.data[addr], np.asarray(values).tolist())
+
+    async def read_nm_row(self, addr):
+        return np.array(list(self.ctx.get(self.dut.nm.data[addr])), dtype=np.int64)
+
+
+def run_program(program, inputs, *, host_port=False, progress=False, name="node", vcd=None):
+    """Run ``program`` on every input sample (int16 ``[batch, *input_shape]``).
+
+    Program, weights and tables are loaded once; for each sample the input is written to
+    NM, the node runs, and every layer's output is read back from NM. With ``host_port``
+    everything goes through the node's host port (:mod:`sim.host`); otherwise program, SB
+    and NM are accessed directly in the memories (fast), and tables and counters still use
+    the host port.
+
+    Returns
+    -------
+    outputs : numpy.ndarray ``[batch, *output_shape]``
+    runs : list of dict
+        Per sample, from :func:`sim.host.run_sample`.
+    """
+    cfg = program.config
+    inputs = np.asarray(inputs)
+    dut = Node(cfg)
+    predicted = sum(cycle_model.program_cycles(program.instructions, cfg))
+    bar = Progress(predicted * len(inputs), progress)
+    runs = []
 
     async def bench(ctx):
-        # Program, weights, tables.
-        mask = (1 << cfg.row_bits) - 1
-        for pc, word in enumerate(words):
-            if host_port:
-                for c in range(chunks):
-                    await host_write(ctx, Region.IMEM, host_imem_addr(cfg, pc, c),
-                                     (word >> (c * cfg.row_bits)) & mask)
-            else:
-                ctx.set(dut.imem_data[pc], word)
-        for t, image in enumerate(program.sb):
-            for r, row in enumerate(image):
-                if host_port:
-                    for lane in range(tn):
-                        await host_write(ctx, Region.SB, host_sb_addr(cfg, t, r, lane),
-                                         pack_row(row[lane]))
-                else:
-                    ctx.set(dut.tiles[t].sb.data[r], row.tolist())
-        for s, table in enumerate(program.tables):
-            for w, word in enumerate(table_words(table)):
-                await host_write(ctx, Region.TABLE, s * TABLE_WORDS + w, word)
-
+        port = (_AmaranthPort if host_port else _Backdoor)(ctx, dut, bar)
+        await load_program(port, program)
         for x in inputs:
-            rows = program.input_image(x)
-            for r, row in enumerate(rows):
-                if host_port:
-                    await host_write(ctx, Region.NM, program.input_base + r, pack_row(row))
-                else:
-                    ctx.set(dut.nm.data[program.input_base + r], row.tolist())
-            before = tile_counters(ctx)
-            ctx.set(dut.start, 1)
-            await ctx.tick()
-            ctx.set(dut.start, 0)
-            steps = 0
-            while True:
-                done = ctx.get(dut.done)
-                await ctx.tick()
-                steps += 1
-                if steps % 256 == 0:
-                    bar.advance(256)
-                if done:
-                    break
-            bar.advance(steps % 256)
-            run = {}
-            if host_port:
-                for n in NODE_COUNTERS:
-                    run[n] = await host_read(ctx, Region.COUNTER, counter_index(n))
-                run["tiles"] = [{n: await host_read(ctx, Region.COUNTER, counter_index(n, t))
-                                 for n in TILE_COUNTERS} for t in range(cfg.tiles)]
-            else:
-                run.update({n: ctx.get(getattr(dut, n)) for n in NODE_COUNTERS})
-                run["tiles"] = tile_counters(ctx)
-            for t, b in enumerate(before):
-                for n in TILE_COUNTERS:
-                    run["tiles"][t][n] = (run["tiles"][t][n] - b[n]) % (1 << 32)
-            run["error"] = ctx.get(dut.error)
-
-            async def read_tensor(base, shape):
-                c, h, w = (shape[0], 1, 1) if len(shape) == 1 else shape
-                n = h * w * -(-c // tn)
-                if host_port:
-                    raw = [unpack_row(await host_read(ctx, Region.NM, base + r), tn)
-                           for r in range(n)]
-                else:
-                    raw = [[v for v in ctx.get(dut.nm.data[base + r])] for r in range(n)]
-                return from_rows(np.array(raw, dtype=np.int64).reshape(n, tn), shape, tn)
-
-            run["layer_outputs"] = [await read_tensor(l.out_base, l.out_shape)
-                                    for l in program.layers]
-            result["outputs"].append(run["layer_outputs"][-1])
-            result["runs"].append(run)
+            runs.append(await run_sample(port, program, x))
 
     simulate(dut, bench, name=name, vcd=vcd)
     bar.close()
-    return np.stack(result["outputs"]), result["runs"]
+    return np.stack([r["layer_outputs"][-1] for r in runs]), runs

@@ -5,22 +5,11 @@ import numpy as np
 from hw.activation import table_words, TABLE_WORDS
 from hw.isa import encode
 from hw.tile import Tile, COUNTERS
+from .host import pack_row, unpack_row
 from .waves import simulate
 
 
 __all__ = ["pack_row", "unpack_row", "run_tile"]
-
-
-def pack_row(values):
-    """Pack int16 values (element 0 in the low bits) into one int."""
-    raw = np.asarray(values, dtype=np.int64).reshape(-1).astype("<i2").tobytes()
-    return int.from_bytes(raw, "little")
-
-
-def unpack_row(word, n):
-    """Inverse of :func:`pack_row` for ``n`` values."""
-    raw = (word & ((1 << (16 * n)) - 1)).to_bytes(2 * n, "little")
-    return np.frombuffer(raw, dtype="<i2").astype(np.int64)
 
 
 async def load_tables(ctx, port, tables):

@@ -32,6 +32,11 @@ class Config:
         Instructions in the node's instruction memory.
     act_tables : int
         Activation tables held by each NFU-3 (selected per instruction).
+    imem_narrow : int
+        0 (default): the instruction memory is one instruction wide and a fetch takes one
+        cycle. 1: it is one host word (``tn * 16`` bits) wide and an instruction is fetched
+        in :func:`hw.node.instr_chunks` cycles (saves block RAM on small FPGAs; the cycle
+        model follows, see :func:`hw.node_controller.fetch_cycles`).
     """
     tn: int = 4
     tiles: int = 4
@@ -42,6 +47,7 @@ class Config:
     nm_depth: int = 1024
     imem_depth: int = 256
     act_tables: int = 4
+    imem_narrow: int = 0
 
     def __post_init__(self):
         for f in fields(self):
@@ -60,6 +66,8 @@ class Config:
                 raise ValueError(f"Config.{name} must be >= 2, not {getattr(self, name)!r}")
         if not 1 <= self.act_tables <= 8:
             raise ValueError(f"Config.act_tables must be in [1, 8], not {self.act_tables!r}")
+        if self.imem_narrow not in (0, 1):
+            raise ValueError(f"Config.imem_narrow must be 0 or 1, not {self.imem_narrow!r}")
 
     @property
     def row_bits(self):
@@ -92,6 +100,15 @@ PRESETS = {
                         sb_depth=_kb_rows(2048, 256), nm_depth=4096),
     # Fast tests: 4 tiles of tn=4.
     "small": Config(tn=4, tiles=4, nbin_depth=256, nbout_depth=256, sb_depth=256, nm_depth=1024),
+    # ULX3S (ECP5-85F, 156 18x18 multipliers, 208 18 Kb block RAMs): 4 tiles of tn=4 use
+    # 4 * (16 + 4) = 80 multipliers; buffers fill about half of the block RAM.
+    "ulx3s": Config(tn=4, tiles=4, nbin_depth=512, nbout_depth=512, sb_depth=1024,
+                    nm_depth=4096, imem_depth=64, act_tables=4),
+    # iCEBreaker (iCE40UP5K, 8 SB_MAC16, 30 4 Kb block RAMs): 1 tile of tn=2 uses
+    # 2 * 2 + 2 = 6 multipliers; a narrow instruction memory (one 32-bit host word wide)
+    # keeps the 403-bit instructions in 2 block RAMs.
+    "icebreaker": Config(tn=2, tiles=1, nbin_depth=256, nbout_depth=256, sb_depth=1024,
+                         nm_depth=512, imem_depth=16, act_tables=2, imem_narrow=1),
 }
 
 

@@ -90,8 +90,13 @@ class Node(wiring.Component):
         self.config = config
         self.tiles = [Tile(config, t) for t in range(config.tiles)]
         self.nm = NeuronMemory(config.tn, config.nm_depth)
-        self.imem_data = MemoryData(shape=unsigned(instr_chunks(config) * config.row_bits),
-                                    depth=config.imem_depth, init=[])
+        if config.imem_narrow:
+            # One host word wide; instruction pc, word c at row host_imem_addr(pc, c).
+            self.imem_data = MemoryData(shape=unsigned(config.row_bits),
+                                        depth=config.imem_depth << _chunk_bits(config), init=[])
+        else:
+            self.imem_data = MemoryData(shape=unsigned(instr_chunks(config) * config.row_bits),
+                                        depth=config.imem_depth, init=[])
         super().__init__({
             "host_region": In(3),
             "host_addr": In(32),
@@ -123,9 +128,23 @@ class Node(wiring.Component):
         # Instruction memory.
         m.submodules.imem = imem = memory.Memory(data=self.imem_data)
         imem_r = imem.read_port(transparent_for=())
-        imem_w = imem.write_port(granularity=cfg.row_bits)
-        m.d.comb += [imem_r.addr.eq(ctrl.pc), imem_r.en.eq(ctrl.imem_en),
-                     ctrl.imem_data.eq(imem_r.data[:INSTR.size])]
+        chunks = instr_chunks(cfg)
+        cbits = _chunk_bits(cfg)
+        if cfg.imem_narrow:
+            # The controller reads the instruction's host words one a cycle (FETCH lasts
+            # `chunks` cycles); all but the last are kept here and the last arrives in DECODE.
+            imem_w = imem.write_port()
+            m.d.comb += [imem_r.addr.eq(Cat(ctrl.fetch_chunk[:cbits], ctrl.pc)),
+                         imem_r.en.eq(ctrl.imem_en)]
+            chunk_d = Signal.like(ctrl.fetch_chunk)
+            held = Array(Signal(cfg.row_bits, name=f"imem_word{c}") for c in range(chunks))
+            m.d.sync += [chunk_d.eq(ctrl.fetch_chunk), held[chunk_d].eq(imem_r.data)]
+            m.d.comb += ctrl.imem_data.eq(
+                Cat(*(held[c] for c in range(chunks - 1)), imem_r.data)[:INSTR.size])
+        else:
+            imem_w = imem.write_port(granularity=cfg.row_bits)
+            m.d.comb += [imem_r.addr.eq(ctrl.pc), imem_r.en.eq(ctrl.imem_en),
+                         ctrl.imem_data.eq(imem_r.data[:INSTR.size])]
 
         host_w = Signal()
         m.d.comb += host_w.eq(self.host_we & ~ctrl.busy)
@@ -176,13 +195,19 @@ class Node(wiring.Component):
         ]
 
         # Host instruction writes.
-        chunks = instr_chunks(cfg)
-        cbits = _chunk_bits(cfg)
-        m.d.comb += [
-            imem_w.addr.eq(self.host_addr[cbits:]),
-            imem_w.data.eq(Cat(self.host_wdata for _ in range(chunks))),
-            imem_w.en.eq(Mux(host_w & (region == Region.IMEM), 1 << self.host_addr[:cbits], 0)),
-        ]
+        if cfg.imem_narrow:
+            m.d.comb += [
+                imem_w.addr.eq(self.host_addr),
+                imem_w.data.eq(self.host_wdata),
+                imem_w.en.eq(host_w & (region == Region.IMEM)),
+            ]
+        else:
+            m.d.comb += [
+                imem_w.addr.eq(self.host_addr[cbits:]),
+                imem_w.data.eq(Cat(self.host_wdata for _ in range(chunks))),
+                imem_w.en.eq(Mux(host_w & (region == Region.IMEM),
+                                 1 << self.host_addr[:cbits], 0)),
+            ]
 
         # Counters.
         for name, inc in (("cycles", ctrl.busy), ("nm_reads", ctrl.nm_ren),

@@ -9,13 +9,23 @@ from .config import Config
 from .isa import INSTR, Op
 
 
-__all__ = ["NodeController"]
+__all__ = ["NodeController", "fetch_cycles"]
+
+
+def fetch_cycles(config):
+    """Cycles of an instruction fetch: 1, or with ``config.imem_narrow`` one per host word
+    of the instruction (the instruction memory is then ``tn * 16`` bits wide)."""
+    if config.imem_narrow:
+        return max(1, -(-INSTR.size // config.row_bits))
+    return 1
 
 
 class NodeController(wiring.Component):
     """Runs a program from instruction memory over the tiles (paper: the control processor).
 
-    Every instruction costs a fetch cycle and a decode cycle, then:
+    Every instruction costs :func:`fetch_cycles` fetch cycles (one, unless
+    ``config.imem_narrow``: then ``fetch_chunk`` counts the host words of the instruction
+    being read) and a decode cycle, then:
 
     * ``LOAD``: one NM read a cycle for ``count`` cycles; each row goes down the fat tree to
       NBin row ``dst + i`` of every tile; then ``1 + tree latency`` cycles drain the tree.
@@ -43,6 +53,7 @@ class NodeController(wiring.Component):
         self.tree_latency = tree_latency
         tiles = config.tiles
         self.pc_width = max(1, ceil_log2(config.imem_depth))
+        self.fetch_cycles = fetch_cycles(config)
         self.nbout_width = max(1, ceil_log2(config.nbout_depth))
         super().__init__({
             "start": In(1),
@@ -51,6 +62,7 @@ class NodeController(wiring.Component):
             "error": Out(1),
             "pc": Out(self.pc_width),
             "imem_en": Out(1),
+            "fetch_chunk": Out(range(max(2, self.fetch_cycles))),
             "imem_data": In(INSTR),
             "tile_start": Out(1),
             "tile_instr": Out(INSTR),
@@ -87,7 +99,14 @@ class NodeController(wiring.Component):
                     m.next = "FETCH"
             with m.State("FETCH"):
                 m.d.comb += self.busy.eq(1)
-                m.next = "DECODE"
+                if self.fetch_cycles == 1:
+                    m.next = "DECODE"
+                else:
+                    with m.If(self.fetch_chunk == self.fetch_cycles - 1):
+                        m.d.sync += self.fetch_chunk.eq(0)
+                        m.next = "DECODE"
+                    with m.Else():
+                        m.d.sync += self.fetch_chunk.eq(self.fetch_chunk + 1)
             with m.State("DECODE"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += [ins.eq(self.imem_data), self.pc.eq(self.pc + 1), i.eq(0), tile.eq(0)]

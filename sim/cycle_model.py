@@ -42,20 +42,22 @@ def instruction_cycles(f, config, nbout_counts):
     (compute instructions add rows, STORE empties them).
     """
     from hw.fat_tree import tree_latency
+    from hw.node_controller import fetch_cycles
     lat = tree_latency(config.tiles)
+    fd = fetch_cycles(config) + 1        # fetch and decode
     op = f["op"]
     if op == Op.HALT:
-        return 2
+        return fd
     if op == Op.LOAD:
-        return 2 + f["count"] + 1 + (lat + 1)
+        return fd + f["count"] + 1 + (lat + 1)
     if op == Op.STORE:
         total = sum(nbout_counts)
         nbout_counts[:] = [0] * config.tiles
-        return 2 + total + config.tiles + 1 + (lat + 1)
+        return fd + total + config.tiles + 1 + (lat + 1)
     for t in range(config.tiles):
         nblocks, rows = tile_share(f, t)
         nbout_counts[t] += nblocks * rows * f["ow"]
-    return 2 + max(tile_cycles(f, t, config.tn) for t in range(config.tiles))
+    return fd + max(tile_cycles(f, t, config.tn) for t in range(config.tiles))
 
 
 def program_cycles(instructions, config):

@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from hw.node import Node
+from hw.node import Node, host_imem_addr, instr_chunks
 from . import cycle_model
 from .host import HostPort, load_program, run_sample
 from .waves import simulate
@@ -82,7 +82,14 @@ class _Backdoor(_AmaranthPort):
     """Like :class:`_AmaranthPort`, but program, SB and NM go straight into the memories."""
 
     async def write_instr(self, pc, word):
-        self.ctx.set(self.dut.imem_data[pc], word)
+        cfg = self.config
+        if cfg.imem_narrow:          # one host word per row (hw.node.host_imem_addr)
+            mask = (1 << cfg.row_bits) - 1
+            for c in range(instr_chunks(cfg)):
+                self.ctx.set(self.dut.imem_data[host_imem_addr(cfg, pc, c)],
+                             (word >> (c * cfg.row_bits)) & mask)
+        else:
+            self.ctx.set(self.dut.imem_data[pc], word)
 
     async def write_sb_row(self, tile, row, values):
         self.ctx.set(self.dut.tiles[tile].sb.data[row], np.asarray(values).tolist())

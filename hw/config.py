@@ -108,7 +108,7 @@ PRESETS = {
     # 2 * 2 + 2 = 6 multipliers; a narrow instruction memory (one 32-bit host word wide)
     # keeps the 403-bit instructions in 2 block RAMs.
     "icebreaker": Config(tn=2, tiles=1, nbin_depth=256, nbout_depth=256, sb_depth=1024,
-                         nm_depth=512, imem_depth=16, act_tables=2, imem_narrow=1),
+                         nm_depth=512, imem_depth=16, act_tables=1, imem_narrow=1),
 }
 
 

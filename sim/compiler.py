@@ -126,7 +126,9 @@ def compile_network(qnet, config):
     # Activation tables.
     tables, slots = [], {}
     for layer in layers:
-        if layer.table is not None and _table_key(layer.table) not in slots:
+        # Identity layers bypass NFU-3 (act=0), so their table needs no slot.
+        if (layer.table is not None and layer.activation != "identity"
+                and _table_key(layer.table) not in slots):
             slots[_table_key(layer.table)] = len(tables)
             tables.append(layer.table)
     if len(tables) > cfg.act_tables:

@@ -1,7 +1,7 @@
 """NFU-3: 16-segment piecewise-linear activation."""
 
 from amaranth import *
-from amaranth.lib import wiring, data
+from amaranth.lib import wiring, data, memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
@@ -37,9 +37,11 @@ class Activation(wiring.Component):
         i = clamp((x - x_lo) >> k, 0, 15)
         y = sat16(((a_i * x + 2**(f-1)) >> f) + b_i)        (no rounding term when f == 0)
 
-    With ``act`` clear the value passes unchanged (bypass) with the same latency. Tables
-    live in registers (every lane reads any segment in the same cycle) and are written one
-    32-bit word at a time through ``tbl_*`` (layout: :func:`table_words`). ``act`` and
+    With ``act`` clear the value passes unchanged (bypass) with the same latency. Each
+    table's header (``x_lo``, ``k``, ``f``) lives in registers; the segment coefficients live
+    in one small RAM per lane (every lane reads its own segment in the same cycle; the
+    synchronous read is stage 1's register). Tables are written one 32-bit word at a time
+    through ``tbl_*`` (layout: :func:`table_words`) while no rows flow. ``act`` and
     ``table`` are per-layer settings and must be stable while rows flow.
 
     Latency 3 cycles (segment and coefficient select, multiply, round/add/saturate);
@@ -91,26 +93,30 @@ class Activation(wiring.Component):
         x_lo = [Signal(signed(16), name=f"x_lo{t}") for t in range(self.tables)]
         k = [Signal(4, name=f"k{t}") for t in range(self.tables)]
         f = [Signal(4, name=f"f{t}") for t in range(self.tables)]
-        a = [[Signal(signed(16), name=f"a{t}_{i}") for i in range(SEGMENTS)]
-             for t in range(self.tables)]
-        b = [[Signal(signed(16), name=f"b{t}_{i}") for i in range(SEGMENTS)]
-             for t in range(self.tables)]
-
         with m.If(self.tbl_we):
             for t in range(self.tables):
                 with m.If(self.tbl_addr == t * TABLE_WORDS):
                     m.d.sync += [x_lo[t].eq(self.tbl_data[0:16]), k[t].eq(self.tbl_data[16:20]),
                                  f[t].eq(self.tbl_data[20:24])]
-                for i in range(SEGMENTS):
-                    with m.If(self.tbl_addr == t * TABLE_WORDS + 1 + i):
-                        m.d.sync += [a[t][i].eq(self.tbl_data[0:16]),
-                                     b[t][i].eq(self.tbl_data[16:32])]
 
         table = Signal(range(self.tables))
         m.d.comb += table.eq(self.table)
         sel_x_lo, sel_k, sel_f = Array(x_lo)[table], Array(k)[table], Array(f)[table]
-        sel_a = Array(Array(row) for row in a)[table]
-        sel_b = Array(Array(row) for row in b)[table]
+
+        # Segment coefficients (a_i in bits 0-15, b_i in 16-31) in one small RAM per lane,
+        # row table * 16 + i: the synchronous read is the stage-1 register, and on FPGAs
+        # the tables take block or distributed RAM instead of flip-flops and wide muxes.
+        word = self.tbl_addr[:5]
+        seg_we = self.tbl_we & (word >= 1) & (word <= SEGMENTS)
+        seg_waddr = Signal(range(self.tables * SEGMENTS))
+        m.d.comb += seg_waddr.eq(Cat((word - 1)[:4], self.tbl_addr[5:]))
+        coef_data = []
+        for j in range(self.tn):
+            mem = memory.Memory(shape=32, depth=self.tables * SEGMENTS, init=[])
+            m.submodules[f"coef{j}"] = mem
+            wp = mem.write_port()
+            m.d.comb += [wp.addr.eq(seg_waddr), wp.data.eq(self.tbl_data), wp.en.eq(seg_we)]
+            coef_data.append(mem.read_port(transparent_for=()))
 
         v1, v2 = Signal(), Signal()
         m.d.sync += [v1.eq(self.valid_in), v2.eq(v1), self.valid_out.eq(v2)]
@@ -132,7 +138,10 @@ class Activation(wiring.Component):
             x1 = Signal(signed(16), name=f"x1_{j}")
             a1 = Signal(signed(16), name=f"a1_{j}")
             b1 = Signal(signed(16), name=f"b1_{j}")
-            m.d.sync += [x1.eq(x), a1.eq(sel_a[seg]), b1.eq(sel_b[seg])]
+            rp = coef_data[j]
+            m.d.comb += [rp.addr.eq(Cat(seg, table)), a1.eq(rp.data[0:16]),
+                         b1.eq(rp.data[16:32])]
+            m.d.sync += x1.eq(x)
             # Stage 2: multiply.
             prod2 = Signal(signed(32), name=f"prod2_{j}")
             x2 = Signal(signed(16), name=f"x2_{j}")

@@ -136,9 +136,14 @@ class Node(wiring.Component):
             imem_w = imem.write_port()
             m.d.comb += [imem_r.addr.eq(Cat(ctrl.fetch_chunk[:cbits], ctrl.pc)),
                          imem_r.en.eq(ctrl.imem_en)]
+            # imem_en is high only in FETCH, so the last word stays on the read port and
+            # imem_data is stable until the next fetch.
             chunk_d = Signal.like(ctrl.fetch_chunk)
+            fetch_d = Signal()
             held = Array(Signal(cfg.row_bits, name=f"imem_word{c}") for c in range(chunks))
-            m.d.sync += [chunk_d.eq(ctrl.fetch_chunk), held[chunk_d].eq(imem_r.data)]
+            m.d.sync += [chunk_d.eq(ctrl.fetch_chunk), fetch_d.eq(ctrl.imem_en)]
+            with m.If(fetch_d):
+                m.d.sync += held[chunk_d].eq(imem_r.data)
             m.d.comb += ctrl.imem_data.eq(
                 Cat(*(held[c] for c in range(chunks - 1)), imem_r.data)[:INSTR.size])
         else:

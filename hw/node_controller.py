@@ -25,7 +25,8 @@ class NodeController(wiring.Component):
 
     Every instruction costs :func:`fetch_cycles` fetch cycles (one, unless
     ``config.imem_narrow``: then ``fetch_chunk`` counts the host words of the instruction
-    being read) and a decode cycle, then:
+    being read, ``imem_en`` is high only while fetching, and the node keeps ``imem_data``
+    stable until the next fetch, so the controller keeps no copy) and a decode cycle, then:
 
     * ``LOAD``: one NM read a cycle for ``count`` cycles; each row goes down the fat tree to
       NBin row ``dst + i`` of every tile; then ``1 + tree latency`` cycles drain the tree.
@@ -81,7 +82,10 @@ class NodeController(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        ins = Signal(INSTR)
+        # With a narrow instruction memory the node holds the fetched instruction stable
+        # (imem_en is low outside FETCH), so it is used directly instead of a copy.
+        narrow = self.fetch_cycles > 1
+        ins = self.imem_data if narrow else Signal(INSTR)
         i = Signal(24)           # LOAD row / STORE row within the current tile
         tile = Signal(range(cfg.tiles + 1))
         pending = Signal(cfg.tiles)
@@ -90,7 +94,9 @@ class NodeController(wiring.Component):
         # Rows issued this cycle reach the tree one cycle later (buffer read latency).
         m.d.sync += [self.down_valid.eq(self.nm_ren), self.up_valid.eq(self.nbout_en)]
         m.d.sync += self.down_addr.eq(ins.dst + i)
-        m.d.comb += [self.tile_instr.eq(self.imem_data), self.imem_en.eq(1)]
+        m.d.comb += self.tile_instr.eq(self.imem_data)
+        if not narrow:
+            m.d.comb += self.imem_en.eq(1)
 
         with m.FSM():
             with m.State("IDLE"):
@@ -102,6 +108,7 @@ class NodeController(wiring.Component):
                 if self.fetch_cycles == 1:
                     m.next = "DECODE"
                 else:
+                    m.d.comb += self.imem_en.eq(1)
                     with m.If(self.fetch_chunk == self.fetch_cycles - 1):
                         m.d.sync += self.fetch_chunk.eq(0)
                         m.next = "DECODE"
@@ -109,7 +116,9 @@ class NodeController(wiring.Component):
                         m.d.sync += self.fetch_chunk.eq(self.fetch_chunk + 1)
             with m.State("DECODE"):
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += [ins.eq(self.imem_data), self.pc.eq(self.pc + 1), i.eq(0), tile.eq(0)]
+                m.d.sync += [self.pc.eq(self.pc + 1), i.eq(0), tile.eq(0)]
+                if not narrow:
+                    m.d.sync += ins.eq(self.imem_data)
                 op = self.imem_data.op
                 with m.Switch(op):
                     with m.Case(Op.HALT):

@@ -106,8 +106,8 @@ PRESETS = {
                     nm_depth=4096, imem_depth=64, act_tables=4),
     # iCEBreaker (iCE40UP5K, 8 SB_MAC16, 30 4 Kb block RAMs): 1 tile of tn=2 uses
     # 2 * 2 + 2 = 6 multipliers; a narrow instruction memory (one 32-bit host word wide)
-    # keeps the 403-bit instructions in 2 block RAMs; SB 12, NM 4, NBin 2, NBout 3, NFU-3
-    # coefficients 2: 25 of the 30 block RAMs. Runs the digits MLP and CNN.
+    # keeps the 403-bit instructions in 2 block RAMs; SB 768 rows keeps the total within
+    # the 30 block RAMs. Runs the digits MLP and CNN.
     "icebreaker": Config(tn=2, tiles=1, nbin_depth=256, nbout_depth=256, sb_depth=768,
                          nm_depth=512, imem_depth=16, act_tables=1, imem_narrow=1),
 }

@@ -37,7 +37,7 @@ class RunResult:
 #: Engines that can run now, by name.
 ENGINES: dict[str, Callable] = {}
 #: Engines the project plans but that are not implemented yet.
-PLANNED_ENGINES = ("board",)
+PLANNED_ENGINES = ()
 
 
 def register_engine(name, fn):
@@ -106,6 +106,20 @@ register_engine("golden", _golden)
 register_engine("pysim", _pysim)
 register_engine("verilator", _hdl("verilator"))
 register_engine("icarus", _hdl("icarus"))
+
+
+def _board(qnet, x_q, *, config=None, port=None, board=None, progress=False, clock_mhz=None,
+           **options):
+    from boards.driver import run_board
+    if port is None:
+        raise ValueError("engine 'board' needs --port (a serial device)")
+    board = board or (config if config in ("ulx3s", "icebreaker") else None)
+    if board is None:
+        raise ValueError("engine 'board' needs --config ulx3s or --config icebreaker")
+    return run_board(qnet, x_q, port=port, board=board, progress=progress, clock_mhz=clock_mhz)
+
+
+register_engine("board", _board)
 
 
 def run_network(qnet, x_q, engine="golden", **options):

@@ -7,6 +7,8 @@ three primitives (:meth:`HostPort.write`, :meth:`HostPort.read`,
 :mod:`sim.cocotb_node`. :func:`load_program` and :func:`run_sample` are the protocol.
 """
 
+import time
+
 import numpy as np
 
 from hw.activation import TABLE_WORDS, table_words
@@ -102,13 +104,17 @@ async def run_sample(port, program, x):
     """Write one input, run the program, read every layer's output and the counters.
 
     Returns a dict: ``layer_outputs``, the node counters (``cycles``, ...), ``tiles`` (per
-    tile counters; the node zeroes all counters when it starts) and ``error``.
+    tile counters; the node zeroes all counters when it starts), ``error`` and ``seconds``
+    (wall time of the run from ``start`` to idle, for simulation-speed figures).
     """
     tn = program.config.tn
     for r, row in enumerate(program.input_image(x)):
         await port.write_nm_row(program.input_base + r, row)
+    t0 = time.perf_counter()
     await port.start_and_wait()
+    seconds = time.perf_counter() - t0
     run, run["tiles"] = await port.read_counters()
+    run["seconds"] = seconds
     run["error"] = (await port.read(Region.COUNTER, counter_index("status")) >> 1) & 1
     run["layer_outputs"] = [await _read_tensor(port, l.out_base, l.out_shape, tn)
                             for l in program.layers]

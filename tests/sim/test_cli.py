@@ -97,12 +97,12 @@ def test_run_pysim_equals_golden_with_report_and_vcd(tmp_path, capsys):
     assert (tmp_path / "w.vcd").stat().st_size > 0 and (tmp_path / "w.gtkw").exists()
 
 
-def test_unavailable_engine(tmp_path, capsys):
+def test_board_engine_needs_a_port(tmp_path, capsys):
     net = write_network(tmp_path)
     np.save(tmp_path / "x.npy", np.zeros((1, 4, 4)))
     assert main(["run", "--network", str(net), "--input", str(tmp_path / "x.npy"),
                  "--engine", "board", "--out", str(tmp_path / "y.npy")]) == 2
-    assert "engine 'board' is not available yet" in capsys.readouterr().err
+    assert "engine 'board' needs --port" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown engine 'foo'"):
         run_network(None, None, engine="foo")
 

@@ -1,0 +1,126 @@
+"""NBin / SB / NBout buffers, the instruction encoding and the configuration object."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from hw.config import Config, PRESETS, preset
+from hw.isa import Op, encode, decode, disassemble, compute_fields, _FIELDS
+from hw.nbin import NBin
+from hw.nbout import NBout
+from hw.sb import SB
+from sim.waves import simulate
+
+
+def test_nbin_write_then_read_latency_1():
+    dut = NBin(4, 16)
+    rows = np.random.default_rng(0).integers(-32768, 32768, (16, 4))
+
+    async def bench(ctx):
+        for a, row in enumerate(rows):
+            ctx.set(dut.write.addr, a)
+            ctx.set(dut.write.data, row.tolist())
+            ctx.set(dut.write.en, 1)
+            await ctx.tick()
+        ctx.set(dut.write.en, 0)
+        ctx.set(dut.read.en, 1)
+        for a in (3, 0, 15, 7):
+            ctx.set(dut.read.addr, a)
+            await ctx.tick()
+            assert [ctx.get(dut.read.data[i]) for i in range(4)] == rows[a].tolist()
+
+    simulate(dut, bench, name="nbin")
+
+
+def test_sb_lane_write_enables():
+    tn = 4
+    dut = SB(tn, 8)
+
+    async def bench(ctx):
+        ctx.set(dut.write.addr, 5)
+        for lane in range(tn):
+            ctx.set(dut.write.data, [[lane * 10 + i + 100 * j for i in range(tn)]
+                                     for j in range(tn)])
+            ctx.set(dut.write.en, 1 << lane)
+            await ctx.tick()
+        ctx.set(dut.write.en, 0)
+        ctx.set(dut.read.addr, 5)
+        ctx.set(dut.read.en, 1)
+        await ctx.tick()
+        for j in range(tn):
+            # Lane j was written when en selected it, with data row j of that write.
+            assert [ctx.get(dut.read.data[j][i]) for i in range(tn)] == \
+                [j * 10 + i + 100 * j for i in range(tn)]
+
+    simulate(dut, bench, name="sb")
+
+
+def test_nbout_row_keeps_its_address():
+    dut = NBout(2, 4)
+
+    async def bench(ctx):
+        ctx.set(dut.write.addr, 2)
+        ctx.set(dut.write.data, {"data": [-5, 7], "addr": 123456})
+        ctx.set(dut.write.en, 1)
+        await ctx.tick()
+        ctx.set(dut.write.en, 0)
+        ctx.set(dut.read.addr, 2)
+        ctx.set(dut.read.en, 1)
+        await ctx.tick()
+        row = ctx.get(dut.read.data)
+        assert row.addr == 123456 and [row.data[0], row.data[1]] == [-5, 7]
+
+    simulate(dut, bench, name="nbout")
+
+
+field_values = st.fixed_dictionaries({
+    name: st.integers(-(1 << (w - 1)), (1 << (w - 1)) - 1) if signed
+    else st.integers(0, (1 << w) - 1)
+    for name, (signed, w) in _FIELDS.items() if name != "op"})
+
+
+@settings(max_examples=50, deadline=None)
+@given(fields=field_values, op=st.sampled_from(list(Op)))
+def test_encode_decode_round_trip(fields, op):
+    word = encode(op, **fields)
+    back = decode(word)
+    assert back.pop("op") == op and back == fields
+
+
+def test_encode_errors_name_the_field():
+    with pytest.raises(ValueError, match=r"stride=16 .*\[0, 15\]"):
+        encode(Op.CONV, stride=16)
+    with pytest.raises(ValueError, match=r"y_off=-8193"):
+        encode(Op.CONV, y_off=-8193)
+    with pytest.raises(ValueError, match="unknown instruction field 'bogus'"):
+        encode(Op.CONV, bogus=1)
+
+
+def test_disassembler_text():
+    f = compute_fields(op=Op.CONV, in_h=8, in_w=8, cb=1, kh=3, kw=3, stride=1, y_off=1,
+                       x_off=1, oh=8, ow=8, ob=2, ocb=2, shift=13, act=1)
+    text = disassemble([encode(Op.LOAD, src=3, dst=0, count=64), encode(**f), encode(Op.STORE),
+                        encode(Op.HALT)])
+    lines = text.splitlines()
+    assert lines[0] == "   0: LOAD    src=3 dst=0 count=64"
+    assert lines[1].startswith("   1: CONV    in_h=8 in_w=8 cb=1 kh=3 kw=3 stride=1 y_off=1")
+    assert "nbin_org=-9" in lines[1] and "shift=13" in lines[1]
+    assert lines[2] == "   2: STORE" and lines[3] == "   3: HALT"
+
+
+def test_presets_and_validation():
+    assert preset("dadiannao").tiles == 16 and preset("dadiannao").tn == 16
+    assert preset("diannao").tiles == 1 and preset("diannao").nbin_depth == 64  # 2 KB
+    assert preset("diannao").sb_depth == 64                                    # 32 KB
+    assert preset("dadiannao").sb_depth == 4096                                # 2 MB
+    assert set(PRESETS) >= {"diannao", "dadiannao", "small"}
+    with pytest.raises(ValueError, match="tn must be a power of two >= 2, not 6"):
+        Config(tn=6)
+    with pytest.raises(ValueError, match="tiles must be a power of two >= 1, not 0"):
+        Config(tiles=0)
+    with pytest.raises(ValueError, match="nbin_depth must be >= 2, not 1"):
+        Config(nbin_depth=1)
+    with pytest.raises(TypeError, match="tn must be an int, not '4'"):
+        Config(tn="4")
+    with pytest.raises(ValueError, match="unknown configuration 'big'"):
+        preset("big")

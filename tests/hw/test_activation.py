@@ -1,65 +1,129 @@
-"""NFU-3 (Activation): every int16 input through each built-in table, bit for bit with
-golden.formats.PWLTable.eval; bypass; latency; table slots."""
+# amaranth: UnusedElaboratable=no
+"""NFU-3: PWL tables loaded through tbl_*, every int16 input against PWLTable.eval."""
 
 import numpy as np
 import pytest
 
-from golden.formats import build_table
-from hw.activation import Activation, TABLE_WORDS, table_words
+from golden.formats import build_table, PWLTable
+from hw.activation import Activation, table_words, TABLE_WORDS, SEGMENTS
 from sim.waves import simulate
 
+ALL_INT16 = np.arange(-32768, 32768, dtype=np.int64)
 
-def _run(tables, table_index, xs, tn=16, act=1):
-    dut = Activation(tn, tables=len(tables))
-    got, latencies = [], []
+
+def _run(h, dut, tables, batches, name):
+    """Load ``tables`` into slots 0.., then stream each ``(act, table, xs[rows, tn])`` at II=1.
+
+    Returns the outputs of every batch, and the latency of each row (cycles from valid_in
+    to valid_out).
+    """
+    tn = dut.tn
+    results, lats = [], []
 
     async def bench(ctx):
-        for t, table in enumerate(tables):
+        for t, table in tables.items():
             for w, word in enumerate(table_words(table)):
                 ctx.set(dut.tbl_we, 1)
                 ctx.set(dut.tbl_addr, t * TABLE_WORDS + w)
                 ctx.set(dut.tbl_data, word)
                 await ctx.tick()
         ctx.set(dut.tbl_we, 0)
-        ctx.set(dut.table, table_index)
-        ctx.set(dut.act, act)
-        rows = xs.reshape(-1, tn)
-        sent = 0
-        for k in range(len(rows) + Activation.latency):
-            if k < len(rows):
-                ctx.set(dut.x, rows[k].tolist())
-                ctx.set(dut.valid_in, 1)
-            else:
-                ctx.set(dut.valid_in, 0)
-            await ctx.tick()
-            if ctx.get(dut.valid_out):
-                latencies.append(k + 1 - len(got) // tn)
-                got.extend(ctx.get(dut.y[j]) for j in range(tn))
+        xv, yv = dut.x.as_value(), dut.y.as_value()
+        cycle = 0
+        for act, table, xs in batches:
+            ctx.set(dut.act, act)
+            ctx.set(dut.table, table)
+            got, fed = [], []
+            i = 0
+            while len(got) < len(xs):
+                if i < len(xs):
+                    ctx.set(xv, h.pack(xs[i]))
+                    ctx.set(dut.valid_in, 1)
+                    fed.append(cycle)
+                else:
+                    ctx.set(dut.valid_in, 0)
+                i += 1
+                await ctx.tick()
+                cycle += 1
+                if ctx.get(dut.valid_out):
+                    got.append(ctx.get(yv))
+                    lats.append(cycle - fed[len(got) - 1])
+                assert i < len(xs) + 10
+            results.append(np.array([h.unpack(w, tn) for w in got]).reshape(-1))
 
-    simulate(dut, bench, name=f"activation_{table_index}")
-    return np.array(got), latencies
-
-
-ALL = np.arange(-32768, 32768, dtype=np.int64)
+    simulate(dut, bench, name=name)
+    return results, lats
 
 
 @pytest.mark.parametrize("name", ["sigmoid", "tanh", "relu", "identity"])
-def test_every_int16_input_matches_golden(name):
-    table = build_table(name, 8)
-    # Put the table in slot 1 of 2 to exercise table selection.
-    y, lat = _run([build_table("identity", 8), table], 1, ALL)
-    assert np.array_equal(y, table.eval(ALL))
-    assert set(lat) == {Activation.latency}
+def test_builtin_table_exhaustive(name, h):
+    """All 65,536 int16 inputs, tn=16 lanes per cycle, in table slot 2 of 4."""
+    tab = build_table(name, 8)
+    dut = Activation(16, 4)
+    xs = ALL_INT16.reshape(-1, 16)
+    # a decoy table in slot 0 so that `table` selection matters
+    decoy = build_table("tanh" if name != "tanh" else "sigmoid", 8)
+    (got,), lats = _run(h, dut, {0: decoy, 2: tab}, [(1, 2, xs)], f"nfu3_{name}")
+    np.testing.assert_array_equal(got, tab.eval(ALL_INT16))
+    assert set(lats) == {3} and Activation.latency == 3
 
 
-def test_bypass_passes_values_with_the_same_latency():
-    xs = np.random.default_rng(0).integers(-32768, 32768, 64)
-    y, lat = _run([build_table("sigmoid", 8)], 0, xs, act=0)
-    assert np.array_equal(y, xs) and set(lat) == {Activation.latency}
+def test_bypass_and_table_switch(rng, h):
+    """act=0 passes x unchanged (latency 3); tables in several slots, lanes differ (tn=4)."""
+    tn = 4
+    dut = Activation(tn, 8)
+    xs = rng.integers(-32768, 32768, (256, tn))
+    xs[:4] = [[-32768, 32767, 0, -1]] * 4
+    tabs = {t: build_table(n, 8) for t, n in zip((0, 3, 7), ("sigmoid", "relu", "tanh"))}
+    batches = [(0, 0, xs), (1, 0, xs), (1, 3, xs), (1, 7, xs), (0, 7, xs)]
+    res, lats = _run(h, dut, tabs, batches, "nfu3_bypass")
+    flat = xs.reshape(-1)
+    np.testing.assert_array_equal(res[0], flat)
+    np.testing.assert_array_equal(res[1], tabs[0].eval(flat))
+    np.testing.assert_array_equal(res[2], tabs[3].eval(flat))
+    np.testing.assert_array_equal(res[3], tabs[7].eval(flat))
+    np.testing.assert_array_equal(res[4], flat)
+    assert set(lats) == {3}
 
 
-def test_parameter_validation():
-    with pytest.raises(ValueError, match="12"):
-        Activation(12)
-    with pytest.raises(ValueError, match="9"):
-        Activation(4, tables=9)
+def _random_table(rng, f=None):
+    f = int(rng.integers(0, 16)) if f is None else f
+    return PWLTable(x_lo=int(rng.integers(-32768, 32768)), k=int(rng.integers(0, 16)), f=f,
+                    a=tuple(int(v) for v in rng.integers(-32768, 32768, SEGMENTS)),
+                    b=tuple(int(v) for v in rng.integers(-32768, 32768, SEGMENTS)))
+
+
+def test_random_user_tables_dense_sample(rng, h):
+    """Arbitrary tables (f = 0 and 15 included, extreme slopes): saturation both ways."""
+    tn = 16
+    dut = Activation(tn, 4)
+    tabs = {0: _random_table(rng, 0), 1: _random_table(rng, 15), 2: _random_table(rng),
+            3: PWLTable(x_lo=-32768, k=15, f=0, a=(-32768,) * 16, b=(32767,) * 16)}
+    edges = np.array([-32768, -32767, -1, 0, 1, 32766, 32767])
+    sample = np.concatenate([rng.integers(-32768, 32768, 4096), edges,
+                             [t.x_lo + (i << t.k) + d for t in tabs.values()
+                              for i in range(17) for d in (-1, 0, 1)]])
+    sample = np.clip(sample, -32768, 32767)
+    sample = np.concatenate([sample, np.zeros(-len(sample) % tn, dtype=np.int64)])
+    xs = sample.reshape(-1, tn)
+    res, _ = _run(h, dut, tabs, [(1, t, xs) for t in tabs], "nfu3_random")
+    for t, got in zip(tabs, res):
+        want = tabs[t].eval(sample)
+        np.testing.assert_array_equal(got, want, err_msg=f"table {t}")
+    assert (tabs[3].eval(sample) == 32767).any() and (tabs[3].eval(sample) == -32768).any()
+
+
+def test_table_words_layout():
+    """The documented word layout, checked on a hand-made table."""
+    t = PWLTable(x_lo=-2, k=3, f=5, a=tuple(range(-8, 8)), b=tuple(range(100, 116)))
+    words = table_words(t)
+    assert len(words) == 1 + SEGMENTS <= TABLE_WORDS
+    assert words[0] == 0xFFFE | (3 << 16) | (5 << 20)
+    assert words[1] == (-8 & 0xFFFF) | (100 << 16)
+    assert words[16] == 7 | (115 << 16)
+
+
+@pytest.mark.parametrize("tn,tables,bad", [(3, 4, "3"), (4, 0, "0"), (4, 9, "9")])
+def test_rejects_bad_parameters(tn, tables, bad):
+    with pytest.raises(ValueError, match=bad):
+        Activation(tn, tables)

@@ -1,0 +1,51 @@
+# amaranth: UnusedElaboratable=no
+"""NFU-1: exact 16x16 -> 32-bit products, latency 1, one row per cycle."""
+
+import numpy as np
+import pytest
+
+from hw.nfu1 import NFU1
+from sim.waves import simulate
+
+
+
+def _vectors(tn, rng, n, edges):
+    xs = rng.integers(-32768, 32768, (n, tn))
+    ws = rng.integers(-32768, 32768, (n, tn, tn))
+    # extremes: every pairing of the int16 edge values, and all-min/all-max rows
+    for k, (a, b) in enumerate([(a, b) for a in edges for b in edges][:n // 2]):
+        xs[k] = a
+        ws[k] = b
+    xs[-1], ws[-1] = -32768, -32768
+    xs[-2], ws[-2] = 32767, -32768
+    return xs, ws
+
+
+@pytest.mark.parametrize("tn", [4, 16])
+def test_products_exact_latency_1_ii_1(tn, rng, h):
+    xs, ws = _vectors(tn, rng, 120, h.INT16_EDGES)
+    dut = NFU1(tn)
+    assert dut.latency == 1
+    got = []
+
+    async def bench(ctx):
+        for s in range(len(xs) + 2):
+            if s < len(xs):
+                ctx.set(dut.x.as_value(), h.pack(xs[s]))
+                ctx.set(dut.w.as_value(), h.pack(ws[s]))
+            ctx.set(dut.valid_in, int(s < len(xs)))
+            await ctx.tick()
+            # latency 1: after this edge the products of step s are visible
+            assert ctx.get(dut.valid_out) == int(s < len(xs))
+            if s < len(xs):
+                got.append(h.unpack(ctx.get(dut.products.as_value()), tn * tn, 32))
+
+    simulate(dut, bench, name=f"nfu1_tn{tn}")
+    # independent: products[j][i] = w[j][i] * x[i], as int64
+    want = (ws * xs[:, None, :]).reshape(len(xs), -1)
+    np.testing.assert_array_equal(np.array(got), want)
+
+
+def test_rejects_bad_tn():
+    with pytest.raises(ValueError, match="6"):
+        NFU1(6)

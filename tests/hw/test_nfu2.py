@@ -1,0 +1,179 @@
+# amaranth: UnusedElaboratable=no
+"""NFU-2: adder trees + accumulators + shifter + max, against golden.formats.shift_round."""
+
+import numpy as np
+import pytest
+
+from golden.formats import shift_round
+from hw.nfu2 import NFU2
+from sim.waves import simulate
+
+P_MAX, P_MIN = (1 << 31) - 1, -(1 << 31)
+
+
+def _stream(h, dut, groups, name):
+    """Feed accumulations back to back (II = 1) and collect every output row.
+
+    ``groups`` is a list of ``(shift, max_mode, [rows of [tn, tn] products, ...])``; each
+    inner list is one accumulation (first on its first row, last on its last). Settings
+    change only once the previous group has drained. Returns the outputs in order and the
+    cycles from each ``last`` row to its ``valid_out``.
+    """
+    tn = dut.tn
+    outs, lat = [], []
+
+    async def bench(ctx):
+        cycle = 0
+        pending = []          # cycles at which `last` rows entered
+        for shift, max_mode, accs in groups:
+            ctx.set(dut.shift, shift)
+            ctx.set(dut.max_mode, max_mode)
+            feed = [(acc[r], r == 0, r == len(acc) - 1) for acc in accs for r in range(len(acc))]
+            left = sum(1 for _ in accs)
+            i = 0
+            while left:
+                if i < len(feed):
+                    prods, first, last = feed[i]
+                    ctx.set(dut.products.as_value(), h.pack(prods, 32))
+                    ctx.set(dut.valid_in, 1)
+                    ctx.set(dut.first, int(first))
+                    ctx.set(dut.last, int(last))
+                    if last:
+                        pending.append(cycle)
+                else:
+                    ctx.set(dut.valid_in, 0)
+                    ctx.set(dut.first, 0)
+                    ctx.set(dut.last, 0)
+                    ctx.set(dut.products.as_value(), 0)
+                i += 1
+                await ctx.tick()
+                cycle += 1
+                if ctx.get(dut.valid_out):
+                    outs.append(h.unpack(ctx.get(dut.y.as_value()), tn))
+                    lat.append(cycle - pending.pop(0))
+                    left -= 1
+                assert cycle < 1_000_000
+        assert not pending
+
+    simulate(dut, bench, name=name)
+    return outs, lat
+
+
+def _expected(groups):
+    want = []
+    for shift, max_mode, accs in groups:
+        for acc in accs:
+            sums = np.array(acc, dtype=object).sum(axis=2)          # [rows, tn] tree sums
+            red = sums.max(axis=0) if max_mode else sums.sum(axis=0)
+            want.append(shift_round(np.array(red, dtype=np.int64), shift))
+    return want
+
+
+@pytest.mark.parametrize("tn", [4, 16])
+def test_accumulate_and_max_random(tn, rng, h):
+    dut = NFU2(tn)
+    groups = []
+    for shift in (0, 1, 7, 16, 24):
+        for max_mode in (0, 1):
+            accs = []
+            for n in (1, 2, 3, 5, 1, 8):
+                p = rng.integers(P_MIN, P_MAX + 1, (n, tn, tn), dtype=np.int64)
+                p >>= int(rng.integers(0, 31))     # mix of magnitudes
+                accs.append(p)
+            # extremes: every product at the minimum / maximum
+            accs.append(np.full((3, tn, tn), P_MIN, dtype=np.int64))
+            accs.append(np.full((2, tn, tn), P_MAX, dtype=np.int64))
+            groups.append((shift, max_mode, accs))
+    got, lat = _stream(h, dut, groups, f"nfu2_acc_tn{tn}")
+    want = _expected(groups)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    assert set(lat) == {dut.latency}
+    assert dut.latency == int(np.log2(tn)) + 2
+
+
+def test_max_mode_negative_and_first_resets(h):
+    """Max of all-negative sums; ``first`` forgets the previous maximum."""
+    tn = 4
+    dut = NFU2(tn)
+    big = np.full((1, tn, tn), 1000, dtype=np.int64)
+    neg = -np.arange(1, 1 + 3 * tn * tn, dtype=np.int64).reshape(3, tn, tn)
+    groups = [(0, 1, [big, neg, np.concatenate([neg, big])])]
+    got, _ = _stream(h, dut, groups, "nfu2_max")
+    want = _expected(groups)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    assert list(got[1]) == list(neg.sum(axis=2).max(axis=0))   # not 4000 from the row before
+
+
+def _rows_for(value, tn):
+    """Rows of products (each a [tn, tn] array) whose lane sums add up to ``value``."""
+    cap = tn * P_MAX if value >= 0 else tn * P_MIN
+    n = max(1, -(-abs(value) // abs(cap)))
+    rows = []
+    rest = value
+    for r in range(n):
+        part = rest if r == n - 1 else cap
+        rest -= part
+        # spread `part` over the tn products of every lane
+        q, m = divmod(part, tn)
+        lane = [q + (1 if i < m else 0) for i in range(tn)]
+        assert all(P_MIN <= v <= P_MAX for v in lane)
+        rows.append(np.array([lane] * tn, dtype=object))
+    return rows
+
+
+def _shift_values(s, rng):
+    vals = {0, 1, -1, 32767, -32768, 123456789, -987654321}
+    if s > 0:
+        half = 1 << (s - 1)
+        for t in (1, 3, 5, 65535, 65537):          # exact ties t * 2**(s-1), t odd
+            for v in (t * half, -t * half):
+                vals |= {v, v - 1, v + 1}
+    # saturation edges: 32767.5 * 2**s and -32768.5 * 2**s (the rounding boundaries)
+    hi, lo = (32767 << s) + ((1 << s) >> 1), (-32768 << s) - ((1 << s) >> 1)
+    vals |= {hi - 1, hi, hi + 1, lo - 1, lo, lo + 1, hi * 4, lo * 4}
+    vals |= {int(v) for v in rng.integers(-(1 << 36), 1 << 36, 6)}
+    limit = 1 << 40        # a few rows of tn=16 products at most
+    return sorted(v for v in vals if abs(v) <= limit)
+
+
+def test_shifter_all_shifts_ties_and_saturation(rng, h):
+    """y == shift_round(acc, s) for s = 0..40: ties, +-saturation edges, random values."""
+    tn = 16
+    dut = NFU2(tn)
+    groups, sat_hi, sat_lo, ties = [], 0, 0, 0
+    for s in range(41):
+        vals = _shift_values(s, rng)
+        accs = []
+        for v in vals:
+            # lanes carry v, -v, v+1, ... so every lane is checked
+            lanes = [v, -v, v + 1, v - 1] * (tn // 4)
+            per_lane = [_rows_for(x, tn) for x in lanes]
+            n = max(len(r) for r in per_lane)
+            acc = np.zeros((n, tn, tn), dtype=object)
+            for j, r in enumerate(per_lane):
+                for k, row in enumerate(r):
+                    acc[k, j] = row[0]
+            accs.append(acc)
+            ys = shift_round(np.array(lanes), s)
+            sat_hi += int((ys == 32767).sum() and v > (32767 << s))
+            sat_lo += int((ys == -32768).sum() and v < (-32768 << s))
+            ties += int(s > 0 and v % (1 << s) == 1 << (s - 1))
+        groups.append((s, 0, accs))
+    got, lat = _stream(h, dut, groups, "nfu2_shifter")
+    want = _expected(groups)
+    assert len(got) == len(want)
+    for i, (g, w) in enumerate(zip(got, want)):
+        np.testing.assert_array_equal(g, w, err_msg=f"output {i}")
+    assert set(lat) == {dut.latency}
+    # the vectors really reached both saturations and exact ties
+    assert sat_hi > 10 and sat_lo > 10 and ties > 40
+
+
+def test_rejects_bad_parameters():
+    with pytest.raises(ValueError, match="12"):
+        NFU2(12)
+    with pytest.raises(ValueError, match="30"):
+        NFU2(4, acc_width=30)

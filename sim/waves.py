@@ -17,17 +17,19 @@ from vcd.gtkw import GTKWSave, GTKWFlag
 
 __all__ = ["simulate", "write_gtkw", "WAVE_GROUPS"]
 
-#: (group, regex over VCD names, signed decimal?) in display order.
+#: (group, regex over VCD names, signed decimal?) in display order. Each regex is matched
+#: against the dotted name without its ``[msb:0]`` width suffix; Amaranth writes the fields
+#: of a layout as escaped names (``\\ins.op``, ``\\x[0]``), hence the optional backslash.
 WAVE_GROUPS = [
-    ("control", r"(^|\.)(start|busy|done|fsm_state|state|pc)(\[|$)", False),
-    ("instruction", r"(^|\.)ins\\?\.(op|kh|kw|stride|oh|ow|ob|cb|shift|act|table)(\[|$)", False),
-    ("tile controller", r"ctrl\.(valid|first|last|bias|zero|nbin_addr|sb_addr|out_addr)(\[|$)", False),
-    ("stage valids", r"\.(valid1|valid_out|acc_done)(\[|$)", False),
-    ("NFU-1 inputs", r"nfu1\.\\?x\[\d+\]", True),
-    ("NFU-2 outputs", r"nfu2\.\\?y\[\d+\]", True),
-    ("NFU-3 outputs", r"nfu3\.\\?y\[\d+\]", True),
-    ("NBout", r"nbout_count(\[|$)", False),
-    ("fat tree / NM", r"(tree|nm)\w*\.(addr|en|valid)\w*(\[|$)", False),
+    ("control", r"(^|\.)(start|busy|done|fsm_state|state|pc)$", False),
+    ("instruction", r"(^|\.)\\?ins\.(op|kh|kw|stride|oh|ow|ob|cb|shift|act|table)$", False),
+    ("tile controller", r"ctrl\.(valid|first|last|bias|zero|nbin_addr|sb_addr|out_addr)$", False),
+    ("stage valids", r"\.(valid1|valid_out|acc_done)$", False),
+    ("NFU-1 inputs", r"nfu1\.\\?x\[\d+\]$", True),
+    ("NFU-2 outputs", r"nfu2\.\\?y\[\d+\]$", True),
+    ("NFU-3 outputs", r"nfu3\.\\?y\[\d+\]$", True),
+    ("NBout", r"nbout_count$", False),
+    ("fat tree / NM", r"(tree|nm)\w*\.(addr|en|valid)\w*$", False),
 ]
 
 
@@ -61,7 +63,7 @@ def write_gtkw(vcd_path, gtkw_path):
         save.treeopen("top")
         for group, pattern, signed in WAVE_GROUPS:
             rx = re.compile(pattern)
-            chosen = [n for n in names if rx.search(n.split("[")[0] if n.endswith(":0]") else n)]
+            chosen = [n for n in names if rx.search(re.sub(r"\[\d+:0\]$", "", n))]
             if not chosen:
                 continue
             with save.group(group):

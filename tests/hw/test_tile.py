@@ -1,0 +1,181 @@
+"""Whole layers on one tile: outputs bit for bit with golden, cycles equal to the model."""
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from golden.formats import build_table
+from golden.layers import conv2d_int, fc_int, maxpool_int, avgpool_int, activation_int
+from hw.config import preset
+from hw.isa import Op
+from sim import cycle_model
+from sim.mapping import conv_sb_rows, from_rows, layer_fields, pool_sb_row, to_rows
+from sim.tile_runner import run_tile
+
+SMALL = preset("small").replace(tiles=1)
+TN16 = preset("small").replace(tn=16, tiles=1, nbin_depth=512, nbout_depth=256, sb_depth=512)
+
+
+def _assemble(outputs, shape, ob, tn):
+    c, h, w = (shape[0], 1, 1) if len(shape) == 1 else shape
+    rows = np.full((h * w * ob, tn), -99999, dtype=np.int64)
+    for addr, row in outputs.items():
+        rows[addr] = row
+    assert (rows != -99999).all(), "an output row is missing"
+    return from_rows(rows, shape, tn)
+
+
+def run_conv(cfg, x, w, b, stride, pad, shift, bias_exp, act=None, index=0, **split):
+    tn = cfg.tn
+    ref = conv2d_int(x, w, b, stride, pad, bias_exp, shift)
+    tables = []
+    if act:
+        tables = [build_table(act, 8)]
+        ref = activation_int(ref, tables[0])
+    f = layer_fields("conv", x.shape, ref.shape, tn=tn, kernel=w.shape[2], stride=stride,
+                     pad=pad, shift=shift, bias_exp=bias_exp, act=int(bool(act)), **split)
+    sb = conv_sb_rows(w, b, tn)
+    g = 1 << f["log2_gob"]
+    sb = sb[index & (g - 1)::g].reshape(-1, tn, tn)
+    outs, cnt = run_tile(cfg, f, to_rows(x, tn), sb, tables, index=index,
+                         name=f"conv_{x.shape}_{w.shape}_{stride}_{pad}")
+    assert cnt["start_to_done"] == cycle_model.tile_cycles(f, index, tn)
+    assert cnt["nfu_busy"] == cycle_model.tile_emissions(f, index)
+    assert cnt["cycles"] == cnt["start_to_done"]
+    return outs, ref, f, cnt
+
+
+def _random_conv(rng, c, h, w, o, k):
+    x = rng.integers(-512, 512, (c, h, w))
+    wt = rng.integers(-300, 300, (o, c, k, k))
+    b = rng.integers(-2000, 2000, o)
+    return x, wt, b
+
+
+@pytest.mark.parametrize("cfg", [SMALL, TN16], ids=["tn4", "tn16"])
+@pytest.mark.parametrize("k,stride,pad", [(1, 1, 0), (2, 2, 0), (3, 1, 1), (3, 2, 2),
+                                          (4, 3, 1), (5, 1, 2), (5, 3, 0)])
+def test_conv_layers(cfg, k, stride, pad):
+    rng = np.random.default_rng(k * 10 + stride)
+    x, w, b = _random_conv(rng, 5, 9, 8, 7, k)              # 5 and 7: not multiples of tn
+    outs, ref, f, _ = run_conv(cfg, x, w, b, stride, pad, shift=9, bias_exp=2, act="relu")
+    assert np.array_equal(_assemble(outs, ref.shape, f["ob"], cfg.tn), ref)
+
+
+@pytest.mark.parametrize("cfg", [SMALL, TN16], ids=["tn4", "tn16"])
+@pytest.mark.parametrize("act", ["sigmoid", "tanh", "relu", "identity"])
+def test_fc_each_activation(cfg, act):
+    rng = np.random.default_rng(len(act))
+    n, o = 37, 19
+    x = rng.integers(-2000, 2000, n)
+    w = rng.integers(-3000, 3000, (o, n))
+    b = rng.integers(-5000, 5000, o)
+    ref = activation_int(fc_int(x, w, b, 3, 14), build_table(act, 8))
+    outs, _, f, _ = run_conv(cfg, x.reshape(n, 1, 1), w.reshape(o, n, 1, 1), b, 1, 0,
+                             shift=14, bias_exp=3, act=act)
+    assert np.array_equal(_assemble(outs, (o,), f["ob"], cfg.tn), ref)
+
+
+def test_fc_over_a_feature_map_is_a_whole_input_kernel():
+    rng = np.random.default_rng(3)
+    x = rng.integers(-1000, 1000, (6, 3, 4))
+    w = rng.integers(-500, 500, (9, 6 * 3 * 4))
+    b = rng.integers(-500, 500, 9)
+    ref = fc_int(x, w, b, 1, 10)
+    f = layer_fields("fc", x.shape, (9,), tn=SMALL.tn, shift=10, bias_exp=1)
+    assert (f["kh"], f["kw"]) == (3, 4)
+    sb = conv_sb_rows(w.reshape(9, 6, 3, 4), b, SMALL.tn).reshape(-1, SMALL.tn, SMALL.tn)
+    outs, cnt = run_tile(SMALL, f, to_rows(x, SMALL.tn), sb)
+    assert np.array_equal(_assemble(outs, (9,), f["ob"], SMALL.tn), ref)
+    assert cnt["start_to_done"] == cycle_model.tile_cycles(f, 0, SMALL.tn)
+
+
+@pytest.mark.parametrize("cfg", [SMALL, TN16], ids=["tn4", "tn16"])
+@pytest.mark.parametrize("kind,size,stride", [("maxpool", 2, 2), ("maxpool", 3, 1),
+                                              ("avgpool", 2, 2), ("avgpool", 3, 2)])
+def test_pool_layers(cfg, kind, size, stride):
+    rng = np.random.default_rng(size + stride)
+    x = rng.integers(-32768, 32768, (7, 9, 7))
+    ref = (maxpool_int if kind == "maxpool" else avgpool_int)(x, size, stride)
+    f = layer_fields(kind, x.shape, ref.shape, tn=cfg.tn, kernel=size, stride=stride)
+    outs, cnt = run_tile(cfg, f, to_rows(x, cfg.tn), pool_sb_row(kind, size, cfg.tn)[None])
+    assert np.array_equal(_assemble(outs, ref.shape, f["ob"], cfg.tn), ref)
+    assert cnt["start_to_done"] == cycle_model.tile_cycles(f, 0, cfg.tn)
+
+
+@settings(max_examples=12, deadline=None)
+@given(c=st.integers(1, 9), h=st.integers(1, 7), w=st.integers(1, 7), o=st.integers(1, 9),
+       k=st.integers(1, 4), stride=st.integers(1, 3), pad=st.integers(0, 2),
+       seed=st.integers(0, 2 ** 16))
+def test_hypothesis_conv(c, h, w, o, k, stride, pad, seed):
+    if h + 2 * pad < k or w + 2 * pad < k:
+        return
+    x, wt, b = _random_conv(np.random.default_rng(seed), c, h, w, o, k)
+    outs, ref, f, _ = run_conv(SMALL, x, wt, b, stride, pad, shift=8, bias_exp=0)
+    assert np.array_equal(_assemble(outs, ref.shape, f["ob"], SMALL.tn), ref)
+
+
+@settings(max_examples=12, deadline=None)
+@given(n=st.integers(1, 70), o=st.integers(1, 13), seed=st.integers(0, 2 ** 16))
+def test_hypothesis_fc(n, o, seed):
+    rng = np.random.default_rng(seed)
+    x, w, b = rng.integers(-32768, 32768, n), rng.integers(-32768, 32768, (o, n)), \
+        rng.integers(-32768, 32768, o)
+    outs, ref, f, _ = run_conv(SMALL, x.reshape(n, 1, 1), w.reshape(o, n, 1, 1), b, 1, 0,
+                               shift=20, bias_exp=14)
+    assert np.array_equal(_assemble(outs, (o,), f["ob"], SMALL.tn),
+                          fc_int(x, w, b, 14, 20))
+
+
+@pytest.mark.parametrize("log2_gob", [0, 1, 2])
+def test_shares_of_four_tiles_cover_the_layer(log2_gob):
+    cfg = preset("small")                               # 4 tiles
+    rng = np.random.default_rng(log2_gob)
+    x, w, b = _random_conv(rng, 3, 7, 6, 10, 3)          # 3 output blocks of 4
+    groups = cfg.tiles >> log2_gob
+    merged, ref = {}, None
+    for index in range(cfg.tiles):
+        outs, ref, f, _ = run_conv(cfg, x, w, b, 1, 1, shift=8, bias_exp=0, index=index,
+                                   log2_gob=log2_gob, oy_band=-(-7 // groups))
+        assert not set(outs) & set(merged), "two tiles wrote the same output row"
+        merged.update(outs)
+    assert np.array_equal(_assemble(merged, ref.shape, f["ob"], cfg.tn), ref)
+
+
+def test_initiation_interval_one_on_a_long_fc():
+    """512 -> 64 on tn=16: NFU-1 takes a row every cycle from first to last emission."""
+    rng = np.random.default_rng(9)
+    n, o = 512, 64
+    x, w, b = rng.integers(-1000, 1000, n), rng.integers(-1000, 1000, (o, n)), \
+        rng.integers(-1000, 1000, o)
+    outs, ref, f, cnt = run_conv(TN16, x.reshape(n, 1, 1), w.reshape(o, n, 1, 1), b, 1, 0,
+                                 shift=12, bias_exp=0)
+    emitted = cycle_model.tile_emissions(f, 0)
+    assert emitted == 4 * (32 + 1)
+    # No bubbles: busy cycles = set-up + emissions + drain, every emission one cycle.
+    assert cnt["nfu_busy"] == emitted
+    from hw.tile import pipeline_latency
+    assert cnt["start_to_done"] == 1 + emitted + pipeline_latency(16)
+    assert np.array_equal(_assemble(outs, (o,), f["ob"], 16), fc_int(x, w, b, 0, 12))
+
+
+def test_vcd_and_gtkw_written(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIANNAO_VCD", str(tmp_path))
+    rng = np.random.default_rng(1)
+    x, w, b = _random_conv(rng, 2, 4, 4, 3, 3)
+    run_conv(SMALL, x, w, b, 1, 1, shift=8, bias_exp=0, act="sigmoid")
+    vcds, gtkws = list(tmp_path.glob("*.vcd")), list(tmp_path.glob("*.gtkw"))
+    assert len(vcds) == 1 and len(gtkws) == 1
+    vcd_text = vcds[0].read_text()
+    gtkw = gtkws[0].read_text()
+    traces = [l for l in gtkw.splitlines() if l and not l.startswith(("[", "@", "-", "*"))]
+    assert traces, "the save file lists no signals"
+    for t in traces:
+        leaf = t.split(".")[-1].split("[")[0].lstrip("\\")
+        assert leaf in vcd_text, f"{t} is not in the VCD"
+    # NFU values are shown in signed decimal: GTKWave flags dec (0x4) | signed (0x400).
+    assert "@404" in gtkw or "@424" in gtkw or "@c04" in gtkw.lower()
+    for group in ("tile controller", "NFU-1 inputs", "NFU-3 outputs", "instruction"):
+        assert group in gtkw

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Shared helpers of the hw tests: bit packing, a probed tile runner, layer cases.
 
 Every expected value comes from the golden model (:mod:`golden.formats`,

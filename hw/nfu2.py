@@ -98,11 +98,12 @@ class NFU2(wiring.Component):
                 with m.Else():
                     m.d.sync += acc.eq(Mux(first, 0, acc) + tree.sum)
 
-            # Round half up, arithmetic shift; exact for every shift amount.
-            half = Signal(2 ** SHIFT_WIDTH, name=f"half{j}")
-            m.d.comb += half.eq((C(1, 2 ** SHIFT_WIDTH + 1) << shift) >> 1)
-            rounded = Signal(signed(2 ** SHIFT_WIDTH + 1), name=f"rounded{j}")
-            m.d.comb += rounded.eq((acc + half) >> shift)
+            # Round half up, arithmetic shift, exact for every shift amount, in accumulator
+            # width: for s >= 1, floor((acc + 2**(s-1)) / 2**s) == (floor(acc / 2**(s-1)) + 1) >> 1.
+            pre = Signal(signed(self.acc_width), name=f"pre{j}")
+            m.d.comb += pre.eq(acc >> (shift - 1)[:SHIFT_WIDTH])
+            rounded = Signal(signed(self.acc_width + 1), name=f"rounded{j}")
+            m.d.comb += rounded.eq(Mux(shift == 0, acc, (pre + 1) >> 1))
             with m.If(acc_done):
                 with m.If(rounded > INT16_MAX):
                     m.d.sync += self.y[j].eq(INT16_MAX)

@@ -102,12 +102,17 @@ def format_table(rows):
 
 
 def main(argv=None):
-    """Print the tile utilization table; exit status 0 when every target is met, outputs
-    equal golden and the cycle model equals the RTL."""
+    """Print the tile utilization table and the simulation-speed table (:mod:`sim.speed`);
+    exit status 0 when every target is met, outputs equal golden and the cycle model equals
+    the RTL."""
+    from . import speed
+    print("tile utilization (tn=16 tile, Amaranth simulator):")
     rows = tile_utilization()
     good = all(r["met"] and r["ok"] and r["cycles"] == r["model_cycles"]
                and r["busy"] == r["model_busy"] for r in rows)
-    return 0 if good else 1
+    print()
+    _, fast_enough = speed.main()
+    return 0 if good and fast_enough else 1
 
 
 if __name__ == "__main__":

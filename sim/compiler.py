@@ -1,7 +1,8 @@
 """The compiler: a quantized network -> a program and memory images for a configuration.
 
 Mapping (DESIGN §4, weight-stationary): each layer's input is broadcast from NM into every
-tile's NBin (LOAD); every tile computes its share of the output blocks and output rows from
+tile's NBin (LOAD; a convolution or pooling whose input does not fit NBin is split into bands
+of output rows, each with the input rows it needs); every tile computes its share of the output blocks and output rows from
 its own SB (CONV/MAXPOOL/AVGPOOL); the outputs are collected into NM (STORE). For each
 layer the compiler chooses how many tile groups share the output blocks (the rest split
 the output rows), picking the split with the fewest cycles by the cycle model, so a layer
@@ -36,8 +37,8 @@ class LayerInfo:
     in_base: int
     out_base: int
     macs: int
-    fields: dict
-    pc: int              # index of the compute instruction
+    fields: dict         # the first compute instruction
+    pcs: list            # every instruction of the layer (LOAD, compute, STORE per band)
 
 
 @dataclass
@@ -91,6 +92,33 @@ def _macs(layer):
     if layer.kind == "conv":
         return o * oh * ow * c * layer.kernel * layer.kernel
     return o * oh * ow * layer.kernel * layer.kernel
+
+
+def _bands(layer, cfg, where):
+    """``[((o0, o1), (r0, r1))]``: bands of output rows and the input rows each needs, so
+    that every band's input fits NBin (one band when the whole input fits)."""
+    tn = cfg.tn
+    c, h, w = as_chw(layer.in_shape)
+    oh = as_chw(layer.out_shape)[1]
+    per_row = w * blocks(c, tn)
+    if h * per_row <= cfg.nbin_depth:
+        return [((0, oh), (0, h))]
+    if layer.kind == "fc":
+        raise CompileError(f"{where}: its input needs {h * per_row} NBin rows, but NBin has "
+                           f"{cfg.nbin_depth} (nbin_depth); a fully connected layer needs its "
+                           f"whole input at once")
+    k, s = layer.kernel, layer.stride
+    pad = layer.pad if layer.kind == "conv" else 0
+    band = (cfg.nbin_depth // per_row - k) // s + 1
+    if band < 1:
+        raise CompileError(f"{where}: one output row needs {k * per_row} NBin rows, but NBin "
+                           f"has {cfg.nbin_depth} (nbin_depth)")
+    out = []
+    for o0 in range(0, oh, band):
+        o1 = min(o0 + band, oh)
+        r0, r1 = max(0, o0 * s - pad), min(h, (o1 - 1) * s - pad + k)
+        out.append(((o0, o1), (r0, r1)))
+    return out
 
 
 def _choose_split(base_fields, cfg):
@@ -148,10 +176,8 @@ def compile_network(qnet, config):
     in_base = input_base
     for layer in layers:
         where = f"layer {layer.index} ({layer.kind})"
-        in_rows, out_rows = rows_of(layer.in_shape), rows_of(layer.out_shape)
-        if in_rows > cfg.nbin_depth:
-            raise CompileError(f"{where}: its input needs {in_rows} NBin rows, but NBin has "
-                               f"{cfg.nbin_depth} (nbin_depth)")
+        out_rows = rows_of(layer.out_shape)
+        bands = _bands(layer, cfg, where)
         out_base = nm_next
         nm_next += out_rows
         if nm_next > cfg.nm_depth:
@@ -159,12 +185,27 @@ def compile_network(qnet, config):
                                f"(nm_depth)")
         table = layer.table
         act = int(table is not None and layer.activation != "identity")
-        f = layer_fields(layer.kind, layer.in_shape, layer.out_shape, tn=tn,
-                         kernel=layer.kernel, stride=layer.stride, pad=layer.pad,
-                         sb_base=sb_next, nbin_base=0, out_base=out_base,
-                         shift=layer.shift, bias_exp=layer.bias_exp, act=act,
-                         table=slots[_table_key(table)] if act else 0)
-        f = _choose_split(f, cfg)
+        c, h, w_in = as_chw(layer.in_shape)
+        o, oh, ow = as_chw(layer.out_shape)
+        cb, ob = blocks(c, tn), blocks(o, tn)
+        band_fields = []
+        for (o0, o1), (r0, r1) in bands:
+            f = layer_fields(layer.kind, (c, r1 - r0, w_in), (o, o1 - o0, ow), tn=tn,
+                             kernel=layer.kernel, stride=layer.stride, pad=layer.pad,
+                             sb_base=sb_next, nbin_base=0, out_base=out_base + o0 * ow * ob,
+                             shift=layer.shift, bias_exp=layer.bias_exp, act=act,
+                             table=slots[_table_key(table)] if act else 0)
+            if len(bands) > 1:
+                # Rows of this band: local input row = real row - r0.
+                f["y_off"] = (layer.pad if layer.kind == "conv" else 0) + r0 - o0 * layer.stride
+                f["nbin_org"] = -(f["y_off"] * w_in + f["x_off"]) * cb
+            band_fields.append(((r0, r1), f))
+        # One split of the tiles per layer (it fixes the SB layout), chosen on the first band.
+        log2_gob = _choose_split(band_fields[0][1], cfg)["log2_gob"]
+        band_fields = [(rows, layer_fields_with(
+            f, log2_gob=log2_gob, oy_band=-(-f["oh"] // (cfg.tiles >> log2_gob))))
+            for rows, f in band_fields]
+        f = band_fields[0][1]
 
         # SB images: tile t holds its blocks in order.
         g = 1 << f["log2_gob"]
@@ -186,18 +227,21 @@ def compile_network(qnet, config):
             sb_images[t].append(np.concatenate([per_tile[t], pad]))
         sb_next += used
 
-        for t in range(cfg.tiles):
-            nb, nr = cycle_model.tile_share(f, t)
-            if nb * nr * f["ow"] > cfg.nbout_depth:
-                raise CompileError(f"{where}: tile {t} produces {nb * nr * f['ow']} output "
-                                   f"rows, but NBout has {cfg.nbout_depth} (nbout_depth)")
-
-        program.append(dict(op=Op.LOAD, src=in_base, dst=0, count=in_rows))
-        pc = len(program)
-        program.append(f)
-        program.append(dict(op=Op.STORE))
+        pcs = []
+        for (r0, r1), bf in band_fields:
+            for t in range(cfg.tiles):
+                nb, nr = cycle_model.tile_share(bf, t)
+                if nb * nr * bf["ow"] > cfg.nbout_depth:
+                    raise CompileError(f"{where}: tile {t} produces {nb * nr * bf['ow']} "
+                                       f"output rows, but NBout has {cfg.nbout_depth} "
+                                       f"(nbout_depth)")
+            pcs += [len(program), len(program) + 1, len(program) + 2]
+            program.append(dict(op=Op.LOAD, src=in_base + r0 * w_in * cb, dst=0,
+                                count=(r1 - r0) * w_in * cb))
+            program.append(bf)
+            program.append(dict(op=Op.STORE))
         infos.append(LayerInfo(layer.index, layer.kind, tuple(layer.in_shape),
-                               tuple(layer.out_shape), in_base, out_base, _macs(layer), f, pc))
+                               tuple(layer.out_shape), in_base, out_base, _macs(layer), f, pcs))
         in_base = out_base
     program.append(dict(op=Op.HALT))
     if len(program) > cfg.imem_depth:

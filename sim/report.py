@@ -62,15 +62,17 @@ def build_report(program, config_name="", rtl_cycles=None, clock_mhz=1000.0):
     per_instr = cycle_model.program_cycles(program.instructions, cfg)
     layers = []
     for info in program.layers:
-        load, compute, store = (program.instructions[info.pc + d] for d in (-1, 0, 1))
-        cycles = sum(per_instr[info.pc - 1:info.pc + 2])
-        emitted = sum(cycle_model.tile_emissions(compute, t) for t in range(cfg.tiles))
-        outputs = sum(cycle_model.tile_share(compute, t)[0] * cycle_model.tile_share(compute, t)[1]
-                      * compute["ow"] for t in range(cfg.tiles))
-        assert load["op"] == Op.LOAD and store["op"] == Op.STORE
+        instrs = [program.instructions[pc] for pc in info.pcs]
+        computes = [f for f in instrs if f["op"] in (Op.CONV, Op.MAXPOOL, Op.AVGPOOL)]
+        emitted = sum(cycle_model.tile_emissions(f, t) for f in computes
+                      for t in range(cfg.tiles))
+        outputs = sum(cycle_model.tile_share(f, t)[0] * cycle_model.tile_share(f, t)[1]
+                      * f["ow"] for f in computes for t in range(cfg.tiles))
+        loads = sum(f["count"] for f in instrs if f["op"] == Op.LOAD)
         layers.append(LayerReport(
-            index=info.index, kind=info.kind, macs=info.macs, cycles=cycles,
+            index=info.index, kind=info.kind, macs=info.macs,
+            cycles=sum(per_instr[pc] for pc in info.pcs),
             ideal=-(-info.macs // (cfg.tiles * cfg.tn * cfg.tn)),
-            nm_reads=load["count"], nm_writes=outputs, sb_reads=emitted,
-            tree_rows=load["count"] + outputs))
+            nm_reads=loads, nm_writes=outputs, sb_reads=emitted,
+            tree_rows=loads + outputs))
     return Report(config_name, layers, sum(per_instr), rtl_cycles, clock_mhz)

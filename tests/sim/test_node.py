@@ -109,6 +109,18 @@ def test_random_conv_fc(c, hw, o, k, s, seed):
     _check(net, SMALL, batch=1, seed=seed)
 
 
+def test_layers_larger_than_nbin_run_in_bands():
+    # 3x20x20 input: 400 NBin rows at tn=4; NBin holds 64, so conv and pool go in bands.
+    cfg = SMALL.replace(nbin_depth=64)
+    net = _net(np.random.default_rng(11), (3, 20, 20),
+               [("conv", 5, 3, 2, 1, "relu"), ("maxpool", 2, 2), ("conv", 4, 3, 1, 1, "tanh"),
+                ("fc", 3, "identity")])
+    program, _ = _check(net, cfg, batch=1)
+    loads = [f for f in program.instructions if f["op"] == 1]
+    assert len(loads) > len(net.layers)
+    assert all(f["count"] <= cfg.nbin_depth for f in loads)
+
+
 def test_mapping_spreads_few_blocks_over_tiles():
     # One output block on four tiles: the compiler splits output rows instead.
     net = _net(np.random.default_rng(7), (1, 8, 8), [("conv", 3, 3, 1, 1, "relu")])
@@ -126,7 +138,10 @@ def _err(net, config, match):
 def test_compile_errors_name_layer_and_limit():
     rng = np.random.default_rng(8)
     big_in = _net(rng, (4, 20, 20), [("conv", 4, 3, 1, 1, "relu")])
-    _err(big_in, SMALL.replace(nbin_depth=64), r"layer 0 \(conv\).*400 NBin rows.*nbin_depth")
+    _err(big_in, SMALL.replace(nbin_depth=40), r"layer 0 \(conv\): one output row needs 60 NBin "
+                                               r"rows.*nbin_depth")
+    big_fc = _net(rng, (300,), [("fc", 4, "relu")])
+    _err(big_fc, SMALL.replace(nbin_depth=64), r"layer 0 \(fc\).*75 NBin rows.*whole input")
     wide = _net(rng, (64,), [("fc", 64, "relu")])
     _err(wide, SMALL.replace(sb_depth=8), r"layer 0 \(fc\).*SB needs .*sb_depth")
     _err(wide, SMALL.replace(nm_depth=20), r"layer 0 \(fc\).*NM needs .*nm_depth")

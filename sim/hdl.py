@@ -136,6 +136,8 @@ def run_hdl(program, inputs, *, simulator="verilator", waves=False, vcd=None):
                 shutil.copy(dumped[-1], vcd)
     runs = res["runs"]
     outputs = np.stack([r["layer_outputs"][-1] for r in runs])
-    info = dict(build_seconds=build_seconds, cached=cached, run_seconds=res["run_seconds"],
-                load_seconds=res["load_seconds"], build_dir=str(build_dir))
+    recorded = float((build_dir / "built.ok").read_text().split()[0])
+    info = dict(build_seconds=build_seconds, cached=cached, recorded_build_seconds=recorded,
+                run_seconds=res["run_seconds"], load_seconds=res["load_seconds"],
+                build_dir=str(build_dir))
     return outputs, runs, info

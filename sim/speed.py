@@ -1,7 +1,8 @@
 """Simulation-speed benchmark: the 16-tile tn=16 node running the digits CNN.
 
-Measures Amaranth's simulator and Verilator (build time from an empty cache, then cycles per
-second of simulated node time) and prints a table against the targets.
+Measures Amaranth's simulator and Verilator (cycles per second of simulated node time, from
+``start`` to idle) and prints a table against the targets. The Verilator build time is the
+one recorded when the cached build was made (``fresh_build=True`` rebuilds from scratch).
 """
 
 import os
@@ -16,6 +17,13 @@ TARGETS = {"pysim": 300.0, "verilator": 20000.0}
 VERILATOR_BUILD_TARGET = 90.0
 
 
+def bench_config(config_name="dadiannao"):
+    """The benchmark's node: the preset with SB and NM scaled to the digits CNN (the full
+    2 MB SB per tile only adds memory-init text to the Verilog)."""
+    from hw.config import preset
+    return preset(config_name).replace(sb_depth=64, nm_depth=512, imem_depth=32)
+
+
 def _program(config_name="dadiannao", images=4):
     from golden.quant import quantize
     from hw.config import preset
@@ -24,12 +32,11 @@ def _program(config_name="dadiannao", images=4):
     net = digits.load_network("cnn")
     qnet = quantize(net)
     x, _ = digits.load_test_set(net.input_shape)
-    # SB and NM scaled to the run: the full 2 MB SB per tile only adds memory-init text.
-    cfg = preset(config_name).replace(sb_depth=64, nm_depth=512, imem_depth=32)
-    return compile_network(qnet, cfg), qnet.quantize_input(x[:images]), qnet
+    return (compile_network(qnet, bench_config(config_name)), qnet.quantize_input(x[:images]),
+            qnet)
 
 
-def measure(engine, *, images=2, config_name="dadiannao", fresh_build=True):
+def measure(engine, *, images=2, config_name="dadiannao", fresh_build=False):
     """``dict``: setup/build seconds, cycles, run seconds, cycles/s, outputs equal golden."""
     program, x, qnet = _program(config_name, images)
     golden = np.stack([qnet.run(xi) for xi in x])
@@ -56,7 +63,7 @@ def measure(engine, *, images=2, config_name="dadiannao", fresh_build=True):
                     os.environ["DIANNAO_CACHE"] = old
         cycles = sum(r["cycles"] for r in runs)
         seconds = sum(r["seconds"] for r in runs)
-        build = info["build_seconds"]
+        build = info["recorded_build_seconds"]
     return dict(engine=engine, build=build, cycles=cycles, seconds=seconds,
                 rate=cycles / seconds if seconds else float("inf"),
                 exact=bool(np.array_equal(y, golden)))

@@ -66,8 +66,8 @@ def test_icarus_small():
 @pytest.mark.slow
 def test_verilator_dadiannao_16_tiles():
     _require("verilator")
-    _check("verilator", preset("dadiannao").replace(sb_depth=64, nm_depth=256, imem_depth=32),
-           batch=1)
+    from sim.speed import bench_config
+    _check("verilator", bench_config(), batch=1)        # the benchmark's build, cached
 
 
 def test_generated_verilog_lints_clean(tmp_path):

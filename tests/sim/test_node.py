@@ -93,7 +93,8 @@ def test_one_tile_diannao_shape():
 
 @pytest.mark.slow
 def test_dadiannao_16_tiles_tn16():
-    cfg = preset("dadiannao").replace(sb_depth=64, nm_depth=256, imem_depth=32)
+    from sim.speed import bench_config
+    cfg = bench_config()
     net = _net(np.random.default_rng(6), (3, 4, 4),
                [("conv", 20, 3, 1, 1, "relu"), ("maxpool", 2, 2), ("fc", 10, "identity")])
     _check(net, cfg, batch=1)

@@ -1,7 +1,5 @@
 """Whole layers on one tile: outputs bit for bit with golden, cycles equal to the model."""
 
-import os
-
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -127,55 +125,3 @@ def test_hypothesis_fc(n, o, seed):
                                shift=20, bias_exp=14)
     assert np.array_equal(_assemble(outs, (o,), f["ob"], SMALL.tn),
                           fc_int(x, w, b, 14, 20))
-
-
-@pytest.mark.parametrize("log2_gob", [0, 1, 2])
-def test_shares_of_four_tiles_cover_the_layer(log2_gob):
-    cfg = preset("small")                               # 4 tiles
-    rng = np.random.default_rng(log2_gob)
-    x, w, b = _random_conv(rng, 3, 7, 6, 10, 3)          # 3 output blocks of 4
-    groups = cfg.tiles >> log2_gob
-    merged, ref = {}, None
-    for index in range(cfg.tiles):
-        outs, ref, f, _ = run_conv(cfg, x, w, b, 1, 1, shift=8, bias_exp=0, index=index,
-                                   log2_gob=log2_gob, oy_band=-(-7 // groups))
-        assert not set(outs) & set(merged), "two tiles wrote the same output row"
-        merged.update(outs)
-    assert np.array_equal(_assemble(merged, ref.shape, f["ob"], cfg.tn), ref)
-
-
-def test_initiation_interval_one_on_a_long_fc():
-    """512 -> 64 on tn=16: NFU-1 takes a row every cycle from first to last emission."""
-    rng = np.random.default_rng(9)
-    n, o = 512, 64
-    x, w, b = rng.integers(-1000, 1000, n), rng.integers(-1000, 1000, (o, n)), \
-        rng.integers(-1000, 1000, o)
-    outs, ref, f, cnt = run_conv(TN16, x.reshape(n, 1, 1), w.reshape(o, n, 1, 1), b, 1, 0,
-                                 shift=12, bias_exp=0)
-    emitted = cycle_model.tile_emissions(f, 0)
-    assert emitted == 4 * (32 + 1)
-    # No bubbles: busy cycles = set-up + emissions + drain, every emission one cycle.
-    assert cnt["nfu_busy"] == emitted
-    from hw.tile import pipeline_latency
-    assert cnt["start_to_done"] == 1 + emitted + pipeline_latency(16)
-    assert np.array_equal(_assemble(outs, (o,), f["ob"], 16), fc_int(x, w, b, 0, 12))
-
-
-def test_vcd_and_gtkw_written(tmp_path, monkeypatch):
-    monkeypatch.setenv("DIANNAO_VCD", str(tmp_path))
-    rng = np.random.default_rng(1)
-    x, w, b = _random_conv(rng, 2, 4, 4, 3, 3)
-    run_conv(SMALL, x, w, b, 1, 1, shift=8, bias_exp=0, act="sigmoid")
-    vcds, gtkws = list(tmp_path.glob("*.vcd")), list(tmp_path.glob("*.gtkw"))
-    assert len(vcds) == 1 and len(gtkws) == 1
-    vcd_text = vcds[0].read_text()
-    gtkw = gtkws[0].read_text()
-    traces = [l for l in gtkw.splitlines() if l and not l.startswith(("[", "@", "-", "*"))]
-    assert traces, "the save file lists no signals"
-    for t in traces:
-        leaf = t.split(".")[-1].split("[")[0].lstrip("\\")
-        assert leaf in vcd_text, f"{t} is not in the VCD"
-    # NFU values are shown in signed decimal: GTKWave flags dec (0x4) | signed (0x400).
-    assert "@404" in gtkw or "@424" in gtkw or "@c04" in gtkw.lower()
-    for group in ("tile controller", "NFU-1 inputs", "NFU-3 outputs", "instruction"):
-        assert group in gtkw

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 
-__all__ = ["run_hdl", "simulator_available", "verilator_env", "VERILATOR_FLAGS", "cache_dir"]
+__all__ = ["run_hdl", "simulator_available", "verilator_env", "VERILATOR_FLAGS", "cache_dir",
+           "is_cached"]
 
 TOP = "diannao_node"
 #: Verilator options: speed over debug visibility (cocotb still sees the ports).
@@ -58,10 +59,22 @@ def simulator_available(simulator):
     return False, f"unknown simulator {simulator!r}"
 
 
-def _build(runner, simulator, config, verilog_text, waves):
+def _build_dir(simulator, verilog_text, waves):
     flags = VERILATOR_FLAGS if simulator == "verilator" else []
     key = hashlib.sha256("\0".join([simulator, verilog_text, *flags, str(waves)]).encode())
-    build_dir = cache_dir() / f"{simulator}-{key.hexdigest()[:20]}"
+    return cache_dir() / f"{simulator}-{key.hexdigest()[:20]}"
+
+
+def is_cached(config, simulator="verilator", waves=False):
+    """Whether the node of ``config`` is already built for ``simulator``."""
+    from .verilog import generate
+    text = generate(config, top="node", name=TOP)
+    return (_build_dir(simulator, text, waves) / "built.ok").exists()
+
+
+def _build(runner, simulator, config, verilog_text, waves):
+    flags = VERILATOR_FLAGS if simulator == "verilator" else []
+    build_dir = _build_dir(simulator, verilog_text, waves)
     stamp = build_dir / "built.ok"
     if stamp.exists():
         return build_dir, 0.0, True

@@ -7,6 +7,7 @@ from amaranth.utils import ceil_log2
 
 from golden.formats import INT16_MIN, INT16_MAX
 from .nbin import row_layout as neuron_row
+from .nfu2 import sat16
 
 
 __all__ = ["Activation", "SEGMENTS", "TABLE_WORDS", "table_words"]
@@ -143,21 +144,26 @@ class Activation(wiring.Component):
                          b1.eq(rp.data[16:32])]
             m.d.sync += x1.eq(x)
             # Stage 2: multiply.
-            prod2 = Signal(signed(32), name=f"prod2_{j}")
+            prod2 = Signal(signed(32), name=f"prod2_{j}", reset_less=True)   # DSP output reg
             x2 = Signal(signed(16), name=f"x2_{j}")
             b2 = Signal(signed(16), name=f"b2_{j}")
             m.d.sync += [prod2.eq(a1 * x1), x2.eq(x1), b2.eq(b1)]
             # Stage 3: round, offset, saturate (or bypass).
-            half = Signal(16, name=f"half{j}")
-            m.d.comb += half.eq((C(1, 17) << sel_f) >> 1)
-            y = Signal(signed(34), name=f"ypre{j}")
-            m.d.comb += y.eq(((prod2 + half) >> sel_f) + b2)
+            # ((p + 2**(f-1)) >> f) == q + r with q = p >> f and r = bit f-1 of p (0 for
+            # f = 0), so y = q + b + r. If q is outside int18, |b + r| <= 2**15 cannot bring
+            # y back into int16: saturate by the sign of p (read from p's bits 17+f and up);
+            # otherwise add in 19 bits. Short carry chains for small FPGAs.
+            pre = Signal(signed(33), name=f"pre{j}")
+            m.d.comb += pre.eq(Cat(C(0, 1), prod2).as_signed() >> sel_f)
+            psign = prod2[31]
+            fits = Signal(name=f"fits{j}")
+            m.d.comb += fits.eq(Cat(*[(prod2[i] ^ psign) & (sel_f <= i - 17)
+                                      for i in range(17, 31)]) == 0)
+            y = Signal(signed(19), name=f"ypre{j}")
+            m.d.comb += y.eq(pre[1:19].as_signed() + b2 + pre[0])
+            sat = Mux(psign, C(INT16_MIN, signed(16)), C(INT16_MAX, signed(16)))
             with m.If(~self.act):
                 m.d.sync += self.y[j].eq(x2)
-            with m.Elif(y > INT16_MAX):
-                m.d.sync += self.y[j].eq(INT16_MAX)
-            with m.Elif(y < INT16_MIN):
-                m.d.sync += self.y[j].eq(INT16_MIN)
             with m.Else():
-                m.d.sync += self.y[j].eq(y)
+                m.d.sync += self.y[j].eq(Mux(fits, sat16(y), sat))
         return m

@@ -58,6 +58,10 @@ class NFU1(wiring.Component):
         m = Module()
         for j in range(self.tn):
             for i in range(self.tn):
-                m.d.sync += self.products[j][i].eq(self.w[j][i] * self.x[i])
+                # Without reset, the product register can be the DSP's output register
+                # (iCE40 SB_MAC16, ECP5 MULT18X18D) instead of logic-cell flip-flops.
+                p = Signal(signed(32), name=f"p{j}_{i}", reset_less=True)
+                m.d.sync += p.eq(self.w[j][i] * self.x[i])
+                m.d.comb += self.products[j][i].eq(p)
         m.d.sync += self.valid_out.eq(self.valid_in)
         return m

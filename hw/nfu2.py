@@ -10,10 +10,18 @@ from .nbin import row_layout as neuron_row
 from .nfu1 import product_layout
 
 
-__all__ = ["NFU2", "SHIFT_WIDTH"]
+__all__ = ["NFU2", "SHIFT_WIDTH", "sat16"]
 
 #: Bits of the shifter amount ``s``.
 SHIFT_WIDTH = 6
+
+
+def sat16(v):
+    """``v`` (signed) saturated to int16: in range iff bits 15 and up are all equal, a test
+    of a few LUTs instead of two full-width comparisons."""
+    hi = v[15:]
+    fits = (hi == 0) | (hi == (1 << len(hi)) - 1)
+    return Mux(fits, v[:16], Mux(v[-1], C(INT16_MIN, signed(16)), C(INT16_MAX, signed(16))))
 
 
 class NFU2(wiring.Component):
@@ -98,17 +106,22 @@ class NFU2(wiring.Component):
                 with m.Else():
                     m.d.sync += acc.eq(Mux(first, 0, acc) + tree.sum)
 
-            # Round half up, arithmetic shift, exact for every shift amount, in accumulator
-            # width: for s >= 1, floor((acc + 2**(s-1)) / 2**s) == (floor(acc / 2**(s-1)) + 1) >> 1.
-            pre = Signal(signed(self.acc_width), name=f"pre{j}")
-            m.d.comb += pre.eq(acc >> (shift - 1)[:SHIFT_WIDTH])
-            rounded = Signal(signed(self.acc_width + 1), name=f"rounded{j}")
-            m.d.comb += rounded.eq(Mux(shift == 0, acc, (pre + 1) >> 1))
+            # Round half up, arithmetic shift, saturate; exact for every shift amount s and
+            # short enough for small FPGAs (no carry chain wider than 16 bits):
+            #   floor((acc + 2**(s-1)) / 2**s) == q + r, q = acc >> s, r = bit s-1 of acc
+            # (r = 0 for s = 0). Only the low 17 bits of (acc << 1) >> s are shifted (q's
+            # low 16 bits and r); whether q fits int16 is read from acc directly: bits
+            # 15+s and up all equal the sign bit. Then q + r overflows only at 0x7FFF + 1.
+            w = self.acc_width
+            sign = acc[w - 1]
+            pre = Signal(signed(w + 1), name=f"pre{j}")
+            m.d.comb += pre.eq(Cat(C(0, 1), acc).as_signed() >> shift)
+            low = Signal(17, name=f"low{j}")
+            m.d.comb += low.eq(pre[1:17] + pre[0])
+            fits = Signal(name=f"fits{j}")
+            m.d.comb += fits.eq(Cat(*[(acc[i] ^ sign) & (shift <= i - 15)
+                                      for i in range(15, w - 1)]) == 0)
+            sat = Mux(sign, C(INT16_MIN, signed(16)), C(INT16_MAX, signed(16)))
             with m.If(acc_done):
-                with m.If(rounded > INT16_MAX):
-                    m.d.sync += self.y[j].eq(INT16_MAX)
-                with m.Elif(rounded < INT16_MIN):
-                    m.d.sync += self.y[j].eq(INT16_MIN)
-                with m.Else():
-                    m.d.sync += self.y[j].eq(rounded)
+                m.d.sync += self.y[j].eq(Mux(fits & ~(low[15] & ~sign), low[:16], sat))
         return m

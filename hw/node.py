@@ -34,7 +34,6 @@ NODE_COUNTERS = ("cycles", "nm_reads", "nm_writes", "tree_down_rows", "tree_up_r
 #: Registers readable in the COUNTER region before the tiles' counters: the node counters
 #: and ``status`` (bit 0 busy, bit 1 error).
 NODE_REGISTERS = NODE_COUNTERS + ("status",)
-_COUNTER_WIDTH = 32
 
 
 def instr_chunks(config):
@@ -88,7 +87,10 @@ class Node(wiring.Component):
         if not isinstance(config, Config):
             raise TypeError(f"Node config must be a Config, not {config!r}")
         self.config = config
-        self.tiles = [Tile(config, t) for t in range(config.tiles)]
+        # A narrow instruction memory holds the instruction stable from the decode cycle
+        # (tile start) until the next fetch, after every tile is done: the tiles need no copy.
+        self.tiles = [Tile(config, t, latch_instr=not config.imem_narrow)
+                      for t in range(config.tiles)]
         self.nm = NeuronMemory(config.tn, config.nm_depth)
         if config.imem_narrow:
             # One host word wide; instruction pc, word c at row host_imem_addr(pc, c).
@@ -108,7 +110,7 @@ class Node(wiring.Component):
             "busy": Out(1),
             "done": Out(1),
             "error": Out(1),
-            **{name: Out(_COUNTER_WIDTH) for name in NODE_COUNTERS},
+            **{name: Out(config.counter_width) for name in NODE_COUNTERS},
         })
 
     def elaborate(self, platform):

@@ -20,7 +20,6 @@ __all__ = ["Tile", "COUNTERS", "pipeline_latency"]
 
 #: Performance counters of a tile, in the order of :attr:`Tile.counters`.
 COUNTERS = ("cycles", "nfu_busy", "nbin_reads", "sb_reads", "nbout_writes")
-_COUNTER_WIDTH = 32
 
 
 def pipeline_latency(tn):
@@ -49,6 +48,9 @@ class Tile(wiring.Component):
     config : Config
     index : int
         The tile's number in its node.
+    latch_instr : bool
+        Passed to :class:`TileController`: False when the node holds ``instr`` stable from
+        ``start`` to ``done``.
 
     Members
     -------
@@ -66,18 +68,19 @@ class Tile(wiring.Component):
     nbout_clear : ``In(1)``
     clear_counters : ``In(1)``
         Zero the performance counters (the node does it when it starts a program).
-    cycles, nfu_busy, nbin_reads, sb_reads, nbout_writes : ``Out(32)``
+    cycles, nfu_busy, nbin_reads, sb_reads, nbout_writes : ``Out(config.counter_width)``
         Performance counters (:data:`COUNTERS`); ``cycles`` counts cycles while busy,
         ``nfu_busy`` rows entering NFU-1.
     """
 
-    def __init__(self, config, index=0):
+    def __init__(self, config, index=0, latch_instr=True):
         if not isinstance(config, Config):
             raise TypeError(f"Tile config must be a Config, not {config!r}")
         if not isinstance(index, int) or not 0 <= index < config.tiles:
             raise ValueError(f"Tile index must be in [0, {config.tiles}), not {index!r}")
         self.config = config
         self.index = index
+        self.latch_instr = latch_instr
         self.nbin = NBin(config.tn, config.nbin_depth)
         self.sb = SB(config.tn, config.sb_depth)
         self.nbout = NBout(config.tn, config.nbout_depth)
@@ -95,7 +98,7 @@ class Tile(wiring.Component):
             "nbout_count": Out(range(config.nbout_depth + 1)),
             "nbout_clear": In(1),
             "clear_counters": In(1),
-            **{name: Out(_COUNTER_WIDTH) for name in COUNTERS},
+            **{name: Out(config.counter_width) for name in COUNTERS},
         })
 
     @property
@@ -109,7 +112,8 @@ class Tile(wiring.Component):
         m.submodules.nbin = nbin = self.nbin
         m.submodules.sb = sb = self.sb
         m.submodules.nbout = nbout = self.nbout
-        m.submodules.ctrl = ctrl = TileController(cfg, self.index, pipeline_latency(tn))
+        m.submodules.ctrl = ctrl = TileController(cfg, self.index, pipeline_latency(tn),
+                                                  latch_instr=self.latch_instr)
         m.submodules.nfu1 = nfu1 = NFU1(tn)
         m.submodules.nfu2 = nfu2 = NFU2(tn, cfg.acc_width)
         m.submodules.nfu3 = nfu3 = Activation(tn, cfg.act_tables)
@@ -160,9 +164,10 @@ class Tile(wiring.Component):
         # The NM address of each output row, in order of completion: outputs leave NFU-3 in
         # the order their `last` rows were emitted, so a small FIFO-free delay suffices:
         # capture the address at `last` and let it follow the row through the pipeline.
-        addr = ctrl.out_addr
+        # Only the NM's address bits travel (the NM ignores the others).
+        addr = ctrl.out_addr[:max(1, ceil_log2(cfg.nm_depth))]
         for i in range(pipeline_latency(tn)):
-            nxt = Signal.like(ctrl.out_addr, name=f"out_addr_d{i}")
+            nxt = Signal.like(addr, name=f"out_addr_d{i}")
             m.d.sync += nxt.eq(addr)
             addr = nxt
         count = Signal.like(self.nbout_count)

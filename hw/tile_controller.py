@@ -49,9 +49,13 @@ class TileController(wiring.Component):
         This tile's number in the node, ``0 <= index < config.tiles``.
     drain : int
         Cycles from the last emission to the NBout write of the last row.
+    latch_instr : bool
+        True (default): ``instr`` is latched on ``start``. False: ``instr`` is used directly
+        and must stay stable from ``start`` until ``done`` (the node guarantees it with a
+        narrow instruction memory; saves a ~350-bit register on small FPGAs).
     """
 
-    def __init__(self, config, index, drain):
+    def __init__(self, config, index, drain, latch_instr=True):
         if not isinstance(config, Config):
             raise TypeError(f"TileController config must be a Config, not {config!r}")
         if not isinstance(index, int) or not 0 <= index < config.tiles:
@@ -61,6 +65,7 @@ class TileController(wiring.Component):
         self.config = config
         self.index = index
         self.drain = drain
+        self.latch_instr = bool(latch_instr)
         super().__init__({
             "instr": In(INSTR),
             "start": In(1),
@@ -87,7 +92,7 @@ class TileController(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        ins = Signal(INSTR)
+        ins = Signal(INSTR, name="ins") if self.latch_instr else self.instr
         conv = Signal()
         m.d.comb += [
             conv.eq(ins.op == Op.CONV),
@@ -140,7 +145,8 @@ class TileController(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += ins.eq(self.instr)
+                    if self.latch_instr:
+                        m.d.sync += ins.eq(self.instr)
                     m.next = "SETUP"
             with m.State("SETUP"):
                 m.d.comb += self.busy.eq(1)

@@ -142,17 +142,34 @@ class TileController(wiring.Component):
         oy0 = Signal(16)
         m.d.comb += oy0.eq(_mul_small(pos_group, ins.oy_band))
 
+        # The share's block count and whether it is empty are worked out from `instr` in the
+        # start cycle and registered (the same values as from `ins` in SETUP): this keeps
+        # the SETUP cycle's `done` off a long path through the node controller.
+        src = self.instr
+        src_gmask = Signal(cfg.log2_tiles + 1)
+        m.d.comb += src_gmask.eq((C(1, cfg.log2_tiles + 1) << src.log2_gob) - 1)
+        src_ob_group = Signal(max(1, cfg.log2_tiles))
+        src_pos_group = Signal(max(1, cfg.log2_tiles))
+        m.d.comb += [src_ob_group.eq(self.index & src_gmask),
+                     src_pos_group.eq(self.index >> src.log2_gob)]
+        src_blocks = Signal(11)
+        m.d.comb += src_blocks.eq(Mux(src.ob > src_ob_group,
+                                      (src.ob - src_ob_group + src_gmask) >> src.log2_gob, 0))
+        src_oy0 = Signal(16)
+        m.d.comb += src_oy0.eq(_mul_small(src_pos_group, src.oy_band))
+        blocks, empty = Signal(11), Signal()
+
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
                     if self.latch_instr:
                         m.d.sync += ins.eq(self.instr)
+                    m.d.sync += [blocks.eq(src_blocks),
+                                 empty.eq((src_blocks == 0) | (src_oy0 >= src.oh)
+                                          | (src.ow == 0))]
                     m.next = "SETUP"
             with m.State("SETUP"):
                 m.d.comb += self.busy.eq(1)
-                blocks = Signal(11)
-                m.d.comb += blocks.eq(Mux(ins.ob > ob_group,
-                                          (ins.ob - ob_group + gmask) >> ins.log2_gob, 0))
                 p0 = Signal(_PTR)
                 m.d.comb += p0.eq(ins.nbin_org + Mux(conv, 0, ob_group)
                                   + _mul_small(pos_group, ins.band_in_step))
@@ -170,7 +187,7 @@ class TileController(wiring.Component):
                     sb_k.eq(ins.sb_base), sb.eq(ins.sb_base),
                     out_k.eq(o0), out.eq(o0),
                 ]
-                with m.If((blocks == 0) | (oy0 >= ins.oh) | (ins.ow == 0)):
+                with m.If(empty):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
                 with m.Else():

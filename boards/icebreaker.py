@@ -1,12 +1,8 @@
 """The iCEBreaker (iCE40UP5K) top level: a node behind a UART host link, clocked by a PLL."""
 
 from amaranth import *
-from amaranth.lib import wiring
-from amaranth.lib.cdc import ResetSynchronizer
-from amaranth.lib.wiring import In, Out
 
-from hw.config import Config, preset
-from .uart_node import UARTNode
+from .board_top import BoardTop
 
 
 __all__ = ["ICEBreakerTop", "CLOCK_HZ", "OSC_HZ"]
@@ -18,7 +14,7 @@ CLOCK_HZ = 30_000_000
 _PLL = dict(DIVR=0, DIVF=79, DIVQ=5, FILTER_RANGE=1)
 
 
-class ICEBreakerTop(wiring.Component):
+class ICEBreakerTop(BoardTop):
     """iCEBreaker top: :class:`UARTNode` on the FTDI UART, clocked at :data:`CLOCK_HZ` from
     the 12 MHz oscillator through an SB_PLL40_PAD; reset held until the PLL locks. LEDs:
     red = error, green = toggles at each end of a program.
@@ -45,51 +41,19 @@ class ICEBreakerTop(wiring.Component):
     """
 
     clock_hz = CLOCK_HZ
+    default_config = "icebreaker"
 
-    def __init__(self, config="icebreaker", *, baud=115200, divisor=None):
-        if isinstance(config, str):
-            config = preset(config)
-        if not isinstance(config, Config):
-            raise TypeError(f"ICEBreakerTop config must be a Config or preset name, "
-                            f"not {config!r}")
-        if not isinstance(baud, int) or isinstance(baud, bool) or not 0 < baud <= CLOCK_HZ // 4:
-            raise ValueError(f"ICEBreakerTop baud must be an int in (0, {CLOCK_HZ // 4}], "
-                             f"not {baud!r}")
-        if divisor is None:
-            divisor = CLOCK_HZ // baud
-        if not isinstance(divisor, int) or isinstance(divisor, bool) or divisor < 2:
-            raise ValueError(f"ICEBreakerTop divisor must be an int >= 2, not {divisor!r}")
-        self.config = config
-        self.baud = baud
-        self.divisor = divisor
-        self.core = UARTNode(config, divisor)
-        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1)})
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.core = core = self.core
-        if platform is None:
-            m.d.comb += [core.rx.eq(self.rx), self.tx.eq(core.tx)]
-            return m
-
+    def pll(self, m, platform, clk, locked):
         # The oscillator's pin feeds the PLL directly (SB_PLL40_PAD): on the UP5K the PLL
         # shares pin 35's site, so the pin cannot also have an input buffer.
         clk12 = platform.request(platform.default_clk, dir="-")
-        locked = Signal()
-        clk = Signal()
-        m.domains.sync = ClockDomain("sync")
         m.submodules.pll = Instance(
             "SB_PLL40_PAD",
             p_FEEDBACK_PATH="SIMPLE", p_DIVR=_PLL["DIVR"], p_DIVF=_PLL["DIVF"],
             p_DIVQ=_PLL["DIVQ"], p_FILTER_RANGE=_PLL["FILTER_RANGE"],
             i_PACKAGEPIN=clk12.io, o_PLLOUTGLOBAL=clk, o_LOCK=locked,
             i_RESETB=1, i_BYPASS=0)
-        m.d.comb += ClockSignal("sync").eq(clk)
-        m.submodules.reset = ResetSynchronizer(~locked, domain="sync")
-        platform.add_clock_constraint(clk, CLOCK_HZ)
 
-        uart = platform.request("uart", 0)
-        m.d.comb += [core.rx.eq(uart.rx.i), uart.tx.o.eq(core.tx)]
-        m.d.comb += [platform.request("led_r", 0).o.eq(core.error),
-                     platform.request("led_g", 0).o.eq(core.done_led)]
-        return m
+    def leds(self, m, platform, locked):
+        m.d.comb += [platform.request("led_r", 0).o.eq(self.core.error),
+                     platform.request("led_g", 0).o.eq(self.core.done_led)]

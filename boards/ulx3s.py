@@ -1,12 +1,8 @@
 """The ULX3S (ECP5-85F) top level: a node behind a UART host link, clocked by a PLL."""
 
 from amaranth import *
-from amaranth.lib import wiring
-from amaranth.lib.cdc import ResetSynchronizer
-from amaranth.lib.wiring import In, Out
 
-from hw.config import Config, preset
-from .uart_node import UARTNode
+from .board_top import BoardTop
 
 
 __all__ = ["ULX3STop", "CLOCK_HZ", "OSC_HZ"]
@@ -18,7 +14,7 @@ CLOCK_HZ = 125_000_000
 _PLL = dict(CLKI_DIV=1, CLKFB_DIV=5, CLKOP_DIV=5, CLKOP_CPHASE=2)
 
 
-class ULX3STop(wiring.Component):
+class ULX3STop(BoardTop):
     """ULX3S top: :class:`UARTNode` on the FTDI UART, clocked at :data:`CLOCK_HZ` from the
     25 MHz oscillator through an EHXPLLL; reset held until the PLL locks. LEDs: 0 busy,
     1 error, 2 toggles at each end of a program, 7 PLL locked.
@@ -44,36 +40,10 @@ class ULX3STop(wiring.Component):
     """
 
     clock_hz = CLOCK_HZ
+    default_config = "ulx3s"
 
-    def __init__(self, config="ulx3s", *, baud=115200, divisor=None):
-        if isinstance(config, str):
-            config = preset(config)
-        if not isinstance(config, Config):
-            raise TypeError(f"ULX3STop config must be a Config or preset name, not {config!r}")
-        if not isinstance(baud, int) or isinstance(baud, bool) or not 0 < baud <= CLOCK_HZ // 4:
-            raise ValueError(f"ULX3STop baud must be an int in (0, {CLOCK_HZ // 4}], "
-                             f"not {baud!r}")
-        if divisor is None:
-            divisor = CLOCK_HZ // baud
-        if not isinstance(divisor, int) or isinstance(divisor, bool) or divisor < 2:
-            raise ValueError(f"ULX3STop divisor must be an int >= 2, not {divisor!r}")
-        self.config = config
-        self.baud = baud
-        self.divisor = divisor
-        self.core = UARTNode(config, divisor)
-        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1)})
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.core = core = self.core
-        if platform is None:
-            m.d.comb += [core.rx.eq(self.rx), self.tx.eq(core.tx)]
-            return m
-
+    def pll(self, m, platform, clk, locked):
         clk25 = platform.request(platform.default_clk, dir="i")
-        locked = Signal()
-        clk = Signal()
-        m.domains.sync = ClockDomain("sync")
         m.submodules.pll = Instance(
             "EHXPLLL",
             p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
@@ -89,13 +59,9 @@ class ULX3STop(wiring.Component):
             a_FREQUENCY_PIN_CLKOP=str(CLOCK_HZ // 1_000_000),
             a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
             a_MFG_GMCREF_SEL="2")
-        m.d.comb += ClockSignal("sync").eq(clk)
-        m.submodules.reset = ResetSynchronizer(~locked, domain="sync")
-        platform.add_clock_constraint(clk, CLOCK_HZ)
 
-        uart = platform.request("uart", 0)
-        m.d.comb += [core.rx.eq(uart.rx.i), uart.tx.o.eq(core.tx)]
+    def leds(self, m, platform, locked):
+        core = self.core
         leds = [platform.request("led", i) for i in range(8)]
         m.d.comb += [leds[0].o.eq(core.busy), leds[1].o.eq(core.error),
                      leds[2].o.eq(core.done_led), leds[7].o.eq(locked)]
-        return m

@@ -9,18 +9,24 @@ from .host import pack_row, unpack_row
 from .waves import simulate
 
 
-__all__ = ["pack_row", "unpack_row", "run_tile"]
+__all__ = ["pack_row", "unpack_row", "load_table", "load_tables", "run_tile"]
+
+
+async def load_table(ctx, port, slot, table):
+    """Write one PWL table into ``slot`` through a ``tbl_we/tbl_addr/tbl_data`` port, one
+    word a cycle."""
+    for w, word in enumerate(table_words(table)):
+        ctx.set(port.tbl_we, 1)
+        ctx.set(port.tbl_addr, slot * TABLE_WORDS + w)
+        ctx.set(port.tbl_data, word)
+        await ctx.tick()
+    ctx.set(port.tbl_we, 0)
 
 
 async def load_tables(ctx, port, tables):
-    """Write PWL tables through a ``tbl_we/tbl_addr/tbl_data`` port, one word a cycle."""
-    for t, table in enumerate(tables):
-        for w, word in enumerate(table_words(table)):
-            ctx.set(port.tbl_we, 1)
-            ctx.set(port.tbl_addr, t * TABLE_WORDS + w)
-            ctx.set(port.tbl_data, word)
-            await ctx.tick()
-    ctx.set(port.tbl_we, 0)
+    """Write PWL tables into slots 0, 1, ... (see :func:`load_table`)."""
+    for slot, table in enumerate(tables):
+        await load_table(ctx, port, slot, table)
 
 
 def run_tile(config, fields, nbin_rows, sb_rows, tables=(), *, index=0, name="tile"):

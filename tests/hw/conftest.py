@@ -14,13 +14,13 @@ from amaranth import Elaboratable
 
 from golden.formats import build_table
 from golden.layers import conv2d_int, fc_int, maxpool_int, avgpool_int, activation_int
-from hw.activation import table_words, TABLE_WORDS
 from hw.config import preset
 from hw.isa import encode
 from hw.tile import Tile, COUNTERS
 from sim.cycle_model import tile_cycles, tile_emissions, tile_share
 from sim.mapping import (to_rows, from_rows, conv_sb_rows, pool_sb_row, layer_fields, blocks,
                          as_chw)
+from sim.tile_runner import load_tables
 from sim.waves import simulate
 
 
@@ -94,13 +94,7 @@ def run_on_tile(config, fields, nbin_rows, sb_rows, tables=(), *, index=0, name=
             ctx.set(tile.nbin.data[i].as_value(), pack(row))
         for i, row in enumerate(np.asarray(sb_rows)):
             ctx.set(tile.sb.data[i].as_value(), pack(row))
-        for t, table in enumerate(tables):
-            for w, word in enumerate(table_words(table)):
-                ctx.set(tile.tbl_we, 1)
-                ctx.set(tile.tbl_addr, t * TABLE_WORDS + w)
-                ctx.set(tile.tbl_data, word)
-                await ctx.tick()
-        ctx.set(tile.tbl_we, 0)
+        await load_tables(ctx, tile, tables)
         ctx.set(tile.instr.as_value(), encode(**fields))
         ctx.set(tile.start, 1)
         await ctx.tick()

@@ -6,6 +6,7 @@ import pytest
 
 from golden.formats import build_table, PWLTable
 from hw.activation import Activation, table_words, TABLE_WORDS, SEGMENTS
+from sim.tile_runner import load_table
 from sim.waves import simulate
 
 ALL_INT16 = np.arange(-32768, 32768, dtype=np.int64)
@@ -21,13 +22,8 @@ def _run(h, dut, tables, batches, name):
     results, lats = [], []
 
     async def bench(ctx):
-        for t, table in tables.items():
-            for w, word in enumerate(table_words(table)):
-                ctx.set(dut.tbl_we, 1)
-                ctx.set(dut.tbl_addr, t * TABLE_WORDS + w)
-                ctx.set(dut.tbl_data, word)
-                await ctx.tick()
-        ctx.set(dut.tbl_we, 0)
+        for slot, table in tables.items():
+            await load_table(ctx, dut, slot, table)
         xv, yv = dut.x.as_value(), dut.y.as_value()
         cycle = 0
         for act, table, xs in batches:

@@ -55,34 +55,13 @@ def _golden(qnet, x_q, **options):
     return RunResult(y, per_layer)
 
 
-def _pysim(qnet, x_q, *, config="small", progress=False, vcd=None, clock_mhz=1000.0,
-           host_port=False, port=None, **options):
-    from hw.config import preset
-    from .compiler import compile_network
-    from .node_runner import run_program
-    from .report import build_report
-
-    cfg = preset(config) if isinstance(config, str) else config
-    program = compile_network(qnet, cfg)
-    x_q = np.asarray(x_q)
-    single = x_q.shape == tuple(qnet.input_shape)
-    batch = x_q[None] if single else x_q
-    y, runs = run_program(program, batch, progress=progress, vcd=vcd, host_port=host_port)
-    per_layer = [np.stack([r["layer_outputs"][i] for r in runs]) for i in range(len(program.layers))]
-    if single:
-        y, per_layer = y[0], [a[0] for a in per_layer]
-    report = build_report(program, config if isinstance(config, str) else "custom",
-                          rtl_cycles=runs[0]["cycles"], clock_mhz=clock_mhz)
-    report.runs = runs
-    return RunResult(y, per_layer, report)
-
-
-def _hdl(simulator):
+def _rtl_engine(run):
+    """An engine that compiles for ``config`` and runs the program with
+    ``run(program, batch, progress=, vcd=, host_port=) -> (outputs, runs, details)``."""
     def engine(qnet, x_q, *, config="small", progress=False, vcd=None, clock_mhz=1000.0,
-               **options):
+               host_port=False, port=None, **options):
         from hw.config import preset
         from .compiler import compile_network
-        from .hdl import run_hdl
         from .report import build_report
 
         cfg = preset(config) if isinstance(config, str) else config
@@ -90,22 +69,35 @@ def _hdl(simulator):
         x_q = np.asarray(x_q)
         single = x_q.shape == tuple(qnet.input_shape)
         batch = x_q[None] if single else x_q
-        y, runs, info = run_hdl(program, batch, simulator=simulator, vcd=vcd)
+        y, runs, details = run(program, batch, progress=progress, vcd=vcd, host_port=host_port)
         per_layer = [np.stack([r["layer_outputs"][i] for r in runs])
                      for i in range(len(program.layers))]
         if single:
             y, per_layer = y[0], [a[0] for a in per_layer]
         report = build_report(program, config if isinstance(config, str) else "custom",
                               rtl_cycles=runs[0]["cycles"], clock_mhz=clock_mhz)
-        report.runs, report.hdl = runs, info
+        report.runs, report.hdl = runs, details
         return RunResult(y, per_layer, report)
     return engine
 
 
+def _run_pysim(program, batch, *, progress, vcd, host_port):
+    from .node_runner import run_program
+    y, runs = run_program(program, batch, progress=progress, vcd=vcd, host_port=host_port)
+    return y, runs, None
+
+
+def _run_hdl(simulator):
+    def run(program, batch, *, progress, vcd, host_port):
+        from .hdl import run_hdl
+        return run_hdl(program, batch, simulator=simulator, vcd=vcd)
+    return run
+
+
 register_engine("golden", _golden)
-register_engine("pysim", _pysim)
-register_engine("verilator", _hdl("verilator"))
-register_engine("icarus", _hdl("icarus"))
+register_engine("pysim", _rtl_engine(_run_pysim))
+register_engine("verilator", _rtl_engine(_run_hdl("verilator")))
+register_engine("icarus", _rtl_engine(_run_hdl("icarus")))
 
 
 def _board(qnet, x_q, *, config=None, port=None, board=None, progress=False, clock_mhz=None,

@@ -112,20 +112,20 @@ class Activation(wiring.Component):
         sel_x_lo, sel_k, sel_f = Array(x_lo)[table], Array(k)[table], Array(f)[table]
         sel_hot, sel_mask = Array(k_hot)[table], Array(k_mask)[table]
 
-        # Segment coefficients (a_i in bits 0-15, b_i in 16-31) in one small RAM per lane,
-        # row table * 16 + i: the synchronous read is the stage-1 register, and on FPGAs
-        # the tables take block or distributed RAM instead of flip-flops and wide muxes.
+        # Segment coefficients (a_i in bits 0-15, b_i in 16-31) in one small RAM, row
+        # table * 16 + i, with one write port and one non-transparent read port per lane
+        # (every lane reads its own segment in the same cycle). The synchronous read is the
+        # stage-1 register; on FPGAs the tables take block or distributed RAM (one copy per
+        # read port) instead of flip-flops and wide muxes.
         word = self.tbl_addr[:5]
         seg_we = self.tbl_we & (word >= 1) & (word <= SEGMENTS)
         seg_waddr = Signal(range(self.tables * SEGMENTS))
         m.d.comb += seg_waddr.eq(Cat((word - 1)[:4], self.tbl_addr[5:]))
-        coef_data = []
-        for j in range(self.tn):
-            mem = memory.Memory(shape=32, depth=self.tables * SEGMENTS, init=[])
-            m.submodules[f"coef{j}"] = mem
-            wp = mem.write_port()
-            m.d.comb += [wp.addr.eq(seg_waddr), wp.data.eq(self.tbl_data), wp.en.eq(seg_we)]
-            coef_data.append(mem.read_port(transparent_for=()))
+        m.submodules.coef = coef = memory.Memory(shape=32, depth=self.tables * SEGMENTS,
+                                                 init=[])
+        wp = coef.write_port()
+        m.d.comb += [wp.addr.eq(seg_waddr), wp.data.eq(self.tbl_data), wp.en.eq(seg_we)]
+        coef_data = [coef.read_port(transparent_for=()) for _ in range(self.tn)]
 
         v1, v2 = Signal(), Signal()
         m.d.sync += [v1.eq(self.valid_in), v2.eq(v1), self.valid_out.eq(v2)]

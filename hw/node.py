@@ -89,8 +89,8 @@ class Node(wiring.Component):
         self.config = config
         # A narrow instruction memory holds the instruction stable from the decode cycle
         # (tile start) until the next fetch, after every tile is done: the tiles need no copy.
-        self.tiles = [Tile(config, t, latch_instr=not config.imem_narrow)
-                      for t in range(config.tiles)]
+        self.tiles = [Tile(config, latch_instr=not config.imem_narrow)
+                      for _ in range(config.tiles)]
         self.nm = NeuronMemory(config.tn, config.nm_depth)
         if config.imem_narrow:
             # One host word wide; instruction pc, word c at row host_imem_addr(pc, c).
@@ -123,6 +123,7 @@ class Node(wiring.Component):
         m.submodules.ctrl = ctrl = NodeController(cfg, lat)
         for t, tile in enumerate(self.tiles):
             m.submodules[f"tile{t}"] = tile
+            m.d.comb += tile.index.eq(t)
 
         m.d.comb += [ctrl.start.eq(self.start), self.busy.eq(ctrl.busy),
                      self.done.eq(ctrl.done), self.error.eq(ctrl.error)]

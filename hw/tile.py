@@ -46,14 +46,15 @@ class Tile(wiring.Component):
     Parameters
     ----------
     config : Config
-    index : int
-        The tile's number in its node.
     latch_instr : bool
         Passed to :class:`TileController`: False when the node holds ``instr`` stable from
         ``start`` to ``done``.
 
     Members
     -------
+    index : ``In(range(config.tiles))``
+        The tile's number in its node, held constant by the node: every tile is the same
+        hardware (one module in the generated Verilog).
     instr : ``In(INSTR)``, start : ``In(1)``
         Latched on ``start`` when idle.
     busy, done : ``Out(1)``
@@ -73,18 +74,16 @@ class Tile(wiring.Component):
         ``nfu_busy`` rows entering NFU-1.
     """
 
-    def __init__(self, config, index=0, latch_instr=True):
+    def __init__(self, config, latch_instr=True):
         if not isinstance(config, Config):
             raise TypeError(f"Tile config must be a Config, not {config!r}")
-        if not isinstance(index, int) or not 0 <= index < config.tiles:
-            raise ValueError(f"Tile index must be in [0, {config.tiles}), not {index!r}")
         self.config = config
-        self.index = index
         self.latch_instr = latch_instr
         self.nbin = NBin(config.tn, config.nbin_depth)
         self.sb = SB(config.tn, config.sb_depth)
         self.nbout = NBout(config.tn, config.nbout_depth)
         super().__init__({
+            "index": In(range(config.tiles)),
             "instr": In(INSTR),
             "start": In(1),
             "busy": Out(1),
@@ -112,7 +111,7 @@ class Tile(wiring.Component):
         m.submodules.nbin = nbin = self.nbin
         m.submodules.sb = sb = self.sb
         m.submodules.nbout = nbout = self.nbout
-        m.submodules.ctrl = ctrl = TileController(cfg, self.index, pipeline_latency(tn),
+        m.submodules.ctrl = ctrl = TileController(cfg, pipeline_latency(tn),
                                                   latch_instr=self.latch_instr)
         m.submodules.nfu1 = nfu1 = NFU1(tn)
         m.submodules.nfu2 = nfu2 = NFU2(tn, cfg.acc_width)
@@ -121,6 +120,7 @@ class Tile(wiring.Component):
         wiring.connect(m, wiring.flipped(self.nbin_w), nbin.write)
         wiring.connect(m, wiring.flipped(self.sb_w), sb.write)
         m.d.comb += [
+            ctrl.index.eq(self.index),
             ctrl.instr.eq(self.instr),
             ctrl.start.eq(self.start),
             self.busy.eq(ctrl.busy),

@@ -27,7 +27,8 @@ class TileController(wiring.Component):
     """Executes the tile-level part of CONV / MAXPOOL / AVGPOOL instructions.
 
     On ``start`` it latches ``instr`` and works out this tile's share (DESIGN §4): with
-    ``G = 2**log2_gob`` tile groups over output blocks, tile ``index`` takes blocks
+    ``G = 2**log2_gob`` tile groups over output blocks, the tile numbered ``index`` (an input
+    held constant by the node, so that every tile is the same hardware) takes blocks
     ``ob ≡ index mod G`` and output rows ``[p*oy_band, (p+1)*oy_band)`` with
     ``p = index >> log2_gob``. Then it walks the loop nest documented in :mod:`hw.isa`,
     emitting one row a cycle: the NBin and SB addresses, whether the input is the bias row
@@ -45,28 +46,30 @@ class TileController(wiring.Component):
     Parameters
     ----------
     config : Config
-    index : int
-        This tile's number in the node, ``0 <= index < config.tiles``.
     drain : int
         Cycles from the last emission to the NBout write of the last row.
     latch_instr : bool
         True (default): ``instr`` is latched on ``start``. False: ``instr`` is used directly
         and must stay stable from ``start`` until ``done`` (the node guarantees it with a
         narrow instruction memory; saves a ~350-bit register on small FPGAs).
+
+    Members
+    -------
+    index : ``In(range(config.tiles))``
+        This tile's number in the node, held constant by the node (a port rather than a
+        parameter, so that all tiles are one module in the generated Verilog).
     """
 
-    def __init__(self, config, index, drain, latch_instr=True):
+    def __init__(self, config, drain, latch_instr=True):
         if not isinstance(config, Config):
             raise TypeError(f"TileController config must be a Config, not {config!r}")
-        if not isinstance(index, int) or not 0 <= index < config.tiles:
-            raise ValueError(f"TileController index must be in [0, {config.tiles}), not {index!r}")
         if not isinstance(drain, int) or drain < 1:
             raise ValueError(f"TileController drain must be a positive int, not {drain!r}")
         self.config = config
-        self.index = index
         self.drain = drain
         self.latch_instr = bool(latch_instr)
         super().__init__({
+            "index": In(range(config.tiles)),
             "instr": In(INSTR),
             "start": In(1),
             "busy": Out(1),

@@ -24,7 +24,14 @@ __all__ = ["run_hdl", "simulator_available", "verilator_env", "VERILATOR_FLAGS",
 TOP = "diannao_node"
 #: Verilator options: speed over debug visibility (cocotb still sees the ports).
 VERILATOR_FLAGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "fast",
-                   "--x-initial", "fast", "-O3", "--noassert"]
+                   "--x-initial", "fast", "-O3", "--noassert", "--hierarchical"]
+#: Verilator configuration: only the top module's signals are visible to cocotb (the bench
+#: uses the host port alone), and the tile stays one C++ class shared by every instance
+#: instead of being inlined into the node once per tile.
+VERILATOR_CONFIG = f"""`verilator_config
+public_flat_rw -module "{TOP}" -var "*"
+hier_block -module "{TOP}_tile"
+"""
 ICARUS_TIMESCALE = ("1ns", "1ps")
 
 
@@ -61,7 +68,9 @@ def simulator_available(simulator):
 
 def _build_dir(simulator, verilog_text, waves):
     flags = VERILATOR_FLAGS if simulator == "verilator" else []
-    key = hashlib.sha256("\0".join([simulator, verilog_text, *flags, str(waves)]).encode())
+    config = VERILATOR_CONFIG if simulator == "verilator" else ""
+    key = hashlib.sha256("\0".join([simulator, verilog_text, *flags, config,
+                                    str(waves)]).encode())
     return cache_dir() / f"{simulator}-{key.hexdigest()[:20]}"
 
 
@@ -81,14 +90,33 @@ def _build(runner, simulator, config, verilog_text, waves):
     build_dir.mkdir(parents=True, exist_ok=True)
     source = build_dir / f"{TOP}.v"
     source.write_text(verilog_text)
+    sources = [source]
+    if simulator == "verilator":
+        sources.append(build_dir / "config.vlt")
+        sources[-1].write_text(VERILATOR_CONFIG)
     t0 = time.time()
-    kwargs = dict(sources=[source], hdl_toplevel=TOP, build_dir=build_dir, always=True,
+    kwargs = dict(sources=sources, hdl_toplevel=TOP, build_dir=build_dir, always=True,
                   waves=waves, build_args=flags)
     if simulator == "icarus":
         kwargs["timescale"] = ICARUS_TIMESCALE
     runner.build(**kwargs)
     stamp.write_text(f"{time.time() - t0:.1f}\n")
     return build_dir, time.time() - t0, False
+
+
+def _Verilator():
+    """cocotb's Verilator runner without ``--public-flat-rw``, which makes every signal of
+    the design visible to VPI and so stops Verilator from optimizing any of them away; the
+    visibility the bench needs is in :data:`VERILATOR_CONFIG`."""
+    from cocotb_tools.runner import Verilator
+
+    class _Runner(Verilator):
+        def _build_command(self):
+            cmds = super()._build_command()
+            cmds[0] = [arg for arg in cmds[0] if arg != "--public-flat-rw"]
+            return cmds
+
+    return _Runner()
 
 
 def run_hdl(program, inputs, *, simulator="verilator", waves=False, vcd=None):
@@ -111,7 +139,7 @@ def run_hdl(program, inputs, *, simulator="verilator", waves=False, vcd=None):
     waves = waves or vcd is not None
     if simulator == "verilator":
         os.environ.update(verilator_env())
-    runner = get_runner(simulator)
+    runner = _Verilator() if simulator == "verilator" else get_runner(simulator)
     text = generate(program.config, top="node", name=TOP)
     build_dir, build_seconds, cached = _build(runner, simulator, program.config, text, waves)
     with tempfile.TemporaryDirectory(prefix="diannao-cocotb-") as tmp:

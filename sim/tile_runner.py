@@ -51,7 +51,7 @@ def run_tile(config, fields, nbin_rows, sb_rows, tables=(), *, index=0, name="ti
         cycle to the ``done`` cycle inclusive.
     """
     tn = config.tn
-    dut = Tile(config, index)
+    dut = Tile(config)
     result = {}
 
     async def bench(ctx):
@@ -60,6 +60,7 @@ def run_tile(config, fields, nbin_rows, sb_rows, tables=(), *, index=0, name="ti
         for i, row in enumerate(np.asarray(sb_rows)):
             ctx.set(dut.sb.data[i], row.tolist())
         await load_tables(ctx, dut, tables)
+        ctx.set(dut.index, index)
         ctx.set(dut.instr.as_value(), encode(**fields))
         ctx.set(dut.start, 1)
         await ctx.tick()

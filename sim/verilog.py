@@ -3,22 +3,48 @@
 from pathlib import Path
 
 from amaranth.back import verilog
+from amaranth.hdl import ClockSignal, Instance, ResetSignal, Value
+from amaranth.lib.wiring import In
 
 
 __all__ = ["generate", "add_subcommand"]
 
 
 def generate(config, *, top="node", name=None):
-    """Verilog text of a :class:`hw.node.Node` (``top="node"``) or :class:`hw.tile.Tile`."""
+    """Verilog text of a :class:`hw.node.Node` (``top="node"``) or :class:`hw.tile.Tile`.
+
+    The node's tiles are identical hardware (a tile's number is an input port), so the text
+    holds one tile module, ``<name>_tile``, instantiated ``config.tiles`` times: Amaranth
+    elaborates and Verilator compiles one tile instead of one per instance.
+    """
     from hw.node import Node
     from hw.tile import Tile
     if top == "node":
-        dut, name = Node(config), name or "diannao_node"
+        node, name = Node(config), name or "diannao_node"
+        tile_module = f"{name}_tile"
+        for tile in node.tiles:
+            _as_instance(tile, tile_module)
+            for buffer in (tile.nbin, tile.sb, tile.nbout):   # elaborated in the shared module
+                buffer._MustUse__silence = True
+        return (verilog.convert(Tile(config, latch_instr=node.tiles[0].latch_instr),
+                                name=tile_module, emit_src=False)
+                + verilog.convert(node, name=name, emit_src=False))
     elif top == "tile":
-        dut, name = Tile(config), name or "diannao_tile"
-    else:
-        raise ValueError(f"unknown top {top!r}; choose 'node' or 'tile'")
-    return verilog.convert(dut, name=name, emit_src=False)
+        return verilog.convert(Tile(config), name=name or "diannao_tile", emit_src=False)
+    raise ValueError(f"unknown top {top!r}; choose 'node' or 'tile'")
+
+
+def _as_instance(component, module):
+    """Make ``component`` elaborate as an instance of the Verilog module ``module``: the
+    module :func:`amaranth.back.verilog.convert` emits for the same component at the top,
+    whose ports are the component's signature members named by their paths joined with
+    ``__``, plus ``clk`` and ``rst``."""
+    ports = {"i_clk": ClockSignal(), "i_rst": ResetSignal()}
+    for path, member, value in component.signature.flatten(component):
+        value = Value.cast(value)
+        if len(value):
+            ports[("i_" if member.flow == In else "o_") + "__".join(map(str, path))] = value
+    component.elaborate = lambda platform: Instance(module, **ports)
 
 
 def add_subcommand(sub):

@@ -72,7 +72,7 @@ class TileProbe(Elaboratable):
 
 
 def run_on_tile(config, fields, nbin_rows, sb_rows, tables=(), *, index=0, name="tile"):
-    """Run one compute instruction on ``Tile(config, index)``.
+    """Run one compute instruction on a ``Tile(config)`` numbered ``index``.
 
     Memories are preloaded directly, tables go through the ``tbl_*`` port.
 
@@ -85,7 +85,7 @@ def run_on_tile(config, fields, nbin_rows, sb_rows, tables=(), *, index=0, name=
         ``nfu1_valid``: NFU-1 ``valid_in`` in each cycle after ``start``.
     """
     tn = config.tn
-    tile = Tile(config, index)
+    tile = Tile(config)
     top = TileProbe(tile)
     res = {}
 
@@ -95,6 +95,7 @@ def run_on_tile(config, fields, nbin_rows, sb_rows, tables=(), *, index=0, name=
         for i, row in enumerate(np.asarray(sb_rows)):
             ctx.set(tile.sb.data[i].as_value(), pack(row))
         await load_tables(ctx, tile, tables)
+        ctx.set(tile.index, index)
         ctx.set(tile.instr.as_value(), encode(**fields))
         ctx.set(tile.start, 1)
         await ctx.tick()

@@ -2,7 +2,7 @@
 
 from collections import deque
 
-from amaranth.sim import Simulator
+from sim.pysim import Simulator
 
 
 __all__ = ["SimUART", "preload_weights"]

@@ -44,15 +44,16 @@ class AdderTree(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        level = [self.inputs[i] for i in range(self.n)]
-        width = self.width
+        level, width = self.inputs, self.width
         for depth in range(self.latency):
+            # One level: its sums, combinational, then registered as one word (the same
+            # netlist as a register per adder; a simulator adds only when the inputs change).
+            n = len(level) // 2
             width += 1
-            nxt = []
-            for i in range(0, len(level), 2):
-                s = Signal(signed(width), name=f"l{depth}_{i // 2}")
-                m.d.sync += s.eq(level[i] + level[i + 1])
-                nxt.append(s)
-            level = nxt
+            sums = Signal(data.ArrayLayout(signed(width), n), name=f"s{depth}")
+            m.d.comb += [sums[i].eq(level[2 * i] + level[2 * i + 1]) for i in range(n)]
+            reg = Signal(data.ArrayLayout(signed(width), n), name=f"l{depth}")
+            m.d.sync += reg.eq(sums)
+            level = reg
         m.d.comb += self.sum.eq(level[0])
         return m

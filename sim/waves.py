@@ -11,7 +11,7 @@ import re
 from contextlib import nullcontext
 from pathlib import Path
 
-from amaranth.sim import Simulator
+from .pysim import Simulator
 from vcd.gtkw import GTKWSave, GTKWFlag
 
 

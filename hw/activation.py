@@ -38,15 +38,17 @@ class Activation(wiring.Component):
         i = clamp((x - x_lo) >> k, 0, 15)
         y = sat16(((a_i * x + 2**(f-1)) >> f) + b_i)        (no rounding term when f == 0)
 
-    With ``act`` clear the value passes unchanged (bypass) with the same latency. Each
-    table's header (``x_lo``, ``k``, ``f``) lives in registers; the segment coefficients live
-    in one small RAM per lane (every lane reads its own segment in the same cycle; the
-    synchronous read is stage 1's register). Tables are written one 32-bit word at a time
-    through ``tbl_*`` (layout: :func:`table_words`) while no rows flow. ``act`` and
-    ``table`` are per-layer settings and must be stable while rows flow.
+    With ``act`` clear the value passes unchanged (bypass) with the same latency, through
+    the same datapath with ``a = 0`` and ``b = x``. Each table's header (``x_lo``, ``k``,
+    ``f``) lives in registers; the segment coefficients live in one small RAM with a read
+    port per lane (every lane reads its own segment in the same cycle; the synchronous read
+    is stage 1's register). Tables are written one 32-bit word at a time through ``tbl_*``
+    (layout: :func:`table_words`) while no rows flow. ``act`` and ``table`` are per-layer
+    settings and must be stable while rows flow.
 
-    Latency 3 cycles (segment and coefficient select, multiply, round/add/saturate);
-    throughput one row per cycle (II = 1).
+    Latency 5 cycles, one register stage each: ``d = x - x_lo`` (17 bits); segment select
+    and coefficient RAM read; multiply (16 x 16 -> 32 bits); shift by ``f``; add ``b_i`` and
+    the rounding bit, saturate. Throughput one row per cycle (II = 1).
 
     Parameters
     ----------
@@ -68,7 +70,7 @@ class Activation(wiring.Component):
     y : ``Out(ArrayLayout(signed(16), tn))``
     """
 
-    latency = 3
+    latency = 5
 
     def __init__(self, tn, tables=4):
         if not isinstance(tn, int) or tn < 2 or tn & (tn - 1):
@@ -127,14 +129,23 @@ class Activation(wiring.Component):
         m.d.comb += [wp.addr.eq(seg_waddr), wp.data.eq(self.tbl_data), wp.en.eq(seg_we)]
         coef_data = [coef.read_port(transparent_for=()) for _ in range(self.tn)]
 
-        v1, v2 = Signal(), Signal()
-        m.d.sync += [v1.eq(self.valid_in), v2.eq(v1), self.valid_out.eq(v2)]
+        valid = self.valid_in
+        for i in range(self.latency - 1):
+            v = Signal(name=f"v{i}")
+            m.d.sync += v.eq(valid)
+            valid = v
+        m.d.sync += self.valid_out.eq(valid)
 
         for j in range(self.tn):
             x = self.x[j]
-            # Stage 1: segment select.
+            # Stage 0: offset from the table's start, d = x - x_lo (signed 17 bits: exact
+            # for any int16 x and x_lo), registered with x (signed 16) so that the carry
+            # chain does not share a cycle with the segment select and the RAM address.
             d = Signal(signed(17), name=f"d{j}")
-            m.d.comb += d.eq(x - sel_x_lo)
+            x0 = Signal(signed(16), name=f"x0_{j}")
+            m.d.sync += [d.eq(x - sel_x_lo), x0.eq(x)]
+            # Stage 1: segment select (4 bits) -> coefficient RAM read address (table * 16 +
+            # segment); the RAM's synchronous read (32 bits: a_i, b_i) is the stage register.
             # clamp(d >> k, 0, 15) without comparators: negative iff d is; for d >= 0,
             # d >> k > 15 iff d has a bit set at k + 4 or above; else the 4 bits d[k:k+4].
             low4 = Signal(4, name=f"low4_{j}")
@@ -145,33 +156,39 @@ class Activation(wiring.Component):
             seg = Signal(range(SEGMENTS), name=f"segi{j}")
             m.d.comb += seg.eq(Mux(d[16], 0, Mux(big, SEGMENTS - 1, low4)))
             x1 = Signal(signed(16), name=f"x1_{j}")
+            m.d.sync += x1.eq(x0)
+            rp = coef_data[j]
+            m.d.comb += rp.addr.eq(Cat(seg, table))
+            # Bypass (act clear) goes through the same datapath with a = 0 and b = x:
+            # y = sat16(0 + x) = x, and no copy of x has to travel beside the later stages.
             a1 = Signal(signed(16), name=f"a1_{j}")
             b1 = Signal(signed(16), name=f"b1_{j}")
-            rp = coef_data[j]
-            m.d.comb += [rp.addr.eq(Cat(seg, table)), a1.eq(rp.data[0:16]),
-                         b1.eq(rp.data[16:32])]
-            m.d.sync += x1.eq(x)
-            # Stage 2: multiply.
+            m.d.comb += [a1.eq(Mux(self.act, rp.data[0:16], 0)),
+                         b1.eq(Mux(self.act, rp.data[16:32], x1))]
+            # Stage 2: multiply, exact signed 16 x 16 -> 32 bits.
             prod2 = Signal(signed(32), name=f"prod2_{j}", reset_less=True)   # DSP output reg
-            x2 = Signal(signed(16), name=f"x2_{j}")
             b2 = Signal(signed(16), name=f"b2_{j}")
-            m.d.sync += [prod2.eq(a1 * x1), x2.eq(x1), b2.eq(b1)]
-            # Stage 3: round, offset, saturate (or bypass).
-            # ((p + 2**(f-1)) >> f) == q + r with q = p >> f and r = bit f-1 of p (0 for
-            # f = 0), so y = q + b + r. If q is outside int18, |b + r| <= 2**15 cannot bring
-            # y back into int16: saturate by the sign of p (read from p's bits 17+f and up);
-            # otherwise add in 19 bits. Short carry chains for small FPGAs.
+            m.d.sync += [prod2.eq(a1 * x1), b2.eq(b1)]
+            # Stages 3 and 4: ((p + 2**(f-1)) >> f) == q + r with q = p >> f and r = bit
+            # f-1 of p (0 for f = 0), so y = q + b + r. If q is outside int18, |b + r| <=
+            # 2**15 cannot bring y back into int16: saturate by the sign of p (read from p's
+            # bits 17+f and up); otherwise add in 19 bits. Short carry chains for small FPGAs.
+            # Stage 3: shift. pre = (p << 1) >> f (33 bits); registered: q's low 18 bits
+            # (signed 18), r (1), whether q fits int18 (1), p's sign (1), b (signed 16).
             pre = Signal(signed(33), name=f"pre{j}")
             m.d.comb += pre.eq(Cat(C(0, 1), prod2).as_signed() >> sel_f)
+            q3 = Signal(signed(18), name=f"q3_{j}")
+            r3 = Signal(name=f"r3_{j}")
+            fits3 = Signal(name=f"fits3_{j}")
+            psign3 = Signal(name=f"psign3_{j}")
+            b3 = Signal(signed(16), name=f"b3_{j}")
             psign = prod2[31]
-            fits = Signal(name=f"fits{j}")
-            m.d.comb += fits.eq(Cat(*[(prod2[i] ^ psign) & (sel_f <= i - 17)
-                                      for i in range(17, 31)]) == 0)
+            m.d.sync += [q3.eq(pre[1:19]), r3.eq(pre[0]), psign3.eq(psign), b3.eq(b2),
+                         fits3.eq(Cat(*[(prod2[i] ^ psign) & (sel_f <= i - 17)
+                                        for i in range(17, 31)]) == 0)]
+            # Stage 4: offset and round in 19 bits (signed), saturate to int16.
             y = Signal(signed(19), name=f"ypre{j}")
-            m.d.comb += y.eq(pre[1:19].as_signed() + b2 + pre[0])
-            sat = Mux(psign, C(INT16_MIN, signed(16)), C(INT16_MAX, signed(16)))
-            with m.If(~self.act):
-                m.d.sync += self.y[j].eq(x2)
-            with m.Else():
-                m.d.sync += self.y[j].eq(Mux(fits, sat16(y), sat))
+            m.d.comb += y.eq(q3 + b3 + r3)
+            sat = Mux(psign3, C(INT16_MIN, signed(16)), C(INT16_MAX, signed(16)))
+            m.d.sync += self.y[j].eq(Mux(fits3, sat16(y), sat))
         return m

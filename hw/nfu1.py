@@ -58,14 +58,17 @@ class NFU1(wiring.Component):
         m = Module()
         tn = self.tn
         for j in range(tn):
-            # The products of lane j, combinational, then registered as one word: the same
-            # netlist as a register per multiplier (without reset, so that it can be the DSP
-            # block's output register: iCE40 SB_MAC16, ECP5 MULT18X18D), but a simulator
-            # multiplies only when the inputs change and copies one word per lane per cycle.
+            # The products of lane j, combinational (a simulator multiplies only when the
+            # inputs change) ...
             lane = Signal(data.ArrayLayout(signed(32), tn), name=f"lane{j}")
             m.d.comb += [lane[i].eq(self.w[j][i] * self.x[i]) for i in range(tn)]
-            p = Signal(data.ArrayLayout(signed(32), tn), name=f"p{j}", reset_less=True)
-            m.d.sync += p.eq(lane)
-            m.d.comb += self.products[j].eq(p)
+            for i in range(tn):
+                # ... then one register per multiplier, without reset, so that it is the
+                # DSP block's output register (iCE40 SB_MAC16, ECP5 MULT18X18D). Registered
+                # as one word per lane, yosys 0.64's iCE40 DSP packing loses half of them
+                # (tests/boards/test_board_build.py).
+                p = Signal(signed(32), name=f"p{j}_{i}", reset_less=True)
+                m.d.sync += p.eq(lane[i])
+                m.d.comb += self.products[j][i].eq(p)
         m.d.sync += self.valid_out.eq(self.valid_in)
         return m

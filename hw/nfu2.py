@@ -94,11 +94,13 @@ class NFU2(wiring.Component):
         m.d.sync += self.valid_out.eq(acc_done)
 
         shift = self.shift
+        m.submodules.trees = trees = AdderTree(tn, 32, lanes=tn)
+        m.d.comb += trees.inputs.eq(self.products)
+        # The accumulators of all lanes in one word (one register per lane in hardware).
+        accs = Signal(data.ArrayLayout(signed(self.acc_width), tn), name="acc")
         for j in range(tn):
-            m.submodules[f"tree{j}"] = tree = AdderTree(tn, 32)
-            m.d.comb += tree.inputs.eq(self.products[j])
-
-            acc = Signal(signed(self.acc_width), name=f"acc{j}")
+            tree_sum = trees.sum[j]
+            acc = accs[j]
             # One adder serves both modes: acc <= base + sum with base = 0 on the first row
             # and in max mode (where acc then takes the tree sum), else acc. In max mode acc
             # always holds one of the group's tree sums, so the comparison needs only the
@@ -109,9 +111,9 @@ class NFU2(wiring.Component):
             m.d.comb += base.eq(Mux(first | self.max_mode, 0, acc))
             take = Signal(name=f"take{j}")
             m.d.comb += take.eq(~self.max_mode | first
-                                | (tree.sum > acc[:len(tree.sum)].as_signed()))
+                                | (tree_sum > acc[:len(tree_sum)].as_signed()))
             with m.If(valid & take):
-                m.d.sync += acc.eq(base + tree.sum)
+                m.d.sync += acc.eq(base + tree_sum)
 
             # Round half up, arithmetic shift, saturate; exact for every shift amount s and
             # short enough for small FPGAs (no carry chain wider than 16 bits):

@@ -174,7 +174,7 @@ class Node(wiring.Component):
                 tile.nbin_w.addr.eq(tree.leaf_addr),
                 tile.nbin_w.data.eq(tree.leaf_data),
                 tile.sb_w.addr.eq(sb_row),
-                tile.sb_w.data.eq(Cat(self.host_wdata for _ in range(tn))),
+                tile.sb_w.data.eq(self.host_wdata),
                 tile.sb_w.en.eq(Mux(host_w & (region == Region.SB) & (sb_tile == t),
                                     1 << sb_lane, 0)),
                 tile.tbl_we.eq(host_w & (region == Region.TABLE)),

@@ -1,7 +1,7 @@
 """A tile: NFU-1/2/3 with NBin, NBout, SB and the tile controller."""
 
 from amaranth import *
-from amaranth.lib import wiring, memory
+from amaranth.lib import wiring, memory, data
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
@@ -58,8 +58,12 @@ class Tile(wiring.Component):
     instr : ``In(INSTR)``, start : ``In(1)``
         Latched on ``start`` when idle.
     busy, done : ``Out(1)``
-    nbin_w, sb_w : ``Out(WritePort.Signature)``
-        Write ports of NBin and SB (SB: one enable bit per output lane).
+    nbin_w : ``Out(WritePort.Signature)``
+        Write port of NBin.
+    sb_w : ``Out(Signature(en=In(tn), addr=In, data=In(ArrayLayout(signed(16), tn))))``
+        SB lane writes: ``data`` (``tn`` weights) is written to the lanes of row ``addr``
+        whose bit is set in ``en``; a host with a ``tn``-value data path writes a row in
+        ``tn`` steps.
     tbl_we, tbl_addr, tbl_data : ``In``
         Activation table writes (:func:`hw.activation.table_words`).
     nbout_r : ``Out(ReadPort.Signature)``
@@ -89,7 +93,11 @@ class Tile(wiring.Component):
             "busy": Out(1),
             "done": Out(1),
             "nbin_w": Out(self.nbin.write.signature),
-            "sb_w": Out(self.sb.write.signature),
+            "sb_w": Out(wiring.Signature({    # the members' direction as in nbin_w: inputs
+                "en": In(config.tn),
+                "addr": In(len(self.sb.write.addr)),
+                "data": In(data.ArrayLayout(signed(16), config.tn)),
+            })),
             "tbl_we": In(1),
             "tbl_addr": In(ceil_log2(config.act_tables * TABLE_WORDS)),
             "tbl_data": In(32),
@@ -118,7 +126,8 @@ class Tile(wiring.Component):
         m.submodules.nfu3 = nfu3 = Activation(tn, cfg.act_tables)
 
         wiring.connect(m, wiring.flipped(self.nbin_w), nbin.write)
-        wiring.connect(m, wiring.flipped(self.sb_w), sb.write)
+        m.d.comb += [sb.write.en.eq(self.sb_w.en), sb.write.addr.eq(self.sb_w.addr),
+                     sb.write.data.eq(Cat(self.sb_w.data for _ in range(tn)))]
         m.d.comb += [
             ctrl.index.eq(self.index),
             ctrl.instr.eq(self.instr),

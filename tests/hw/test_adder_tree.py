@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""AdderTree: exact sums, latency log2(n), a new input vector every cycle."""
+"""AdderTree: exact sums in every lane, latency log2(n), a new input vector every cycle."""
 
 import numpy as np
 import pytest
@@ -9,32 +9,32 @@ from sim.waves import simulate
 
 
 
-@pytest.mark.parametrize("n,width", [(2, 16), (4, 32), (16, 32), (8, 5)])
-def test_sum_exact_pipelined(n, width, rng, h):
+@pytest.mark.parametrize("n,width,lanes", [(2, 16, 1), (4, 32, 3), (16, 32, 16), (8, 5, 2)])
+def test_sum_exact_pipelined(n, width, lanes, rng, h):
     lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
-    vecs = rng.integers(lo, hi + 1, (64, n))
+    vecs = rng.integers(lo, hi + 1, (64, lanes, n))
     vecs[0], vecs[1], vecs[2] = lo, hi, 0
-    vecs[3] = [lo if i % 2 else hi for i in range(n)]
-    dut = AdderTree(n, width)
+    vecs[3] = [[lo if (i + j) % 2 else hi for i in range(n)] for j in range(lanes)]
+    dut = AdderTree(n, width, lanes)
     lat = int(np.log2(n))
     assert dut.latency == lat
-    assert len(dut.sum) == width + lat
+    assert len(dut.sum[0]) == width + lat
     got = {}
 
     async def bench(ctx):
         for s in range(len(vecs) + lat):
             if s < len(vecs):
-                ctx.set(dut.inputs.as_value(), h.pack(vecs[s], width))
+                ctx.set(dut.inputs.as_value(), h.pack(vecs[s].reshape(-1), width))
             else:
                 ctx.set(dut.inputs.as_value(), 0)
             await ctx.tick()
             # after s+1 edges the vector fed at step s - lat + 1 has come out
             src = s - lat + 1
             if 0 <= src < len(vecs):
-                got[src] = ctx.get(dut.sum)
+                got[src] = [ctx.get(dut.sum[j]) for j in range(lanes)]
 
-    simulate(dut, bench, name=f"adder_tree_{n}x{width}")
-    assert [got[i] for i in range(len(vecs))] == [int(v) for v in vecs.sum(axis=1)]
+    simulate(dut, bench, name=f"adder_tree_{n}x{width}x{lanes}")
+    assert [got[i] for i in range(len(vecs))] == vecs.sum(axis=2).tolist()
 
 
 def test_latency_is_exactly_log2n(h):
@@ -46,7 +46,7 @@ def test_latency_is_exactly_log2n(h):
         ctx.set(dut.inputs.as_value(), 0)
         seen = []
         for _ in range(5):
-            seen.append(ctx.get(dut.sum))
+            seen.append(ctx.get(dut.sum[0]))
             await ctx.tick()
         # the sum (8) appears after exactly 3 edges, for exactly one cycle
         assert seen == [0, 0, 8, 0, 0]
@@ -54,7 +54,8 @@ def test_latency_is_exactly_log2n(h):
     simulate(dut, bench, name="adder_tree_latency")
 
 
-@pytest.mark.parametrize("n,width,bad", [(3, 16, "3"), (0, 16, "0"), (4, 0, "0")])
-def test_rejects_bad_parameters(n, width, bad):
+@pytest.mark.parametrize("n,width,lanes,bad", [(3, 16, 1, "3"), (0, 16, 1, "0"),
+                                               (4, 0, 1, "0"), (4, 16, 0, "lanes.*0")])
+def test_rejects_bad_parameters(n, width, lanes, bad):
     with pytest.raises(ValueError, match=bad):
-        AdderTree(n, width)
+        AdderTree(n, width, lanes)

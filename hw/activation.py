@@ -39,12 +39,12 @@ class Activation(wiring.Component):
         y = sat16(((a_i * x + 2**(f-1)) >> f) + b_i)        (no rounding term when f == 0)
 
     With ``act`` clear the value passes unchanged (bypass) with the same latency, through
-    the same datapath with ``a = 0`` and ``b = x``. Each table's header (``x_lo``, ``k``,
-    ``f``) lives in registers; the segment coefficients live in one small RAM with a read
-    port per lane (every lane reads its own segment in the same cycle; the synchronous read
-    is stage 1's register). Tables are written one 32-bit word at a time through ``tbl_*``
-    (layout: :func:`table_words`) while no rows flow. ``act`` and ``table`` are per-layer
-    settings and must be stable while rows flow.
+    the same datapath with ``a = 1``, ``f = 0``, ``b = 0``. Each table's header (``x_lo``,
+    ``k``, ``f``) lives in registers; the segment coefficients live in one small RAM with a
+    read port per lane (every lane reads its own segment in the same cycle; the synchronous
+    read is stage 1's register). Tables are written one 32-bit word at a time through
+    ``tbl_*`` (layout: :func:`table_words`) while no rows flow. ``act`` and ``table`` are
+    per-layer settings and must be stable while rows flow.
 
     Latency 5 cycles, one register stage each: ``d = x - x_lo`` (17 bits); segment select
     and coefficient RAM read; multiply (16 x 16 -> 32 bits); shift by ``f``; add ``b_i`` and
@@ -113,6 +113,9 @@ class Activation(wiring.Component):
         m.d.comb += table.eq(self.table)
         sel_x_lo, sel_k, sel_f = Array(x_lo)[table], Array(k)[table], Array(f)[table]
         sel_hot, sel_mask = Array(k_hot)[table], Array(k_mask)[table]
+        # The shift f (4 bits) of the selected table; 0 in bypass (act clear).
+        shf = Signal(4)
+        m.d.comb += shf.eq(Mux(self.act, sel_f, 0))
 
         # Segment coefficients (a_i in bits 0-15, b_i in 16-31) in one small RAM, row
         # table * 16 + i, with one write port and one non-transparent read port per lane
@@ -155,16 +158,17 @@ class Activation(wiring.Component):
             m.d.comb += big.eq((d[4:16] & sel_mask).any())
             seg = Signal(range(SEGMENTS), name=f"segi{j}")
             m.d.comb += seg.eq(Mux(d[16], 0, Mux(big, SEGMENTS - 1, low4)))
-            x1 = Signal(signed(16), name=f"x1_{j}")
+            # Without reset and used only by the multiplier: the DSP's input register.
+            x1 = Signal(signed(16), name=f"x1_{j}", reset_less=True)
             m.d.sync += x1.eq(x0)
             rp = coef_data[j]
             m.d.comb += rp.addr.eq(Cat(seg, table))
-            # Bypass (act clear) goes through the same datapath with a = 0 and b = x:
-            # y = sat16(0 + x) = x, and no copy of x has to travel beside the later stages.
+            # Bypass (act clear) goes through the same datapath with a = 1, f = 0, b = 0:
+            # y = sat16(x) = x, and no copy of x has to travel beside the later stages.
             a1 = Signal(signed(16), name=f"a1_{j}")
             b1 = Signal(signed(16), name=f"b1_{j}")
-            m.d.comb += [a1.eq(Mux(self.act, rp.data[0:16], 0)),
-                         b1.eq(Mux(self.act, rp.data[16:32], x1))]
+            m.d.comb += [a1.eq(Mux(self.act, rp.data[0:16], 1)),
+                         b1.eq(Mux(self.act, rp.data[16:32], 0))]
             # Stage 2: multiply, exact signed 16 x 16 -> 32 bits.
             prod2 = Signal(signed(32), name=f"prod2_{j}", reset_less=True)   # DSP output reg
             b2 = Signal(signed(16), name=f"b2_{j}")
@@ -176,7 +180,7 @@ class Activation(wiring.Component):
             # Stage 3: shift. pre = (p << 1) >> f (33 bits); registered: q's low 18 bits
             # (signed 18), r (1), whether q fits int18 (1), p's sign (1), b (signed 16).
             pre = Signal(signed(33), name=f"pre{j}")
-            m.d.comb += pre.eq(Cat(C(0, 1), prod2).as_signed() >> sel_f)
+            m.d.comb += pre.eq(Cat(C(0, 1), prod2).as_signed() >> shf)
             q3 = Signal(signed(18), name=f"q3_{j}")
             r3 = Signal(name=f"r3_{j}")
             fits3 = Signal(name=f"fits3_{j}")
@@ -184,7 +188,7 @@ class Activation(wiring.Component):
             b3 = Signal(signed(16), name=f"b3_{j}")
             psign = prod2[31]
             m.d.sync += [q3.eq(pre[1:19]), r3.eq(pre[0]), psign3.eq(psign), b3.eq(b2),
-                         fits3.eq(Cat(*[(prod2[i] ^ psign) & (sel_f <= i - 17)
+                         fits3.eq(Cat(*[(prod2[i] ^ psign) & (shf <= i - 17)
                                         for i in range(17, 31)]) == 0)]
             # Stage 4: offset and round in 19 bits (signed), saturate to int16.
             y = Signal(signed(19), name=f"ypre{j}")

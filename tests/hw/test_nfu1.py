@@ -3,10 +3,21 @@
 
 import numpy as np
 import pytest
+from amaranth.hdl import Elaboratable, Fragment
 
 from hw.nfu1 import NFU1
 from sim.waves import simulate
 
+
+class _AsOnFPGA(Elaboratable):
+    """Elaborates ``dut`` as an FPGA build would (with a platform): NFU1 then registers
+    every product separately instead of one word per lane."""
+
+    def __init__(self, dut):
+        self.dut = dut
+
+    def elaborate(self, platform):
+        return Fragment.get(self.dut, platform=object())
 
 
 def _vectors(tn, rng, n, edges):
@@ -21,8 +32,9 @@ def _vectors(tn, rng, n, edges):
     return xs, ws
 
 
+@pytest.mark.parametrize("fpga", [False, True])
 @pytest.mark.parametrize("tn", [4, 16])
-def test_products_exact_latency_1_ii_1(tn, rng, h):
+def test_products_exact_latency_1_ii_1(tn, fpga, rng, h):
     xs, ws = _vectors(tn, rng, 120, h.INT16_EDGES)
     dut = NFU1(tn)
     assert dut.latency == 1
@@ -40,7 +52,7 @@ def test_products_exact_latency_1_ii_1(tn, rng, h):
             if s < len(xs):
                 got.append(h.unpack(ctx.get(dut.products.as_value()), tn * tn, 32))
 
-    simulate(dut, bench, name=f"nfu1_tn{tn}")
+    simulate(_AsOnFPGA(dut) if fpga else dut, bench, name=f"nfu1_tn{tn}_{'fpga' if fpga else 'sim'}")
     # independent: products[j][i] = w[j][i] * x[i], as int64
     want = (ws * xs[:, None, :]).reshape(len(xs), -1)
     np.testing.assert_array_equal(np.array(got), want)

@@ -10,7 +10,7 @@ from .nbin import row_layout as neuron_row
 from .nfu1 import product_layout
 
 
-__all__ = ["NFU2", "SHIFT_WIDTH", "sat16"]
+__all__ = ["NFU2", "SHIFT_WIDTH", "sat16", "shift_window"]
 
 #: Bits of the shifter amount ``s``.
 SHIFT_WIDTH = 6
@@ -22,6 +22,26 @@ def sat16(v):
     hi = v[15:]
     fits = (hi == 0) | (hi == (1 << len(hi)) - 1)
     return Mux(fits, v[:16], Mux(v[-1], C(INT16_MIN, signed(16)), C(INT16_MAX, signed(16))))
+
+
+def shift_window(value, amount, width):
+    """The low ``width`` bits of ``value >> amount``: an arithmetic shift (``value`` read
+    as signed, sign-extended as far as needed) by the unsigned ``amount``.
+
+    A logarithmic shifter whose largest stage comes first: before the stage that shifts by
+    ``2**k`` only ``width + 2**(k+1) - 1`` bits can still reach the window, so each stage
+    is only that wide (48-bit accumulator to 17 bits by 0..63: 159 two-input multiplexers
+    per lane instead of about 260 for a full-width shifter pruned at its output). Purely
+    combinational; one multiplexer level per bit of ``amount``.
+    """
+    n = len(amount)
+    total = width + (1 << n) - 1
+    v = Cat(value, value[-1].replicate(max(0, total - len(value))))[:total]
+    for k in reversed(range(n)):
+        step = 1 << k
+        need = width + step - 1
+        v = Mux(amount[k], v[step:step + need], v[:need])
+    return v
 
 
 class NFU2(wiring.Component):
@@ -123,8 +143,8 @@ class NFU2(wiring.Component):
             # 15+s and up all equal the sign bit. Then q + r overflows only at 0x7FFF + 1.
             w = self.acc_width
             sign = acc[w - 1]
-            pre = Signal(signed(w + 1), name=f"pre{j}")
-            m.d.comb += pre.eq(Cat(C(0, 1), acc).as_signed() >> shift)
+            pre = Signal(17, name=f"pre{j}")           # bits 0..16 of (acc << 1) >> s
+            m.d.comb += pre.eq(shift_window(Cat(C(0, 1), acc), shift, 17))
             low = Signal(17, name=f"low{j}")
             m.d.comb += low.eq(pre[1:17] + pre[0])
             fits = Signal(name=f"fits{j}")

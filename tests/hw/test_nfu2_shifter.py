@@ -90,3 +90,32 @@ def test_parameter_validation_quotes_value():
         AdderTree(6, 32)
     with pytest.raises(ValueError, match="20"):
         NFU2(4, 20)
+
+
+@pytest.mark.parametrize("value_width,amount_width,width", [(49, 6, 17), (33, 4, 19), (8, 3, 4)])
+def test_shift_window_is_the_low_bits_of_an_arithmetic_shift(value_width, amount_width,
+                                                             width, rng):
+    """shift_window (NFU-2's and NFU-3's shifters) against Python's >> on signed ints:
+    every amount, the extremes, and shifts past the value's width (sign fill)."""
+    from amaranth import ClockDomain, Module, Signal, signed
+    from hw.nfu2 import shift_window
+    m = Module()
+    m.domains.sync = ClockDomain("sync")            # simulate() drives a clock
+    value = Signal(signed(value_width))
+    amount = Signal(amount_width)
+    out = Signal(width)
+    m.d.comb += out.eq(shift_window(value, amount, width))
+    lo, hi = -(1 << (value_width - 1)), (1 << (value_width - 1)) - 1
+    values = [lo, hi, -1, 0, 1] + [int(v) for v in rng.integers(lo, hi, 40, endpoint=True)]
+    got, want = [], []
+
+    async def bench(ctx):
+        for v in values:
+            ctx.set(value, v)
+            for s in range(1 << amount_width):
+                ctx.set(amount, s)
+                got.append(ctx.get(out))
+                want.append((v >> s) & ((1 << width) - 1))
+
+    simulate(m, bench, name="shift_window")
+    assert got == want

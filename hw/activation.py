@@ -7,7 +7,7 @@ from amaranth.utils import ceil_log2
 
 from golden.formats import INT16_MIN, INT16_MAX
 from .nbin import row_layout as neuron_row
-from .nfu2 import sat16
+from .nfu2 import sat16, shift_window
 
 
 __all__ = ["Activation", "SEGMENTS", "TABLE_WORDS", "table_words"]
@@ -139,60 +139,70 @@ class Activation(wiring.Component):
             valid = v
         m.d.sync += self.valid_out.eq(valid)
 
+        # The header values of the selected table, decoded once for every lane.
+        sel_lo = Signal(signed(16))
+        sel_hot_s = Signal(16)
+        sel_mask_s = Signal(12)
+        m.d.comb += [sel_lo.eq(sel_x_lo), sel_hot_s.eq(sel_hot), sel_mask_s.eq(sel_mask)]
+
+        # Each stage's registers of every lane form one word (one register per lane in
+        # hardware; a simulator copies one word per stage and cycle). The multiplier's input
+        # and output registers stay one per lane: they are the DSP block's registers.
+        def lanes(shape, name):
+            return Signal(data.ArrayLayout(shape, self.tn), name=name)
+
+        # Stage 0: offset from the table's start, d = x - x_lo (signed 17 bits: exact for
+        # any int16 x and x_lo), registered with x (signed 16) so that the carry chain does
+        # not share a cycle with the segment select and the RAM address.
+        d_c, d, x0 = lanes(signed(17), "d_c"), lanes(signed(17), "d"), lanes(signed(16), "x0")
+        m.d.comb += [d_c[j].eq(self.x[j] - sel_lo) for j in range(self.tn)]
+        m.d.sync += [d.eq(d_c), x0.eq(self.x)]
+        # Stage 2's and 3's lane words.
+        b1, b2 = lanes(signed(16), "b1"), lanes(signed(16), "b2")
+        q_c, q3 = lanes(signed(18), "q_c"), lanes(signed(18), "q3")
+        r_c, r3 = lanes(1, "r_c"), lanes(1, "r3")
+        fits_c, fits3 = lanes(1, "fits_c"), lanes(1, "fits3")
+        psign_c, psign3 = lanes(1, "psign_c"), lanes(1, "psign3")
+        b3 = lanes(signed(16), "b3")
+        y_c = lanes(signed(16), "y_c")
+        m.d.sync += [b2.eq(b1), q3.eq(q_c), r3.eq(r_c), fits3.eq(fits_c), psign3.eq(psign_c),
+                     b3.eq(b2), self.y.eq(y_c)]
+
         for j in range(self.tn):
-            x = self.x[j]
-            # Stage 0: offset from the table's start, d = x - x_lo (signed 17 bits: exact
-            # for any int16 x and x_lo), registered with x (signed 16) so that the carry
-            # chain does not share a cycle with the segment select and the RAM address.
-            d = Signal(signed(17), name=f"d{j}")
-            x0 = Signal(signed(16), name=f"x0_{j}")
-            m.d.sync += [d.eq(x - sel_x_lo), x0.eq(x)]
+            dj = d[j]
             # Stage 1: segment select (4 bits) -> coefficient RAM read address (table * 16 +
             # segment); the RAM's synchronous read (32 bits: a_i, b_i) is the stage register.
             # clamp(d >> k, 0, 15) without comparators: negative iff d is; for d >= 0,
             # d >> k > 15 iff d has a bit set at k + 4 or above; else the 4 bits d[k:k+4].
-            low4 = Signal(4, name=f"low4_{j}")
-            m.d.comb += low4.eq(Cat(*[Cat(*[d[min(i + b, 16)] & sel_hot[i] for i in range(16)]).any()
-                                      for b in range(4)]))
-            big = Signal(name=f"big{j}")
-            m.d.comb += big.eq((d[4:16] & sel_mask).any())
-            seg = Signal(range(SEGMENTS), name=f"segi{j}")
-            m.d.comb += seg.eq(Mux(d[16], 0, Mux(big, SEGMENTS - 1, low4)))
+            low4 = Cat(*[Cat(*[dj[min(i + b, 16)] & sel_hot_s[i] for i in range(16)]).any()
+                         for b in range(4)])
+            big = (dj[4:16] & sel_mask_s).any()
+            rp = coef_data[j]
+            m.d.comb += rp.addr.eq(Cat(Mux(dj[16], 0, Mux(big, SEGMENTS - 1, low4)), table))
             # Without reset and used only by the multiplier: the DSP's input register.
             x1 = Signal(signed(16), name=f"x1_{j}", reset_less=True)
-            m.d.sync += x1.eq(x0)
-            rp = coef_data[j]
-            m.d.comb += rp.addr.eq(Cat(seg, table))
+            m.d.sync += x1.eq(x0[j])
             # Bypass (act clear) goes through the same datapath with a = 1, f = 0, b = 0:
             # y = sat16(x) = x, and no copy of x has to travel beside the later stages.
-            a1 = Signal(signed(16), name=f"a1_{j}")
-            b1 = Signal(signed(16), name=f"b1_{j}")
-            m.d.comb += [a1.eq(Mux(self.act, rp.data[0:16], 1)),
-                         b1.eq(Mux(self.act, rp.data[16:32], 0))]
+            a1 = Mux(self.act, rp.data[0:16], 1).as_signed()            # signed 16
+            m.d.comb += b1[j].eq(Mux(self.act, rp.data[16:32], 0))
             # Stage 2: multiply, exact signed 16 x 16 -> 32 bits.
             prod2 = Signal(signed(32), name=f"prod2_{j}", reset_less=True)   # DSP output reg
-            b2 = Signal(signed(16), name=f"b2_{j}")
-            m.d.sync += [prod2.eq(a1 * x1), b2.eq(b1)]
+            m.d.sync += prod2.eq(a1 * x1)
             # Stages 3 and 4: ((p + 2**(f-1)) >> f) == q + r with q = p >> f and r = bit
             # f-1 of p (0 for f = 0), so y = q + b + r. If q is outside int18, |b + r| <=
             # 2**15 cannot bring y back into int16: saturate by the sign of p (read from p's
             # bits 17+f and up); otherwise add in 19 bits. Short carry chains for small FPGAs.
-            # Stage 3: shift. pre = (p << 1) >> f (33 bits); registered: q's low 18 bits
+            # Stage 3: shift. pre = (p << 1) >> f (19 bits kept); registered: q's low 18 bits
             # (signed 18), r (1), whether q fits int18 (1), p's sign (1), b (signed 16).
-            pre = Signal(signed(33), name=f"pre{j}")
-            m.d.comb += pre.eq(Cat(C(0, 1), prod2).as_signed() >> shf)
-            q3 = Signal(signed(18), name=f"q3_{j}")
-            r3 = Signal(name=f"r3_{j}")
-            fits3 = Signal(name=f"fits3_{j}")
-            psign3 = Signal(name=f"psign3_{j}")
-            b3 = Signal(signed(16), name=f"b3_{j}")
+            pre = shift_window(Cat(C(0, 1), prod2), shf, 19)  # bits 0..18 of (p << 1) >> f
             psign = prod2[31]
-            m.d.sync += [q3.eq(pre[1:19]), r3.eq(pre[0]), psign3.eq(psign), b3.eq(b2),
-                         fits3.eq(Cat(*[(prod2[i] ^ psign) & (shf <= i - 17)
-                                        for i in range(17, 31)]) == 0)]
+            m.d.comb += [q_c[j].eq(pre[1:19]), r_c[j].eq(pre[0]), psign_c[j].eq(psign),
+                         fits_c[j].eq(Cat(*[(prod2[i] ^ psign) & (shf <= i - 17)
+                                            for i in range(17, 31)]) == 0)]
             # Stage 4: offset and round in 19 bits (signed), saturate to int16.
             y = Signal(signed(19), name=f"ypre{j}")
-            m.d.comb += y.eq(q3 + b3 + r3)
-            sat = Mux(psign3, C(INT16_MIN, signed(16)), C(INT16_MAX, signed(16)))
-            m.d.sync += self.y[j].eq(Mux(fits3, sat16(y), sat))
+            m.d.comb += y.eq(q3[j] + b3[j] + r3[j])
+            sat = Mux(psign3[j], C(INT16_MIN, signed(16)), C(INT16_MAX, signed(16)))
+            m.d.comb += y_c[j].eq(Mux(fits3[j], sat16(y), sat))
         return m

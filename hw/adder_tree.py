@@ -55,15 +55,17 @@ class AdderTree(wiring.Component):
         for depth in range(self.latency):
             # One level of every lane: the sums, combinational, then registered as one word
             # (the same netlist as a register per adder; a simulator adds only when the
-            # inputs change and copies one word per level each cycle). No reset: valid
-            # travels beside the trees.
+            # inputs change and copies one word per level each cycle). With reset although
+            # valid travels beside the trees: without one, yosys 0.64 packs NFU-1's
+            # products, the first level's adder and this register into SB_MAC16s on the
+            # iCE40 and fails (a 33-bit sum on a 32-bit DSP output, "connected to constants").
             n //= 2
             width += 1
             layout = data.ArrayLayout(data.ArrayLayout(signed(width), n), self.lanes)
             sums = Signal(layout, name=f"s{depth}")
             m.d.comb += [sums[j][i].eq(level[j][2 * i] + level[j][2 * i + 1])
                          for j in range(self.lanes) for i in range(n)]
-            reg = Signal(layout, name=f"l{depth}", reset_less=True)
+            reg = Signal(layout, name=f"l{depth}")
             m.d.sync += reg.eq(sums)
             level = reg
         m.d.comb += [self.sum[j].eq(level[j][0]) for j in range(self.lanes)]

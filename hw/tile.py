@@ -40,8 +40,8 @@ class Tile(wiring.Component):
     accumulators, shifter) and :class:`Activation` (NFU-3) into :class:`NBout`, tagged with
     their NM address. Partial sums stay in the NFU-2 accumulators for the whole reduction.
 
-    Latency: ``1 + emissions + pipeline_latency(tn)`` cycles from ``start`` to ``done`` for a
-    tile with work (1 cycle without). Throughput one SB row and one NBin row per cycle.
+    Latency: ``2 + emissions + pipeline_latency(tn)`` cycles from ``start`` to ``done`` for a
+    tile with work (two set-up cycles; 1 cycle without work). Throughput one SB row and one NBin row per cycle.
 
     Parameters
     ----------

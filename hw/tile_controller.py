@@ -36,9 +36,9 @@ class TileController(wiring.Component):
     ``last`` flags and, on ``last``, the NM address of the output row. Pointers advance by
     additions only.
 
-    Timing: one set-up cycle, then one cycle per emitted row with no bubbles (II = 1), then
+    Timing: two set-up cycles, then one cycle per emitted row with no bubbles (II = 1), then
     ``drain`` cycles while the last row crosses the pipeline; ``done`` pulses in the last of
-    those cycles. A tile with no share finishes after the set-up cycle. Emitted rows::
+    those cycles. A tile with no share finishes in the first set-up cycle. Emitted rows::
 
         blocks * rows_of_band * ow * (kh * kw * cb + 1)       CONV
         blocks * rows_of_band * ow * (kh * kw)                MAXPOOL, AVGPOOL
@@ -106,149 +106,168 @@ class TileController(wiring.Component):
             self.table.eq(ins.table),
         ]
 
-        # Loop counters.
-        k, nblocks = Signal(10), Signal(11)
-        oy, ox = Signal(12), Signal(12)
-        ky, kx, c = Signal(12), Signal(12), Signal(10)
+        # The share of this tile (DESIGN §4), worked out from `instr` in the start cycle and
+        # registered: block count, emptiness, first output row and the group offsets.
+        src = self.instr
+        gmask = Signal(cfg.log2_tiles + 1)
+        ob_group = Signal(max(1, cfg.log2_tiles))
+        pos_group = Signal(max(1, cfg.log2_tiles))
+        m.d.comb += [gmask.eq((C(1, cfg.log2_tiles + 1) << src.log2_gob) - 1),
+                     ob_group.eq(self.index & gmask),
+                     pos_group.eq(self.index >> src.log2_gob)]
+        src_blocks, src_oy0 = Signal(11), Signal(16)
+        m.d.comb += [
+            src_blocks.eq(Mux(src.ob > ob_group,
+                              (src.ob - ob_group + gmask) >> src.log2_gob, 0)),
+            src_oy0.eq(_mul_small(pos_group, src.oy_band)),
+        ]
+        blocks, empty, oy0 = Signal(11), Signal(), Signal(16)
+        ob_group_r = Signal.like(ob_group, name="ob_group_r")
+        band_in_off = Signal(_PTR)          # pos_group * band_in_step
+        band_out_off = Signal(ADDR_WIDTH)   # pos_group * band_out_step
+
+        # The loop nest keeps, for each level, a count of the iterations left after the
+        # current one and a flag `last_*` (that count is zero), both registers; the next
+        # flag is worked out beside the next count (`count == 1` when stepping, the level's
+        # `*_one` when it restarts), so the choice of the next state starts from registers.
+        # `c` runs over channel blocks (1 for pooling), then `kx`, `ky`, `ox`, `oy` (this
+        # tile's band) and `k` (this tile's output blocks).
+        levels = {"c": 10, "kx": 12, "ky": 12, "ox": 12, "oy": 12, "k": 11}
+        left = {n: Signal(w, name=f"{n}_left") for n, w in levels.items()}
+        last = {n: Signal(name=f"last_{n}") for n in levels}
+        span_m1 = {n: Signal(w, name=f"{n}_span_m1") for n, w in levels.items()}
+        one = {n: Signal(name=f"{n}_one") for n in levels}
+
+        def restart(n):
+            return [left[n].eq(span_m1[n]), last[n].eq(one[n])]
+
+        def step(n):
+            return [left[n].eq(left[n] - 1), last[n].eq(left[n] == 1)]
+
         pos_start = Signal()
-        # Input coordinates of the window origin, and pointers.
+        # Input coordinates of the current emission and of its window's origin.
+        iy, ix = Signal(signed(16)), Signal(signed(16))
         iy_base, ix_base = Signal(signed(16)), Signal(signed(16))
-        p_k, p_oy, p_ox, p_ky, p_kx = (Signal(_PTR, name=n)
-                                       for n in ("p_k", "p_oy", "p_ox", "p_ky", "p_kx"))
+        iy0, ix0 = Signal(signed(16)), Signal(signed(16))
+        # NBin pointers: of the current emission, and where each loop level started.
+        p_c, p_kx, p_ky, p_ox, p_oy, p_kb = (Signal(_PTR, name=n) for n in
+                                             ("p_c", "p_kx", "p_ky", "p_ox", "p_oy", "p_kb"))
+        pk_step = Signal(cfg.log2_tiles + 1)     # NBin step per block: 0 (CONV) or 2**log2_gob
+        g = Signal(cfg.log2_tiles + 1)           # 2**log2_gob
         sb_k, sb = Signal(_PTR), Signal(_PTR)
         out_k, out = Signal(ADDR_WIDTH), Signal(ADDR_WIDTH)
         drain = Signal(range(self.drain + 1))
+        # Set-up partial results.
+        rows_avail_m1, band_m1 = Signal(12), Signal(12)
+        y_lo, y_hi = Signal(18), Signal(18)
 
-        cbl = Mux(conv, ins.cb, 1)
-        iy = iy_base + ky
-        ix = ix_base + kx
-        inside = (iy >= 0) & (iy < ins.in_h) & (ix >= 0) & (ix < ins.in_w)
+        inside = Signal()
+        m.d.comb += inside.eq((iy >= 0) & (iy < ins.in_h) & (ix >= 0) & (ix < ins.in_w))
         bias_now = pos_start & conv
-        # Loop bounds minus one, registered in SETUP: the loop tests are equalities between
-        # registers, with no subtraction on the emission-to-pointer path.
-        cbl_m1 = Signal((cbl - 1).shape(), name="cbl_m1")
-        kw_m1 = Signal((ins.kw - 1).shape(), name="kw_m1")
-        kh_m1 = Signal((ins.kh - 1).shape(), name="kh_m1")
-        ow_m1 = Signal((ins.ow - 1).shape(), name="ow_m1")
-        oy_end_m1 = Signal(14, name="oy_end_m1")
-        nblocks_m1 = Signal((nblocks - 1).shape(), name="nblocks_m1")
-        last_c, last_kx, last_ky = c == cbl_m1, kx == kw_m1, ky == kh_m1
-
         m.d.comb += [
-            self.nbin_addr.eq(p_kx + c),
+            self.nbin_addr.eq(p_c),
             self.sb_addr.eq(sb),
             self.bias.eq(bias_now),
             self.zero.eq(~bias_now & ~inside),
             self.first.eq(pos_start),
-            self.last.eq(~bias_now & last_c & last_kx & last_ky),
+            self.last.eq(~bias_now & last["c"] & last["kx"] & last["ky"]),
             self.out_addr.eq(out),
         ]
-
-        # This tile's share (set-up cycle).
-        gmask = Signal(cfg.log2_tiles + 1)
-        m.d.comb += gmask.eq((C(1, cfg.log2_tiles + 1) << ins.log2_gob) - 1)
-        ob_group = Signal(max(1, cfg.log2_tiles))
-        pos_group = Signal(max(1, cfg.log2_tiles))
-        m.d.comb += [ob_group.eq(self.index & gmask), pos_group.eq(self.index >> ins.log2_gob)]
-        oy0 = Signal(16)
-        m.d.comb += oy0.eq(_mul_small(pos_group, ins.oy_band))
-
-        # The share's block count and whether it is empty are worked out from `instr` in the
-        # start cycle and registered (the same values as from `ins` in SETUP): this keeps
-        # the SETUP cycle's `done` off a long path through the node controller.
-        src = self.instr
-        src_gmask = Signal(cfg.log2_tiles + 1)
-        m.d.comb += src_gmask.eq((C(1, cfg.log2_tiles + 1) << src.log2_gob) - 1)
-        src_ob_group = Signal(max(1, cfg.log2_tiles))
-        src_pos_group = Signal(max(1, cfg.log2_tiles))
-        m.d.comb += [src_ob_group.eq(self.index & src_gmask),
-                     src_pos_group.eq(self.index >> src.log2_gob)]
-        src_blocks = Signal(11)
-        m.d.comb += src_blocks.eq(Mux(src.ob > src_ob_group,
-                                      (src.ob - src_ob_group + src_gmask) >> src.log2_gob, 0))
-        src_oy0 = Signal(16)
-        m.d.comb += src_oy0.eq(_mul_small(src_pos_group, src.oy_band))
-        blocks, empty = Signal(11), Signal()
 
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
                     if self.latch_instr:
                         m.d.sync += ins.eq(self.instr)
-                    m.d.sync += [blocks.eq(src_blocks),
-                                 empty.eq((src_blocks == 0) | (src_oy0 >= src.oh)
-                                          | (src.ow == 0))]
+                    m.d.sync += [
+                        blocks.eq(src_blocks), oy0.eq(src_oy0), ob_group_r.eq(ob_group),
+                        empty.eq((src_blocks == 0) | (src_oy0 >= src.oh) | (src.ow == 0)),
+                        band_in_off.eq(_mul_small(pos_group, src.band_in_step)),
+                        band_out_off.eq(_mul_small(pos_group, src.band_out_step)),
+                        g.eq(gmask + 1),
+                    ]
                     m.next = "SETUP"
             with m.State("SETUP"):
+                # First set-up cycle: an empty share ends here; otherwise the partial sums
+                # of the band's first rows and input row, each one carry chain from
+                # registers (stride * oy0 as two pairs of shift-and-add terms).
                 m.d.comb += self.busy.eq(1)
-                p0 = Signal(_PTR)
-                m.d.comb += p0.eq(ins.nbin_org + Mux(conv, 0, ob_group)
-                                  + _mul_small(pos_group, ins.band_in_step))
-                o0 = Signal(ADDR_WIDTH)
-                m.d.comb += o0.eq(ins.out_base + ob_group
-                                  + _mul_small(pos_group, ins.band_out_step))
-                m.d.sync += [
-                    k.eq(0), nblocks.eq(blocks), nblocks_m1.eq(blocks - 1),
-                    cbl_m1.eq(cbl - 1), kw_m1.eq(ins.kw - 1), kh_m1.eq(ins.kh - 1),
-                    ow_m1.eq(ins.ow - 1),
-                    oy.eq(oy0),
-                    oy_end_m1.eq(Mux(oy0 + ins.oy_band > ins.oh, ins.oh,
-                                     oy0 + ins.oy_band)[:13] - 1),
-                    ox.eq(0), ky.eq(0), kx.eq(0), c.eq(0), pos_start.eq(1),
-                    iy_base.eq(_mul_small(ins.stride, oy0) - ins.y_off),
-                    ix_base.eq(-ins.x_off),
-                    p_k.eq(ins.nbin_org + Mux(conv, 0, ob_group)),
-                    p_oy.eq(p0), p_ox.eq(p0), p_ky.eq(p0), p_kx.eq(p0),
-                    sb_k.eq(ins.sb_base), sb.eq(ins.sb_base),
-                    out_k.eq(o0), out.eq(o0),
-                ]
+                terms = [Mux(ins.stride[i], oy0 << i, 0) for i in range(4)]
+                m.d.sync += [rows_avail_m1.eq(ins.oh + ~oy0),     # oh - oy0 - 1
+                             band_m1.eq(ins.oy_band - 1),
+                             y_lo.eq(terms[0] + terms[1]), y_hi.eq(terms[2] + terms[3])]
                 with m.If(empty):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
                 with m.Else():
-                    m.next = "RUN"
+                    m.next = "SETUP2"
+            with m.State("SETUP2"):
+                m.d.comb += self.busy.eq(1)
+                rows_m1 = Signal(12)
+                m.d.comb += rows_m1.eq(Mux(rows_avail_m1 < band_m1, rows_avail_m1, band_m1))
+                cbl = Mux(conv, ins.cb, 1)
+                p0 = Signal(_PTR)
+                m.d.comb += p0.eq(ins.nbin_org + Mux(conv, 0, ob_group_r) + band_in_off)
+                o0 = Signal(ADDR_WIDTH)
+                m.d.comb += o0.eq(ins.out_base + ob_group_r + band_out_off)
+                for n, span_m1_now in (("c", cbl - 1), ("kx", ins.kw - 1), ("ky", ins.kh - 1),
+                                       ("ox", ins.ow - 1), ("oy", rows_m1), ("k", blocks - 1)):
+                    m.d.sync += [span_m1[n].eq(span_m1_now), one[n].eq(span_m1_now == 0),
+                                 left[n].eq(span_m1_now), last[n].eq(span_m1_now == 0)]
+                y0 = y_lo + y_hi - ins.y_off
+                m.d.sync += [
+                    pos_start.eq(1),
+                    iy0.eq(y0), iy_base.eq(y0), iy.eq(y0),
+                    ix0.eq(-ins.x_off), ix_base.eq(-ins.x_off), ix.eq(-ins.x_off),
+                    pk_step.eq(Mux(conv, 0, g)),
+                    p_kb.eq(p0), p_oy.eq(p0), p_ox.eq(p0), p_ky.eq(p0), p_kx.eq(p0),
+                    p_c.eq(p0),
+                    sb_k.eq(ins.sb_base), sb.eq(ins.sb_base),
+                    out_k.eq(o0), out.eq(o0),
+                ]
+                m.next = "RUN"
             with m.State("RUN"):
-                m.d.comb += [self.busy.eq(1), self.valid.eq(1), self.nbin_en.eq(~bias_now & inside)]
-                m.d.sync += sb.eq(sb + conv)
+                m.d.comb += [self.busy.eq(1), self.valid.eq(1),
+                             self.nbin_en.eq(~bias_now & inside)]
+                m.d.sync += [sb.eq(sb + conv), pos_start.eq(0)]
                 with m.If(bias_now):
-                    m.d.sync += pos_start.eq(0)
+                    pass
+                with m.Elif(~last["c"]):
+                    m.d.sync += [*step("c"), p_c.eq(p_c + 1)]
+                with m.Elif(~last["kx"]):
+                    nxt = p_kx + ins.cb
+                    m.d.sync += [*restart("c"), *step("kx"), ix.eq(ix + 1),
+                                 p_kx.eq(nxt), p_c.eq(nxt)]
+                with m.Elif(~last["ky"]):
+                    nxt = p_ky + ins.row_step
+                    m.d.sync += [*restart("c"), *restart("kx"), *step("ky"),
+                                 ix.eq(ix_base), iy.eq(iy + 1),
+                                 p_ky.eq(nxt), p_kx.eq(nxt), p_c.eq(nxt)]
                 with m.Else():
-                    m.d.sync += pos_start.eq(0)
-                    with m.If(~last_c):
-                        m.d.sync += c.eq(c + 1)
-                    with m.Elif(~last_kx):
-                        m.d.sync += [c.eq(0), kx.eq(kx + 1), p_kx.eq(p_kx + ins.cb)]
-                    with m.Elif(~last_ky):
-                        m.d.sync += [c.eq(0), kx.eq(0), ky.eq(ky + 1),
-                                     p_ky.eq(p_ky + ins.row_step), p_kx.eq(p_ky + ins.row_step)]
+                    # Next output position.
+                    m.d.sync += [*restart("c"), *restart("kx"), *restart("ky"),
+                                 pos_start.eq(1), sb.eq(sb_k)]
+                    with m.If(~last["ox"]):
+                        nxt, x = p_ox + ins.ox_step, ix_base + ins.stride
+                        m.d.sync += [*step("ox"), ix_base.eq(x), ix.eq(x), iy.eq(iy_base),
+                                     p_ox.eq(nxt), p_ky.eq(nxt), p_kx.eq(nxt), p_c.eq(nxt),
+                                     out.eq(out + ins.ocb)]
+                    with m.Elif(~last["oy"]):
+                        nxt, y = p_oy + ins.oy_step, iy_base + ins.stride
+                        m.d.sync += [*restart("ox"), *step("oy"),
+                                     ix_base.eq(ix0), ix.eq(ix0), iy_base.eq(y), iy.eq(y),
+                                     p_oy.eq(nxt), p_ox.eq(nxt), p_ky.eq(nxt), p_kx.eq(nxt),
+                                     p_c.eq(nxt), out.eq(out + ins.ocb)]
+                    with m.Elif(~last["k"]):
+                        nxt, nsb, nout = p_kb + pk_step, sb_k + ins.sb_step, out_k + g
+                        m.d.sync += [*restart("ox"), *restart("oy"), *step("k"),
+                                     ix_base.eq(ix0), ix.eq(ix0), iy_base.eq(iy0), iy.eq(iy0),
+                                     p_kb.eq(nxt), p_oy.eq(nxt), p_ox.eq(nxt), p_ky.eq(nxt),
+                                     p_kx.eq(nxt), p_c.eq(nxt),
+                                     sb_k.eq(nsb), sb.eq(nsb), out_k.eq(nout), out.eq(nout)]
                     with m.Else():
-                        # Next output position.
-                        m.d.sync += [c.eq(0), kx.eq(0), ky.eq(0), pos_start.eq(1), sb.eq(sb_k)]
-                        with m.If(ox != ow_m1):
-                            nxt = p_ox + ins.ox_step
-                            m.d.sync += [ox.eq(ox + 1), ix_base.eq(ix_base + ins.stride),
-                                         p_ox.eq(nxt), p_ky.eq(nxt), p_kx.eq(nxt),
-                                         out.eq(out + ins.ocb)]
-                        with m.Elif(oy != oy_end_m1):
-                            nxt = p_oy + ins.oy_step
-                            m.d.sync += [ox.eq(0), oy.eq(oy + 1),
-                                         ix_base.eq(-ins.x_off), iy_base.eq(iy_base + ins.stride),
-                                         p_oy.eq(nxt), p_ox.eq(nxt), p_ky.eq(nxt), p_kx.eq(nxt),
-                                         out.eq(out + ins.ocb)]
-                        with m.Elif(k != nblocks_m1):
-                            g = C(1, cfg.log2_tiles + 1) << ins.log2_gob
-                            nk = p_k + Mux(conv, 0, g)
-                            nxt = nk + _mul_small(pos_group, ins.band_in_step)
-                            m.d.sync += [k.eq(k + 1), ox.eq(0), oy.eq(oy0),
-                                         ix_base.eq(-ins.x_off),
-                                         iy_base.eq(_mul_small(ins.stride, oy0) - ins.y_off),
-                                         p_k.eq(nk), p_oy.eq(nxt), p_ox.eq(nxt), p_ky.eq(nxt),
-                                         p_kx.eq(nxt),
-                                         sb_k.eq(sb_k + ins.sb_step), sb.eq(sb_k + ins.sb_step),
-                                         out_k.eq(out_k + g), out.eq(out_k + g)]
-                        with m.Else():
-                            m.d.sync += drain.eq(self.drain - 1)
-                            m.next = "DRAIN"
+                        m.d.sync += drain.eq(self.drain - 1)
+                        m.next = "DRAIN"
             with m.State("DRAIN"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += drain.eq(drain - 1)

@@ -54,7 +54,10 @@ class NFU2(wiring.Component):
 
         y = sat16((acc + 2**(s-1)) >> s)  if s > 0   else   sat16(acc)
 
-    ``max_mode`` and ``shift`` are per-layer settings and must be stable while rows flow.
+    ``max_mode`` and ``shift`` are per-layer settings, registered where they enter (their
+    first use is at least one cycle after the first row's ``valid_in``, so the registers
+    change no result and keep the instruction's decode off the shifter's path): set them by
+    the first row's ``valid_in`` and keep them stable while rows flow.
 
     Latency from ``valid_in`` of the ``last`` row to ``valid_out``: ``log2(tn) + 2`` cycles
     (the tree, the accumulator, the shifter). Throughput one row per cycle (II = 1); a new
@@ -113,7 +116,14 @@ class NFU2(wiring.Component):
         m.d.sync += acc_done.eq(valid & last)
         m.d.sync += self.valid_out.eq(acc_done)
 
-        shift = self.shift
+        # The per-layer settings, registered (see the docstring), with the shifter's
+        # saturation test decoded: keep[i - 15] = (shift <= i - 15) for i in 15..w-2.
+        w = self.acc_width
+        shift = Signal(SHIFT_WIDTH, name="shift_r")
+        max_mode = Signal(name="max_mode_r")
+        keep = Signal(w - 16, name="fits_keep")
+        m.d.sync += [shift.eq(self.shift), max_mode.eq(self.max_mode),
+                     keep.eq(Cat(*[self.shift <= i - 15 for i in range(15, w - 1)]))]
         m.submodules.trees = trees = AdderTree(tn, 32, lanes=tn)
         m.d.comb += trees.inputs.eq(self.products)
         # The accumulators of all lanes in one word (one register per lane in hardware).
@@ -128,9 +138,9 @@ class NFU2(wiring.Component):
             # On the iCE40 every adder bit is then a 3-input LUT beside its carry (base bit,
             # sum bit, carry in), which lets the 48-bit chain pack unbroken.
             base = Signal(signed(self.acc_width), name=f"base{j}")
-            m.d.comb += base.eq(Mux(first | self.max_mode, 0, acc))
+            m.d.comb += base.eq(Mux(first | max_mode, 0, acc))
             take = Signal(name=f"take{j}")
-            m.d.comb += take.eq(~self.max_mode | first
+            m.d.comb += take.eq(~max_mode | first
                                 | (tree_sum > acc[:len(tree_sum)].as_signed()))
             with m.If(valid & take):
                 m.d.sync += acc.eq(base + tree_sum)
@@ -141,14 +151,13 @@ class NFU2(wiring.Component):
             # (r = 0 for s = 0). Only the low 17 bits of (acc << 1) >> s are shifted (q's
             # low 16 bits and r); whether q fits int16 is read from acc directly: bits
             # 15+s and up all equal the sign bit. Then q + r overflows only at 0x7FFF + 1.
-            w = self.acc_width
             sign = acc[w - 1]
             pre = Signal(17, name=f"pre{j}")           # bits 0..16 of (acc << 1) >> s
             m.d.comb += pre.eq(shift_window(Cat(C(0, 1), acc), shift, 17))
             low = Signal(17, name=f"low{j}")
             m.d.comb += low.eq(pre[1:17] + pre[0])
             fits = Signal(name=f"fits{j}")
-            m.d.comb += fits.eq(Cat(*[(acc[i] ^ sign) & (shift <= i - 15)
+            m.d.comb += fits.eq(Cat(*[(acc[i] ^ sign) & keep[i - 15]
                                       for i in range(15, w - 1)]) == 0)
             sat = Mux(sign, C(INT16_MIN, signed(16)), C(INT16_MAX, signed(16)))
             with m.If(acc_done):

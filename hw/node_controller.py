@@ -86,14 +86,21 @@ class NodeController(wiring.Component):
         # (imem_en is low outside FETCH), so it is used directly instead of a copy.
         narrow = self.fetch_cycles > 1
         ins = self.imem_data if narrow else Signal(INSTR)
-        i = Signal(24)           # LOAD row / STORE row within the current tile
+        i = Signal(24)           # STORE row within the current tile
         tile = Signal(range(cfg.tiles + 1))
         pending = Signal(cfg.tiles)
         drain = Signal(range(self.tree_latency + 2))
+        # LOAD and STORE keep their pointers and the rows left as registers, and whether a
+        # row is left as a flag worked out one cycle ahead (`rows_left != 1` when stepping):
+        # the loop tests and addresses start from registers, not from the instruction.
+        src, dst = Signal(24), Signal(16)
+        rows_left = Signal(24)
+        more = Signal()
+        counts = Array([*self.nbout_count, C(0, len(self.nbout_count[0]))])
 
         # Rows issued this cycle reach the tree one cycle later (buffer read latency).
         m.d.sync += [self.down_valid.eq(self.nm_ren), self.up_valid.eq(self.nbout_en)]
-        m.d.sync += self.down_addr.eq(ins.dst + i)
+        m.d.sync += self.down_addr.eq(dst)
         m.d.comb += self.tile_instr.eq(self.imem_data)
         if not narrow:
             m.d.comb += self.imem_en.eq(1)
@@ -117,6 +124,10 @@ class NodeController(wiring.Component):
             with m.State("DECODE"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += [self.pc.eq(self.pc + 1), i.eq(0), tile.eq(0)]
+                new = self.imem_data
+                rows = Mux(new.op == Op.LOAD, new.count, self.nbout_count[0])
+                m.d.sync += [src.eq(new.src), dst.eq(new.dst),
+                             rows_left.eq(rows), more.eq(rows != 0)]
                 if not narrow:
                     m.d.sync += ins.eq(self.imem_data)
                 op = self.imem_data.op
@@ -138,9 +149,10 @@ class NodeController(wiring.Component):
                         m.next = "IDLE"
             with m.State("LOAD"):
                 m.d.comb += self.busy.eq(1)
-                with m.If(i < ins.count):
-                    m.d.comb += [self.nm_raddr.eq(ins.src + i), self.nm_ren.eq(1)]
-                    m.d.sync += i.eq(i + 1)
+                with m.If(more):
+                    m.d.comb += [self.nm_raddr.eq(src), self.nm_ren.eq(1)]
+                    m.d.sync += [src.eq(src + 1), dst.eq(dst + 1),
+                                 rows_left.eq(rows_left - 1), more.eq(rows_left != 1)]
                 with m.Else():
                     m.d.sync += drain.eq(self.tree_latency)
                     m.next = "DRAIN"
@@ -152,15 +164,17 @@ class NodeController(wiring.Component):
                     m.next = "FETCH"
             with m.State("STORE"):
                 m.d.comb += self.busy.eq(1)
-                count = self.nbout_count[tile]
                 with m.If(tile == cfg.tiles):
                     m.d.sync += drain.eq(self.tree_latency)
                     m.next = "DRAIN"
-                with m.Elif(i < count):
+                with m.Elif(more):
                     m.d.comb += [self.nbout_addr.eq(i), self.nbout_en.eq(1 << tile)]
-                    m.d.sync += i.eq(i + 1)
+                    m.d.sync += [i.eq(i + 1),
+                                 rows_left.eq(rows_left - 1), more.eq(rows_left != 1)]
                 with m.Else():
-                    m.d.sync += [i.eq(0), tile.eq(tile + 1)]
+                    count = counts[tile + 1]
+                    m.d.sync += [i.eq(0), tile.eq(tile + 1),
+                                 rows_left.eq(count), more.eq(count != 0)]
             with m.State("DRAIN"):
                 # The last row crosses the buffer read and the tree.
                 m.d.comb += self.busy.eq(1)

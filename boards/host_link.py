@@ -98,7 +98,9 @@ class HostLink(wiring.Component):
             self.host_addr.eq(frame[16:48]),
             self.host_wdata.eq(frame[48:48 + 8 * w]),
         ]
-        crc_rx = frame[8 * body_len:]
+        # Whether the frame's CRC byte (the last one received) differs from the CRC of its
+        # body, registered as the byte arrives so that EXEC starts from a register.
+        crc_bad = Signal()
 
         # Sticky "done since START".
         done_seen = Signal()
@@ -127,6 +129,7 @@ class HostLink(wiring.Component):
                     with m.If(count < body_len):
                         m.d.sync += crc.eq(crc8_step(crc, self.rx_data))
                     with m.If(count == body_len):
+                        m.d.sync += crc_bad.eq(self.rx_data != crc)
                         m.next = "EXEC"
                 with m.Elif(idle == self.timeout):
                     m.next = "HUNT"
@@ -134,7 +137,7 @@ class HostLink(wiring.Component):
                     m.d.sync += idle.eq(idle + 1)
             with m.State("EXEC"):
                 m.d.sync += [payload.eq(0), status.eq(Status.OK)]
-                with m.If(crc_rx != crc):
+                with m.If(crc_bad):
                     m.d.sync += status.eq(Status.BAD_CRC)
                     m.next = "RESPOND"
                 with m.Else():

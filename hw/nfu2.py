@@ -59,8 +59,8 @@ class NFU2(wiring.Component):
     change no result and keep the instruction's decode off the shifter's path): set them by
     the first row's ``valid_in`` and keep them stable while rows flow.
 
-    Latency from ``valid_in`` of the ``last`` row to ``valid_out``: ``log2(tn) + 2`` cycles
-    (the tree, the accumulator, the shifter). Throughput one row per cycle (II = 1); a new
+    Latency from ``valid_in`` of the ``last`` row to ``valid_out``: ``log2(tn) + 3`` cycles
+    (the tree, the accumulator, the shift, the rounding add and saturation). Throughput one row per cycle (II = 1); a new
     accumulation may start on the row after ``last``.
 
     Parameters
@@ -88,7 +88,7 @@ class NFU2(wiring.Component):
                              f"not {acc_width!r}")
         self.tn = tn
         self.acc_width = acc_width
-        self.latency = (tn.bit_length() - 1) + 2
+        self.latency = self.latency_of(tn)
         super().__init__({
             "valid_in": In(1),
             "first": In(1),
@@ -99,6 +99,11 @@ class NFU2(wiring.Component):
             "valid_out": Out(1),
             "y": Out(neuron_row(tn)),
         })
+
+    @staticmethod
+    def latency_of(tn):
+        """NFU-2's latency for ``tn``: ``log2(tn) + 3`` cycles."""
+        return (tn.bit_length() - 1) + 3
 
     def elaborate(self, platform):
         m = Module()
@@ -112,9 +117,9 @@ class NFU2(wiring.Component):
             m.d.sync += [v.eq(valid), f.eq(first), l.eq(last)]
             valid, first, last = v, f, l
 
-        acc_done = Signal()
-        m.d.sync += acc_done.eq(valid & last)
-        m.d.sync += self.valid_out.eq(acc_done)
+        acc_done, shifted = Signal(), Signal()
+        m.d.sync += [acc_done.eq(valid & last), shifted.eq(acc_done),
+                     self.valid_out.eq(shifted)]
 
         # The per-layer settings, registered (see the docstring), with the shifter's
         # saturation test decoded: keep[i - 15] = (shift <= i - 15) for i in 15..w-2.
@@ -122,12 +127,19 @@ class NFU2(wiring.Component):
         shift = Signal(SHIFT_WIDTH, name="shift_r")
         max_mode = Signal(name="max_mode_r")
         keep = Signal(w - 16, name="fits_keep")
+        # keep[n] = (shift <= n) is bit n of all-ones << shift: each bit a function of the
+        # six shift bits (a chain of comparisons maps to a chain of LUTs).
         m.d.sync += [shift.eq(self.shift), max_mode.eq(self.max_mode),
-                     keep.eq(Cat(*[self.shift <= i - 15 for i in range(15, w - 1)]))]
+                     keep.eq(C((1 << (w - 16)) - 1, w - 16) << self.shift)]
         m.submodules.trees = trees = AdderTree(tn, 32, lanes=tn)
         m.d.comb += trees.inputs.eq(self.products)
         # The accumulators of all lanes in one word (one register per lane in hardware).
         accs = Signal(data.ArrayLayout(signed(self.acc_width), tn), name="acc")
+        # The shifter's stage register of all lanes in one word each: the shifted bits, the
+        # int16 fit and the sign, registered between the shift and the rounding add.
+        pres = Signal(data.ArrayLayout(17, tn), name="pre_r")
+        fitss = Signal(data.ArrayLayout(1, tn), name="fits_r")
+        signs = Signal(data.ArrayLayout(1, tn), name="sign_r")
         for j in range(tn):
             tree_sum = trees.sum[j]
             acc = accs[j]
@@ -151,15 +163,20 @@ class NFU2(wiring.Component):
             # (r = 0 for s = 0). Only the low 17 bits of (acc << 1) >> s are shifted (q's
             # low 16 bits and r); whether q fits int16 is read from acc directly: bits
             # 15+s and up all equal the sign bit. Then q + r overflows only at 0x7FFF + 1.
+            # Shift stage (on acc_done): bits 0..16 of (acc << 1) >> s, the fit, the sign.
             sign = acc[w - 1]
-            pre = Signal(17, name=f"pre{j}")           # bits 0..16 of (acc << 1) >> s
-            m.d.comb += pre.eq(shift_window(Cat(C(0, 1), acc), shift, 17))
+            with m.If(acc_done):
+                m.d.sync += [
+                    pres[j].eq(shift_window(Cat(C(0, 1), acc), shift, 17)),
+                    fitss[j].eq(Cat(*[(acc[i] ^ sign) & keep[i - 15]
+                                      for i in range(15, w - 1)]) == 0),
+                    signs[j].eq(sign),
+                ]
+            # Round and saturate stage.
+            pre, fits, sign = pres[j], fitss[j], signs[j]
             low = Signal(17, name=f"low{j}")
             m.d.comb += low.eq(pre[1:17] + pre[0])
-            fits = Signal(name=f"fits{j}")
-            m.d.comb += fits.eq(Cat(*[(acc[i] ^ sign) & keep[i - 15]
-                                      for i in range(15, w - 1)]) == 0)
             sat = Mux(sign, C(INT16_MIN, signed(16)), C(INT16_MAX, signed(16)))
-            with m.If(acc_done):
+            with m.If(shifted):
                 m.d.sync += self.y[j].eq(Mux(fits & ~(low[15] & ~sign), low[:16], sat))
         return m

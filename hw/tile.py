@@ -25,10 +25,10 @@ COUNTERS = ("cycles", "nfu_busy", "nbin_reads", "sb_reads", "nbout_writes")
 def pipeline_latency(tn):
     """Cycles from a row's emission by the controller to the NBout write of its output.
 
-    Buffer read (1) + NFU-1 (1) + adder tree (log2 tn) + accumulator (1) + shifter (1) +
-    NFU-3 (3).
+    Buffer read (1) + NFU-1 (1) + NFU-2 (adder tree log2 tn, accumulator 1, shift 1,
+    rounding and saturation 1) + NFU-3 (5).
     """
-    return 1 + NFU1.latency + (tn.bit_length() - 1) + 2 + Activation.latency
+    return 1 + NFU1.latency + NFU2.latency_of(tn) + Activation.latency
 
 
 class Tile(wiring.Component):
@@ -41,7 +41,8 @@ class Tile(wiring.Component):
     their NM address. Partial sums stay in the NFU-2 accumulators for the whole reduction.
 
     Latency: ``2 + emissions + pipeline_latency(tn)`` cycles from ``start`` to ``done`` for a
-    tile with work (two set-up cycles; 1 cycle without work). Throughput one SB row and one NBin row per cycle.
+    tile with work (two set-up cycles), 2 cycles for a tile without. Throughput one SB row
+    and one NBin row per cycle.
 
     Parameters
     ----------

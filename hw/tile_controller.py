@@ -38,7 +38,7 @@ class TileController(wiring.Component):
 
     Timing: two set-up cycles, then one cycle per emitted row with no bubbles (II = 1), then
     ``drain`` cycles while the last row crosses the pipeline; ``done`` pulses in the last of
-    those cycles. A tile with no share finishes in the first set-up cycle. Emitted rows::
+    those cycles. A tile with no share finishes in the second set-up cycle. Emitted rows::
 
         blocks * rows_of_band * ow * (kh * kw * cb + 1)       CONV
         blocks * rows_of_band * ow * (kh * kw)                MAXPOOL, AVGPOOL
@@ -106,8 +106,9 @@ class TileController(wiring.Component):
             self.table.eq(ins.table),
         ]
 
-        # The share of this tile (DESIGN §4), worked out from `instr` in the start cycle and
-        # registered: block count, emptiness, first output row and the group offsets.
+        # The share of this tile (DESIGN §4): its group offsets and first output row are
+        # registered in the start cycle (from `instr`), its block count and whether it is
+        # empty in the first set-up cycle; an empty share ends in the second.
         src = self.instr
         gmask = Signal(cfg.log2_tiles + 1)
         ob_group = Signal(max(1, cfg.log2_tiles))
@@ -115,16 +116,13 @@ class TileController(wiring.Component):
         m.d.comb += [gmask.eq((C(1, cfg.log2_tiles + 1) << src.log2_gob) - 1),
                      ob_group.eq(self.index & gmask),
                      pos_group.eq(self.index >> src.log2_gob)]
-        src_blocks, src_oy0 = Signal(11), Signal(16)
-        m.d.comb += [
-            src_blocks.eq(Mux(src.ob > ob_group,
-                              (src.ob - ob_group + gmask) >> src.log2_gob, 0)),
-            src_oy0.eq(_mul_small(pos_group, src.oy_band)),
-        ]
-        blocks, empty, oy0 = Signal(11), Signal(), Signal(16)
+        oy0 = Signal(16)
         ob_group_r = Signal.like(ob_group, name="ob_group_r")
-        band_in_off = Signal(_PTR)          # pos_group * band_in_step
-        band_out_off = Signal(ADDR_WIDTH)   # pos_group * band_out_step
+        gmask_r = Signal.like(gmask, name="gmask_r")
+        has_blocks = Signal()                # ob > ob_group
+        band_in_off = Signal(_PTR)           # pos_group * band_in_step
+        band_out_off = Signal(ADDR_WIDTH)    # pos_group * band_out_step
+        blocks, empty = Signal(11), Signal()
 
         # The loop nest keeps, for each level, a count of the iterations left after the
         # current one and a flag `last_*` (that count is zero), both registers; the next
@@ -180,29 +178,37 @@ class TileController(wiring.Component):
                     if self.latch_instr:
                         m.d.sync += ins.eq(self.instr)
                     m.d.sync += [
-                        blocks.eq(src_blocks), oy0.eq(src_oy0), ob_group_r.eq(ob_group),
-                        empty.eq((src_blocks == 0) | (src_oy0 >= src.oh) | (src.ow == 0)),
+                        oy0.eq(_mul_small(pos_group, src.oy_band)),
+                        ob_group_r.eq(ob_group), gmask_r.eq(gmask),
+                        has_blocks.eq(src.ob > ob_group),
                         band_in_off.eq(_mul_small(pos_group, src.band_in_step)),
                         band_out_off.eq(_mul_small(pos_group, src.band_out_step)),
                         g.eq(gmask + 1),
                     ]
                     m.next = "SETUP"
             with m.State("SETUP"):
-                # First set-up cycle: an empty share ends here; otherwise the partial sums
-                # of the band's first rows and input row, each one carry chain from
-                # registers (stride * oy0 as two pairs of shift-and-add terms).
+                # First set-up cycle: the block count, whether the share is empty, and the
+                # partial sums of the band's rows and first input row, each a short path
+                # from registers (stride * oy0 as two pairs of shift-and-add terms).
                 m.d.comb += self.busy.eq(1)
+                nblocks = Signal(11)
+                m.d.comb += nblocks.eq(Mux(has_blocks, (ins.ob - ob_group_r + gmask_r)
+                                           >> ins.log2_gob, 0))
                 terms = [Mux(ins.stride[i], oy0 << i, 0) for i in range(4)]
-                m.d.sync += [rows_avail_m1.eq(ins.oh + ~oy0),     # oh - oy0 - 1
+                m.d.sync += [blocks.eq(nblocks),
+                             empty.eq((nblocks == 0) | (oy0 >= ins.oh) | (ins.ow == 0)),
+                             rows_avail_m1.eq(ins.oh + ~oy0),     # oh - oy0 - 1
                              band_m1.eq(ins.oy_band - 1),
                              y_lo.eq(terms[0] + terms[1]), y_hi.eq(terms[2] + terms[3])]
+                m.next = "SETUP2"
+            with m.State("SETUP2"):
+                # Second set-up cycle: an empty share ends here; otherwise the loop state.
+                m.d.comb += self.busy.eq(1)
                 with m.If(empty):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
                 with m.Else():
-                    m.next = "SETUP2"
-            with m.State("SETUP2"):
-                m.d.comb += self.busy.eq(1)
+                    m.next = "RUN"
                 rows_m1 = Signal(12)
                 m.d.comb += rows_m1.eq(Mux(rows_avail_m1 < band_m1, rows_avail_m1, band_m1))
                 cbl = Mux(conv, ins.cb, 1)
@@ -225,7 +231,6 @@ class TileController(wiring.Component):
                     sb_k.eq(ins.sb_base), sb.eq(ins.sb_base),
                     out_k.eq(o0), out.eq(o0),
                 ]
-                m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += [self.busy.eq(1), self.valid.eq(1),
                              self.nbin_en.eq(~bias_now & inside)]

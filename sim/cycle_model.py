@@ -32,7 +32,7 @@ def tile_emissions(f, index):
 def tile_cycles(f, index, tn):
     """Cycles from ``start`` to ``done`` of tile ``index`` (inclusive of the done cycle)."""
     e = tile_emissions(f, index)
-    return 2 + e + pipeline_latency(tn) if e else 1
+    return 2 + e + pipeline_latency(tn) if e else 2
 
 
 def instruction_cycles(f, config, nbout_counts):

@@ -90,7 +90,7 @@ def test_accumulate_and_max_random(tn, rng, h):
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
     assert set(lat) == {dut.latency}
-    assert dut.latency == int(np.log2(tn)) + 2
+    assert dut.latency == int(np.log2(tn)) + 3
 
 
 def test_max_mode_negative_and_first_resets(h):

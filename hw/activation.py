@@ -116,6 +116,9 @@ class Activation(wiring.Component):
         # The shift f (4 bits) of the selected table; 0 in bypass (act clear).
         shf = Signal(4)
         m.d.comb += shf.eq(Mux(self.act, sel_f, 0))
+        # Stage 3's saturation test: keep3[n] = (f <= n), bit n of all-ones << f.
+        keep3 = Signal(14)
+        m.d.comb += keep3.eq(C((1 << 14) - 1, 14) << shf)
 
         # Segment coefficients (a_i in bits 0-15, b_i in 16-31) in one small RAM, row
         # table * 16 + i, with one write port and one non-transparent read port per lane
@@ -174,8 +177,9 @@ class Activation(wiring.Component):
             # segment); the RAM's synchronous read (32 bits: a_i, b_i) is the stage register.
             # clamp(d >> k, 0, 15) without comparators: negative iff d is; for d >= 0,
             # d >> k > 15 iff d has a bit set at k + 4 or above; else the 4 bits d[k:k+4].
-            low4 = Cat(*[Cat(*[dj[min(i + b, 16)] & sel_hot_s[i] for i in range(16)]).any()
-                         for b in range(4)])
+            # Bit b of d >> k is the OR over i of d[i + b] & (k == i), d sign-extended.
+            dx = Cat(dj, dj[16].replicate(3))
+            low4 = Cat(*[(dx[b:b + 16] & sel_hot_s).any() for b in range(4)])
             big = (dj[4:16] & sel_mask_s).any()
             rp = coef_data[j]
             m.d.comb += rp.addr.eq(Cat(Mux(dj[16], 0, Mux(big, SEGMENTS - 1, low4)), table))
@@ -198,8 +202,7 @@ class Activation(wiring.Component):
             pre = shift_window(Cat(C(0, 1), prod2), shf, 19)  # bits 0..18 of (p << 1) >> f
             psign = prod2[31]
             m.d.comb += [q_c[j].eq(pre[1:19]), r_c[j].eq(pre[0]), psign_c[j].eq(psign),
-                         fits_c[j].eq(Cat(*[(prod2[i] ^ psign) & (shf <= i - 17)
-                                            for i in range(17, 31)]) == 0)]
+                         fits_c[j].eq(((prod2[17:31] ^ psign.replicate(14)) & keep3) == 0)]
             # Stage 4: offset and round in 19 bits (signed), saturate to int16.
             y = Signal(signed(19), name=f"ypre{j}")
             m.d.comb += y.eq(q3[j] + b3[j] + r3[j])

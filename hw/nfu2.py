@@ -122,7 +122,9 @@ class NFU2(wiring.Component):
                      self.valid_out.eq(shifted)]
 
         # The per-layer settings, registered (see the docstring), with the shifter's
-        # saturation test decoded: keep[i - 15] = (shift <= i - 15) for i in 15..w-2.
+        # saturation test decoded: keep[i - 15] = (shift <= i - 15) for i in 15..w-2. Word
+        # operations here and below (not one term per bit): the same netlist, and far less
+        # work per cycle for a simulator.
         w = self.acc_width
         shift = Signal(SHIFT_WIDTH, name="shift_r")
         max_mode = Signal(name="max_mode_r")
@@ -168,8 +170,7 @@ class NFU2(wiring.Component):
             with m.If(acc_done):
                 m.d.sync += [
                     pres[j].eq(shift_window(Cat(C(0, 1), acc), shift, 17)),
-                    fitss[j].eq(Cat(*[(acc[i] ^ sign) & keep[i - 15]
-                                      for i in range(15, w - 1)]) == 0),
+                    fitss[j].eq(((acc[15:w - 1] ^ sign.replicate(w - 16)) & keep) == 0),
                     signs[j].eq(sign),
                 ]
             # Round and saturate stage.

@@ -60,8 +60,8 @@ class NFU2(wiring.Component):
     the first row's ``valid_in`` and keep them stable while rows flow.
 
     Latency from ``valid_in`` of the ``last`` row to ``valid_out``: ``log2(tn) + 3`` cycles
-    (the tree, the accumulator, the shift, the rounding add and saturation). Throughput one row per cycle (II = 1); a new
-    accumulation may start on the row after ``last``.
+    (the tree, the accumulator, the shift, the rounding add and saturation). Throughput one
+    row per cycle (II = 1); a new accumulation may start on the row after ``last``.
 
     Parameters
     ----------

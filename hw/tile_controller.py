@@ -157,7 +157,7 @@ class TileController(wiring.Component):
         drain = Signal(range(self.drain + 1))
         # Set-up partial results.
         rows_avail_m1, band_m1 = Signal(12), Signal(12)
-        y_lo, y_hi = Signal(18), Signal(18)
+        y_lo, y_hi = Signal(18), Signal(18)   # iy is 16 bits: the sums are exact mod 2**16
 
         inside = Signal()
         m.d.comb += inside.eq((iy >= 0) & (iy < ins.in_h) & (ix >= 0) & (ix < ins.in_w))
@@ -236,7 +236,7 @@ class TileController(wiring.Component):
                              self.nbin_en.eq(~bias_now & inside)]
                 m.d.sync += [sb.eq(sb + conv), pos_start.eq(0)]
                 with m.If(bias_now):
-                    pass
+                    pass                # the bias row: only `sb` and `pos_start` move on
                 with m.Elif(~last["c"]):
                     m.d.sync += [*step("c"), p_c.eq(p_c + 1)]
                 with m.Elif(~last["kx"]):

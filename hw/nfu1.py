@@ -22,7 +22,8 @@ class NFU1(wiring.Component):
     ``products[j][i] = w[j][i] * x[i]``, exact. Every multiplier has a registered output
     (an FPGA DSP block's output register). With a ``platform`` (an FPGA build) each product
     is its own register, which the DSP packing needs; without one (simulation, generic
-    Verilog) each lane's products are one register word: the same values every cycle.
+    Verilog) each lane's products are one register word, written only with ``valid_in``:
+    the same values in every cycle whose products are used.
 
     Latency 1 cycle; throughput one input row and one synapse row per cycle (II = 1).
 
@@ -67,8 +68,11 @@ class NFU1(wiring.Component):
             if platform is None:
                 # Simulation and generic Verilog: the lane's registers as one word, which a
                 # simulator copies in one step instead of tn.
+                # Written only with valid_in (a simulator skips idle cycles; the products of
+                # a cycle without valid_in are never used).
                 p = Signal(data.ArrayLayout(signed(32), tn), name=f"p{j}", reset_less=True)
-                m.d.sync += p.eq(lane)
+                with m.If(self.valid_in):
+                    m.d.sync += p.eq(lane)
                 m.d.comb += self.products[j].eq(p)
                 continue
             for i in range(tn):

@@ -176,12 +176,13 @@ class Tile(wiring.Component):
         # The NM address of each output row, in order of completion: outputs leave NFU-3 in
         # the order their `last` rows were emitted, so a small FIFO-free delay suffices:
         # capture the address at `last` and let it follow the row through the pipeline.
-        # Only the NM's address bits travel (the NM ignores the others).
+        # Only the NM's address bits travel (the NM ignores the others), in one shift register
+        # word (a simulator shifts one word a cycle instead of copying a register per stage).
         addr = ctrl.out_addr[:max(1, ceil_log2(cfg.nm_depth))]
-        for i in range(pipeline_latency(tn)):
-            nxt = Signal.like(addr, name=f"out_addr_d{i}")
-            m.d.sync += nxt.eq(addr)
-            addr = nxt
+        aw, lat = len(addr), pipeline_latency(tn)
+        line = Signal(aw * lat, name="out_addr_line")
+        m.d.sync += line.eq(Cat(addr, line[:aw * (lat - 1)]))
+        addr = line[aw * (lat - 1):]
         count = Signal.like(self.nbout_count)
         m.d.comb += [
             nbout.write.en.eq(nfu3.valid_out),
@@ -205,11 +206,15 @@ class Tile(wiring.Component):
                 # The increment (the padding test) is registered first and the counter reads
                 # as the register plus the pending increment: the same value every cycle,
                 # without the padding test feeding a carry chain in the same cycle.
-                total = Signal.like(counter, name="nbin_reads_r")
                 pending = Signal(name="nbin_reads_inc")
-                m.d.sync += [pending.eq(inc & ~self.clear_counters),
-                             total.eq(Mux(self.clear_counters, 0, total + pending))]
+                m.d.sync += pending.eq(inc & ~self.clear_counters)
+                total, inc = Signal.like(counter, name="nbin_reads_r"), pending
                 m.d.comb += counter.eq(total + pending)
             else:
-                m.d.sync += counter.eq(Mux(self.clear_counters, 0, counter + inc))
+                total = counter
+            # Written only when cleared or counting (a simulator skips idle cycles).
+            with m.If(self.clear_counters):
+                m.d.sync += total.eq(0)
+            with m.Elif(inc):
+                m.d.sync += total.eq(total + 1)
         return m

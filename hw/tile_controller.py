@@ -118,7 +118,7 @@ class TileController(wiring.Component):
                      pos_group.eq(self.index >> src.log2_gob)]
         oy0 = Signal(16)
         ob_group_r = Signal.like(ob_group, name="ob_group_r")
-        gmask_r = Signal.like(gmask, name="gmask_r")
+        ob_round = Signal(11)                # ob + 2**log2_gob - 1
         has_blocks = Signal()                # ob > ob_group
         band_in_off = Signal(_PTR)           # pos_group * band_in_step
         band_out_off = Signal(ADDR_WIDTH)    # pos_group * band_out_step
@@ -179,7 +179,7 @@ class TileController(wiring.Component):
                         m.d.sync += ins.eq(self.instr)
                     m.d.sync += [
                         oy0.eq(_mul_small(pos_group, src.oy_band)),
-                        ob_group_r.eq(ob_group), gmask_r.eq(gmask),
+                        ob_group_r.eq(ob_group), ob_round.eq(src.ob + gmask),
                         has_blocks.eq(src.ob > ob_group),
                         band_in_off.eq(_mul_small(pos_group, src.band_in_step)),
                         band_out_off.eq(_mul_small(pos_group, src.band_out_step)),
@@ -192,8 +192,8 @@ class TileController(wiring.Component):
                 # from registers (stride * oy0 as two pairs of shift-and-add terms).
                 m.d.comb += self.busy.eq(1)
                 nblocks = Signal(11)
-                m.d.comb += nblocks.eq(Mux(has_blocks, (ins.ob - ob_group_r + gmask_r)
-                                           >> ins.log2_gob, 0))
+                m.d.comb += nblocks.eq(Mux(has_blocks, (ob_round - ob_group_r) >> ins.log2_gob,
+                                           0))
                 terms = [Mux(ins.stride[i], oy0 << i, 0) for i in range(4)]
                 m.d.sync += [blocks.eq(nblocks),
                              empty.eq((nblocks == 0) | (oy0 >= ins.oh) | (ins.ow == 0)),

@@ -135,12 +135,18 @@ class Activation(wiring.Component):
         m.d.comb += [wp.addr.eq(seg_waddr), wp.data.eq(self.tbl_data), wp.en.eq(seg_we)]
         coef_data = [coef.read_port(transparent_for=()) for _ in range(self.tn)]
 
-        valid = self.valid_in
+        # stage_valid[i]: the row in stage i is valid (stage 0 takes x with valid_in).
+        stage_valid = [self.valid_in]
         for i in range(self.latency - 1):
             v = Signal(name=f"v{i}")
-            m.d.sync += v.eq(valid)
-            valid = v
-        m.d.sync += self.valid_out.eq(valid)
+            m.d.sync += v.eq(stage_valid[-1])
+            stage_valid.append(v)
+        m.d.sync += self.valid_out.eq(stage_valid[-1])
+        # Each stage's registers are written only when its row is valid: a simulator then
+        # skips idle cycles. The DSP block's own registers (x1, prod2) are gated only in
+        # simulation and generic Verilog, so that an FPGA build keeps one clock enable per
+        # DSP block.
+        dsp_en = stage_valid if platform is None else [C(1, 1)] * len(stage_valid)
 
         # The header values of the selected table, decoded once for every lane.
         sel_lo = Signal(signed(16))
@@ -159,7 +165,8 @@ class Activation(wiring.Component):
         # not share a cycle with the segment select and the RAM address.
         d_c, d, x0 = lanes(signed(17), "d_c"), lanes(signed(17), "d"), lanes(signed(16), "x0")
         m.d.comb += [d_c[j].eq(self.x[j] - sel_lo) for j in range(self.tn)]
-        m.d.sync += [d.eq(d_c), x0.eq(self.x)]
+        with m.If(stage_valid[0]):
+            m.d.sync += [d.eq(d_c), x0.eq(self.x)]
         # Stage 2's and 3's lane words.
         b1, b2 = lanes(signed(16), "b1"), lanes(signed(16), "b2")
         q_c, q3 = lanes(signed(18), "q_c"), lanes(signed(18), "q3")
@@ -168,8 +175,13 @@ class Activation(wiring.Component):
         psign_c, psign3 = lanes(1, "psign_c"), lanes(1, "psign3")
         b3 = lanes(signed(16), "b3")
         y_c = lanes(signed(16), "y_c")
-        m.d.sync += [b2.eq(b1), q3.eq(q_c), r3.eq(r_c), fits3.eq(fits_c), psign3.eq(psign_c),
-                     b3.eq(b2), self.y.eq(y_c)]
+        with m.If(stage_valid[2]):
+            m.d.sync += b2.eq(b1)
+        with m.If(stage_valid[3]):
+            m.d.sync += [q3.eq(q_c), r3.eq(r_c), fits3.eq(fits_c), psign3.eq(psign_c),
+                         b3.eq(b2)]
+        with m.If(stage_valid[4]):
+            m.d.sync += self.y.eq(y_c)
 
         for j in range(self.tn):
             dj = d[j]
@@ -185,14 +197,16 @@ class Activation(wiring.Component):
             m.d.comb += rp.addr.eq(Cat(Mux(dj[16], 0, Mux(big, SEGMENTS - 1, low4)), table))
             # Without reset and used only by the multiplier: the DSP's input register.
             x1 = Signal(signed(16), name=f"x1_{j}", reset_less=True)
-            m.d.sync += x1.eq(x0[j])
+            with m.If(dsp_en[1]):
+                m.d.sync += x1.eq(x0[j])
             # Bypass (act clear) goes through the same datapath with a = 1, f = 0, b = 0:
             # y = sat16(x) = x, and no copy of x has to travel beside the later stages.
             a1 = Mux(self.act, rp.data[0:16], 1).as_signed()            # signed 16
             m.d.comb += b1[j].eq(Mux(self.act, rp.data[16:32], 0))
             # Stage 2: multiply, exact signed 16 x 16 -> 32 bits.
             prod2 = Signal(signed(32), name=f"prod2_{j}", reset_less=True)   # DSP output reg
-            m.d.sync += prod2.eq(a1 * x1)
+            with m.If(dsp_en[2]):
+                m.d.sync += prod2.eq(a1 * x1)
             # Stages 3 and 4: ((p + 2**(f-1)) >> f) == q + r with q = p >> f and r = bit
             # f-1 of p (0 for f = 0), so y = q + b + r. If q is outside int18, |b + r| <=
             # 2**15 cannot bring y back into int16: saturate by the sign of p (read from p's

@@ -172,7 +172,7 @@ def build_parser():
     p = sub.add_parser("demo", help="digits MLP and CNN: float vs 16-bit golden vs RTL")
     p.add_argument("--engine", default="pysim", choices=engine_names())
     p.add_argument("--limit", type=int, default=100,
-                   help="only the first N test images (default 100, about two minutes; 0: all 360)")
+                   help="only the first N test images (default 100, about a minute; 0: all 360)")
     _rtl_options(p)
     p.set_defaults(func=_cmd_demo)
     return parser

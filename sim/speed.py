@@ -72,7 +72,7 @@ def measure(engine, *, images=2, config_name="dadiannao", fresh_build=False):
 def main(engines=("pysim", "verilator"), images=2):
     from .hdl import is_cached
     if "verilator" in engines and not is_cached(bench_config()):
-        print("note: building the 16-tile tn=16 node under Verilator (about two minutes on "
+        print("note: building the 16-tile tn=16 node under Verilator (about half a minute on "
               "2 cores; cached afterwards)", flush=True)
     rows = [measure(e, images=images) for e in engines]
     print("simulation speed: 16-tile tn=16 node (dadiannao), digits CNN, "

@@ -7,7 +7,7 @@ from amaranth.utils import ceil_log2
 
 from golden.formats import INT16_MIN, INT16_MAX
 from .nbin import row_layout as neuron_row
-from .nfu2 import sat16, shift_window
+from .nfu2 import sat16, shift_window, thermometer
 
 
 __all__ = ["Activation", "SEGMENTS", "TABLE_WORDS", "table_words"]
@@ -116,9 +116,9 @@ class Activation(wiring.Component):
         # The shift f (4 bits) of the selected table; 0 in bypass (act clear).
         shf = Signal(4)
         m.d.comb += shf.eq(Mux(self.act, sel_f, 0))
-        # Stage 3's saturation test: keep3[n] = (f <= n), bit n of all-ones << f.
+        # Stage 3's saturation test: keep3[n] = (f <= n).
         keep3 = Signal(14)
-        m.d.comb += keep3.eq(C((1 << 14) - 1, 14) << shf)
+        m.d.comb += keep3.eq(thermometer(shf, 14))
 
         # Segment coefficients (a_i in bits 0-15, b_i in 16-31) in one small RAM, row
         # table * 16 + i, with one write port and one non-transparent read port per lane

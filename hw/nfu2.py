@@ -10,7 +10,7 @@ from .nbin import row_layout as neuron_row
 from .nfu1 import product_layout
 
 
-__all__ = ["NFU2", "SHIFT_WIDTH", "sat16", "shift_window"]
+__all__ = ["NFU2", "SHIFT_WIDTH", "sat16", "shift_window", "thermometer"]
 
 #: Bits of the shifter amount ``s``.
 SHIFT_WIDTH = 6
@@ -22,6 +22,15 @@ def sat16(v):
     hi = v[15:]
     fits = (hi == 0) | (hi == (1 << len(hi)) - 1)
     return Mux(fits, v[:16], Mux(v[-1], C(INT16_MIN, signed(16)), C(INT16_MAX, signed(16))))
+
+
+def thermometer(amount, width):
+    """``width`` bits whose bit ``n`` is ``amount <= n``: bit ``n`` of all-ones << ``amount``.
+
+    Each bit is a function of ``amount``'s few bits; written as ``width`` comparisons, yosys
+    maps them to a chain of LUTs (14 levels on the iCE40 for NFU-2's saturation test).
+    """
+    return (C((1 << width) - 1, width) << amount)[:width]
 
 
 def shift_window(value, amount, width):
@@ -129,10 +138,8 @@ class NFU2(wiring.Component):
         shift = Signal(SHIFT_WIDTH, name="shift_r")
         max_mode = Signal(name="max_mode_r")
         keep = Signal(w - 16, name="fits_keep")
-        # keep[n] = (shift <= n) is bit n of all-ones << shift: each bit a function of the
-        # six shift bits (a chain of comparisons maps to a chain of LUTs).
         m.d.sync += [shift.eq(self.shift), max_mode.eq(self.max_mode),
-                     keep.eq(C((1 << (w - 16)) - 1, w - 16) << self.shift)]
+                     keep.eq(thermometer(self.shift, w - 16))]
         m.submodules.trees = trees = AdderTree(tn, 32, lanes=tn)
         m.d.comb += trees.inputs.eq(self.products)
         # The accumulators of all lanes in one word (one register per lane in hardware).

@@ -154,7 +154,7 @@ class HostLink(wiring.Component):
                                 m.next = "RESPOND"
                             with m.Else():
                                 m.d.comb += self.host_re.eq(1)
-                                m.next = "READ"
+                                m.next = "READ" if cfg.read_latency == 1 else "READ_WAIT"
                         with m.Case(Cmd.START):
                             with m.If(self.busy):
                                 m.d.sync += status.eq(Status.BUSY)
@@ -170,6 +170,9 @@ class HostLink(wiring.Component):
                         with m.Default():
                             m.d.sync += status.eq(Status.BAD_CMD)
                             m.next = "RESPOND"
+            with m.State("READ_WAIT"):
+                # The node's host read takes config.read_latency (2) cycles.
+                m.next = "READ"
             with m.State("READ"):
                 m.d.sync += payload.eq(self.host_rdata)
                 m.next = "RESPOND"

@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from golden.formats import INT16_MIN, INT16_MAX
+from .dsp import is_ecp5, ecp5_multiplier
 from .nbin import row_layout as neuron_row
 from .nfu2 import sat16, shift_window, thermometer
 
@@ -46,9 +47,11 @@ class Activation(wiring.Component):
     ``tbl_*`` (layout: :func:`table_words`) while no rows flow. ``act`` and ``table`` are
     per-layer settings and must be stable while rows flow.
 
-    Latency 5 cycles, one register stage each: ``d = x - x_lo`` (17 bits); segment select
-    and coefficient RAM read; multiply (16 x 16 -> 32 bits); shift by ``f``; add ``b_i`` and
-    the rounding bit, saturate. Throughput one row per cycle (II = 1).
+    Latency :attr:`latency` cycles, one register stage each: ``d = x - x_lo`` (17 bits);
+    segment select and coefficient RAM read; with ``mul_regs`` the multiplier's input
+    registers (on the ECP5 those of a :func:`hw.dsp.ecp5_multiplier`); multiply (16 x 16 ->
+    32 bits); shift by ``f``; add ``b_i`` and the rounding bit, saturate. 5 cycles, 6 with
+    ``mul_regs``. Throughput one row per cycle (II = 1).
 
     Parameters
     ----------
@@ -56,6 +59,8 @@ class Activation(wiring.Component):
         Lanes (power of two >= 2).
     tables : int
         Tables held (1..8).
+    mul_regs : bool
+        Register the multiplier's operands (``Config.deep_pipeline``).
 
     Members
     -------
@@ -70,15 +75,15 @@ class Activation(wiring.Component):
     y : ``Out(ArrayLayout(signed(16), tn))``
     """
 
-    latency = 5
-
-    def __init__(self, tn, tables=4):
+    def __init__(self, tn, tables=4, mul_regs=False):
         if not isinstance(tn, int) or tn < 2 or tn & (tn - 1):
             raise ValueError(f"Activation tn must be a power of two >= 2, not {tn!r}")
         if not isinstance(tables, int) or not 1 <= tables <= 8:
             raise ValueError(f"Activation tables must be an int in [1, 8], not {tables!r}")
         self.tn = tn
         self.tables = tables
+        self.mul_regs = bool(mul_regs)
+        self.latency = self.latency_of(mul_regs)
         super().__init__({
             "valid_in": In(1),
             "x": In(neuron_row(tn)),
@@ -90,6 +95,11 @@ class Activation(wiring.Component):
             "valid_out": Out(1),
             "y": Out(neuron_row(tn)),
         })
+
+    @staticmethod
+    def latency_of(mul_regs):
+        """NFU-3's latency: 5 cycles, or 6 with ``mul_regs``."""
+        return 5 + bool(mul_regs)
 
     def elaborate(self, platform):
         m = Module()
@@ -175,12 +185,21 @@ class Activation(wiring.Component):
         psign_c, psign3 = lanes(1, "psign_c"), lanes(1, "psign3")
         b3 = lanes(signed(16), "b3")
         y_c = lanes(signed(16), "y_c")
-        with m.If(stage_valid[2]):
-            m.d.sync += b2.eq(b1)
-        with m.If(stage_valid[3]):
+        # The stage whose registers hold the product: 2, or 3 after the multiplier's input
+        # registers (mul_regs); b travels beside the multiplier.
+        s_mul = 2 + self.mul_regs
+        ecp5_mul = self.mul_regs and is_ecp5(platform)
+        b_in = b1
+        if self.mul_regs:
+            b_in = lanes(signed(16), "b_r")
+            with m.If(stage_valid[2]):
+                m.d.sync += b_in.eq(b1)
+        with m.If(stage_valid[s_mul]):
+            m.d.sync += b2.eq(b_in)
+        with m.If(stage_valid[s_mul + 1]):
             m.d.sync += [q3.eq(q_c), r3.eq(r_c), fits3.eq(fits_c), psign3.eq(psign_c),
                          b3.eq(b2)]
-        with m.If(stage_valid[4]):
+        with m.If(stage_valid[s_mul + 2]):
             m.d.sync += self.y.eq(y_c)
 
         for j in range(self.tn):
@@ -195,7 +214,8 @@ class Activation(wiring.Component):
             big = (dj[4:16] & sel_mask_s).any()
             rp = coef_data[j]
             m.d.comb += rp.addr.eq(Cat(Mux(dj[16], 0, Mux(big, SEGMENTS - 1, low4)), table))
-            # Without reset and used only by the multiplier: the DSP's input register.
+            # Without reset and used only by the multiplier: the DSP's input register (without
+            # mul_regs; with them, the register before it).
             x1 = Signal(signed(16), name=f"x1_{j}", reset_less=True)
             with m.If(dsp_en[1]):
                 m.d.sync += x1.eq(x0[j])
@@ -203,10 +223,22 @@ class Activation(wiring.Component):
             # y = sat16(x) = x, and no copy of x has to travel beside the later stages.
             a1 = Mux(self.act, rp.data[0:16], 1).as_signed()            # signed 16
             m.d.comb += b1[j].eq(Mux(self.act, rp.data[16:32], 0))
-            # Stage 2: multiply, exact signed 16 x 16 -> 32 bits.
+            # Stage s_mul: multiply, exact signed 16 x 16 -> 32 bits.
             prod2 = Signal(signed(32), name=f"prod2_{j}", reset_less=True)   # DSP output reg
-            with m.If(dsp_en[2]):
-                m.d.sync += prod2.eq(a1 * x1)
+            if ecp5_mul:
+                cell, p = ecp5_multiplier(a1, x1)
+                m.submodules[f"mul{j}"] = cell
+                m.d.comb += prod2.eq(p[:32])
+            else:
+                a_in, x_in = a1, x1
+                if self.mul_regs:
+                    # The DSP's input registers.
+                    a_in = Signal(signed(16), name=f"a2_{j}", reset_less=True)
+                    x_in = Signal(signed(16), name=f"x2_{j}", reset_less=True)
+                    with m.If(dsp_en[2]):
+                        m.d.sync += [a_in.eq(a1), x_in.eq(x1)]
+                with m.If(dsp_en[s_mul]):
+                    m.d.sync += prod2.eq(a_in * x_in)
             # Stages 3 and 4: ((p + 2**(f-1)) >> f) == q + r with q = p >> f and r = bit
             # f-1 of p (0 for f = 0), so y = q + b + r. If q is outside int18, |b + r| <=
             # 2**15 cannot bring y back into int16: saturate by the sign of p (read from p's

@@ -21,8 +21,23 @@ class Buffer(wiring.Component):
     written (a layer's input is loaded before it is read, and outputs are read after they
     are written), so the cheaper non-transparent BRAM mode is correct.
 
-    Latency: a read returns the row one cycle after ``read.addr`` is presented with
-    ``read.en``. Throughput: one read and one write per cycle.
+    With ``read_latency=2`` the row read is registered once more, in fabric flip-flops
+    beside the block RAM (the block RAM's clock-to-output time then has a whole cycle of its
+    own); that register follows the memory every cycle.
+
+    Latency: a read returns the row ``read_latency`` cycles after ``read.addr`` is presented
+    with ``read.en``. Throughput: one read and one write per cycle.
+
+    Parameters
+    ----------
+    shape : shape-like
+        A row.
+    depth : int
+        Rows.
+    granularity : int or None
+        Write-enable granularity (see :class:`amaranth.lib.memory.WritePort`).
+    read_latency : int
+        1 or 2 (:attr:`hw.config.Config.read_latency`).
 
     Members
     -------
@@ -32,9 +47,13 @@ class Buffer(wiring.Component):
         Row read port.
     """
 
-    def __init__(self, shape, depth, *, granularity=None):
+    def __init__(self, shape, depth, *, granularity=None, read_latency=1):
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"{type(self).__name__} depth must be a positive int, not {depth!r}")
+        if read_latency not in (1, 2):
+            raise ValueError(f"{type(self).__name__} read_latency must be 1 or 2, "
+                             f"not {read_latency!r}")
+        self.read_latency = read_latency
         self.data = MemoryData(shape=shape, depth=depth, init=[])
         self.granularity = granularity
         addr_width = max(1, ceil_log2(depth))
@@ -53,5 +72,12 @@ class Buffer(wiring.Component):
         m.submodules.memory = mem = memory.Memory(data=self.data)
         wiring.connect(m, wiring.flipped(self.write),
                        mem.write_port(granularity=self.granularity))
-        wiring.connect(m, wiring.flipped(self.read), mem.read_port(transparent_for=()))
+        rp = mem.read_port(transparent_for=())
+        m.d.comb += [rp.addr.eq(self.read.addr), rp.en.eq(self.read.en)]
+        if self.read_latency == 1:
+            m.d.comb += self.read.data.eq(rp.data)
+        else:
+            data_r = Signal.like(rp.data, name="read_data_r", reset_less=True)
+            m.d.sync += data_r.eq(rp.data)
+            m.d.comb += self.read.data.eq(data_r)
         return m

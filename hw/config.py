@@ -40,6 +40,13 @@ class Config:
     counter_width : int
         Bits of each performance counter (node and tiles), 16..32; counters wrap modulo
         ``2**counter_width`` (the host reads them zero-extended).
+    deep_pipeline : int
+        0 (default) or 1: registers for a fast FPGA clock (the ULX3S at 125 MHz). Every
+        block RAM read is registered (:attr:`read_latency` 2: a block RAM's clock-to-output
+        time leaves no room for logic behind it), and the multipliers of NFU-1 and NFU-3
+        have input and output registers (a DSP block's own registers; NFU-1's latency 2,
+        NFU-3's 6). Values are unchanged; every latency that grows is counted by the cycle
+        model. Not with ``imem_narrow``.
     """
     tn: int = 4
     tiles: int = 4
@@ -52,6 +59,7 @@ class Config:
     act_tables: int = 4
     imem_narrow: int = 0
     counter_width: int = 32
+    deep_pipeline: int = 0
 
     def __post_init__(self):
         for f in fields(self):
@@ -72,6 +80,12 @@ class Config:
             raise ValueError(f"Config.act_tables must be in [1, 8], not {self.act_tables!r}")
         if self.imem_narrow not in (0, 1):
             raise ValueError(f"Config.imem_narrow must be 0 or 1, not {self.imem_narrow!r}")
+        if self.deep_pipeline not in (0, 1):
+            raise ValueError(f"Config.deep_pipeline must be 0 or 1, "
+                             f"not {self.deep_pipeline!r}")
+        if self.deep_pipeline and self.imem_narrow:
+            raise ValueError("Config.deep_pipeline=1 needs imem_narrow=0 (a narrow "
+                             "instruction memory is for small FPGAs, not fast clocks)")
         if not 16 <= self.counter_width <= 32:
             raise ValueError(f"Config.counter_width must be in [16, 32], "
                              f"not {self.counter_width!r}")
@@ -80,6 +94,12 @@ class Config:
     def row_bits(self):
         """Bits in one NBin / NBout / NM row (``tn`` 16-bit values)."""
         return self.tn * 16
+
+    @property
+    def read_latency(self):
+        """Cycles from a block RAM read's address to its data: 1, or 2 with
+        ``deep_pipeline``."""
+        return 1 + self.deep_pipeline
 
     @property
     def log2_tn(self):
@@ -110,7 +130,7 @@ PRESETS = {
     # ULX3S (ECP5-85F, 156 18x18 multipliers, 208 18 Kb block RAMs): 4 tiles of tn=4 use
     # 4 * (16 + 4) = 80 multipliers; buffers fill about half of the block RAM.
     "ulx3s": Config(tn=4, tiles=4, nbin_depth=512, nbout_depth=512, sb_depth=1024,
-                    nm_depth=4096, imem_depth=64, act_tables=4),
+                    nm_depth=4096, imem_depth=64, act_tables=4, deep_pipeline=1),
     # iCEBreaker (iCE40UP5K, 8 SB_MAC16, 30 4 Kb block RAMs): 1 tile of tn=2 uses
     # 2 * 2 + 2 = 6 multipliers; a narrow instruction memory (one 32-bit host word wide)
     # keeps the 403-bit instructions in 2 block RAMs; SB 768 rows keeps the total within

@@ -17,7 +17,8 @@ class NBin(Buffer):
     """Input neurons, rows of ``tn`` signed 16-bit values (paper: DianNao's NBin).
 
     Written by the fat tree (LOAD) or a testbench; read by the tile controller, one row a
-    cycle. See :class:`hw.buffer.Buffer` for ports, latency (1 cycle) and throughput.
+    cycle. See :class:`hw.buffer.Buffer` for ports, latency (``read_latency`` cycles) and
+    throughput.
 
     Parameters
     ----------
@@ -25,7 +26,9 @@ class NBin(Buffer):
         Values per row.
     depth : int
         Rows.
+    read_latency : int
+        1 or 2 (:class:`hw.buffer.Buffer`).
     """
 
-    def __init__(self, tn, depth):
-        super().__init__(row_layout(tn), depth)
+    def __init__(self, tn, depth, read_latency=1):
+        super().__init__(row_layout(tn), depth, read_latency=read_latency)

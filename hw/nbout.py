@@ -21,8 +21,8 @@ class NBout(Buffer):
     """Output neurons, rows of ``tn`` signed 16-bit values tagged with their NM address.
 
     Written by NFU-3 as each output row completes; read by the fat tree (STORE), which
-    sends every row to the central memory address it carries. Latency 1 cycle, throughput
-    one row a cycle.
+    sends every row to the central memory address it carries. Latency ``read_latency``
+    cycles, throughput one row a cycle.
 
     Parameters
     ----------
@@ -30,7 +30,9 @@ class NBout(Buffer):
         Values per row.
     depth : int
         Rows.
+    read_latency : int
+        1 or 2 (:class:`hw.buffer.Buffer`).
     """
 
-    def __init__(self, tn, depth):
-        super().__init__(row_layout(tn), depth)
+    def __init__(self, tn, depth, read_latency=1):
+        super().__init__(row_layout(tn), depth, read_latency=read_latency)

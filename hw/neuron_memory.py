@@ -12,7 +12,7 @@ class NeuronMemory(Buffer):
 
     Holds each layer's input and output neurons (layout: :mod:`sim.mapping`). The fat
     tree reads it (LOAD) and writes it (STORE); the host port reaches it while the node is
-    idle. Latency 1 cycle, throughput one read and one write per cycle.
+    idle. Latency ``read_latency`` cycles, throughput one read and one write per cycle.
 
     Parameters
     ----------
@@ -20,7 +20,9 @@ class NeuronMemory(Buffer):
         Values per row.
     depth : int
         Rows.
+    read_latency : int
+        1 or 2 (:class:`hw.buffer.Buffer`).
     """
 
-    def __init__(self, tn, depth):
-        super().__init__(row_layout(tn), depth)
+    def __init__(self, tn, depth, read_latency=1):
+        super().__init__(row_layout(tn), depth, read_latency=read_latency)

@@ -4,6 +4,7 @@ from amaranth import *
 from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
 
+from .dsp import is_ecp5, ecp5_multiplier
 from .nbin import row_layout as neuron_row
 from .sb import row_layout as synapse_row
 
@@ -25,12 +26,19 @@ class NFU1(wiring.Component):
     Verilog) each lane's products are one register word, written only with ``valid_in``:
     the same values in every cycle whose products are used.
 
-    Latency 1 cycle; throughput one input row and one synapse row per cycle (II = 1).
+    With ``input_regs`` the operands are registered too (a DSP block's input registers;
+    on the ECP5 each multiplier is a :func:`hw.dsp.ecp5_multiplier` with its input and
+    output registers), for a fast clock.
+
+    Latency :attr:`latency` cycles: 1, or 2 with ``input_regs``; throughput one input row
+    and one synapse row per cycle (II = 1).
 
     Parameters
     ----------
     tn : int
         NFU width (power of two >= 2).
+    input_regs : bool
+        Register the operands (``Config.deep_pipeline``).
 
     Members
     -------
@@ -43,12 +51,12 @@ class NFU1(wiring.Component):
     products : ``Out(ArrayLayout(ArrayLayout(signed(32), tn), tn))``
     """
 
-    latency = 1
-
-    def __init__(self, tn):
+    def __init__(self, tn, input_regs=False):
         if not isinstance(tn, int) or tn < 2 or tn & (tn - 1):
             raise ValueError(f"NFU1 tn must be a power of two >= 2, not {tn!r}")
         self.tn = tn
+        self.input_regs = bool(input_regs)
+        self.latency = self.latency_of(input_regs)
         super().__init__({
             "valid_in": In(1),
             "x": In(neuron_row(tn)),
@@ -57,21 +65,47 @@ class NFU1(wiring.Component):
             "products": Out(product_layout(tn)),
         })
 
+    @staticmethod
+    def latency_of(input_regs):
+        """NFU-1's latency: 1 cycle, or 2 with ``input_regs``."""
+        return 1 + bool(input_regs)
+
     def elaborate(self, platform):
         m = Module()
         tn = self.tn
+        # valids[k]: the row k cycles after valid_in is valid.
+        valids = [self.valid_in]
+        for k in range(1, self.latency + 1):
+            valids.append(Signal(name=f"valid{k}"))
+            m.d.sync += valids[k].eq(valids[k - 1])
+        m.d.comb += self.valid_out.eq(valids[-1])
+        if self.input_regs and is_ecp5(platform):
+            for j in range(tn):
+                for i in range(tn):
+                    cell, p = ecp5_multiplier(self.w[j][i], self.x[i])
+                    m.submodules[f"mul{j}_{i}"] = cell
+                    m.d.comb += self.products[j][i].eq(p[:32])
+            return m
+        x, w = self.x, self.w
+        if self.input_regs:
+            # Operand registers (without reset, written only with valid_in in simulation).
+            x = Signal.like(self.x, name="x_r", reset_less=True)
+            w = Signal.like(self.w, name="w_r", reset_less=True)
+            with m.If(self.valid_in if platform is None else 1):
+                m.d.sync += [x.eq(self.x), w.eq(self.w)]
+        valid_in = valids[self.latency - 1]      # of the multipliers' inputs
         for j in range(tn):
             # The products of lane j, combinational (a simulator multiplies only when the
             # inputs change), then registered.
             lane = Signal(data.ArrayLayout(signed(32), tn), name=f"lane{j}")
-            m.d.comb += [lane[i].eq(self.w[j][i] * self.x[i]) for i in range(tn)]
+            m.d.comb += [lane[i].eq(w[j][i] * x[i]) for i in range(tn)]
             if platform is None:
                 # Simulation and generic Verilog: the lane's registers as one word, which a
                 # simulator copies in one step instead of tn.
                 # Written only with valid_in (a simulator skips idle cycles; the products of
                 # a cycle without valid_in are never used).
                 p = Signal(data.ArrayLayout(signed(32), tn), name=f"p{j}", reset_less=True)
-                with m.If(self.valid_in):
+                with m.If(valid_in):
                     m.d.sync += p.eq(lane)
                 m.d.comb += self.products[j].eq(p)
                 continue
@@ -82,5 +116,4 @@ class NFU1(wiring.Component):
                 p = Signal(signed(32), name=f"p{j}_{i}", reset_less=True)
                 m.d.sync += p.eq(lane[i])
                 m.d.comb += self.products[j][i].eq(p)
-        m.d.sync += self.valid_out.eq(self.valid_in)
         return m

@@ -74,7 +74,7 @@ class Node(wiring.Component):
 
     Host port (usable while the node is idle; one access a cycle): ``host_region``
     (:class:`Region`), ``host_addr``, ``host_wdata`` (``tn * 16`` bits) with ``host_we``;
-    ``host_re`` returns ``host_rdata`` one cycle later. ``start`` runs the program from
+    ``host_re`` returns ``host_rdata`` ``config.read_latency`` cycles later. ``start`` runs the program from
     instruction 0; ``done`` pulses at the end; ``busy`` is high in between; ``error`` stays
     set after an unknown opcode until the next ``start``.
 
@@ -91,7 +91,7 @@ class Node(wiring.Component):
         # (tile start) until the next fetch, after every tile is done: the tiles need no copy.
         self.tiles = [Tile(config, latch_instr=not config.imem_narrow)
                       for _ in range(config.tiles)]
-        self.nm = NeuronMemory(config.tn, config.nm_depth)
+        self.nm = NeuronMemory(config.tn, config.nm_depth, read_latency=config.read_latency)
         if config.imem_narrow:
             # One host word wide; instruction pc, word c at row host_imem_addr(pc, c).
             self.imem_data = MemoryData(shape=unsigned(config.row_bits),
@@ -151,8 +151,14 @@ class Node(wiring.Component):
                 Cat(*(held[c] for c in range(chunks - 1)), imem_r.data)[:INSTR.size])
         else:
             imem_w = imem.write_port(granularity=cfg.row_bits)
-            m.d.comb += [imem_r.addr.eq(ctrl.pc), imem_r.en.eq(ctrl.imem_en),
-                         ctrl.imem_data.eq(imem_r.data[:INSTR.size])]
+            m.d.comb += [imem_r.addr.eq(ctrl.pc), imem_r.en.eq(ctrl.imem_en)]
+            fetched = imem_r.data[:INSTR.size]
+            if cfg.read_latency == 2:
+                # Registered once more, like every block RAM read (the fetch takes 2 cycles).
+                fetched_r = Signal(INSTR.size, name="imem_data_r", reset_less=True)
+                m.d.sync += fetched_r.eq(fetched)
+                fetched = fetched_r
+            m.d.comb += ctrl.imem_data.eq(fetched)
 
         host_w = Signal()
         m.d.comb += host_w.eq(self.host_we & ~ctrl.busy)
@@ -227,13 +233,16 @@ class Node(wiring.Component):
             with m.Else():
                 m.d.sync += getattr(self, name).eq(getattr(self, name) + inc)
 
-        # Host reads: NM rows or counters, one cycle after host_re.
+        # Host reads: NM rows or counters, read_latency cycles after host_re.
         counters = [getattr(self, n) for n in NODE_COUNTERS] + [Cat(ctrl.busy, ctrl.error)]
         for tile in self.tiles:
             counters += tile.counters
-        read_region = Signal(3)
-        read_index = Signal(range(len(counters)))
-        m.d.sync += [read_region.eq(region), read_index.eq(self.host_addr)]
+        read_region, read_index = region, self.host_addr
+        for k in range(cfg.read_latency):
+            rr, ri = Signal(3, name=f"read_region{k}"), Signal(range(len(counters)),
+                                                              name=f"read_index{k}")
+            m.d.sync += [rr.eq(read_region), ri.eq(read_index)]
+            read_region, read_index = rr, ri
         with m.If(read_region == Region.COUNTER):
             m.d.comb += self.host_rdata.eq(Array(counters)[read_index])
         with m.Else():

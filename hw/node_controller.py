@@ -13,29 +13,31 @@ __all__ = ["NodeController", "fetch_cycles"]
 
 
 def fetch_cycles(config):
-    """Cycles of an instruction fetch: 1, or with ``config.imem_narrow`` one per host word
-    of the instruction (the instruction memory is then ``tn * 16`` bits wide)."""
+    """Cycles of an instruction fetch: the read latency of the instruction memory
+    (``config.read_latency``), or with ``config.imem_narrow`` one per host word of the
+    instruction (the instruction memory is then ``tn * 16`` bits wide)."""
     if config.imem_narrow:
         return max(1, -(-INSTR.size // config.row_bits))
-    return 1
+    return config.read_latency
 
 
 class NodeController(wiring.Component):
     """Runs a program from instruction memory over the tiles (paper: the control processor).
 
-    Every instruction costs :func:`fetch_cycles` fetch cycles (one, unless
+    Every instruction costs :func:`fetch_cycles` fetch cycles (the read latency, unless
     ``config.imem_narrow``: then ``fetch_chunk`` counts the host words of the instruction
     being read, ``imem_en`` is high only while fetching, and the node keeps ``imem_data``
     stable until the next fetch, so the controller keeps no copy) and a decode cycle, then:
 
     * ``LOAD``: one NM read a cycle for ``count`` cycles; each row goes down the fat tree to
-      NBin row ``dst + i`` of every tile; then ``1 + tree latency`` cycles drain the tree.
+      NBin row ``dst + i`` of every tile; then ``read latency + tree latency`` cycles drain
+      the tree (``config.read_latency``: 1, or 2 with ``deep_pipeline``).
     * ``CONV``/``MAXPOOL``/``AVGPOOL``: the decode cycle starts every tile on the
       instruction; the controller waits until the last tile is done (``max`` over tiles of
       :func:`sim.cycle_model.tile_cycles`).
     * ``STORE``: tiles in order ``0 .. tiles-1``: one NBout read a cycle for each row the
-      tile holds, plus one cycle to move to the next tile; then ``1 + tree latency``
-      cycles drain the tree into NM; NBouts are emptied.
+      tile holds, plus one cycle to move to the next tile; then ``read latency + tree
+      latency`` cycles drain the tree into NM; NBouts are emptied.
     * ``HALT``: ``done`` pulses in the decode cycle and the node goes idle.
 
     An unknown opcode sets ``error`` and halts.
@@ -84,12 +86,13 @@ class NodeController(wiring.Component):
         cfg = self.config
         # With a narrow instruction memory the node holds the fetched instruction stable
         # (imem_en is low outside FETCH), so it is used directly instead of a copy.
-        narrow = self.fetch_cycles > 1
+        narrow = bool(cfg.imem_narrow)
         ins = self.imem_data if narrow else Signal(INSTR)
         i = Signal(24)           # STORE row within the current tile
         tile = Signal(range(cfg.tiles + 1))
         pending = Signal(cfg.tiles)
-        drain = Signal(range(self.tree_latency + 2))
+        rl = cfg.read_latency
+        drain = Signal(range(self.tree_latency + rl + 1))
         # LOAD and STORE keep their pointers and the rows left as registers, and whether a
         # row is left as a flag worked out one cycle ahead (`rows_left != 1` when stepping):
         # the loop tests and addresses start from registers, not from the instruction.
@@ -98,9 +101,15 @@ class NodeController(wiring.Component):
         more = Signal()
         counts = Array([*self.nbout_count, C(0, len(self.nbout_count[0]))])
 
-        # Rows issued this cycle reach the tree one cycle later (buffer read latency).
-        m.d.sync += [self.down_valid.eq(self.nm_ren), self.up_valid.eq(self.nbout_en)]
-        m.d.sync += self.down_addr.eq(dst)
+        # Rows issued this cycle reach the tree read_latency cycles later.
+        down_valid, up_valid, down_addr = self.nm_ren, self.nbout_en, dst
+        for k in range(1, rl):
+            dv, uv = Signal(name=f"down_valid_d{k}"), Signal(cfg.tiles, name=f"up_valid_d{k}")
+            da = Signal.like(self.down_addr, name=f"down_addr_d{k}")
+            m.d.sync += [dv.eq(down_valid), uv.eq(up_valid), da.eq(down_addr)]
+            down_valid, up_valid, down_addr = dv, uv, da
+        m.d.sync += [self.down_valid.eq(down_valid), self.up_valid.eq(up_valid),
+                     self.down_addr.eq(down_addr)]
         m.d.comb += self.tile_instr.eq(self.imem_data)
         if not narrow:
             m.d.comb += self.imem_en.eq(1)
@@ -115,7 +124,8 @@ class NodeController(wiring.Component):
                 if self.fetch_cycles == 1:
                     m.next = "DECODE"
                 else:
-                    m.d.comb += self.imem_en.eq(1)
+                    if narrow:
+                        m.d.comb += self.imem_en.eq(1)
                     with m.If(self.fetch_chunk == self.fetch_cycles - 1):
                         m.d.sync += self.fetch_chunk.eq(0)
                         m.next = "DECODE"
@@ -154,7 +164,7 @@ class NodeController(wiring.Component):
                     m.d.sync += [src.eq(src + 1), dst.eq(dst + 1),
                                  rows_left.eq(rows_left - 1), more.eq(rows_left != 1)]
                 with m.Else():
-                    m.d.sync += drain.eq(self.tree_latency)
+                    m.d.sync += drain.eq(self.tree_latency + rl - 1)
                     m.next = "DRAIN"
             with m.State("WAIT"):
                 m.d.comb += self.busy.eq(1)
@@ -165,7 +175,7 @@ class NodeController(wiring.Component):
             with m.State("STORE"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(tile == cfg.tiles):
-                    m.d.sync += drain.eq(self.tree_latency)
+                    m.d.sync += drain.eq(self.tree_latency + rl - 1)
                     m.next = "DRAIN"
                 with m.Elif(more):
                     m.d.comb += [self.nbout_addr.eq(i), self.nbout_en.eq(1 << tile)]

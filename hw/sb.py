@@ -19,7 +19,7 @@ class SB(Buffer):
     Row ``r`` lane ``j`` element ``i`` is the weight from input ``i`` of the current input
     row to output neuron ``j`` of the current output block. One row is consumed per compute
     cycle. ``write.en`` has one bit per lane, so a host with a ``tn``-value data path
-    writes a row in ``tn`` steps. Latency 1 cycle, throughput one row a cycle.
+    writes a row in ``tn`` steps. Latency ``read_latency`` cycles, throughput one row a cycle.
 
     Parameters
     ----------
@@ -27,7 +27,9 @@ class SB(Buffer):
         NFU width.
     depth : int
         Rows.
+    read_latency : int
+        1 or 2 (:class:`hw.buffer.Buffer`).
     """
 
-    def __init__(self, tn, depth):
-        super().__init__(row_layout(tn), depth, granularity=1)
+    def __init__(self, tn, depth, read_latency=1):
+        super().__init__(row_layout(tn), depth, granularity=1, read_latency=read_latency)

@@ -22,13 +22,16 @@ __all__ = ["Tile", "COUNTERS", "pipeline_latency"]
 COUNTERS = ("cycles", "nfu_busy", "nbin_reads", "sb_reads", "nbout_writes")
 
 
-def pipeline_latency(tn):
+def pipeline_latency(config):
     """Cycles from a row's emission by the controller to the NBout write of its output.
 
-    Buffer read (1) + NFU-1 (1) + NFU-2 (adder tree log2 tn, accumulator 1, shift 1,
-    rounding and saturation 1) + NFU-3 (5).
+    Buffer read (``config.read_latency``: 1, 2 with ``deep_pipeline``) + NFU-1 (1, 2 with
+    ``deep_pipeline``) + NFU-2 (adder tree log2 tn, accumulator 1, shift 1, rounding and
+    saturation 1) + NFU-3 (5, 6 with ``deep_pipeline``).
     """
-    return 1 + NFU1.latency + NFU2.latency_of(tn) + Activation.latency
+    deep = config.deep_pipeline
+    return (config.read_latency + NFU1.latency_of(deep) + NFU2.latency_of(config.tn)
+            + Activation.latency_of(deep))
 
 
 class Tile(wiring.Component):
@@ -40,7 +43,7 @@ class Tile(wiring.Component):
     accumulators, shifter) and :class:`Activation` (NFU-3) into :class:`NBout`, tagged with
     their NM address. Partial sums stay in the NFU-2 accumulators for the whole reduction.
 
-    Latency: ``2 + emissions + pipeline_latency(tn)`` cycles from ``start`` to ``done`` for a
+    Latency: ``2 + emissions + pipeline_latency(config)`` cycles from ``start`` to ``done`` for a
     tile with work (two set-up cycles), 2 cycles for a tile without. Throughput one SB row
     and one NBin row per cycle.
 
@@ -84,9 +87,10 @@ class Tile(wiring.Component):
             raise TypeError(f"Tile config must be a Config, not {config!r}")
         self.config = config
         self.latch_instr = latch_instr
-        self.nbin = NBin(config.tn, config.nbin_depth)
-        self.sb = SB(config.tn, config.sb_depth)
-        self.nbout = NBout(config.tn, config.nbout_depth)
+        rl = config.read_latency
+        self.nbin = NBin(config.tn, config.nbin_depth, read_latency=rl)
+        self.sb = SB(config.tn, config.sb_depth, read_latency=rl)
+        self.nbout = NBout(config.tn, config.nbout_depth, read_latency=rl)
         super().__init__({
             "index": In(range(config.tiles)),
             "instr": In(INSTR),
@@ -120,11 +124,12 @@ class Tile(wiring.Component):
         m.submodules.nbin = nbin = self.nbin
         m.submodules.sb = sb = self.sb
         m.submodules.nbout = nbout = self.nbout
-        m.submodules.ctrl = ctrl = TileController(cfg, pipeline_latency(tn),
+        m.submodules.ctrl = ctrl = TileController(cfg, pipeline_latency(cfg),
                                                   latch_instr=self.latch_instr)
-        m.submodules.nfu1 = nfu1 = NFU1(tn)
+        deep = cfg.deep_pipeline
+        m.submodules.nfu1 = nfu1 = NFU1(tn, input_regs=deep)
         m.submodules.nfu2 = nfu2 = NFU2(tn, cfg.acc_width)
-        m.submodules.nfu3 = nfu3 = Activation(tn, cfg.act_tables)
+        m.submodules.nfu3 = nfu3 = Activation(tn, cfg.act_tables, mul_regs=deep)
 
         wiring.connect(m, wiring.flipped(self.nbin_w), nbin.write)
         m.d.comb += [sb.write.en.eq(self.sb_w.en), sb.write.addr.eq(self.sb_w.addr),
@@ -149,17 +154,25 @@ class Tile(wiring.Component):
             sb.read.addr.eq(ctrl.sb_addr),
             sb.read.en.eq(ctrl.valid),
         ]
-        # One cycle later: the data, and the control that travelled beside it.
-        valid1, bias1, zero1, first1, last1 = Signal(), Signal(), Signal(), Signal(), Signal()
-        m.d.sync += [valid1.eq(ctrl.valid), bias1.eq(ctrl.bias), zero1.eq(ctrl.zero),
-                     first1.eq(ctrl.first), last1.eq(ctrl.last)]
+        def delay(value, cycles, name):
+            for k in range(1, cycles + 1):
+                r = Signal.like(value, name=f"{name}{k}")
+                m.d.sync += r.eq(value)
+                value = r
+            return value
+
+        # read_latency cycles later: the data, and the control that travelled beside it.
+        rl = cfg.read_latency
+        valid1, bias1, zero1 = (delay(s, rl, n) for s, n in
+                                ((ctrl.valid, "valid"), (ctrl.bias, "bias"), (ctrl.zero, "zero")))
+        first1, last1 = delay(ctrl.first, rl, "first"), delay(ctrl.last, rl, "last")
         m.d.comb += [nfu1.valid_in.eq(valid1), nfu1.w.eq(sb.read.data)]
         for i in range(tn):
             one = (C(1, 16) << ctrl.bias_exp) if i == 0 else C(0, 16)
             m.d.comb += nfu1.x[i].eq(Mux(bias1, one, Mux(zero1, 0, nbin.read.data[i])))
 
-        first2, last2 = Signal(), Signal()
-        m.d.sync += [first2.eq(first1), last2.eq(last1)]
+        first2 = delay(first1, nfu1.latency, "first_nfu1_")
+        last2 = delay(last1, nfu1.latency, "last_nfu1_")
         m.d.comb += [
             nfu2.valid_in.eq(nfu1.valid_out),
             nfu2.first.eq(first2),
@@ -179,7 +192,7 @@ class Tile(wiring.Component):
         # Only the NM's address bits travel (the NM ignores the others), in one shift register
         # word (a simulator shifts one word a cycle instead of copying a register per stage).
         addr = ctrl.out_addr[:max(1, ceil_log2(cfg.nm_depth))]
-        aw, lat = len(addr), pipeline_latency(tn)
+        aw, lat = len(addr), pipeline_latency(cfg)
         line = Signal(aw * lat, name="out_addr_line")
         m.d.sync += line.eq(Cat(addr, line[:aw * (lat - 1)]))
         addr = line[aw * (lat - 1):]

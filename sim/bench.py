@@ -76,7 +76,7 @@ def run_layer(name, kind, in_shape, outputs, kernel, stride, pad, *, config=None
     return dict(name=name, kind=kind, cycles=cycles, busy=busy, utilization=util,
                 mac_utilization=macs / (cycles * tn * tn),
                 target=TARGETS[kind], met=util >= TARGETS[kind],
-                model_cycles=tile_cycles(f, 0, tn), model_busy=tile_emissions(f, 0),
+                model_cycles=tile_cycles(f, 0, config), model_busy=tile_emissions(f, 0),
                 ok=ok, seconds=seconds)
 
 

@@ -128,7 +128,7 @@ def _choose_split(base_fields, cfg):
         groups = cfg.tiles >> log2_gob
         oy_band = -(-base_fields["oh"] // groups)
         f = layer_fields_with(base_fields, log2_gob=log2_gob, oy_band=oy_band)
-        cycles = max(cycle_model.tile_cycles(f, t, cfg.tn) for t in range(cfg.tiles))
+        cycles = max(cycle_model.tile_cycles(f, t, cfg) for t in range(cfg.tiles))
         if best is None or cycles < best[0]:
             best = (cycles, f)
     return best[1]

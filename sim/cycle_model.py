@@ -29,10 +29,10 @@ def tile_emissions(f, index):
     return nblocks * rows * f["ow"] * per_pos
 
 
-def tile_cycles(f, index, tn):
+def tile_cycles(f, index, config):
     """Cycles from ``start`` to ``done`` of tile ``index`` (inclusive of the done cycle)."""
     e = tile_emissions(f, index)
-    return 2 + e + pipeline_latency(tn) if e else 2
+    return 2 + e + pipeline_latency(config) if e else 2
 
 
 def instruction_cycles(f, config, nbout_counts):
@@ -45,19 +45,20 @@ def instruction_cycles(f, config, nbout_counts):
     from hw.node_controller import fetch_cycles
     lat = tree_latency(config.tiles)
     fd = fetch_cycles(config) + 1        # fetch and decode
+    rl = config.read_latency             # NM and NBout reads
     op = f["op"]
     if op == Op.HALT:
         return fd
     if op == Op.LOAD:
-        return fd + f["count"] + 1 + (lat + 1)
+        return fd + f["count"] + 1 + (lat + rl)
     if op == Op.STORE:
         total = sum(nbout_counts)
         nbout_counts[:] = [0] * config.tiles
-        return fd + total + config.tiles + 1 + (lat + 1)
+        return fd + total + config.tiles + 1 + (lat + rl)
     for t in range(config.tiles):
         nblocks, rows = tile_share(f, t)
         nbout_counts[t] += nblocks * rows * f["ow"]
-    return fd + max(tile_cycles(f, t, config.tn) for t in range(config.tiles))
+    return fd + max(tile_cycles(f, t, config) for t in range(config.tiles))
 
 
 def program_cycles(instructions, config):

@@ -251,8 +251,8 @@ def check_layer(case, config=None, *, name="layer"):
     got = assemble(res["rows"], f, case.out_shape, tn)
     np.testing.assert_array_equal(got, case.expected)
     cnt = res["counters"]
-    assert cnt["start_to_done"] == tile_cycles(f, 0, tn)
-    assert cnt["cycles"] == tile_cycles(f, 0, tn)
+    assert cnt["start_to_done"] == tile_cycles(f, 0, config)
+    assert cnt["cycles"] == tile_cycles(f, 0, config)
     assert cnt["nfu_busy"] == tile_emissions(f, 0)
     assert cnt["sb_reads"] == tile_emissions(f, 0)
     assert cnt["nbout_writes"] == len(res["rows"])

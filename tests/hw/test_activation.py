@@ -56,18 +56,21 @@ def test_builtin_table_exhaustive(name, h):
     """All 65,536 int16 inputs, tn=16 lanes per cycle, in table slot 2 of 4."""
     tab = build_table(name, 8)
     dut = Activation(16, 4)
+    assert dut.latency == 5
     xs = ALL_INT16.reshape(-1, 16)
     # a decoy table in slot 0 so that `table` selection matters
     decoy = build_table("tanh" if name != "tanh" else "sigmoid", 8)
     (got,), lats = _run(h, dut, {0: decoy, 2: tab}, [(1, 2, xs)], f"nfu3_{name}")
     np.testing.assert_array_equal(got, tab.eval(ALL_INT16))
-    assert set(lats) == {5} and Activation.latency == 5
+    assert set(lats) == {5}
 
 
-def test_bypass_and_table_switch(rng, h):
-    """act=0 passes x unchanged (latency 5); tables in several slots, lanes differ (tn=4)."""
+@pytest.mark.parametrize("mul_regs", [False, True], ids=["latency5", "latency6"])
+def test_bypass_and_table_switch(mul_regs, rng, h):
+    """act=0 passes x unchanged (latency 5, 6 with the multiplier's input registers); tables
+    in several slots, lanes differ (tn=4)."""
     tn = 4
-    dut = Activation(tn, 8)
+    dut = Activation(tn, 8, mul_regs=mul_regs)
     xs = rng.integers(-32768, 32768, (256, tn))
     xs[:4] = [[-32768, 32767, 0, -1]] * 4
     tabs = {t: build_table(n, 8) for t, n in zip((0, 3, 7), ("sigmoid", "relu", "tanh"))}
@@ -79,7 +82,7 @@ def test_bypass_and_table_switch(rng, h):
     np.testing.assert_array_equal(res[2], tabs[3].eval(flat))
     np.testing.assert_array_equal(res[3], tabs[7].eval(flat))
     np.testing.assert_array_equal(res[4], flat)
-    assert set(lats) == {5}
+    assert set(lats) == {6 if mul_regs else 5} == {dut.latency}
 
 
 def _random_table(rng, f=None):
@@ -89,10 +92,11 @@ def _random_table(rng, f=None):
                     b=tuple(int(v) for v in rng.integers(-32768, 32768, SEGMENTS)))
 
 
-def test_random_user_tables_dense_sample(rng, h):
+@pytest.mark.parametrize("mul_regs", [False, True], ids=["latency5", "latency6"])
+def test_random_user_tables_dense_sample(mul_regs, rng, h):
     """Arbitrary tables (f = 0 and 15 included, extreme slopes): saturation both ways."""
     tn = 16
-    dut = Activation(tn, 4)
+    dut = Activation(tn, 4, mul_regs=mul_regs)
     tabs = {0: _random_table(rng, 0), 1: _random_table(rng, 15), 2: _random_table(rng),
             3: PWLTable(x_lo=-32768, k=15, f=0, a=(-32768,) * 16, b=(32767,) * 16)}
     edges = np.array([-32768, -32767, -1, 0, 1, 32766, 32767])
@@ -102,7 +106,7 @@ def test_random_user_tables_dense_sample(rng, h):
     sample = np.clip(sample, -32768, 32767)
     sample = np.concatenate([sample, np.zeros(-len(sample) % tn, dtype=np.int64)])
     xs = sample.reshape(-1, tn)
-    res, _ = _run(h, dut, tabs, [(1, t, xs) for t in tabs], "nfu3_random")
+    res, _ = _run(h, dut, tabs, [(1, t, xs) for t in tabs], f"nfu3_random_{dut.latency}")
     for t, got in zip(tabs, res):
         want = tabs[t].eval(sample)
         np.testing.assert_array_equal(got, want, err_msg=f"table {t}")

@@ -1,5 +1,6 @@
 # amaranth: UnusedElaboratable=no
-"""NFU-1: exact 16x16 -> 32-bit products, latency 1, one row per cycle."""
+"""NFU-1: exact 16x16 -> 32-bit products, latency 1 (2 with input registers), one row per
+cycle."""
 
 import numpy as np
 import pytest
@@ -32,27 +33,34 @@ def _vectors(tn, rng, n, edges):
     return xs, ws
 
 
+@pytest.mark.parametrize("input_regs", [False, True], ids=["latency1", "latency2"])
 @pytest.mark.parametrize("fpga", [False, True])
 @pytest.mark.parametrize("tn", [4, 16])
-def test_products_exact_latency_1_ii_1(tn, fpga, rng, h):
+def test_products_exact_latency_ii_1(tn, fpga, input_regs, rng, h):
     xs, ws = _vectors(tn, rng, 120, h.INT16_EDGES)
-    dut = NFU1(tn)
-    assert dut.latency == 1
+    dut = NFU1(tn, input_regs=input_regs)
+    latency = 2 if input_regs else 1
+    assert dut.latency == latency
     got = []
 
     async def bench(ctx):
-        for s in range(len(xs) + 2):
+        for s in range(len(xs) + 3):
             if s < len(xs):
                 ctx.set(dut.x.as_value(), h.pack(xs[s]))
                 ctx.set(dut.w.as_value(), h.pack(ws[s]))
+            else:
+                # garbage after the last row must not reach a valid output
+                ctx.set(dut.x.as_value(), 0)
             ctx.set(dut.valid_in, int(s < len(xs)))
             await ctx.tick()
-            # latency 1: after this edge the products of step s are visible
-            assert ctx.get(dut.valid_out) == int(s < len(xs))
-            if s < len(xs):
+            # after this edge the products of step s - (latency - 1) are visible
+            k = s - (latency - 1)
+            assert ctx.get(dut.valid_out) == int(0 <= k < len(xs))
+            if 0 <= k < len(xs):
                 got.append(h.unpack(ctx.get(dut.products.as_value()), tn * tn, 32))
 
-    simulate(_AsOnFPGA(dut) if fpga else dut, bench, name=f"nfu1_tn{tn}_{'fpga' if fpga else 'sim'}")
+    simulate(_AsOnFPGA(dut) if fpga else dut, bench,
+             name=f"nfu1_tn{tn}_{'fpga' if fpga else 'sim'}_l{latency}")
     # independent: products[j][i] = w[j][i] * x[i], as int64
     want = (ws * xs[:, None, :]).reshape(len(xs), -1)
     np.testing.assert_array_equal(np.array(got), want)

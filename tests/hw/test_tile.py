@@ -39,7 +39,7 @@ def run_conv(cfg, x, w, b, stride, pad, shift, bias_exp, act=None, index=0, **sp
     sb = sb[index & (g - 1)::g].reshape(-1, tn, tn)
     outs, cnt = run_tile(cfg, f, to_rows(x, tn), sb, tables, index=index,
                          name=f"conv_{x.shape}_{w.shape}_{stride}_{pad}")
-    assert cnt["start_to_done"] == cycle_model.tile_cycles(f, index, tn)
+    assert cnt["start_to_done"] == cycle_model.tile_cycles(f, index, cfg)
     assert cnt["nfu_busy"] == cycle_model.tile_emissions(f, index)
     assert cnt["cycles"] == cnt["start_to_done"]
     return outs, ref, f, cnt
@@ -87,7 +87,7 @@ def test_fc_over_a_feature_map_is_a_whole_input_kernel():
     sb = conv_sb_rows(w.reshape(9, 6, 3, 4), b, SMALL.tn).reshape(-1, SMALL.tn, SMALL.tn)
     outs, cnt = run_tile(SMALL, f, to_rows(x, SMALL.tn), sb)
     assert np.array_equal(_assemble(outs, (9,), f["ob"], SMALL.tn), ref)
-    assert cnt["start_to_done"] == cycle_model.tile_cycles(f, 0, SMALL.tn)
+    assert cnt["start_to_done"] == cycle_model.tile_cycles(f, 0, SMALL)
 
 
 @pytest.mark.parametrize("cfg", [SMALL, TN16], ids=["tn4", "tn16"])
@@ -100,7 +100,7 @@ def test_pool_layers(cfg, kind, size, stride):
     f = layer_fields(kind, x.shape, ref.shape, tn=cfg.tn, kernel=size, stride=stride)
     outs, cnt = run_tile(cfg, f, to_rows(x, cfg.tn), pool_sb_row(kind, size, cfg.tn)[None])
     assert np.array_equal(_assemble(outs, ref.shape, f["ob"], cfg.tn), ref)
-    assert cnt["start_to_done"] == cycle_model.tile_cycles(f, 0, cfg.tn)
+    assert cnt["start_to_done"] == cycle_model.tile_cycles(f, 0, cfg)
 
 
 @settings(max_examples=12, deadline=None)

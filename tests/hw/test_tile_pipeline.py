@@ -84,7 +84,7 @@ def test_four_tile_shares(log2_gob, rng, h):
         res = h.run_on_tile(cfg, f, case.nbin_rows, case.sb_rows(index, log2_gob),
                             case.tables, index=index, name=f"share_{log2_gob}_{index}")
         cnt = res["counters"]
-        assert cnt["start_to_done"] == tile_cycles(f, index, tn)
+        assert cnt["start_to_done"] == tile_cycles(f, index, cfg)
         assert cnt["nfu_busy"] == tile_emissions(f, index)
         blocks, nrows = tile_share(f, index)
         assert len(res["rows"]) == blocks * nrows * f["ow"]

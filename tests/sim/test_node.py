@@ -15,6 +15,9 @@ from sim.node_runner import run_program
 
 
 SMALL = preset("small")
+#: The small node with the registers of a fast clock (Config.deep_pipeline): every latency
+#: grows, results and the cycle model's agreement must not change.
+DEEP = SMALL.replace(deep_pipeline=1)
 
 
 def _net(rng, input_shape, specs):
@@ -66,11 +69,12 @@ def test_mlp_each_activation(act):
     _check(net, SMALL)
 
 
-def test_cnn_conv_pool_fc():
+@pytest.mark.parametrize("config", [SMALL, DEEP], ids=["small", "deep"])
+def test_cnn_conv_pool_fc(config):
     net = _net(np.random.default_rng(2), (3, 9, 9),
                [("conv", 6, 3, 1, 1, "relu"), ("maxpool", 2, 2), ("conv", 5, 2, 2, 0, "tanh"),
                 ("fc", 7, "sigmoid")])
-    _check(net, SMALL)
+    _check(net, config)
 
 
 def test_several_pools_odd_sizes_stride2():
@@ -80,15 +84,17 @@ def test_several_pools_odd_sizes_stride2():
     _check(net, SMALL)
 
 
-def test_host_port_path_end_to_end():
+@pytest.mark.parametrize("config", [SMALL, DEEP], ids=["small", "deep"])
+def test_host_port_path_end_to_end(config):
     net = _net(np.random.default_rng(4), (2, 5, 5),
                [("conv", 5, 3, 1, 1, "relu"), ("maxpool", 2, 2), ("fc", 4, "sigmoid")])
-    _check(net, SMALL, batch=1, host_port=True)
+    _check(net, config, batch=1, host_port=True)
 
 
-def test_one_tile_diannao_shape():
+@pytest.mark.parametrize("config", [SMALL, DEEP], ids=["small", "deep"])
+def test_one_tile_diannao_shape(config):
     net = _net(np.random.default_rng(5), (20,), [("fc", 9, "relu"), ("fc", 5, "identity")])
-    _check(net, SMALL.replace(tiles=1), batch=1)
+    _check(net, config.replace(tiles=1), batch=1)
 
 
 @pytest.mark.slow

@@ -48,10 +48,11 @@ class Activation(wiring.Component):
     per-layer settings and must be stable while rows flow.
 
     Latency :attr:`latency` cycles, one register stage each: ``d = x - x_lo`` (17 bits);
-    segment select and coefficient RAM read; with ``mul_regs`` the multiplier's input
+    segment select and coefficient RAM read; with ``deep`` the multiplier's input
     registers (on the ECP5 those of a :func:`hw.dsp.ecp5_multiplier`); multiply (16 x 16 ->
-    32 bits); shift by ``f``; add ``b_i`` and the rounding bit, saturate. 5 cycles, 6 with
-    ``mul_regs``. Throughput one row per cycle (II = 1).
+    32 bits); shift by ``f``; add ``b_i`` and the rounding bit, saturate (with ``deep``, the
+    sum and the saturation in two stages). 5 cycles, 7 with ``deep``. Throughput one row per
+    cycle (II = 1).
 
     Parameters
     ----------
@@ -59,8 +60,8 @@ class Activation(wiring.Component):
         Lanes (power of two >= 2).
     tables : int
         Tables held (1..8).
-    mul_regs : bool
-        Register the multiplier's operands (``Config.deep_pipeline``).
+    deep : bool
+        The two extra stages of ``Config.deep_pipeline``.
 
     Members
     -------
@@ -75,15 +76,15 @@ class Activation(wiring.Component):
     y : ``Out(ArrayLayout(signed(16), tn))``
     """
 
-    def __init__(self, tn, tables=4, mul_regs=False):
+    def __init__(self, tn, tables=4, deep=False):
         if not isinstance(tn, int) or tn < 2 or tn & (tn - 1):
             raise ValueError(f"Activation tn must be a power of two >= 2, not {tn!r}")
         if not isinstance(tables, int) or not 1 <= tables <= 8:
             raise ValueError(f"Activation tables must be an int in [1, 8], not {tables!r}")
         self.tn = tn
         self.tables = tables
-        self.mul_regs = bool(mul_regs)
-        self.latency = self.latency_of(mul_regs)
+        self.deep = bool(deep)
+        self.latency = self.latency_of(deep)
         super().__init__({
             "valid_in": In(1),
             "x": In(neuron_row(tn)),
@@ -97,9 +98,9 @@ class Activation(wiring.Component):
         })
 
     @staticmethod
-    def latency_of(mul_regs):
-        """NFU-3's latency: 5 cycles, or 6 with ``mul_regs``."""
-        return 5 + bool(mul_regs)
+    def latency_of(deep):
+        """NFU-3's latency: 5 cycles, or 7 with ``deep``."""
+        return 5 + 2 * bool(deep)
 
     def elaborate(self, platform):
         m = Module()
@@ -186,11 +187,11 @@ class Activation(wiring.Component):
         b3 = lanes(signed(16), "b3")
         y_c = lanes(signed(16), "y_c")
         # The stage whose registers hold the product: 2, or 3 after the multiplier's input
-        # registers (mul_regs); b travels beside the multiplier.
-        s_mul = 2 + self.mul_regs
-        ecp5_mul = self.mul_regs and is_ecp5(platform)
+        # registers (deep); b travels beside the multiplier.
+        s_mul = 2 + self.deep
+        ecp5_mul = self.deep and is_ecp5(platform)
         b_in = b1
-        if self.mul_regs:
+        if self.deep:
             b_in = lanes(signed(16), "b_r")
             with m.If(stage_valid[2]):
                 m.d.sync += b_in.eq(b1)
@@ -199,8 +200,19 @@ class Activation(wiring.Component):
         with m.If(stage_valid[s_mul + 1]):
             m.d.sync += [q3.eq(q_c), r3.eq(r_c), fits3.eq(fits_c), psign3.eq(psign_c),
                          b3.eq(b2)]
-        with m.If(stage_valid[s_mul + 2]):
-            m.d.sync += self.y.eq(y_c)
+        # Stage s_mul + 2: the output; with deep, first the sum y (19 bits, with the fit
+        # and the sign of p) and then the saturation.
+        y4, fits4, psign4 = lanes(signed(19), "y4"), lanes(1, "fits4"), lanes(1, "psign4")
+        y_sum = lanes(signed(19), "y_sum")
+        if self.deep:
+            with m.If(stage_valid[s_mul + 2]):
+                m.d.sync += [y4.eq(y_sum), fits4.eq(fits3), psign4.eq(psign3)]
+            with m.If(stage_valid[s_mul + 3]):
+                m.d.sync += self.y.eq(y_c)
+        else:
+            m.d.comb += [y4.eq(y_sum), fits4.eq(fits3), psign4.eq(psign3)]
+            with m.If(stage_valid[s_mul + 2]):
+                m.d.sync += self.y.eq(y_c)
 
         for j in range(self.tn):
             dj = d[j]
@@ -215,7 +227,7 @@ class Activation(wiring.Component):
             rp = coef_data[j]
             m.d.comb += rp.addr.eq(Cat(Mux(dj[16], 0, Mux(big, SEGMENTS - 1, low4)), table))
             # Without reset and used only by the multiplier: the DSP's input register (without
-            # mul_regs; with them, the register before it).
+            # deep; with them, the register before it).
             x1 = Signal(signed(16), name=f"x1_{j}", reset_less=True)
             with m.If(dsp_en[1]):
                 m.d.sync += x1.eq(x0[j])
@@ -231,7 +243,7 @@ class Activation(wiring.Component):
                 m.d.comb += prod2.eq(p[:32])
             else:
                 a_in, x_in = a1, x1
-                if self.mul_regs:
+                if self.deep:
                     # The DSP's input registers.
                     a_in = Signal(signed(16), name=f"a2_{j}", reset_less=True)
                     x_in = Signal(signed(16), name=f"x2_{j}", reset_less=True)
@@ -250,8 +262,7 @@ class Activation(wiring.Component):
             m.d.comb += [q_c[j].eq(pre[1:19]), r_c[j].eq(pre[0]), psign_c[j].eq(psign),
                          fits_c[j].eq(((prod2[17:31] ^ psign.replicate(14)) & keep3) == 0)]
             # Stage 4: offset and round in 19 bits (signed), saturate to int16.
-            y = Signal(signed(19), name=f"ypre{j}")
-            m.d.comb += y.eq(q3[j] + b3[j] + r3[j])
-            sat = Mux(psign3[j], C(INT16_MIN, signed(16)), C(INT16_MAX, signed(16)))
-            m.d.comb += y_c[j].eq(Mux(fits3[j], sat16(y), sat))
+            m.d.comb += y_sum[j].eq(q3[j] + b3[j] + r3[j])
+            sat = Mux(psign4[j], C(INT16_MIN, signed(16)), C(INT16_MAX, signed(16)))
+            m.d.comb += y_c[j].eq(Mux(fits4[j], sat16(y4[j]), sat))
         return m

@@ -69,7 +69,8 @@ class NFU2(wiring.Component):
     the first row's ``valid_in`` and keep them stable while rows flow.
 
     Latency from ``valid_in`` of the ``last`` row to ``valid_out``: ``log2(tn) + 3`` cycles
-    (the tree, the accumulator, the shift, the rounding add and saturation). Throughput one
+    (the tree, the accumulator, the shift, the rounding add and saturation); with ``deep``
+    the rounding add and the saturation are two stages (``log2(tn) + 4``). Throughput one
     row per cycle (II = 1); a new accumulation may start on the row after ``last``.
 
     Parameters
@@ -78,6 +79,8 @@ class NFU2(wiring.Component):
         NFU width (power of two >= 2).
     acc_width : int
         Accumulator bits; the compiler guarantees no layer can overflow it.
+    deep : bool
+        The extra stage of ``Config.deep_pipeline``.
 
     Members
     -------
@@ -89,7 +92,7 @@ class NFU2(wiring.Component):
     y : ``Out(ArrayLayout(signed(16), tn))``
     """
 
-    def __init__(self, tn, acc_width=48):
+    def __init__(self, tn, acc_width=48, deep=False):
         if not isinstance(tn, int) or tn < 2 or tn & (tn - 1):
             raise ValueError(f"NFU2 tn must be a power of two >= 2, not {tn!r}")
         if not isinstance(acc_width, int) or not 32 + tn.bit_length() <= acc_width <= 64:
@@ -97,7 +100,8 @@ class NFU2(wiring.Component):
                              f"not {acc_width!r}")
         self.tn = tn
         self.acc_width = acc_width
-        self.latency = self.latency_of(tn)
+        self.deep = bool(deep)
+        self.latency = self.latency_of(tn, deep)
         super().__init__({
             "valid_in": In(1),
             "first": In(1),
@@ -110,9 +114,9 @@ class NFU2(wiring.Component):
         })
 
     @staticmethod
-    def latency_of(tn):
-        """NFU-2's latency for ``tn``: ``log2(tn) + 3`` cycles."""
-        return (tn.bit_length() - 1) + 3
+    def latency_of(tn, deep=False):
+        """NFU-2's latency for ``tn``: ``log2(tn) + 3`` cycles, one more with ``deep``."""
+        return (tn.bit_length() - 1) + 3 + bool(deep)
 
     def elaborate(self, platform):
         m = Module()
@@ -126,9 +130,13 @@ class NFU2(wiring.Component):
             m.d.sync += [v.eq(valid), f.eq(first), l.eq(last)]
             valid, first, last = v, f, l
 
-        acc_done, shifted = Signal(), Signal()
-        m.d.sync += [acc_done.eq(valid & last), shifted.eq(acc_done),
-                     self.valid_out.eq(shifted)]
+        acc_done, shifted, rounded = Signal(), Signal(), Signal()
+        m.d.sync += [acc_done.eq(valid & last), shifted.eq(acc_done)]
+        if self.deep:
+            m.d.sync += [rounded.eq(shifted), self.valid_out.eq(rounded)]
+        else:
+            m.d.comb += rounded.eq(shifted)
+            m.d.sync += self.valid_out.eq(shifted)
 
         # The per-layer settings, registered (see the docstring), with the shifter's
         # saturation test decoded: keep[i - 15] = (shift <= i - 15) for i in 15..w-2. Word
@@ -180,11 +188,19 @@ class NFU2(wiring.Component):
                     fitss[j].eq(((acc[15:w - 1] ^ sign.replicate(w - 16)) & keep) == 0),
                     signs[j].eq(sign),
                 ]
-            # Round and saturate stage.
+            # Round and saturate stage (with deep: the round, registered, then saturate).
             pre, fits, sign = pres[j], fitss[j], signs[j]
+            low_c = Signal(17, name=f"low_c{j}")
+            m.d.comb += low_c.eq(pre[1:17] + pre[0])
             low = Signal(17, name=f"low{j}")
-            m.d.comb += low.eq(pre[1:17] + pre[0])
+            if self.deep:
+                fits_r, sign_r = Signal(name=f"fits_rnd{j}"), Signal(name=f"sign_rnd{j}")
+                with m.If(shifted):
+                    m.d.sync += [low.eq(low_c), fits_r.eq(fits), sign_r.eq(sign)]
+                fits, sign = fits_r, sign_r
+            else:
+                m.d.comb += low.eq(low_c)
             sat = Mux(sign, C(INT16_MIN, signed(16)), C(INT16_MAX, signed(16)))
-            with m.If(shifted):
+            with m.If(rounded):
                 m.d.sync += self.y[j].eq(Mux(fits & ~(low[15] & ~sign), low[:16], sat))
         return m

@@ -27,10 +27,10 @@ def pipeline_latency(config):
 
     Buffer read (``config.read_latency``: 1, 2 with ``deep_pipeline``) + NFU-1 (1, 2 with
     ``deep_pipeline``) + NFU-2 (adder tree log2 tn, accumulator 1, shift 1, rounding and
-    saturation 1) + NFU-3 (5, 6 with ``deep_pipeline``).
+    saturation 1, +1 with ``deep_pipeline``) + NFU-3 (5, 7 with ``deep_pipeline``).
     """
     deep = config.deep_pipeline
-    return (config.read_latency + NFU1.latency_of(deep) + NFU2.latency_of(config.tn)
+    return (config.read_latency + NFU1.latency_of(deep) + NFU2.latency_of(config.tn, deep)
             + Activation.latency_of(deep))
 
 
@@ -128,8 +128,8 @@ class Tile(wiring.Component):
                                                   latch_instr=self.latch_instr)
         deep = cfg.deep_pipeline
         m.submodules.nfu1 = nfu1 = NFU1(tn, input_regs=deep)
-        m.submodules.nfu2 = nfu2 = NFU2(tn, cfg.acc_width)
-        m.submodules.nfu3 = nfu3 = Activation(tn, cfg.act_tables, mul_regs=deep)
+        m.submodules.nfu2 = nfu2 = NFU2(tn, cfg.acc_width, deep=deep)
+        m.submodules.nfu3 = nfu3 = Activation(tn, cfg.act_tables, deep=deep)
 
         wiring.connect(m, wiring.flipped(self.nbin_w), nbin.write)
         m.d.comb += [sb.write.en.eq(self.sb_w.en), sb.write.addr.eq(self.sb_w.addr),

@@ -65,12 +65,12 @@ def test_builtin_table_exhaustive(name, h):
     assert set(lats) == {5}
 
 
-@pytest.mark.parametrize("mul_regs", [False, True], ids=["latency5", "latency6"])
-def test_bypass_and_table_switch(mul_regs, rng, h):
-    """act=0 passes x unchanged (latency 5, 6 with the multiplier's input registers); tables
+@pytest.mark.parametrize("deep", [False, True], ids=["latency5", "latency7"])
+def test_bypass_and_table_switch(deep, rng, h):
+    """act=0 passes x unchanged (latency 5, 7 with deep pipelining); tables
     in several slots, lanes differ (tn=4)."""
     tn = 4
-    dut = Activation(tn, 8, mul_regs=mul_regs)
+    dut = Activation(tn, 8, deep=deep)
     xs = rng.integers(-32768, 32768, (256, tn))
     xs[:4] = [[-32768, 32767, 0, -1]] * 4
     tabs = {t: build_table(n, 8) for t, n in zip((0, 3, 7), ("sigmoid", "relu", "tanh"))}
@@ -82,7 +82,7 @@ def test_bypass_and_table_switch(mul_regs, rng, h):
     np.testing.assert_array_equal(res[2], tabs[3].eval(flat))
     np.testing.assert_array_equal(res[3], tabs[7].eval(flat))
     np.testing.assert_array_equal(res[4], flat)
-    assert set(lats) == {6 if mul_regs else 5} == {dut.latency}
+    assert set(lats) == {7 if deep else 5} == {dut.latency}
 
 
 def _random_table(rng, f=None):
@@ -92,11 +92,11 @@ def _random_table(rng, f=None):
                     b=tuple(int(v) for v in rng.integers(-32768, 32768, SEGMENTS)))
 
 
-@pytest.mark.parametrize("mul_regs", [False, True], ids=["latency5", "latency6"])
-def test_random_user_tables_dense_sample(mul_regs, rng, h):
+@pytest.mark.parametrize("deep", [False, True], ids=["latency5", "latency7"])
+def test_random_user_tables_dense_sample(deep, rng, h):
     """Arbitrary tables (f = 0 and 15 included, extreme slopes): saturation both ways."""
     tn = 16
-    dut = Activation(tn, 4, mul_regs=mul_regs)
+    dut = Activation(tn, 4, deep=deep)
     tabs = {0: _random_table(rng, 0), 1: _random_table(rng, 15), 2: _random_table(rng),
             3: PWLTable(x_lo=-32768, k=15, f=0, a=(-32768,) * 16, b=(32767,) * 16)}
     edges = np.array([-32768, -32767, -1, 0, 1, 32766, 32767])

@@ -69,9 +69,10 @@ def _expected(groups):
     return want
 
 
+@pytest.mark.parametrize("deep", [False, True], ids=["", "deep"])
 @pytest.mark.parametrize("tn", [4, 16])
-def test_accumulate_and_max_random(tn, rng, h):
-    dut = NFU2(tn)
+def test_accumulate_and_max_random(tn, deep, rng, h):
+    dut = NFU2(tn, deep=deep)
     groups = []
     for shift in (0, 1, 7, 16, 24):
         for max_mode in (0, 1):
@@ -84,13 +85,13 @@ def test_accumulate_and_max_random(tn, rng, h):
             accs.append(np.full((3, tn, tn), P_MIN, dtype=np.int64))
             accs.append(np.full((2, tn, tn), P_MAX, dtype=np.int64))
             groups.append((shift, max_mode, accs))
-    got, lat = _stream(h, dut, groups, f"nfu2_acc_tn{tn}")
+    got, lat = _stream(h, dut, groups, f"nfu2_acc_tn{tn}{'_deep' if deep else ''}")
     want = _expected(groups)
     assert len(got) == len(want)
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
     assert set(lat) == {dut.latency}
-    assert dut.latency == int(np.log2(tn)) + 3
+    assert dut.latency == int(np.log2(tn)) + 3 + deep
 
 
 def test_max_mode_negative_and_first_resets(h):
@@ -139,10 +140,11 @@ def _shift_values(s, rng):
     return sorted(v for v in vals if abs(v) <= limit)
 
 
-def test_shifter_all_shifts_ties_and_saturation(rng, h):
+@pytest.mark.parametrize("deep", [False, True], ids=["", "deep"])
+def test_shifter_all_shifts_ties_and_saturation(deep, rng, h):
     """y == shift_round(acc, s) for s = 0..40: ties, +-saturation edges, random values."""
     tn = 16
-    dut = NFU2(tn)
+    dut = NFU2(tn, deep=deep)
     groups, sat_hi, sat_lo, ties = [], 0, 0, 0
     for s in range(41):
         vals = _shift_values(s, rng)
@@ -162,7 +164,7 @@ def test_shifter_all_shifts_ties_and_saturation(rng, h):
             sat_lo += int((ys == -32768).sum() and v < (-32768 << s))
             ties += int(s > 0 and v % (1 << s) == 1 << (s - 1))
         groups.append((s, 0, accs))
-    got, lat = _stream(h, dut, groups, "nfu2_shifter")
+    got, lat = _stream(h, dut, groups, f"nfu2_shifter{'_deep' if deep else ''}")
     want = _expected(groups)
     assert len(got) == len(want)
     for i, (g, w) in enumerate(zip(got, want)):

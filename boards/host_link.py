@@ -31,9 +31,10 @@ class HostLink(wiring.Component):
     response). One request is handled at a time: bytes that arrive while a response is
     being sent are dropped, so the host waits for each response.
 
-    Latency: the host-port access happens 1 cycle after the CRC byte is received (READ data
-    is captured one cycle later); the first response byte is offered to the transmitter
-    1-2 cycles after that. Throughput: bound by the byte streams: one request per
+    Latency: the host-port strobes (``host_we``, ``host_re``, ``start``: registers) are
+    high 2 cycles after the CRC byte is received; READ data is captured
+    ``config.read_latency`` cycles after ``host_re``; the first response byte is offered to
+    the transmitter 1-2 cycles after that. Throughput: bound by the byte streams: one request per
     ``8 + W`` received bytes plus ``3 + W`` sent bytes.
 
     Parameters
@@ -117,6 +118,13 @@ class HostLink(wiring.Component):
         left = Signal(range(w + 3))           # response bytes still to send after SYNC
         tx_crc = Signal(8)
 
+        # The host-port strobes are registers, high for one cycle after EXEC decides: the
+        # command decode does not share a cycle with the node's address decode.
+        we, re, go = Signal(), Signal(), Signal()
+        m.d.sync += [we.eq(0), re.eq(0), go.eq(0)]
+        m.d.comb += [self.host_we.eq(we), self.host_re.eq(re), self.start.eq(go)]
+        rl = cfg.read_latency
+
         with m.FSM():
             with m.State("HUNT"):
                 with m.If(self.rx_valid & (self.rx_data == REQ_SYNC)):
@@ -146,20 +154,20 @@ class HostLink(wiring.Component):
                             with m.If(self.busy):
                                 m.d.sync += status.eq(Status.BUSY)
                             with m.Else():
-                                m.d.comb += self.host_we.eq(1)
+                                m.d.sync += we.eq(1)
                             m.next = "RESPOND"
                         with m.Case(Cmd.READ):
                             with m.If(self.busy):
                                 m.d.sync += status.eq(Status.BUSY)
                                 m.next = "RESPOND"
                             with m.Else():
-                                m.d.comb += self.host_re.eq(1)
-                                m.next = "READ" if cfg.read_latency == 1 else "READ_WAIT"
+                                m.d.sync += re.eq(1)
+                                m.next = "READ_WAIT0"
                         with m.Case(Cmd.START):
                             with m.If(self.busy):
                                 m.d.sync += status.eq(Status.BUSY)
                             with m.Else():
-                                m.d.comb += self.start.eq(1)
+                                m.d.sync += go.eq(1)
                             m.next = "RESPOND"
                         with m.Case(Cmd.STATUS):
                             m.d.sync += payload.eq(flags)
@@ -170,9 +178,10 @@ class HostLink(wiring.Component):
                         with m.Default():
                             m.d.sync += status.eq(Status.BAD_CMD)
                             m.next = "RESPOND"
-            with m.State("READ_WAIT"):
-                # The node's host read takes config.read_latency (2) cycles.
-                m.next = "READ"
+            # host_re is high in READ_WAIT0; the data follows config.read_latency cycles later.
+            for k in range(rl):
+                with m.State(f"READ_WAIT{k}"):
+                    m.next = f"READ_WAIT{k + 1}" if k + 1 < rl else "READ"
             with m.State("READ"):
                 m.d.sync += payload.eq(self.host_rdata)
                 m.next = "RESPOND"

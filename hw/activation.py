@@ -48,11 +48,13 @@ class Activation(wiring.Component):
     per-layer settings and must be stable while rows flow.
 
     Latency :attr:`latency` cycles, one register stage each: ``d = x - x_lo`` (17 bits);
-    segment select and coefficient RAM read; with ``deep`` the multiplier's input
-    registers (on the ECP5 those of a :func:`hw.dsp.ecp5_multiplier`); multiply (16 x 16 ->
-    32 bits); shift by ``f``; add ``b_i`` and the rounding bit, saturate (with ``deep``, the
-    sum and the saturation in two stages). 5 cycles, 7 with ``deep``. Throughput one row per
-    cycle (II = 1).
+    segment select and coefficient RAM read (with ``deep``: segment select, then RAM read);
+    with ``deep`` the multiplier's input registers (on the ECP5 those of a
+    :func:`hw.dsp.ecp5_multiplier`); multiply (16 x 16 -> 32 bits); shift by ``f``; add
+    ``b_i`` and the rounding bit, saturate (with ``deep``, the sum and the saturation in two
+    stages). 5 cycles, 8 with ``deep``. With ``deep`` the per-layer settings and the selected
+    table's header are registered too: set them two cycles before the first row. Throughput
+    one row per cycle (II = 1).
 
     Parameters
     ----------
@@ -61,7 +63,7 @@ class Activation(wiring.Component):
     tables : int
         Tables held (1..8).
     deep : bool
-        The two extra stages of ``Config.deep_pipeline``.
+        The three extra stages of ``Config.deep_pipeline``.
 
     Members
     -------
@@ -99,8 +101,8 @@ class Activation(wiring.Component):
 
     @staticmethod
     def latency_of(deep):
-        """NFU-3's latency: 5 cycles, or 7 with ``deep``."""
-        return 5 + 2 * bool(deep)
+        """NFU-3's latency: 5 cycles, or 8 with ``deep``."""
+        return 5 + 3 * bool(deep)
 
     def elaborate(self, platform):
         m = Module()
@@ -120,16 +122,20 @@ class Activation(wiring.Component):
                                  k_hot[t].eq(C(1, 16) << wk),
                                  k_mask[t].eq(Cat(*[wk <= i - 4 for i in range(4, 16)]))]
 
-        table = Signal(range(self.tables))
-        m.d.comb += table.eq(self.table)
+        # The per-layer settings, and below the selected table's header values: with deep
+        # registered (they are stable long before the first row arrives), so that their
+        # decode does not share a cycle with the rows.
+        hdr = m.d.sync if self.deep else m.d.comb
+        table, act = Signal(range(self.tables)), Signal()
+        hdr += [table.eq(self.table), act.eq(self.act)]
         sel_x_lo, sel_k, sel_f = Array(x_lo)[table], Array(k)[table], Array(f)[table]
         sel_hot, sel_mask = Array(k_hot)[table], Array(k_mask)[table]
         # The shift f (4 bits) of the selected table; 0 in bypass (act clear).
         shf = Signal(4)
-        m.d.comb += shf.eq(Mux(self.act, sel_f, 0))
+        m.d.comb += shf.eq(Mux(act, sel_f, 0))
         # Stage 3's saturation test: keep3[n] = (f <= n).
         keep3 = Signal(14)
-        m.d.comb += keep3.eq(thermometer(shf, 14))
+        hdr += keep3.eq(thermometer(shf, 14))
 
         # Segment coefficients (a_i in bits 0-15, b_i in 16-31) in one small RAM, row
         # table * 16 + i, with one write port and one non-transparent read port per lane
@@ -163,7 +169,7 @@ class Activation(wiring.Component):
         sel_lo = Signal(signed(16))
         sel_hot_s = Signal(16)
         sel_mask_s = Signal(12)
-        m.d.comb += [sel_lo.eq(sel_x_lo), sel_hot_s.eq(sel_hot), sel_mask_s.eq(sel_mask)]
+        hdr += [sel_lo.eq(sel_x_lo), sel_hot_s.eq(sel_hot), sel_mask_s.eq(sel_mask)]
 
         # Each stage's registers of every lane form one word (one register per lane in
         # hardware; a simulator copies one word per stage and cycle). The multiplier's input
@@ -186,14 +192,17 @@ class Activation(wiring.Component):
         psign_c, psign3 = lanes(1, "psign_c"), lanes(1, "psign3")
         b3 = lanes(signed(16), "b3")
         y_c = lanes(signed(16), "y_c")
-        # The stage whose registers hold the product: 2, or 3 after the multiplier's input
-        # registers (deep); b travels beside the multiplier.
-        s_mul = 2 + self.deep
+        # The stage whose register is the coefficient RAM's read: 1, or 2 after a register
+        # of the segment address (deep). The stage whose registers hold the product: 2, or
+        # 4 after the RAM and the multiplier's input registers (deep); b travels beside
+        # the multiplier.
+        s_ram = 1 + self.deep
+        s_mul = 2 + 2 * self.deep
         ecp5_mul = self.deep and is_ecp5(platform)
         b_in = b1
         if self.deep:
             b_in = lanes(signed(16), "b_r")
-            with m.If(stage_valid[2]):
+            with m.If(stage_valid[s_ram + 1]):
                 m.d.sync += b_in.eq(b1)
         with m.If(stage_valid[s_mul]):
             m.d.sync += b2.eq(b_in)
@@ -225,16 +234,25 @@ class Activation(wiring.Component):
             low4 = Cat(*[(dx[b:b + 16] & sel_hot_s).any() for b in range(4)])
             big = (dj[4:16] & sel_mask_s).any()
             rp = coef_data[j]
-            m.d.comb += rp.addr.eq(Cat(Mux(dj[16], 0, Mux(big, SEGMENTS - 1, low4)), table))
+            seg_addr = Cat(Mux(dj[16], 0, Mux(big, SEGMENTS - 1, low4)), table)
+            x_ram = x0[j]
+            if self.deep:
+                # The segment address registered (with x) before the RAM read.
+                seg_r = Signal(len(rp.addr), name=f"seg_r{j}", reset_less=True)
+                x_ram = Signal(signed(16), name=f"x_seg{j}", reset_less=True)
+                with m.If(stage_valid[1]):
+                    m.d.sync += [seg_r.eq(seg_addr), x_ram.eq(x0[j])]
+                seg_addr = seg_r
+            m.d.comb += rp.addr.eq(seg_addr)
             # Without reset and used only by the multiplier: the DSP's input register (without
-            # deep; with them, the register before it).
+            # deep; with it, the register before it).
             x1 = Signal(signed(16), name=f"x1_{j}", reset_less=True)
-            with m.If(dsp_en[1]):
-                m.d.sync += x1.eq(x0[j])
+            with m.If(dsp_en[s_ram]):
+                m.d.sync += x1.eq(x_ram)
             # Bypass (act clear) goes through the same datapath with a = 1, f = 0, b = 0:
             # y = sat16(x) = x, and no copy of x has to travel beside the later stages.
-            a1 = Mux(self.act, rp.data[0:16], 1).as_signed()            # signed 16
-            m.d.comb += b1[j].eq(Mux(self.act, rp.data[16:32], 0))
+            a1 = Mux(act, rp.data[0:16], 1).as_signed()            # signed 16
+            m.d.comb += b1[j].eq(Mux(act, rp.data[16:32], 0))
             # Stage s_mul: multiply, exact signed 16 x 16 -> 32 bits.
             prod2 = Signal(signed(32), name=f"prod2_{j}", reset_less=True)   # DSP output reg
             if ecp5_mul:
@@ -247,7 +265,7 @@ class Activation(wiring.Component):
                     # The DSP's input registers.
                     a_in = Signal(signed(16), name=f"a2_{j}", reset_less=True)
                     x_in = Signal(signed(16), name=f"x2_{j}", reset_less=True)
-                    with m.If(dsp_en[2]):
+                    with m.If(dsp_en[s_ram + 1]):
                         m.d.sync += [a_in.eq(a1), x_in.eq(x1)]
                 with m.If(dsp_en[s_mul]):
                     m.d.sync += prod2.eq(a_in * x_in)

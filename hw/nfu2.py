@@ -70,7 +70,8 @@ class NFU2(wiring.Component):
 
     Latency from ``valid_in`` of the ``last`` row to ``valid_out``: ``log2(tn) + 3`` cycles
     (the tree, the accumulator, the shift, the rounding add and saturation); with ``deep``
-    the rounding add and the saturation are two stages (``log2(tn) + 4``). Throughput one
+    the tree's sums are registered once more before the accumulator and the rounding add
+    and the saturation are two stages (``log2(tn) + 5``). Throughput one
     row per cycle (II = 1); a new accumulation may start on the row after ``last``.
 
     Parameters
@@ -80,7 +81,7 @@ class NFU2(wiring.Component):
     acc_width : int
         Accumulator bits; the compiler guarantees no layer can overflow it.
     deep : bool
-        The extra stage of ``Config.deep_pipeline``.
+        The two extra stages of ``Config.deep_pipeline``.
 
     Members
     -------
@@ -115,13 +116,15 @@ class NFU2(wiring.Component):
 
     @staticmethod
     def latency_of(tn, deep=False):
-        """NFU-2's latency for ``tn``: ``log2(tn) + 3`` cycles, one more with ``deep``."""
-        return (tn.bit_length() - 1) + 3 + bool(deep)
+        """NFU-2's latency for ``tn``: ``log2(tn) + 3`` cycles, two more with ``deep``."""
+        return (tn.bit_length() - 1) + 3 + 2 * bool(deep)
 
     def elaborate(self, platform):
         m = Module()
         tn = self.tn
-        tree_latency = tn.bit_length() - 1
+        # With deep, the tree sums are registered once more before the accumulators (a
+        # stage in which they can travel from the trees to the accumulators).
+        tree_latency = tn.bit_length() - 1 + self.deep
 
         # Control travels beside the trees.
         valid, first, last = self.valid_in, self.first, self.last
@@ -159,6 +162,10 @@ class NFU2(wiring.Component):
         signs = Signal(data.ArrayLayout(1, tn), name="sign_r")
         for j in range(tn):
             tree_sum = trees.sum[j]
+            if self.deep:
+                sum_r = Signal.like(tree_sum, name=f"sum_r{j}", reset_less=True)
+                m.d.sync += sum_r.eq(tree_sum)
+                tree_sum = sum_r
             acc = accs[j]
             # One adder serves both modes: acc <= base + sum with base = 0 on the first row
             # and in max mode (where acc then takes the tree sum), else acc. In max mode acc

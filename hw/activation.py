@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from golden.formats import INT16_MIN, INT16_MAX
-from .dsp import is_ecp5, ecp5_multiplier
+from .ecp5 import is_ecp5, ecp5_multiplier
 from .nbin import row_layout as neuron_row
 from .nfu2 import sat16, shift_window, thermometer
 
@@ -50,7 +50,7 @@ class Activation(wiring.Component):
     Latency :attr:`latency` cycles, one register stage each: ``d = x - x_lo`` (17 bits);
     segment select and coefficient RAM read (with ``deep``: segment select, then RAM read);
     with ``deep`` the multiplier's input registers (on the ECP5 those of a
-    :func:`hw.dsp.ecp5_multiplier`); multiply (16 x 16 -> 32 bits); shift by ``f``; add
+    :func:`hw.ecp5.ecp5_multiplier`); multiply (16 x 16 -> 32 bits); shift by ``f``; add
     ``b_i`` and the rounding bit, saturate (with ``deep``, the sum and the saturation in two
     stages). 5 cycles, 8 with ``deep``. With ``deep`` the per-layer settings and the selected
     table's header are registered too: set them two cycles before the first row. Throughput

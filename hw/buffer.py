@@ -6,6 +6,8 @@ from amaranth.lib import wiring, memory
 from amaranth.lib.wiring import Out
 from amaranth.utils import ceil_log2
 
+from .ecp5 import is_ecp5, ecp5_block_ram
+
 
 __all__ = ["Buffer"]
 
@@ -21,9 +23,10 @@ class Buffer(wiring.Component):
     written (a layer's input is loaded before it is read, and outputs are read after they
     are written), so the cheaper non-transparent BRAM mode is correct.
 
-    With ``read_latency=2`` the row read is registered once more, in fabric flip-flops
-    beside the block RAM (the block RAM's clock-to-output time then has a whole cycle of its
-    own); that register follows the memory every cycle.
+    With ``read_latency=2`` the row read is registered once more (the block RAM's
+    clock-to-output time then has a whole cycle of its own); that register follows the
+    memory every cycle. On the ECP5 it is the block RAM's own output register
+    (:func:`hw.ecp5.ecp5_block_ram`), elsewhere a fabric register.
 
     Latency: a read returns the row ``read_latency`` cycles after ``read.addr`` is presented
     with ``read.en``. Throughput: one read and one write per cycle.
@@ -69,6 +72,11 @@ class Buffer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        if self.read_latency == 2 and is_ecp5(platform) and self.depth <= 4096:
+            groups = 1 if self.granularity is None else len(self.write.en)
+            ecp5_block_ram(m, "bram", self.depth, Shape.cast(self.data.shape).width, groups,
+                           self.write, self.read)
+            return m
         m.submodules.memory = mem = memory.Memory(data=self.data)
         wiring.connect(m, wiring.flipped(self.write),
                        mem.write_port(granularity=self.granularity))

@@ -4,7 +4,7 @@ from amaranth import *
 from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
 
-from .dsp import is_ecp5, ecp5_multiplier
+from .ecp5 import is_ecp5, ecp5_multiplier
 from .nbin import row_layout as neuron_row
 from .sb import row_layout as synapse_row
 
@@ -27,7 +27,7 @@ class NFU1(wiring.Component):
     the same values in every cycle whose products are used.
 
     With ``input_regs`` the operands are registered too (a DSP block's input registers;
-    on the ECP5 each multiplier is a :func:`hw.dsp.ecp5_multiplier` with its input and
+    on the ECP5 each multiplier is a :func:`hw.ecp5.ecp5_multiplier` with its input and
     output registers), for a fast clock.
 
     Latency :attr:`latency` cycles: 1, or 2 with ``input_regs``; throughput one input row

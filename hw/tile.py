@@ -43,8 +43,8 @@ class Tile(wiring.Component):
     accumulators, shifter) and :class:`Activation` (NFU-3) into :class:`NBout`, tagged with
     their NM address. Partial sums stay in the NFU-2 accumulators for the whole reduction.
 
-    Latency: ``2 + emissions + pipeline_latency(config)`` cycles from ``start`` to ``done`` for a
-    tile with work (two set-up cycles), 2 cycles for a tile without. Throughput one SB row
+    Latency: ``3 + emissions + pipeline_latency(config)`` cycles from ``start`` to ``done``
+    for a tile with work (three set-up cycles), 2 cycles for a tile without. Throughput one SB row
     and one NBin row per cycle.
 
     Parameters

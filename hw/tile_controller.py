@@ -36,9 +36,9 @@ class TileController(wiring.Component):
     ``last`` flags and, on ``last``, the NM address of the output row. Pointers advance by
     additions only.
 
-    Timing: two set-up cycles, then one cycle per emitted row with no bubbles (II = 1), then
-    ``drain`` cycles while the last row crosses the pipeline; ``done`` pulses in the last of
-    those cycles. A tile with no share finishes in the second set-up cycle. Emitted rows::
+    Timing: three set-up cycles, then one cycle per emitted row with no bubbles (II = 1),
+    then ``drain`` cycles while the last row crosses the pipeline; ``done`` pulses in the
+    last of those cycles. A tile with no share finishes in the second set-up cycle. Emitted rows::
 
         blocks * rows_of_band * ow * (kh * kw * cb + 1)       CONV
         blocks * rows_of_band * ow * (kh * kw)                MAXPOOL, AVGPOOL
@@ -136,13 +136,23 @@ class TileController(wiring.Component):
         span_m1 = {n: Signal(w, name=f"{n}_span_m1") for n, w in levels.items()}
         one = {n: Signal(name=f"{n}_one") for n in levels}
 
-        def restart(n):
-            return [left[n].eq(span_m1[n]), last[n].eq(one[n])]
+        # The branch each row takes, one-hot: the bias row, or the step of the innermost
+        # level that is not at its last iteration, or the end. A register while `running`,
+        # worked out a cycle ahead from the next values of `pos_start` and the last flags.
+        last_next = {n: Signal(name=f"last_{n}_next") for n in levels}
+        br = {n: Signal(name=f"br_{n}") for n in ("bias", *levels, "end")}
+        running = Signal()
 
-        def step(n):
-            return [left[n].eq(left[n] - 1), last[n].eq(left[n] == 1)]
+        def branch(pos_start, last):
+            bias = pos_start & conv
+            sel, rest = {"bias": bias}, ~bias
+            for n in levels:
+                sel[n] = rest & ~last[n]
+                rest = rest & last[n]
+            sel["end"] = rest
+            return sel
 
-        pos_start = Signal()
+        pos_start, pos_start_next = Signal(), Signal()
         # Input coordinates of the current emission and of its window's origin.
         iy, ix = Signal(signed(16)), Signal(signed(16))
         iy_base, ix_base = Signal(signed(16)), Signal(signed(16))
@@ -161,8 +171,10 @@ class TileController(wiring.Component):
 
         inside = Signal()
         m.d.comb += inside.eq((iy >= 0) & (iy < ins.in_h) & (ix >= 0) & (ix < ins.in_w))
-        bias_now = pos_start & conv
+        bias_now = br["bias"]
         m.d.comb += [
+            self.valid.eq(running),
+            self.nbin_en.eq(running & ~bias_now & inside),
             self.nbin_addr.eq(p_c),
             self.sb_addr.eq(sb),
             self.bias.eq(bias_now),
@@ -208,7 +220,7 @@ class TileController(wiring.Component):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
                 with m.Else():
-                    m.next = "RUN"
+                    m.next = "SETUP3"
                 rows_m1 = Signal(12)
                 m.d.comb += rows_m1.eq(Mux(rows_avail_m1 < band_m1, rows_avail_m1, band_m1))
                 cbl = Mux(conv, ins.cb, 1)
@@ -231,52 +243,76 @@ class TileController(wiring.Component):
                     sb_k.eq(ins.sb_base), sb.eq(ins.sb_base),
                     out_k.eq(o0), out.eq(o0),
                 ]
+            with m.State("SETUP3"):
+                # Third set-up cycle: the first row's branch, from the loop state's registers.
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += [br[n].eq(v) for n, v in branch(pos_start, last).items()]
+                m.d.sync += running.eq(1)
+                m.next = "RUN"
             with m.State("RUN"):
-                m.d.comb += [self.busy.eq(1), self.valid.eq(1),
-                             self.nbin_en.eq(~bias_now & inside)]
-                m.d.sync += [sb.eq(sb + conv), pos_start.eq(0)]
-                with m.If(bias_now):
-                    pass                # the bias row: only `sb` and `pos_start` move on
-                with m.Elif(~last["c"]):
-                    m.d.sync += [*step("c"), p_c.eq(p_c + 1)]
-                with m.Elif(~last["kx"]):
-                    nxt = p_kx + ins.cb
-                    m.d.sync += [*restart("c"), *step("kx"), ix.eq(ix + 1),
-                                 p_kx.eq(nxt), p_c.eq(nxt)]
-                with m.Elif(~last["ky"]):
-                    nxt = p_ky + ins.row_step
-                    m.d.sync += [*restart("c"), *restart("kx"), *step("ky"),
-                                 ix.eq(ix_base), iy.eq(iy + 1),
-                                 p_ky.eq(nxt), p_kx.eq(nxt), p_c.eq(nxt)]
-                with m.Else():
-                    # Next output position.
-                    m.d.sync += [*restart("c"), *restart("kx"), *restart("ky"),
-                                 pos_start.eq(1), sb.eq(sb_k)]
-                    with m.If(~last["ox"]):
-                        nxt, x = p_ox + ins.ox_step, ix_base + ins.stride
-                        m.d.sync += [*step("ox"), ix_base.eq(x), ix.eq(x), iy.eq(iy_base),
-                                     p_ox.eq(nxt), p_ky.eq(nxt), p_kx.eq(nxt), p_c.eq(nxt),
-                                     out.eq(out + ins.ocb)]
-                    with m.Elif(~last["oy"]):
-                        nxt, y = p_oy + ins.oy_step, iy_base + ins.stride
-                        m.d.sync += [*restart("ox"), *step("oy"),
-                                     ix_base.eq(ix0), ix.eq(ix0), iy_base.eq(y), iy.eq(y),
-                                     p_oy.eq(nxt), p_ox.eq(nxt), p_ky.eq(nxt), p_kx.eq(nxt),
-                                     p_c.eq(nxt), out.eq(out + ins.ocb)]
-                    with m.Elif(~last["k"]):
-                        nxt, nsb, nout = p_kb + pk_step, sb_k + ins.sb_step, out_k + g
-                        m.d.sync += [*restart("ox"), *restart("oy"), *step("k"),
-                                     ix_base.eq(ix0), ix.eq(ix0), iy_base.eq(iy0), iy.eq(iy0),
-                                     p_kb.eq(nxt), p_oy.eq(nxt), p_ox.eq(nxt), p_ky.eq(nxt),
-                                     p_kx.eq(nxt), p_c.eq(nxt),
-                                     sb_k.eq(nsb), sb.eq(nsb), out_k.eq(nout), out.eq(nout)]
-                    with m.Else():
-                        m.d.sync += drain.eq(self.drain - 1)
-                        m.next = "DRAIN"
+                m.d.comb += self.busy.eq(1)
+                # The branch of the next row, from the next values of pos_start and the
+                # last flags (below, by this row's branch).
+                m.d.sync += [br[n].eq(v) for n, v in branch(pos_start_next, last_next).items()]
+                with m.If(br["end"]):
+                    m.d.sync += [drain.eq(self.drain - 1), running.eq(0)]
+                    m.next = "DRAIN"
+
             with m.State("DRAIN"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += drain.eq(drain - 1)
                 with m.If(drain == 0):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
+        # The loop's registers in RUN, each a multiplexer over the one-hot branch `br` (a
+        # register, worked out a cycle ahead): the choice starts from registers and every
+        # candidate is an adder on registers.
+        def on(*names):
+            return running & Cat(*(br[n] for n in names)).any()
+
+        with m.If(on("bias", "c", "kx", "ky")):
+            m.d.sync += sb.eq(sb + conv)
+        with m.If(on("c")):
+            m.d.sync += p_c.eq(p_c + 1)
+        with m.If(on("kx")):
+            nxt = p_kx + ins.cb
+            m.d.sync += [ix.eq(ix + 1), p_kx.eq(nxt), p_c.eq(nxt)]
+        with m.If(on("ky")):
+            nxt = p_ky + ins.row_step
+            m.d.sync += [ix.eq(ix_base), iy.eq(iy + 1), p_ky.eq(nxt), p_kx.eq(nxt), p_c.eq(nxt)]
+        with m.If(on("ox")):
+            nxt, x = p_ox + ins.ox_step, ix_base + ins.stride
+            m.d.sync += [ix_base.eq(x), ix.eq(x), iy.eq(iy_base),
+                         p_ox.eq(nxt), p_ky.eq(nxt), p_kx.eq(nxt), p_c.eq(nxt),
+                         out.eq(out + ins.ocb)]
+        with m.If(on("oy")):
+            nxt, y = p_oy + ins.oy_step, iy_base + ins.stride
+            m.d.sync += [ix_base.eq(ix0), ix.eq(ix0), iy_base.eq(y), iy.eq(y),
+                         p_oy.eq(nxt), p_ox.eq(nxt), p_ky.eq(nxt), p_kx.eq(nxt), p_c.eq(nxt),
+                         out.eq(out + ins.ocb)]
+        with m.If(on("k")):
+            nxt, nsb, nout = p_kb + pk_step, sb_k + ins.sb_step, out_k + g
+            m.d.sync += [ix_base.eq(ix0), ix.eq(ix0), iy_base.eq(iy0), iy.eq(iy0),
+                         p_kb.eq(nxt), p_oy.eq(nxt), p_ox.eq(nxt), p_ky.eq(nxt),
+                         p_kx.eq(nxt), p_c.eq(nxt),
+                         sb_k.eq(nsb), out_k.eq(nout), out.eq(nout)]
+        with m.If(on("ox", "oy")):
+            m.d.sync += sb.eq(sb_k)
+        with m.If(on("k")):
+            m.d.sync += sb.eq(sb_k + ins.sb_step)
+        with m.If(running):
+            m.d.sync += pos_start.eq(pos_start_next)
+        # Each level's count and last flag: restarted by any branch of an outer level,
+        # stepped by its own.
+        order = list(levels)
+        for i, n in enumerate(order):
+            with m.If(on(*order[i + 1:]) if i + 1 < len(order) else C(0, 1)):
+                m.d.sync += [left[n].eq(span_m1[n]), last[n].eq(one[n])]
+            with m.If(on(n)):
+                m.d.sync += [left[n].eq(left[n] - 1), last[n].eq(left[n] == 1)]
+            m.d.comb += last_next[n].eq(
+                Mux(on(*order[i + 1:]) if i + 1 < len(order) else C(0, 1), one[n],
+                    Mux(on(n), left[n] == 1, last[n])))
+        m.d.comb += pos_start_next.eq(on("ox", "oy", "k"))
+
         return m

@@ -32,7 +32,7 @@ def tile_emissions(f, index):
 def tile_cycles(f, index, config):
     """Cycles from ``start`` to ``done`` of tile ``index`` (inclusive of the done cycle)."""
     e = tile_emissions(f, index)
-    return 2 + e + pipeline_latency(config) if e else 2
+    return 3 + e + pipeline_latency(config) if e else 2
 
 
 def instruction_cycles(f, config, nbout_counts):

@@ -104,11 +104,11 @@ def _check(cfg, f, index, drain=4):
     for i, (g, w) in enumerate(zip(rec["em"], want)):
         assert g == w, f"emission {i}: {g} != {w}"
     if want:
-        # (cycles 1 and 2 are the set-up cycles) one emission per cycle without gaps, then
+        # (cycles 1 to 3 are the set-up cycles) one emission per cycle without gaps, then
         # the drain
-        assert rec["first_valid"] == 3
-        assert rec["last_valid"] == 2 + len(want)
-        assert rec["cycles"] == 2 + len(want) + drain
+        assert rec["first_valid"] == 4
+        assert rec["last_valid"] == 3 + len(want)
+        assert rec["cycles"] == 3 + len(want) + drain
     else:
         assert rec["cycles"] == 2
 

@@ -70,8 +70,9 @@ class NFU2(wiring.Component):
 
     Latency from ``valid_in`` of the ``last`` row to ``valid_out``: ``log2(tn) + 3`` cycles
     (the tree, the accumulator, the shift, the rounding add and saturation); with ``deep``
-    the tree's sums are registered once more before the accumulator and the rounding add
-    and the saturation are two stages (``log2(tn) + 5``). Throughput one
+    the tree's sums are registered once more before the accumulator, the finished sums are
+    copied before the shift, and the rounding add and the saturation are two stages
+    (``log2(tn) + 6``). Throughput one
     row per cycle (II = 1); a new accumulation may start on the row after ``last``.
 
     Parameters
@@ -81,7 +82,7 @@ class NFU2(wiring.Component):
     acc_width : int
         Accumulator bits; the compiler guarantees no layer can overflow it.
     deep : bool
-        The two extra stages of ``Config.deep_pipeline``.
+        The three extra stages of ``Config.deep_pipeline``.
 
     Members
     -------
@@ -116,8 +117,8 @@ class NFU2(wiring.Component):
 
     @staticmethod
     def latency_of(tn, deep=False):
-        """NFU-2's latency for ``tn``: ``log2(tn) + 3`` cycles, two more with ``deep``."""
-        return (tn.bit_length() - 1) + 3 + 2 * bool(deep)
+        """NFU-2's latency for ``tn``: ``log2(tn) + 3`` cycles, three more with ``deep``."""
+        return (tn.bit_length() - 1) + 3 + 3 * bool(deep)
 
     def elaborate(self, platform):
         m = Module()
@@ -134,7 +135,13 @@ class NFU2(wiring.Component):
             valid, first, last = v, f, l
 
         acc_done, shifted, rounded = Signal(), Signal(), Signal()
-        m.d.sync += [acc_done.eq(valid & last), shifted.eq(acc_done)]
+        # With deep the finished sums are copied first (the shifter reads the copy, so the
+        # accumulator's own fan-out is its loop): `to_shift` is the shift stage's enable.
+        to_shift = acc_done
+        if self.deep:
+            to_shift = Signal()
+            m.d.sync += to_shift.eq(acc_done)
+        m.d.sync += [acc_done.eq(valid & last), shifted.eq(to_shift)]
         if self.deep:
             m.d.sync += [rounded.eq(shifted), self.valid_out.eq(rounded)]
         else:
@@ -188,8 +195,13 @@ class NFU2(wiring.Component):
             # low 16 bits and r); whether q fits int16 is read from acc directly: bits
             # 15+s and up all equal the sign bit. Then q + r overflows only at 0x7FFF + 1.
             # Shift stage (on acc_done): bits 0..16 of (acc << 1) >> s, the fit, the sign.
+            if self.deep:
+                acc_q = Signal(signed(w), name=f"acc_q{j}", reset_less=True)
+                with m.If(acc_done):
+                    m.d.sync += acc_q.eq(acc)
+                acc = acc_q
             sign = acc[w - 1]
-            with m.If(acc_done):
+            with m.If(to_shift):
                 m.d.sync += [
                     pres[j].eq(shift_window(Cat(C(0, 1), acc), shift, 17)),
                     fitss[j].eq(((acc[15:w - 1] ^ sign.replicate(w - 16)) & keep) == 0),

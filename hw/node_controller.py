@@ -114,13 +114,13 @@ class NodeController(wiring.Component):
         if not narrow:
             m.d.comb += self.imem_en.eq(1)
 
+        # `busy` (every state but IDLE) is a register, set and cleared with the state.
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [self.pc.eq(0), self.error.eq(0)]
+                    m.d.sync += [self.pc.eq(0), self.error.eq(0), self.busy.eq(1)]
                     m.next = "FETCH"
             with m.State("FETCH"):
-                m.d.comb += self.busy.eq(1)
                 if self.fetch_cycles == 1:
                     m.next = "DECODE"
                 else:
@@ -132,7 +132,6 @@ class NodeController(wiring.Component):
                     with m.Else():
                         m.d.sync += self.fetch_chunk.eq(self.fetch_chunk + 1)
             with m.State("DECODE"):
-                m.d.comb += self.busy.eq(1)
                 m.d.sync += [self.pc.eq(self.pc + 1), i.eq(0), tile.eq(0)]
                 new = self.imem_data
                 rows = Mux(new.op == Op.LOAD, new.count, self.nbout_count[0])
@@ -144,6 +143,7 @@ class NodeController(wiring.Component):
                 with m.Switch(op):
                     with m.Case(Op.HALT):
                         m.d.comb += self.done.eq(1)
+                        m.d.sync += self.busy.eq(0)
                         m.next = "IDLE"
                     with m.Case(Op.LOAD):
                         m.next = "LOAD"
@@ -154,11 +154,10 @@ class NodeController(wiring.Component):
                     with m.Case(Op.STORE):
                         m.next = "STORE"
                     with m.Default():
-                        m.d.sync += self.error.eq(1)
+                        m.d.sync += [self.error.eq(1), self.busy.eq(0)]
                         m.d.comb += self.done.eq(1)
                         m.next = "IDLE"
             with m.State("LOAD"):
-                m.d.comb += self.busy.eq(1)
                 with m.If(more):
                     m.d.comb += [self.nm_raddr.eq(src), self.nm_ren.eq(1)]
                     m.d.sync += [src.eq(src + 1), dst.eq(dst + 1),
@@ -167,13 +166,11 @@ class NodeController(wiring.Component):
                     m.d.sync += drain.eq(self.tree_latency + rl - 1)
                     m.next = "DRAIN"
             with m.State("WAIT"):
-                m.d.comb += self.busy.eq(1)
                 left = pending & ~self.tile_done
                 m.d.sync += pending.eq(left)
                 with m.If(left == 0):
                     m.next = "FETCH"
             with m.State("STORE"):
-                m.d.comb += self.busy.eq(1)
                 with m.If(tile == cfg.tiles):
                     m.d.sync += drain.eq(self.tree_latency + rl - 1)
                     m.next = "DRAIN"
@@ -187,7 +184,6 @@ class NodeController(wiring.Component):
                                  rows_left.eq(count), more.eq(count != 0)]
             with m.State("DRAIN"):
                 # The last row crosses the buffer read and the tree.
-                m.d.comb += self.busy.eq(1)
                 m.d.sync += drain.eq(drain - 1)
                 with m.If(drain == 0):
                     m.d.comb += self.nbout_clear.eq(ins.op == Op.STORE)

@@ -91,7 +91,7 @@ def test_accumulate_and_max_random(tn, deep, rng, h):
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
     assert set(lat) == {dut.latency}
-    assert dut.latency == int(np.log2(tn)) + 3 + 2 * deep
+    assert dut.latency == int(np.log2(tn)) + 3 + 3 * deep
 
 
 def test_max_mode_negative_and_first_resets(h):

@@ -183,8 +183,17 @@ class NFU2(wiring.Component):
             base = Signal(signed(self.acc_width), name=f"base{j}")
             m.d.comb += base.eq(Mux(first | max_mode, 0, acc))
             take = Signal(name=f"take{j}")
-            m.d.comb += take.eq(~max_mode | first
-                                | (tree_sum > acc[:len(tree_sum)].as_signed()))
+            if self.deep:
+                # With deep the maximum has its own register (the tree sum's width), so that
+                # the comparison's and the adder's carry chains read different registers
+                # (each placed beside its own); the copy before the shift picks one.
+                mx = Signal.like(tree_sum, name=f"max{j}", reset_less=True)
+                with m.If(valid & (first | (tree_sum > mx))):
+                    m.d.sync += mx.eq(tree_sum)
+                m.d.comb += take.eq(~max_mode)
+            else:
+                m.d.comb += take.eq(~max_mode | first
+                                    | (tree_sum > acc[:len(tree_sum)].as_signed()))
             with m.If(valid & take):
                 m.d.sync += acc.eq(base + tree_sum)
 
@@ -198,7 +207,7 @@ class NFU2(wiring.Component):
             if self.deep:
                 acc_q = Signal(signed(w), name=f"acc_q{j}", reset_less=True)
                 with m.If(acc_done):
-                    m.d.sync += acc_q.eq(acc)
+                    m.d.sync += acc_q.eq(Mux(max_mode, mx, acc))
                 acc = acc_q
             sign = acc[w - 1]
             with m.If(to_shift):

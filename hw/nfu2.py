@@ -184,11 +184,20 @@ class NFU2(wiring.Component):
             m.d.comb += base.eq(Mux(first | max_mode, 0, acc))
             take = Signal(name=f"take{j}")
             if self.deep:
-                # With deep the maximum has its own register (the tree sum's width), so that
-                # the comparison's and the adder's carry chains read different registers
-                # (each placed beside its own); the copy before the shift picks one.
+                # With deep the maximum has its own register (the tree sum's width; the copy
+                # before the shift picks it or acc), and the comparison leaves the loop: a row's
+                # sum s(t) is compared a cycle early (while it is the tree's output) with both
+                # candidates for the maximum it will meet, mx(t-1) and s(t-1); the row then
+                # takes one of the two results by whether the previous row was taken.
                 mx = Signal.like(tree_sum, name=f"max{j}", reset_less=True)
-                with m.If(valid & (first | (tree_sum > mx))):
+                nxt = trees.sum[j]
+                gt_mx, gt_prev = Signal(name=f"gt_max{j}"), Signal(name=f"gt_prev{j}")
+                m.d.sync += [gt_mx.eq(nxt > mx), gt_prev.eq(nxt > tree_sum)]
+                took = Signal(name=f"took{j}")
+                take_max = Signal(name=f"take_max{j}")
+                m.d.comb += take_max.eq(valid & (first | Mux(took, gt_prev, gt_mx)))
+                m.d.sync += took.eq(take_max)
+                with m.If(take_max):
                     m.d.sync += mx.eq(tree_sum)
                 m.d.comb += take.eq(~max_mode)
             else:

@@ -11,8 +11,9 @@ from sim.waves import simulate
 P_MAX, P_MIN = (1 << 31) - 1, -(1 << 31)
 
 
-def _stream(h, dut, groups, name):
-    """Feed accumulations back to back (II = 1) and collect every output row.
+def _stream(h, dut, groups, name, gaps=None):
+    """Feed accumulations back to back (II = 1; with ``gaps``, a numpy Generator, random
+    idle cycles between rows) and collect every output row.
 
     ``groups`` is a list of ``(shift, max_mode, [rows of [tn, tn] products, ...])``; each
     inner list is one accumulation (first on its first row, last on its last). Settings
@@ -32,6 +33,19 @@ def _stream(h, dut, groups, name):
             left = sum(1 for _ in accs)
             i = 0
             while left:
+                if i < len(feed) and gaps is not None and gaps.random() < 0.3:
+                    # an idle cycle between rows (rows of one sum need not be contiguous)
+                    ctx.set(dut.valid_in, 0)
+                    ctx.set(dut.first, 0)
+                    ctx.set(dut.last, 0)
+                    ctx.set(dut.products.as_value(), 0)
+                    await ctx.tick()
+                    cycle += 1
+                    if ctx.get(dut.valid_out):
+                        outs.append(h.unpack(ctx.get(dut.y.as_value()), tn))
+                        lat.append(cycle - pending.pop(0))
+                        left -= 1
+                    continue
                 if i < len(feed):
                     prods, first, last = feed[i]
                     ctx.set(dut.products.as_value(), h.pack(prods, 32))
@@ -94,18 +108,37 @@ def test_accumulate_and_max_random(tn, deep, rng, h):
     assert dut.latency == int(np.log2(tn)) + 3 + 3 * deep
 
 
-def test_max_mode_negative_and_first_resets(h):
+@pytest.mark.parametrize("deep", [False, True], ids=["", "deep"])
+def test_max_mode_negative_and_first_resets(deep, h):
     """Max of all-negative sums; ``first`` forgets the previous maximum."""
     tn = 4
-    dut = NFU2(tn)
+    dut = NFU2(tn, deep=deep)
     big = np.full((1, tn, tn), 1000, dtype=np.int64)
     neg = -np.arange(1, 1 + 3 * tn * tn, dtype=np.int64).reshape(3, tn, tn)
     groups = [(0, 1, [big, neg, np.concatenate([neg, big])])]
-    got, _ = _stream(h, dut, groups, "nfu2_max")
+    got, _ = _stream(h, dut, groups, f"nfu2_max{'_deep' if deep else ''}")
     want = _expected(groups)
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
     assert list(got[1]) == list(neg.sum(axis=2).max(axis=0))   # not 4000 from the row before
+
+
+@pytest.mark.parametrize("deep", [False, True], ids=["", "deep"])
+def test_sums_and_maxima_with_idle_cycles_between_rows(deep, rng, h):
+    """Rows of one sum or maximum separated by random idle cycles (valid_in low): the
+    results do not depend on the gaps (deep's maximum compares a row a cycle early)."""
+    tn = 4
+    dut = NFU2(tn, deep=deep)
+    groups = []
+    for max_mode in (1, 0, 1):
+        accs = [rng.integers(P_MIN, P_MAX + 1, (n, tn, tn), dtype=np.int64)
+                >> int(rng.integers(0, 31)) for n in (1, 2, 5, 9, 3, 7)]
+        groups.append((3, max_mode, accs))
+    got, _ = _stream(h, dut, groups, f"nfu2_gaps{'_deep' if deep else ''}", gaps=rng)
+    want = _expected(groups)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
 
 
 def _rows_for(value, tn):

@@ -33,7 +33,7 @@ class HostLink(wiring.Component):
 
     Latency: the host-port strobes (``host_we``, ``host_re``, ``start``: registers) are
     high 2 cycles after the CRC byte is received; READ data is captured
-    ``config.read_latency`` cycles after ``host_re``; the first response byte is offered to
+    ``config.node_read_latency`` cycles after ``host_re``; the first response byte is offered to
     the transmitter 1-2 cycles after that. Throughput: bound by the byte streams: one request per
     ``8 + W`` received bytes plus ``3 + W`` sent bytes.
 
@@ -123,7 +123,7 @@ class HostLink(wiring.Component):
         we, re, go = Signal(), Signal(), Signal()
         m.d.sync += [we.eq(0), re.eq(0), go.eq(0)]
         m.d.comb += [self.host_we.eq(we), self.host_re.eq(re), self.start.eq(go)]
-        rl = cfg.read_latency
+        rl = cfg.node_read_latency
 
         with m.FSM():
             with m.State("HUNT"):
@@ -178,7 +178,7 @@ class HostLink(wiring.Component):
                         with m.Default():
                             m.d.sync += status.eq(Status.BAD_CMD)
                             m.next = "RESPOND"
-            # host_re is high in READ_WAIT0; the data follows config.read_latency cycles later.
+            # host_re is high in READ_WAIT0; the data follows node_read_latency cycles later.
             for k in range(rl):
                 with m.State(f"READ_WAIT{k}"):
                     m.next = f"READ_WAIT{k + 1}" if k + 1 < rl else "READ"

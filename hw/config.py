@@ -102,6 +102,13 @@ class Config:
         return 1 + self.deep_pipeline
 
     @property
+    def node_read_latency(self):
+        """Cycles from a node-level read (NM, by LOAD or the host; NBout, by STORE) to its
+        data: :attr:`read_latency`, one more with ``deep_pipeline`` (the address and enable
+        are registered in front of the block RAMs, which lie across the chip)."""
+        return self.read_latency + self.deep_pipeline
+
+    @property
     def log2_tn(self):
         return self.tn.bit_length() - 1
 

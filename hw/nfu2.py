@@ -70,9 +70,9 @@ class NFU2(wiring.Component):
 
     Latency from ``valid_in`` of the ``last`` row to ``valid_out``: ``log2(tn) + 3`` cycles
     (the tree, the accumulator, the shift, the rounding add and saturation); with ``deep``
-    the tree's sums are registered once more before the accumulator, the finished sums are
+    the tree's sums are registered twice more before the accumulator, the finished sums are
     copied before the shift, and the rounding add and the saturation are two stages
-    (``log2(tn) + 6``). Throughput one
+    (``log2(tn) + 7``). Throughput one
     row per cycle (II = 1); a new accumulation may start on the row after ``last``.
 
     Parameters
@@ -82,7 +82,7 @@ class NFU2(wiring.Component):
     acc_width : int
         Accumulator bits; the compiler guarantees no layer can overflow it.
     deep : bool
-        The three extra stages of ``Config.deep_pipeline``.
+        The four extra stages of ``Config.deep_pipeline``.
 
     Members
     -------
@@ -117,20 +117,22 @@ class NFU2(wiring.Component):
 
     @staticmethod
     def latency_of(tn, deep=False):
-        """NFU-2's latency for ``tn``: ``log2(tn) + 3`` cycles, three more with ``deep``."""
-        return (tn.bit_length() - 1) + 3 + 3 * bool(deep)
+        """NFU-2's latency for ``tn``: ``log2(tn) + 3`` cycles, four more with ``deep``."""
+        return (tn.bit_length() - 1) + 3 + 4 * bool(deep)
 
     def elaborate(self, platform):
         m = Module()
         tn = self.tn
-        # With deep, the tree sums are registered once more before the accumulators (a
-        # stage in which they can travel from the trees to the accumulators).
-        tree_latency = tn.bit_length() - 1 + self.deep
+        # With deep, the tree sums are registered twice more before the accumulators (sum_a:
+        # a stage in which they travel from the trees to the accumulators, whose comparisons
+        # read it; sum_r).
+        tree_latency = tn.bit_length() - 1 + 2 * self.deep
 
         # Control travels beside the trees.
         valid, first, last = self.valid_in, self.first, self.last
         for i in range(tree_latency):
-            v, f, l = Signal(name=f"valid_t{i}"), Signal(name=f"first_t{i}"), Signal(name=f"last_t{i}")
+            v, f = Signal(name=f"valid_t{i}"), Signal(name=f"first_t{i}")
+            l = Signal(name=f"last_t{i}")
             m.d.sync += [v.eq(valid), f.eq(first), l.eq(last)]
             valid, first, last = v, f, l
 
@@ -170,8 +172,9 @@ class NFU2(wiring.Component):
         for j in range(tn):
             tree_sum = trees.sum[j]
             if self.deep:
+                sum_a = Signal.like(tree_sum, name=f"sum_a{j}", reset_less=True)
                 sum_r = Signal.like(tree_sum, name=f"sum_r{j}", reset_less=True)
-                m.d.sync += sum_r.eq(tree_sum)
+                m.d.sync += [sum_a.eq(tree_sum), sum_r.eq(sum_a)]
                 tree_sum = sum_r
             acc = accs[j]
             # One adder serves both modes: acc <= base + sum with base = 0 on the first row
@@ -190,7 +193,7 @@ class NFU2(wiring.Component):
                 # candidates for the maximum it will meet, mx(t-1) and s(t-1); the row then
                 # takes one of the two results by whether the previous row was taken.
                 mx = Signal.like(tree_sum, name=f"max{j}", reset_less=True)
-                nxt = trees.sum[j]
+                nxt = sum_a
                 gt_mx, gt_prev = Signal(name=f"gt_max{j}"), Signal(name=f"gt_prev{j}")
                 m.d.sync += [gt_mx.eq(nxt > mx), gt_prev.eq(nxt > tree_sum)]
                 took = Signal(name=f"took{j}")

@@ -74,9 +74,9 @@ class Node(wiring.Component):
 
     Host port (usable while the node is idle; one access a cycle): ``host_region``
     (:class:`Region`), ``host_addr``, ``host_wdata`` (``tn * 16`` bits) with ``host_we``;
-    ``host_re`` returns ``host_rdata`` ``config.read_latency`` cycles later. ``start`` runs the program from
-    instruction 0; ``done`` pulses at the end; ``busy`` is high in between; ``error`` stays
-    set after an unknown opcode until the next ``start``.
+    ``host_re`` returns ``host_rdata`` ``config.node_read_latency`` cycles later. ``start``
+    runs the program from instruction 0; ``done`` pulses at the end; ``busy`` is high in
+    between; ``error`` stays set after an unknown opcode until the next ``start``.
 
     Parameters
     ----------
@@ -186,8 +186,6 @@ class Node(wiring.Component):
                 tile.tbl_we.eq(host_w & (region == Region.TABLE)),
                 tile.tbl_addr.eq(self.host_addr),
                 tile.tbl_data.eq(self.host_wdata[:32]),
-                tile.nbout_r.addr.eq(ctrl.nbout_addr),
-                tile.nbout_r.en.eq(ctrl.nbout_en[t]),
                 tile.nbout_clear.eq(ctrl.nbout_clear),
                 tile.clear_counters.eq(self.start & ~ctrl.busy),
                 tree.up_valid[t].eq(ctrl.up_valid[t]),
@@ -195,15 +193,26 @@ class Node(wiring.Component):
                 tree.up_data[t].eq(tile.nbout_r.data.data),
             ]
 
+        # NBout reads (STORE), with deep_pipeline through registers like the NM's.
+        port = m.d.sync if cfg.deep_pipeline else m.d.comb
+        for t, tile in enumerate(self.tiles):
+            port += [tile.nbout_r.addr.eq(ctrl.nbout_addr), tile.nbout_r.en.eq(ctrl.nbout_en[t])]
+
         # Fat tree down from NM.
         m.d.comb += [tree.down_valid.eq(ctrl.down_valid), tree.down_addr.eq(ctrl.down_addr),
                      tree.down_data.eq(nm.read.data)]
 
-        # NM ports: the controller while busy, the host otherwise.
+        # NM ports: the controller while busy, the host otherwise. With deep_pipeline the
+        # read address and enable are registered (Config.node_read_latency).
         host_nm_r = self.host_re & ~ctrl.busy & (region == Region.NM)
+        nm_raddr = Signal.like(nm.read.addr, name="nm_raddr")
+        nm_ren = Signal(name="nm_ren")
+        port = m.d.sync if cfg.deep_pipeline else m.d.comb
+        port += [nm_raddr.eq(Mux(ctrl.busy, ctrl.nm_raddr, self.host_addr)),
+                 nm_ren.eq(ctrl.nm_ren | host_nm_r)]
         m.d.comb += [
-            nm.read.addr.eq(Mux(ctrl.busy, ctrl.nm_raddr, self.host_addr)),
-            nm.read.en.eq(ctrl.nm_ren | host_nm_r),
+            nm.read.addr.eq(nm_raddr),
+            nm.read.en.eq(nm_ren),
             nm.write.addr.eq(Mux(ctrl.busy, tree.root_addr, self.host_addr)),
             nm.write.data.eq(Mux(ctrl.busy, tree.root_data, self.host_wdata)),
             nm.write.en.eq(Mux(ctrl.busy, tree.root_valid, host_w & (region == Region.NM))),
@@ -233,12 +242,12 @@ class Node(wiring.Component):
             with m.Else():
                 m.d.sync += getattr(self, name).eq(getattr(self, name) + inc)
 
-        # Host reads: NM rows or counters, read_latency cycles after host_re.
+        # Host reads: NM rows or counters, node_read_latency cycles after host_re.
         counters = [getattr(self, n) for n in NODE_COUNTERS] + [Cat(ctrl.busy, ctrl.error)]
         for tile in self.tiles:
             counters += tile.counters
         read_region, read_index = region, self.host_addr
-        for k in range(cfg.read_latency):
+        for k in range(cfg.node_read_latency):
             rr, ri = Signal(3, name=f"read_region{k}"), Signal(range(len(counters)),
                                                               name=f"read_index{k}")
             m.d.sync += [rr.eq(read_region), ri.eq(read_index)]

@@ -31,7 +31,7 @@ class NodeController(wiring.Component):
 
     * ``LOAD``: one NM read a cycle for ``count`` cycles; each row goes down the fat tree to
       NBin row ``dst + i`` of every tile; then ``read latency + tree latency`` cycles drain
-      the tree (``config.read_latency``: 1, or 2 with ``deep_pipeline``).
+      the tree (read latency: ``config.node_read_latency``, 1, or 3 with ``deep_pipeline``).
     * ``CONV``/``MAXPOOL``/``AVGPOOL``: the decode cycle starts every tile on the
       instruction; the controller waits until the last tile is done (``max`` over tiles of
       :func:`sim.cycle_model.tile_cycles`).
@@ -91,7 +91,7 @@ class NodeController(wiring.Component):
         i = Signal(24)           # STORE row within the current tile
         tile = Signal(range(cfg.tiles + 1))
         pending = Signal(cfg.tiles)
-        rl = cfg.read_latency
+        rl = cfg.node_read_latency
         drain = Signal(range(self.tree_latency + rl + 1))
         # LOAD and STORE keep their pointers and the rows left as registers, and whether a
         # row is left as a flag worked out one cycle ahead (`rows_left != 1` when stepping):
@@ -101,7 +101,7 @@ class NodeController(wiring.Component):
         more = Signal()
         counts = Array([*self.nbout_count, C(0, len(self.nbout_count[0]))])
 
-        # Rows issued this cycle reach the tree read_latency cycles later.
+        # Rows issued this cycle reach the tree node_read_latency cycles later.
         down_valid, up_valid, down_addr = self.nm_ren, self.nbout_en, dst
         for k in range(1, rl):
             dv, uv = Signal(name=f"down_valid_d{k}"), Signal(cfg.tiles, name=f"up_valid_d{k}")

@@ -38,7 +38,7 @@ class _CocotbPort(HostPort):
         dut.host_re.value = 1
         await RisingEdge(dut.clk)
         dut.host_re.value = 0
-        for _ in range(self.config.read_latency - 1):
+        for _ in range(self.config.node_read_latency - 1):
             await RisingEdge(dut.clk)
         await ReadOnly()
         raw = dut.host_rdata.value

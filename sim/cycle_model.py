@@ -45,7 +45,7 @@ def instruction_cycles(f, config, nbout_counts):
     from hw.node_controller import fetch_cycles
     lat = tree_latency(config.tiles)
     fd = fetch_cycles(config) + 1        # fetch and decode
-    rl = config.read_latency             # NM and NBout reads
+    rl = config.node_read_latency        # NM and NBout reads
     op = f["op"]
     if op == Op.HALT:
         return fd

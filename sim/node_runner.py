@@ -59,7 +59,7 @@ class _AmaranthPort(HostPort):
         ctx.set(dut.host_re, 1)
         await ctx.tick()
         ctx.set(dut.host_re, 0)
-        for _ in range(self.config.read_latency - 1):
+        for _ in range(self.config.node_read_latency - 1):
             await ctx.tick()
         return ctx.get(dut.host_rdata)
 

@@ -195,7 +195,8 @@ class NFU2(wiring.Component):
                 mx = Signal.like(tree_sum, name=f"max{j}", reset_less=True)
                 nxt = sum_a
                 gt_mx, gt_prev = Signal(name=f"gt_max{j}"), Signal(name=f"gt_prev{j}")
-                m.d.sync += [gt_mx.eq(nxt > mx), gt_prev.eq(nxt > tree_sum)]
+                # Written as `<` (yosys: the carry out of one subtraction; `>` adds a zero test).
+                m.d.sync += [gt_mx.eq(mx < nxt), gt_prev.eq(tree_sum < nxt)]
                 took = Signal(name=f"took{j}")
                 take_max = Signal(name=f"take_max{j}")
                 m.d.comb += take_max.eq(valid & (first | Mux(took, gt_prev, gt_mx)))

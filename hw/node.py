@@ -163,6 +163,9 @@ class Node(wiring.Component):
         host_w = Signal()
         m.d.comb += host_w.eq(self.host_we & ~ctrl.busy)
         region = self.host_region
+        # Host writes: decoded into each memory's write port, with deep_pipeline through
+        # registers (the block RAMs lie across the chip; a host write lands a cycle later).
+        hostw = m.d.sync if cfg.deep_pipeline else m.d.comb
 
         # Tiles: instruction broadcast, NBin writes from the tree, SB and table writes
         # from the host, NBout reads into the tree.
@@ -179,6 +182,15 @@ class Node(wiring.Component):
                 tile.nbin_w.en.eq(tree.leaf_valid),
                 tile.nbin_w.addr.eq(tree.leaf_addr),
                 tile.nbin_w.data.eq(tree.leaf_data),
+                tile.nbout_clear.eq(ctrl.nbout_clear),
+                tile.clear_counters.eq(self.start & ~ctrl.busy),
+                tree.up_valid[t].eq(ctrl.up_valid[t]),
+                tree.up_addr[t].eq(tile.nbout_r.data.addr),
+                tree.up_data[t].eq(tile.nbout_r.data.data),
+            ]
+
+        for t, tile in enumerate(self.tiles):
+            hostw += [
                 tile.sb_w.addr.eq(sb_row),
                 tile.sb_w.data.eq(self.host_wdata),
                 tile.sb_w.en.eq(Mux(host_w & (region == Region.SB) & (sb_tile == t),
@@ -186,11 +198,6 @@ class Node(wiring.Component):
                 tile.tbl_we.eq(host_w & (region == Region.TABLE)),
                 tile.tbl_addr.eq(self.host_addr),
                 tile.tbl_data.eq(self.host_wdata[:32]),
-                tile.nbout_clear.eq(ctrl.nbout_clear),
-                tile.clear_counters.eq(self.start & ~ctrl.busy),
-                tree.up_valid[t].eq(ctrl.up_valid[t]),
-                tree.up_addr[t].eq(tile.nbout_r.data.addr),
-                tree.up_data[t].eq(tile.nbout_r.data.data),
             ]
 
         # NBout reads (STORE), with deep_pipeline through registers like the NM's.
@@ -210,23 +217,28 @@ class Node(wiring.Component):
         port = m.d.sync if cfg.deep_pipeline else m.d.comb
         port += [nm_raddr.eq(Mux(ctrl.busy, ctrl.nm_raddr, self.host_addr)),
                  nm_ren.eq(ctrl.nm_ren | host_nm_r)]
+        nm_waddr = Signal.like(nm.write.addr, name="host_nm_waddr")
+        nm_wdata = Signal.like(nm.write.data, name="host_nm_wdata")
+        nm_we = Signal(name="host_nm_we")
+        hostw += [nm_waddr.eq(self.host_addr), nm_wdata.eq(self.host_wdata),
+                  nm_we.eq(host_w & (region == Region.NM))]
         m.d.comb += [
             nm.read.addr.eq(nm_raddr),
             nm.read.en.eq(nm_ren),
-            nm.write.addr.eq(Mux(ctrl.busy, tree.root_addr, self.host_addr)),
-            nm.write.data.eq(Mux(ctrl.busy, tree.root_data, self.host_wdata)),
-            nm.write.en.eq(Mux(ctrl.busy, tree.root_valid, host_w & (region == Region.NM))),
+            nm.write.addr.eq(Mux(ctrl.busy, tree.root_addr, nm_waddr)),
+            nm.write.data.eq(Mux(ctrl.busy, tree.root_data, nm_wdata)),
+            nm.write.en.eq(Mux(ctrl.busy, tree.root_valid, nm_we)),
         ]
 
         # Host instruction writes.
         if cfg.imem_narrow:
-            m.d.comb += [
+            hostw += [
                 imem_w.addr.eq(self.host_addr),
                 imem_w.data.eq(self.host_wdata),
                 imem_w.en.eq(host_w & (region == Region.IMEM)),
             ]
         else:
-            m.d.comb += [
+            hostw += [
                 imem_w.addr.eq(self.host_addr[cbits:]),
                 imem_w.data.eq(Cat(self.host_wdata for _ in range(chunks))),
                 imem_w.en.eq(Mux(host_w & (region == Region.IMEM),

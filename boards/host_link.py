@@ -88,7 +88,8 @@ class HostLink(wiring.Component):
         cfg = self.config
         w = word_bytes(cfg.tn)
         body_len = 1 + 1 + 4 + w             # cmd, region, addr, data
-        frame = Signal(8 * (body_len + 1))    # body and CRC, first byte in the low bits
+        # body and CRC, first byte in the low bits
+        frame = Signal(8 * (body_len + 1), reset_less=True)
         count = Signal(range(body_len + 2))
         crc = Signal(8)
         idle = Signal(range(self.timeout + 1))
@@ -112,9 +113,10 @@ class HostLink(wiring.Component):
         flags = Cat(self.busy, done_seen, self.error)
 
         status = Signal(8)
-        payload = Signal(8 * w)
+        payload = Signal(8 * w, reset_less=True)
         info = Cat(C(VERSION, 8), C(cfg.tn, 8), C(cfg.tiles, 8), C(cfg.act_tables, 8))
-        resp = Signal(8 * (1 + w))            # status and payload, shifted out low byte first
+        # status and payload, shifted out low byte first
+        resp = Signal(8 * (1 + w), reset_less=True)
         left = Signal(range(w + 3))           # response bytes still to send after SYNC
         tx_crc = Signal(8)
 

@@ -53,7 +53,7 @@ class Activation(wiring.Component):
     :func:`hw.ecp5.ecp5_multiplier`); multiply (16 x 16 -> 32 bits); shift by ``f``; add
     ``b_i`` and the rounding bit, saturate (with ``deep``, the sum and the saturation in two
     stages). 5 cycles, 8 with ``deep``. With ``deep`` the per-layer settings and the selected
-    table's header are registered too: set them two cycles before the first row. Throughput
+    table's header are registered too: set them three cycles before the first row. Throughput
     one row per cycle (II = 1).
 
     Parameters
@@ -106,13 +106,13 @@ class Activation(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        x_lo = [Signal(signed(16), name=f"x_lo{t}") for t in range(self.tables)]
-        k = [Signal(4, name=f"k{t}") for t in range(self.tables)]
-        f = [Signal(4, name=f"f{t}") for t in range(self.tables)]
+        x_lo = [Signal(signed(16), name=f"x_lo{t}", reset_less=True) for t in range(self.tables)]
+        k = [Signal(4, name=f"k{t}", reset_less=True) for t in range(self.tables)]
+        f = [Signal(4, name=f"f{t}", reset_less=True) for t in range(self.tables)]
         # Decoded with the header: k as one-hot (bit i: k == i) and the mask of d's bits at
         # k + 4 and above (bit i - 4 for d[i], i = 4..15), for a shallow segment select.
-        k_hot = [Signal(16, name=f"k_hot{t}") for t in range(self.tables)]
-        k_mask = [Signal(12, name=f"k_mask{t}") for t in range(self.tables)]
+        k_hot = [Signal(16, name=f"k_hot{t}", reset_less=True) for t in range(self.tables)]
+        k_mask = [Signal(12, name=f"k_mask{t}", reset_less=True) for t in range(self.tables)]
         wk = self.tbl_data[16:20]
         with m.If(self.tbl_we):
             for t in range(self.tables):
@@ -132,7 +132,7 @@ class Activation(wiring.Component):
         sel_hot, sel_mask = Array(k_hot)[table], Array(k_mask)[table]
         # The shift f (4 bits) of the selected table; 0 in bypass (act clear).
         shf = Signal(4)
-        m.d.comb += shf.eq(Mux(act, sel_f, 0))
+        hdr += shf.eq(Mux(act, sel_f, 0))
         # Stage 3's saturation test: keep3[n] = (f <= n).
         keep3 = Signal(14)
         hdr += keep3.eq(thermometer(shf, 14))
@@ -175,7 +175,7 @@ class Activation(wiring.Component):
         # hardware; a simulator copies one word per stage and cycle). The multiplier's input
         # and output registers stay one per lane: they are the DSP block's registers.
         def lanes(shape, name):
-            return Signal(data.ArrayLayout(shape, self.tn), name=name)
+            return Signal(data.ArrayLayout(shape, self.tn), name=name, reset_less=True)
 
         # Stage 0: offset from the table's start, d = x - x_lo (signed 17 bits: exact for
         # any int16 x and x_lo), registered with x (signed 16) so that the carry chain does

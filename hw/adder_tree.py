@@ -26,6 +26,8 @@ class AdderTree(wiring.Component):
         Bits of each signed input.
     lanes : int
         Trees (>= 1).
+    reset_less : bool
+        Registers without reset (see below: not for the iCE40).
 
     Members
     -------
@@ -33,7 +35,7 @@ class AdderTree(wiring.Component):
     sum : ``Out(ArrayLayout(signed(width + log2(n)), lanes))``
     """
 
-    def __init__(self, n, width, lanes=1):
+    def __init__(self, n, width, lanes=1, reset_less=False):
         if not isinstance(n, int) or n < 2 or n & (n - 1):
             raise ValueError(f"AdderTree n must be a power of two >= 2, not {n!r}")
         if not isinstance(width, int) or width < 1:
@@ -43,6 +45,7 @@ class AdderTree(wiring.Component):
         self.n = n
         self.width = width
         self.lanes = lanes
+        self.reset_less = bool(reset_less)
         self.latency = n.bit_length() - 1
         super().__init__({
             "inputs": In(data.ArrayLayout(data.ArrayLayout(signed(width), n), lanes)),
@@ -65,7 +68,7 @@ class AdderTree(wiring.Component):
             sums = Signal(layout, name=f"s{depth}")
             m.d.comb += [sums[j][i].eq(level[j][2 * i] + level[j][2 * i + 1])
                          for j in range(self.lanes) for i in range(n)]
-            reg = Signal(layout, name=f"l{depth}")
+            reg = Signal(layout, name=f"l{depth}", reset_less=self.reset_less)
             m.d.sync += reg.eq(sums)
             level = reg
         m.d.comb += [self.sum[j].eq(level[j][0]) for j in range(self.lanes)]

@@ -69,8 +69,8 @@ class FatTree(wiring.Component):
         v, a, d = self.down_valid, self.down_addr, self.down_data
         for level in range(self.latency):
             nv = Signal(name=f"down_valid_l{level}")
-            na = Signal.like(self.down_addr, name=f"down_addr_l{level}")
-            nd = Signal.like(self.down_data, name=f"down_data_l{level}")
+            na = Signal.like(self.down_addr, name=f"down_addr_l{level}", reset_less=True)
+            nd = Signal.like(self.down_data, name=f"down_data_l{level}", reset_less=True)
             m.d.sync += [nv.eq(v), na.eq(a), nd.eq(d)]
             v, a, d = nv, na, nd
         m.d.comb += [self.leaf_valid.eq(v), self.leaf_addr.eq(a), self.leaf_data.eq(d)]
@@ -82,8 +82,8 @@ class FatTree(wiring.Component):
             pairs = [nodes[i:i + 2] for i in range(0, len(nodes), 2)]
             for n, pair in enumerate(pairs):
                 nv = Signal(name=f"up_valid_l{level}_{n}")
-                na = Signal(ADDR_WIDTH, name=f"up_addr_l{level}_{n}")
-                nd = Signal.like(self.down_data, name=f"up_data_l{level}_{n}")
+                na = Signal(ADDR_WIDTH, name=f"up_addr_l{level}_{n}", reset_less=True)
+                nd = Signal.like(self.down_data, name=f"up_data_l{level}_{n}", reset_less=True)
                 if len(pair) == 1:
                     (lv, la, ld), = pair
                     m.d.sync += [nv.eq(lv), na.eq(la), nd.eq(ld)]

@@ -160,15 +160,15 @@ class NFU2(wiring.Component):
         keep = Signal(w - 16, name="fits_keep")
         m.d.sync += [shift.eq(self.shift), max_mode.eq(self.max_mode),
                      keep.eq(thermometer(self.shift, w - 16))]
-        m.submodules.trees = trees = AdderTree(tn, 32, lanes=tn)
+        m.submodules.trees = trees = AdderTree(tn, 32, lanes=tn, reset_less=self.deep)
         m.d.comb += trees.inputs.eq(self.products)
         # The accumulators of all lanes in one word (one register per lane in hardware).
-        accs = Signal(data.ArrayLayout(signed(self.acc_width), tn), name="acc")
+        accs = Signal(data.ArrayLayout(signed(self.acc_width), tn), name="acc", reset_less=True)
         # The shifter's stage register of all lanes in one word each: the shifted bits, the
         # int16 fit and the sign, registered between the shift and the rounding add.
-        pres = Signal(data.ArrayLayout(17, tn), name="pre_r")
-        fitss = Signal(data.ArrayLayout(1, tn), name="fits_r")
-        signs = Signal(data.ArrayLayout(1, tn), name="sign_r")
+        pres = Signal(data.ArrayLayout(17, tn), name="pre_r", reset_less=True)
+        fitss = Signal(data.ArrayLayout(1, tn), name="fits_r", reset_less=True)
+        signs = Signal(data.ArrayLayout(1, tn), name="sign_r", reset_less=True)
         for j in range(tn):
             tree_sum = trees.sum[j]
             if self.deep:
@@ -233,9 +233,10 @@ class NFU2(wiring.Component):
             pre, fits, sign = pres[j], fitss[j], signs[j]
             low_c = Signal(17, name=f"low_c{j}")
             m.d.comb += low_c.eq(pre[1:17] + pre[0])
-            low = Signal(17, name=f"low{j}")
+            low = Signal(17, name=f"low{j}", reset_less=True)
             if self.deep:
-                fits_r, sign_r = Signal(name=f"fits_rnd{j}"), Signal(name=f"sign_rnd{j}")
+                fits_r = Signal(name=f"fits_rnd{j}", reset_less=True)
+                sign_r = Signal(name=f"sign_rnd{j}", reset_less=True)
                 with m.If(shifted):
                     m.d.sync += [low.eq(low_c), fits_r.eq(fits), sign_r.eq(sign)]
                 fits, sign = fits_r, sign_r

@@ -165,7 +165,12 @@ class Node(wiring.Component):
         region = self.host_region
         # Host writes: decoded into each memory's write port, with deep_pipeline through
         # registers (the block RAMs lie across the chip; a host write lands a cycle later).
-        hostw = m.d.sync if cfg.deep_pipeline else m.d.comb
+        def host_stage(value, name, data=True):
+            if not cfg.deep_pipeline:
+                return value
+            r = Signal(len(value), name=name, reset_less=data)
+            m.d.sync += r.eq(value)
+            return r
 
         # Tiles: instruction broadcast, NBin writes from the tree, SB and table writes
         # from the host, NBout reads into the tree.
@@ -189,15 +194,21 @@ class Node(wiring.Component):
                 tree.up_data[t].eq(tile.nbout_r.data.data),
             ]
 
+        sb_w_addr = host_stage(sb_row, "sb_w_addr")
+        sb_w_data = host_stage(self.host_wdata, "sb_w_data")
+        tbl_we = host_stage(host_w & (region == Region.TABLE), "tbl_we", data=False)
+        tbl_addr = host_stage(self.host_addr[:len(self.tiles[0].tbl_addr)], "tbl_addr")
+        tbl_data = host_stage(self.host_wdata[:32], "tbl_data")
         for t, tile in enumerate(self.tiles):
-            hostw += [
-                tile.sb_w.addr.eq(sb_row),
-                tile.sb_w.data.eq(self.host_wdata),
-                tile.sb_w.en.eq(Mux(host_w & (region == Region.SB) & (sb_tile == t),
-                                    1 << sb_lane, 0)),
-                tile.tbl_we.eq(host_w & (region == Region.TABLE)),
-                tile.tbl_addr.eq(self.host_addr),
-                tile.tbl_data.eq(self.host_wdata[:32]),
+            sb_en = host_stage(Mux(host_w & (region == Region.SB) & (sb_tile == t),
+                                   1 << sb_lane, 0)[:cfg.tn], f"sb_w_en{t}", data=False)
+            m.d.comb += [
+                tile.sb_w.addr.eq(sb_w_addr),
+                tile.sb_w.data.eq(sb_w_data),
+                tile.sb_w.en.eq(sb_en),
+                tile.tbl_we.eq(tbl_we),
+                tile.tbl_addr.eq(tbl_addr),
+                tile.tbl_data.eq(tbl_data),
             ]
 
         # NBout reads (STORE), with deep_pipeline through registers like the NM's.
@@ -217,11 +228,9 @@ class Node(wiring.Component):
         port = m.d.sync if cfg.deep_pipeline else m.d.comb
         port += [nm_raddr.eq(Mux(ctrl.busy, ctrl.nm_raddr, self.host_addr)),
                  nm_ren.eq(ctrl.nm_ren | host_nm_r)]
-        nm_waddr = Signal.like(nm.write.addr, name="host_nm_waddr")
-        nm_wdata = Signal.like(nm.write.data, name="host_nm_wdata")
-        nm_we = Signal(name="host_nm_we")
-        hostw += [nm_waddr.eq(self.host_addr), nm_wdata.eq(self.host_wdata),
-                  nm_we.eq(host_w & (region == Region.NM))]
+        nm_waddr = host_stage(self.host_addr[:len(nm.write.addr)], "host_nm_waddr")
+        nm_wdata = host_stage(self.host_wdata, "host_nm_wdata")
+        nm_we = host_stage(host_w & (region == Region.NM), "host_nm_we", data=False)
         m.d.comb += [
             nm.read.addr.eq(nm_raddr),
             nm.read.en.eq(nm_ren),
@@ -232,17 +241,19 @@ class Node(wiring.Component):
 
         # Host instruction writes.
         if cfg.imem_narrow:
-            hostw += [
+            m.d.comb += [
                 imem_w.addr.eq(self.host_addr),
                 imem_w.data.eq(self.host_wdata),
                 imem_w.en.eq(host_w & (region == Region.IMEM)),
             ]
         else:
-            hostw += [
-                imem_w.addr.eq(self.host_addr[cbits:]),
-                imem_w.data.eq(Cat(self.host_wdata for _ in range(chunks))),
-                imem_w.en.eq(Mux(host_w & (region == Region.IMEM),
-                                 1 << self.host_addr[:cbits], 0)),
+            imem_wdata = host_stage(self.host_wdata, "imem_wdata")
+            m.d.comb += [
+                imem_w.addr.eq(host_stage(self.host_addr[cbits:][:len(imem_w.addr)], "imem_waddr")),
+                imem_w.data.eq(Cat(imem_wdata for _ in range(chunks))),
+                imem_w.en.eq(host_stage(Mux(host_w & (region == Region.IMEM),
+                                            1 << self.host_addr[:cbits], 0)[:len(imem_w.en)],
+                                        "imem_we", data=False)),
             ]
 
         # Counters.

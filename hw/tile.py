@@ -193,7 +193,7 @@ class Tile(wiring.Component):
         # word (a simulator shifts one word a cycle instead of copying a register per stage).
         addr = ctrl.out_addr[:max(1, ceil_log2(cfg.nm_depth))]
         aw, lat = len(addr), pipeline_latency(cfg)
-        line = Signal(aw * lat, name="out_addr_line")
+        line = Signal(aw * lat, name="out_addr_line", reset_less=True)
         m.d.sync += line.eq(Cat(addr, line[:aw * (lat - 1)]))
         addr = line[aw * (lat - 1):]
         count = Signal.like(self.nbout_count)

@@ -95,7 +95,7 @@ class TileController(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        ins = Signal(INSTR, name="ins") if self.latch_instr else self.instr
+        ins = Signal(INSTR, name="ins", reset_less=True) if self.latch_instr else self.instr
         conv = Signal()
         m.d.comb += [
             conv.eq(ins.op == Op.CONV),
@@ -158,12 +158,13 @@ class TileController(wiring.Component):
         iy_base, ix_base = Signal(signed(16)), Signal(signed(16))
         iy0, ix0 = Signal(signed(16)), Signal(signed(16))
         # NBin pointers: of the current emission, and where each loop level started.
-        p_c, p_kx, p_ky, p_ox, p_oy, p_kb = (Signal(_PTR, name=n) for n in
+        # The loop's data registers (set up before RUN) have no reset.
+        p_c, p_kx, p_ky, p_ox, p_oy, p_kb = (Signal(_PTR, name=n, reset_less=True) for n in
                                              ("p_c", "p_kx", "p_ky", "p_ox", "p_oy", "p_kb"))
         pk_step = Signal(cfg.log2_tiles + 1)     # NBin step per block: 0 (CONV) or 2**log2_gob
         g = Signal(cfg.log2_tiles + 1)           # 2**log2_gob
-        sb_k, sb = Signal(_PTR), Signal(_PTR)
-        out_k, out = Signal(ADDR_WIDTH), Signal(ADDR_WIDTH)
+        sb_k, sb = Signal(_PTR, reset_less=True), Signal(_PTR, reset_less=True)
+        out_k, out = Signal(ADDR_WIDTH, reset_less=True), Signal(ADDR_WIDTH, reset_less=True)
         drain = Signal(range(self.drain + 1))
         # Set-up partial results.
         rows_avail_m1, band_m1 = Signal(12), Signal(12)

@@ -29,11 +29,11 @@ def _run(h, dut, tables, batches, name):
         for act, table, xs in batches:
             ctx.set(dut.act, act)
             ctx.set(dut.table, table)
-            # per-layer settings: set two cycles before the first row (deep registers them
-            # and the selected table's header)
+            # per-layer settings: set three cycles before the first row (deep registers them
+            # and the selected table's header in up to three steps)
             ctx.set(dut.valid_in, 0)
-            await ctx.tick().repeat(2)
-            cycle += 2
+            await ctx.tick().repeat(3)
+            cycle += 3
             got, fed = [], []
             i = 0
             while len(got) < len(xs):

@@ -231,13 +231,16 @@ class Node(wiring.Component):
         nm_waddr = host_stage(self.host_addr[:len(nm.write.addr)], "host_nm_waddr")
         nm_wdata = host_stage(self.host_wdata, "host_nm_wdata")
         nm_we = host_stage(host_w & (region == Region.NM), "host_nm_we", data=False)
-        m.d.comb += [
-            nm.read.addr.eq(nm_raddr),
-            nm.read.en.eq(nm_ren),
-            nm.write.addr.eq(Mux(ctrl.busy, tree.root_addr, nm_waddr)),
-            nm.write.data.eq(Mux(ctrl.busy, tree.root_data, nm_wdata)),
-            nm.write.en.eq(Mux(ctrl.busy, tree.root_valid, nm_we)),
-        ]
+        m.d.comb += [nm.read.addr.eq(nm_raddr), nm.read.en.eq(nm_ren)]
+        # The NM write port, with deep_pipeline through registers too (a row from the tree
+        # lands a cycle later, long before the next instruction can read it).
+        nm_w = [("addr", Mux(ctrl.busy, tree.root_addr, nm_waddr), True),
+                ("data", Mux(ctrl.busy, tree.root_data, nm_wdata), True),
+                ("en", Mux(ctrl.busy, tree.root_valid, nm_we), False)]
+        for name, value, is_data in nm_w:
+            port_sig = Value.cast(getattr(nm.write, name))
+            m.d.comb += port_sig.eq(host_stage(value[:len(port_sig)], f"nm_w_{name}",
+                                               data=is_data))
 
         # Host instruction writes.
         if cfg.imem_narrow:

@@ -144,12 +144,12 @@ class TileController(wiring.Component):
         running = Signal()
 
         def branch(pos_start, last):
+            # Each term a flat AND (not a chain through the levels): two LUT levels.
             bias = pos_start & conv
-            sel, rest = {"bias": bias}, ~bias
-            for n in levels:
-                sel[n] = rest & ~last[n]
-                rest = rest & last[n]
-            sel["end"] = rest
+            sel, names = {"bias": bias}, list(levels)
+            for i, n in enumerate(names):
+                sel[n] = Cat(~bias, *(last[k] for k in names[:i]), ~last[n]).all()
+            sel["end"] = Cat(~bias, *(last[k] for k in names)).all()
             return sel
 
         pos_start, pos_start_next = Signal(), Signal()

@@ -229,10 +229,15 @@ class TileController(wiring.Component):
                 m.d.comb += p0.eq(ins.nbin_org + Mux(conv, 0, ob_group_r) + band_in_off)
                 o0 = Signal(ADDR_WIDTH)
                 m.d.comb += o0.eq(ins.out_base + ob_group_r + band_out_off)
-                for n, span_m1_now in (("c", cbl - 1), ("kx", ins.kw - 1), ("ky", ins.kh - 1),
-                                       ("ox", ins.ow - 1), ("oy", rows_m1), ("k", blocks - 1)):
-                    m.d.sync += [span_m1[n].eq(span_m1_now), one[n].eq(span_m1_now == 0),
-                                 left[n].eq(span_m1_now), last[n].eq(span_m1_now == 0)]
+                # Whether a level has one iteration, tested on the span itself (not on span - 1:
+                # no carry chain before the test); rows_m1 == 0 iff either bound is 0.
+                for n, span_m1_now, is_one in (
+                        ("c", cbl - 1, ~conv | (ins.cb == 1)), ("kx", ins.kw - 1, ins.kw == 1),
+                        ("ky", ins.kh - 1, ins.kh == 1), ("ox", ins.ow - 1, ins.ow == 1),
+                        ("oy", rows_m1, (rows_avail_m1 == 0) | (band_m1 == 0)),
+                        ("k", blocks - 1, blocks == 1)):
+                    m.d.sync += [span_m1[n].eq(span_m1_now), one[n].eq(is_one),
+                                 left[n].eq(span_m1_now), last[n].eq(is_one)]
                 y0 = y_lo + y_hi - ins.y_off
                 m.d.sync += [
                     pos_start.eq(1),

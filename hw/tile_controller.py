@@ -137,8 +137,9 @@ class TileController(wiring.Component):
         one = {n: Signal(name=f"{n}_one") for n in levels}
 
         # The branch each row takes, one-hot: the bias row, or the step of the innermost
-        # level that is not at its last iteration, or the end. A register while `running`,
-        # worked out a cycle ahead from the next values of `pos_start` and the last flags.
+        # level that is not at its last iteration, or the end. A register, worked out a
+        # cycle ahead from the next values of `pos_start` and the last flags; all zero
+        # outside RUN.
         last_next = {n: Signal(name=f"last_{n}_next") for n in levels}
         br = {n: Signal(name=f"br_{n}") for n in ("bias", *levels, "end")}
         running = Signal()
@@ -261,7 +262,9 @@ class TileController(wiring.Component):
                 # last flags (below, by this row's branch).
                 m.d.sync += [br[n].eq(v) for n, v in branch(pos_start_next, last_next).items()]
                 with m.If(br["end"]):
+                    # Outside RUN `br` is all zero: no loop register moves.
                     m.d.sync += [drain.eq(self.drain - 1), running.eq(0)]
+                    m.d.sync += [b.eq(0) for b in br.values()]
                     m.next = "DRAIN"
 
             with m.State("DRAIN"):
@@ -274,7 +277,7 @@ class TileController(wiring.Component):
         # register, worked out a cycle ahead): the choice starts from registers and every
         # candidate is an adder on registers.
         def on(*names):
-            return running & Cat(*(br[n] for n in names)).any()
+            return Cat(*(br[n] for n in names)).any()
 
         with m.If(on("bias", "c", "kx", "ky")):
             m.d.sync += sb.eq(sb + conv)

@@ -188,9 +188,11 @@ class TileController(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"):
+                if self.latch_instr:
+                    # Follows `instr` while idle, so it holds the instruction of the start
+                    # cycle without `start` in its (wide) enable.
+                    m.d.sync += ins.eq(self.instr)
                 with m.If(self.start):
-                    if self.latch_instr:
-                        m.d.sync += ins.eq(self.instr)
                     m.d.sync += [
                         oy0.eq(_mul_small(pos_group, src.oy_band)),
                         ob_group_r.eq(ob_group), ob_round.eq(src.ob + gmask),

@@ -135,6 +135,11 @@ class TileController(wiring.Component):
         last = {n: Signal(name=f"last_{n}") for n in levels}
         span_m1 = {n: Signal(w, name=f"{n}_span_m1") for n, w in levels.items()}
         one = {n: Signal(name=f"{n}_one") for n in levels}
+        # And one step further: `left == 1` as a register (`next_last`: the step after this
+        # one is the last), with `two` (the level has two iterations) for its restart, so
+        # that the next last flags are a multiplexer over registers.
+        next_last = {n: Signal(name=f"{n}_next_last") for n in levels}
+        two = {n: Signal(name=f"{n}_two") for n in levels}
 
         # The branch each row takes, one-hot: the bias row, or the step of the innermost
         # level that is not at its last iteration, or the end. A register, worked out a
@@ -232,15 +237,21 @@ class TileController(wiring.Component):
                 m.d.comb += p0.eq(ins.nbin_org + Mux(conv, 0, ob_group_r) + band_in_off)
                 o0 = Signal(ADDR_WIDTH)
                 m.d.comb += o0.eq(ins.out_base + ob_group_r + band_out_off)
-                # Whether a level has one iteration, tested on the span itself (not on span - 1:
-                # no carry chain before the test); rows_m1 == 0 iff either bound is 0.
-                for n, span_m1_now, is_one in (
-                        ("c", cbl - 1, ~conv | (ins.cb == 1)), ("kx", ins.kw - 1, ins.kw == 1),
-                        ("ky", ins.kh - 1, ins.kh == 1), ("ox", ins.ow - 1, ins.ow == 1),
-                        ("oy", rows_m1, (rows_avail_m1 == 0) | (band_m1 == 0)),
-                        ("k", blocks - 1, blocks == 1)):
+                # Whether a level has one (two) iterations, tested on the span itself (not on
+                # span - 1: no carry chain before the test); rows_m1 == 0 iff either bound is
+                # 0, rows_m1 == 1 iff the smaller bound is 1.
+                ra, rb = rows_avail_m1, band_m1
+                for n, span_m1_now, is_one, is_two in (
+                        ("c", cbl - 1, ~conv | (ins.cb == 1), conv & (ins.cb == 2)),
+                        ("kx", ins.kw - 1, ins.kw == 1, ins.kw == 2),
+                        ("ky", ins.kh - 1, ins.kh == 1, ins.kh == 2),
+                        ("ox", ins.ow - 1, ins.ow == 1, ins.ow == 2),
+                        ("oy", rows_m1, (ra == 0) | (rb == 0),
+                         ((ra == 1) | (rb == 1)) & (ra != 0) & (rb != 0)),
+                        ("k", blocks - 1, blocks == 1, blocks == 2)):
                     m.d.sync += [span_m1[n].eq(span_m1_now), one[n].eq(is_one),
-                                 left[n].eq(span_m1_now), last[n].eq(is_one)]
+                                 left[n].eq(span_m1_now), last[n].eq(is_one),
+                                 two[n].eq(is_two), next_last[n].eq(is_two)]
                 y0 = y_lo + y_hi - ins.y_off
                 m.d.sync += [
                     pos_start.eq(1),
@@ -317,13 +328,15 @@ class TileController(wiring.Component):
         # stepped by its own.
         order = list(levels)
         for i, n in enumerate(order):
-            with m.If(on(*order[i + 1:]) if i + 1 < len(order) else C(0, 1)):
-                m.d.sync += [left[n].eq(span_m1[n]), last[n].eq(one[n])]
+            restart = on(*order[i + 1:]) if i + 1 < len(order) else C(0, 1)
+            with m.If(restart):
+                m.d.sync += [left[n].eq(span_m1[n]), last[n].eq(one[n]),
+                             next_last[n].eq(two[n])]
             with m.If(on(n)):
-                m.d.sync += [left[n].eq(left[n] - 1), last[n].eq(left[n] == 1)]
-            m.d.comb += last_next[n].eq(
-                Mux(on(*order[i + 1:]) if i + 1 < len(order) else C(0, 1), one[n],
-                    Mux(on(n), left[n] == 1, last[n])))
+                m.d.sync += [left[n].eq(left[n] - 1), last[n].eq(next_last[n]),
+                             next_last[n].eq(left[n] == 2)]
+            m.d.comb += last_next[n].eq(Mux(restart, one[n],
+                                            Mux(on(n), next_last[n], last[n])))
         m.d.comb += pos_start_next.eq(on("ox", "oy", "k"))
 
         return m

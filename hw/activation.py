@@ -51,10 +51,10 @@ class Activation(wiring.Component):
     segment select and coefficient RAM read (with ``deep``: segment select, then RAM read);
     with ``deep`` the multiplier's input registers (on the ECP5 those of a
     :func:`hw.ecp5.ecp5_multiplier`); multiply (16 x 16 -> 32 bits); shift by ``f``; add
-    ``b_i`` and the rounding bit, saturate (with ``deep``, the sum and the saturation in two
-    stages). 5 cycles, 8 with ``deep``. With ``deep`` the per-layer settings and the selected
-    table's header are registered too: set them three cycles before the first row. Throughput
-    one row per cycle (II = 1).
+    ``b_i`` and the rounding bit, saturate (with ``deep``, the shift and the sum and
+    saturation each in two stages). 5 cycles, 9 with ``deep``. With ``deep`` the per-layer
+    settings and the selected table's header are registered too: set them three cycles
+    before the first row. Throughput one row per cycle (II = 1).
 
     Parameters
     ----------
@@ -63,7 +63,7 @@ class Activation(wiring.Component):
     tables : int
         Tables held (1..8).
     deep : bool
-        The three extra stages of ``Config.deep_pipeline``.
+        The four extra stages of ``Config.deep_pipeline``.
 
     Members
     -------
@@ -101,8 +101,8 @@ class Activation(wiring.Component):
 
     @staticmethod
     def latency_of(deep):
-        """NFU-3's latency: 5 cycles, or 8 with ``deep``."""
-        return 5 + 3 * bool(deep)
+        """NFU-3's latency: 5 cycles, or 9 with ``deep``."""
+        return 5 + 4 * bool(deep)
 
     def elaborate(self, platform):
         m = Module()
@@ -206,21 +206,34 @@ class Activation(wiring.Component):
                 m.d.sync += b_in.eq(b1)
         with m.If(stage_valid[s_mul]):
             m.d.sync += b2.eq(b_in)
-        with m.If(stage_valid[s_mul + 1]):
-            m.d.sync += [q3.eq(q_c), r3.eq(r_c), fits3.eq(fits_c), psign3.eq(psign_c),
-                         b3.eq(b2)]
-        # Stage s_mul + 2: the output; with deep, first the sum y (19 bits, with the fit
+        # The shift: one stage, or with deep two (by f's high bits, then its low bits; the
+        # first holds 22 bits of (p << 1) >> (f & 12), enough for the second's 19).
+        s_q = s_mul + 1 + self.deep
+        coarse_c, coarse = lanes(22, "coarse_c"), lanes(22, "coarse")
+        if self.deep:
+            fits_a, psign_a, b_a = lanes(1, "fits_a"), lanes(1, "psign_a"), lanes(signed(16), "b_a")
+            with m.If(stage_valid[s_mul + 1]):
+                m.d.sync += [coarse.eq(coarse_c), fits_a.eq(fits_c), psign_a.eq(psign_c),
+                             b_a.eq(b2)]
+            with m.If(stage_valid[s_q]):
+                m.d.sync += [q3.eq(q_c), r3.eq(r_c), fits3.eq(fits_a), psign3.eq(psign_a),
+                             b3.eq(b_a)]
+        else:
+            with m.If(stage_valid[s_q]):
+                m.d.sync += [q3.eq(q_c), r3.eq(r_c), fits3.eq(fits_c), psign3.eq(psign_c),
+                             b3.eq(b2)]
+        # Stage s_q + 1: the output; with deep, first the sum y (19 bits, with the fit
         # and the sign of p) and then the saturation.
         y4, fits4, psign4 = lanes(signed(19), "y4"), lanes(1, "fits4"), lanes(1, "psign4")
         y_sum = lanes(signed(19), "y_sum")
         if self.deep:
-            with m.If(stage_valid[s_mul + 2]):
+            with m.If(stage_valid[s_q + 1]):
                 m.d.sync += [y4.eq(y_sum), fits4.eq(fits3), psign4.eq(psign3)]
-            with m.If(stage_valid[s_mul + 3]):
+            with m.If(stage_valid[s_q + 2]):
                 m.d.sync += self.y.eq(y_c)
         else:
             m.d.comb += [y4.eq(y_sum), fits4.eq(fits3), psign4.eq(psign3)]
-            with m.If(stage_valid[s_mul + 2]):
+            with m.If(stage_valid[s_q + 1]):
                 m.d.sync += self.y.eq(y_c)
 
         for j in range(self.tn):
@@ -275,7 +288,12 @@ class Activation(wiring.Component):
             # bits 17+f and up); otherwise add in 19 bits. Short carry chains for small FPGAs.
             # Stage 3: shift. pre = (p << 1) >> f (19 bits kept); registered: q's low 18 bits
             # (signed 18), r (1), whether q fits int18 (1), p's sign (1), b (signed 16).
-            pre = shift_window(Cat(C(0, 1), prod2), shf, 19)  # bits 0..18 of (p << 1) >> f
+            if self.deep:
+                m.d.comb += coarse_c[j].eq(shift_window(Cat(C(0, 1), prod2),
+                                                        Cat(C(0, 2), shf[2:4]), 22))
+                pre = shift_window(coarse[j], shf[0:2], 19)
+            else:
+                pre = shift_window(Cat(C(0, 1), prod2), shf, 19)  # bits 0..18 of (p << 1) >> f
             psign = prod2[31]
             m.d.comb += [q_c[j].eq(pre[1:19]), r_c[j].eq(pre[0]), psign_c[j].eq(psign),
                          fits_c[j].eq(((prod2[17:31] ^ psign.replicate(14)) & keep3) == 0)]

@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from golden.formats import INT16_MIN, INT16_MAX
+from .buffer import Buffer
 from .ecp5 import is_ecp5, ecp5_multiplier
 from .nbin import row_layout as neuron_row
 from .nfu2 import sat16, shift_window, thermometer
@@ -48,11 +49,12 @@ class Activation(wiring.Component):
     per-layer settings and must be stable while rows flow.
 
     Latency :attr:`latency` cycles, one register stage each: ``d = x - x_lo`` (17 bits);
-    segment select and coefficient RAM read (with ``deep``: segment select, then RAM read);
+    segment select and coefficient RAM read (with ``deep``: segment select, then a 2-cycle
+    RAM read through the block RAM's output register);
     with ``deep`` the multiplier's input registers (on the ECP5 those of a
     :func:`hw.ecp5.ecp5_multiplier`); multiply (16 x 16 -> 32 bits); shift by ``f``; add
     ``b_i`` and the rounding bit, saturate (with ``deep``, the shift and the sum and
-    saturation each in two stages). 5 cycles, 9 with ``deep``. With ``deep`` the per-layer
+    saturation each in two stages). 5 cycles, 10 with ``deep``. With ``deep`` the per-layer
     settings and the selected table's header are registered too: set them three cycles
     before the first row. Throughput one row per cycle (II = 1).
 
@@ -63,7 +65,7 @@ class Activation(wiring.Component):
     tables : int
         Tables held (1..8).
     deep : bool
-        The four extra stages of ``Config.deep_pipeline``.
+        The five extra stages of ``Config.deep_pipeline``.
 
     Members
     -------
@@ -101,8 +103,8 @@ class Activation(wiring.Component):
 
     @staticmethod
     def latency_of(deep):
-        """NFU-3's latency: 5 cycles, or 9 with ``deep``."""
-        return 5 + 4 * bool(deep)
+        """NFU-3's latency: 5 cycles, or 10 with ``deep``."""
+        return 5 + 5 * bool(deep)
 
     def elaborate(self, platform):
         m = Module()
@@ -146,11 +148,22 @@ class Activation(wiring.Component):
         seg_we = self.tbl_we & (word >= 1) & (word <= SEGMENTS)
         seg_waddr = Signal(range(self.tables * SEGMENTS))
         m.d.comb += seg_waddr.eq(Cat((word - 1)[:4], self.tbl_addr[5:]))
-        m.submodules.coef = coef = memory.Memory(shape=32, depth=self.tables * SEGMENTS,
-                                                 init=[])
-        wp = coef.write_port()
-        m.d.comb += [wp.addr.eq(seg_waddr), wp.data.eq(self.tbl_data), wp.en.eq(seg_we)]
-        coef_data = [coef.read_port(transparent_for=()) for _ in range(self.tn)]
+        if self.deep:
+            # With deep, one registered Buffer per lane (on the ECP5 a block RAM with its
+            # output register): the read takes 2 cycles.
+            coef_data = []
+            for j in range(self.tn):
+                buf = Buffer(32, self.tables * SEGMENTS, read_latency=2)
+                m.submodules[f"coef{j}"] = buf
+                m.d.comb += [buf.write.addr.eq(seg_waddr), buf.write.data.eq(self.tbl_data),
+                             buf.write.en.eq(seg_we), buf.read.en.eq(1)]
+                coef_data.append(buf.read)
+        else:
+            m.submodules.coef = coef = memory.Memory(shape=32, depth=self.tables * SEGMENTS,
+                                                     init=[])
+            wp = coef.write_port()
+            m.d.comb += [wp.addr.eq(seg_waddr), wp.data.eq(self.tbl_data), wp.en.eq(seg_we)]
+            coef_data = [coef.read_port(transparent_for=()) for _ in range(self.tn)]
 
         # stage_valid[i]: the row in stage i is valid (stage 0 takes x with valid_in).
         stage_valid = [self.valid_in]
@@ -196,8 +209,8 @@ class Activation(wiring.Component):
         # of the segment address (deep). The stage whose registers hold the product: 2, or
         # 4 after the RAM and the multiplier's input registers (deep); b travels beside
         # the multiplier.
-        s_ram = 1 + self.deep
-        s_mul = 2 + 2 * self.deep
+        s_ram = 1 + 2 * self.deep
+        s_mul = s_ram + 1 + self.deep
         ecp5_mul = self.deep and is_ecp5(platform)
         b_in = b1
         if self.deep:
@@ -253,9 +266,12 @@ class Activation(wiring.Component):
                 # The segment address registered (with x) before the RAM read.
                 seg_r = Signal(len(rp.addr), name=f"seg_r{j}", reset_less=True)
                 x_ram = Signal(signed(16), name=f"x_seg{j}", reset_less=True)
+                x_ram2 = Signal(signed(16), name=f"x_seg2_{j}", reset_less=True)
                 with m.If(stage_valid[1]):
                     m.d.sync += [seg_r.eq(seg_addr), x_ram.eq(x0[j])]
-                seg_addr = seg_r
+                with m.If(stage_valid[2]):
+                    m.d.sync += x_ram2.eq(x_ram)
+                seg_addr, x_ram = seg_r, x_ram2
             m.d.comb += rp.addr.eq(seg_addr)
             # Without reset and used only by the multiplier: the DSP's input register (without
             # deep; with it, the register before it).

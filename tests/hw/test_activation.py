@@ -70,9 +70,9 @@ def test_builtin_table_exhaustive(name, h):
     assert set(lats) == {5}
 
 
-@pytest.mark.parametrize("deep", [False, True], ids=["latency5", "latency9"])
+@pytest.mark.parametrize("deep", [False, True], ids=["latency5", "latency10"])
 def test_bypass_and_table_switch(deep, rng, h):
-    """act=0 passes x unchanged (latency 5, 9 with deep pipelining); tables
+    """act=0 passes x unchanged (latency 5, 10 with deep pipelining); tables
     in several slots, lanes differ (tn=4)."""
     tn = 4
     dut = Activation(tn, 8, deep=deep)
@@ -87,7 +87,7 @@ def test_bypass_and_table_switch(deep, rng, h):
     np.testing.assert_array_equal(res[2], tabs[3].eval(flat))
     np.testing.assert_array_equal(res[3], tabs[7].eval(flat))
     np.testing.assert_array_equal(res[4], flat)
-    assert set(lats) == {9 if deep else 5} == {dut.latency}
+    assert set(lats) == {10 if deep else 5} == {dut.latency}
 
 
 def _random_table(rng, f=None):
@@ -97,7 +97,7 @@ def _random_table(rng, f=None):
                     b=tuple(int(v) for v in rng.integers(-32768, 32768, SEGMENTS)))
 
 
-@pytest.mark.parametrize("deep", [False, True], ids=["latency5", "latency9"])
+@pytest.mark.parametrize("deep", [False, True], ids=["latency5", "latency10"])
 def test_random_user_tables_dense_sample(deep, rng, h):
     """Arbitrary tables (f = 0 and 15 included, extreme slopes): saturation both ways."""
     tn = 16

@@ -163,8 +163,8 @@ class Tile(wiring.Component):
 
         # read_latency cycles later: the data, and the control that travelled beside it.
         rl = cfg.read_latency
-        valid1, bias1, zero1 = (delay(s, rl, n) for s, n in
-                                ((ctrl.valid, "valid"), (ctrl.bias, "bias"), (ctrl.zero, "zero")))
+        valid1, bias1 = delay(ctrl.valid, rl, "valid"), delay(ctrl.bias, rl, "bias")
+        zero1 = delay(ctrl.zero, rl - ctrl.zero_latency, "zero")
         first1, last1 = delay(ctrl.first, rl, "first"), delay(ctrl.last, rl, "last")
         m.d.comb += [nfu1.valid_in.eq(valid1), nfu1.w.eq(sb.read.data)]
         for i in range(tn):

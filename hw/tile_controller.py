@@ -68,6 +68,9 @@ class TileController(wiring.Component):
         self.config = config
         self.drain = drain
         self.latch_instr = bool(latch_instr)
+        #: Cycles by which ``zero`` and ``nbin_en`` follow their emission: 0, or 1 with
+        #: ``config.deep_pipeline``.
+        self.zero_latency = config.deep_pipeline
         super().__init__({
             "index": In(range(config.tiles)),
             "instr": In(INSTR),
@@ -176,16 +179,24 @@ class TileController(wiring.Component):
         rows_avail_m1, band_m1 = Signal(12), Signal(12)
         y_lo, y_hi = Signal(18), Signal(18)   # iy is 16 bits: the sums are exact mod 2**16
 
+        # Whether the emission's input position lies inside the input (else a zero padding
+        # row). With deep_pipeline it is worked out a cycle late, from copies of the
+        # coordinates, and `zero` and `nbin_en` follow the emission by `zero_latency` (1).
         inside = Signal()
-        m.d.comb += inside.eq((iy >= 0) & (iy < ins.in_h) & (ix >= 0) & (ix < ins.in_w))
+        zx, zy, zbias, zrun = ix, iy, br["bias"], running
+        if self.zero_latency:
+            zx, zy = Signal.like(ix, name="ix_d"), Signal.like(iy, name="iy_d")
+            zbias, zrun = Signal(name="bias_d"), Signal(name="running_d")
+            m.d.sync += [zx.eq(ix), zy.eq(iy), zbias.eq(br["bias"]), zrun.eq(running)]
+        m.d.comb += inside.eq((zy >= 0) & (zy < ins.in_h) & (zx >= 0) & (zx < ins.in_w))
         bias_now = br["bias"]
         m.d.comb += [
             self.valid.eq(running),
-            self.nbin_en.eq(running & ~bias_now & inside),
+            self.nbin_en.eq(zrun & ~zbias & inside),
             self.nbin_addr.eq(p_c),
             self.sb_addr.eq(sb),
             self.bias.eq(bias_now),
-            self.zero.eq(~bias_now & ~inside),
+            self.zero.eq(~zbias & ~inside),
             self.first.eq(pos_start),
             self.last.eq(~bias_now & last["c"] & last["kx"] & last["ky"]),
             self.out_addr.eq(out),

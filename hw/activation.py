@@ -115,14 +115,28 @@ class Activation(wiring.Component):
         # k + 4 and above (bit i - 4 for d[i], i = 4..15), for a shallow segment select.
         k_hot = [Signal(16, name=f"k_hot{t}", reset_less=True) for t in range(self.tables)]
         k_mask = [Signal(12, name=f"k_mask{t}", reset_less=True) for t in range(self.tables)]
-        wk = self.tbl_data[16:20]
-        with m.If(self.tbl_we):
-            for t in range(self.tables):
-                with m.If(self.tbl_addr == t * TABLE_WORDS):
-                    m.d.sync += [x_lo[t].eq(self.tbl_data[0:16]), k[t].eq(wk),
-                                 f[t].eq(self.tbl_data[20:24]),
-                                 k_hot[t].eq(C(1, 16) << wk),
-                                 k_mask[t].eq(Cat(*[wk <= i - 4 for i in range(4, 16)]))]
+        # Table writes: with deep, decoded into registers first (a header's enable, the
+        # coefficient RAM's write port), a cycle before they take effect.
+        word = self.tbl_addr[:5]
+        wdata = self.tbl_data
+        hdr_en = [self.tbl_we & (self.tbl_addr == t * TABLE_WORDS) for t in range(self.tables)]
+        seg_we = self.tbl_we & (word >= 1) & (word <= SEGMENTS)
+        seg_waddr = Signal(range(self.tables * SEGMENTS))
+        m.d.comb += seg_waddr.eq(Cat((word - 1)[:4], self.tbl_addr[5:]))
+        if self.deep:
+            wdata_r = Signal(32, name="tbl_data_r", reset_less=True)
+            seg_waddr_r = Signal.like(seg_waddr, name="seg_waddr_r", reset_less=True)
+            hdr_en_r = [Signal(name=f"hdr_en{t}") for t in range(self.tables)]
+            seg_we_r = Signal(name="seg_we_r")
+            m.d.sync += [wdata_r.eq(wdata), seg_waddr_r.eq(seg_waddr), seg_we_r.eq(seg_we),
+                         *(r.eq(e) for r, e in zip(hdr_en_r, hdr_en))]
+            wdata, seg_waddr, seg_we, hdr_en = wdata_r, seg_waddr_r, seg_we_r, hdr_en_r
+        wk = wdata[16:20]
+        for t in range(self.tables):
+            with m.If(hdr_en[t]):
+                m.d.sync += [x_lo[t].eq(wdata[0:16]), k[t].eq(wk), f[t].eq(wdata[20:24]),
+                             k_hot[t].eq(C(1, 16) << wk),
+                             k_mask[t].eq(Cat(*[wk <= i - 4 for i in range(4, 16)]))]
 
         # The per-layer settings, and below the selected table's header values: with deep
         # registered (they are stable long before the first row arrives), so that their
@@ -144,10 +158,6 @@ class Activation(wiring.Component):
         # (every lane reads its own segment in the same cycle). The synchronous read is the
         # stage-1 register; on FPGAs the tables take block or distributed RAM (one copy per
         # read port) instead of flip-flops and wide muxes.
-        word = self.tbl_addr[:5]
-        seg_we = self.tbl_we & (word >= 1) & (word <= SEGMENTS)
-        seg_waddr = Signal(range(self.tables * SEGMENTS))
-        m.d.comb += seg_waddr.eq(Cat((word - 1)[:4], self.tbl_addr[5:]))
         if self.deep:
             # With deep, one registered Buffer per lane (on the ECP5 a block RAM with its
             # output register): the read takes 2 cycles.
@@ -155,14 +165,14 @@ class Activation(wiring.Component):
             for j in range(self.tn):
                 buf = Buffer(32, self.tables * SEGMENTS, read_latency=2)
                 m.submodules[f"coef{j}"] = buf
-                m.d.comb += [buf.write.addr.eq(seg_waddr), buf.write.data.eq(self.tbl_data),
+                m.d.comb += [buf.write.addr.eq(seg_waddr), buf.write.data.eq(wdata),
                              buf.write.en.eq(seg_we), buf.read.en.eq(1)]
                 coef_data.append(buf.read)
         else:
             m.submodules.coef = coef = memory.Memory(shape=32, depth=self.tables * SEGMENTS,
                                                      init=[])
             wp = coef.write_port()
-            m.d.comb += [wp.addr.eq(seg_waddr), wp.data.eq(self.tbl_data), wp.en.eq(seg_we)]
+            m.d.comb += [wp.addr.eq(seg_waddr), wp.data.eq(wdata), wp.en.eq(seg_we)]
             coef_data = [coef.read_port(transparent_for=()) for _ in range(self.tn)]
 
         # stage_valid[i]: the row in stage i is valid (stage 0 takes x with valid_in).

@@ -8,6 +8,7 @@ from amaranth.lib import wiring, memory, data
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from .buffer import Buffer
 from .config import Config
 from .fat_tree import FatTree, tree_latency
 from .isa import INSTR
@@ -96,6 +97,12 @@ class Node(wiring.Component):
             # One host word wide; instruction pc, word c at row host_imem_addr(pc, c).
             self.imem_data = MemoryData(shape=unsigned(config.row_bits),
                                         depth=config.imem_depth << _chunk_bits(config), init=[])
+        elif config.read_latency == 2:
+            # A registered Buffer (on the ECP5 block RAMs with their output registers).
+            self.imem_buf = Buffer(unsigned(instr_chunks(config) * config.row_bits),
+                                   config.imem_depth, granularity=config.row_bits,
+                                   read_latency=2)
+            self.imem_data = self.imem_buf.data
         else:
             self.imem_data = MemoryData(shape=unsigned(instr_chunks(config) * config.row_bits),
                                         depth=config.imem_depth, init=[])
@@ -129,8 +136,12 @@ class Node(wiring.Component):
                      self.done.eq(ctrl.done), self.error.eq(ctrl.error)]
 
         # Instruction memory.
-        m.submodules.imem = imem = memory.Memory(data=self.imem_data)
-        imem_r = imem.read_port(transparent_for=())
+        if cfg.read_latency == 2 and not cfg.imem_narrow:
+            m.submodules.imem = imem_buf = self.imem_buf
+            imem_r, imem_w = imem_buf.read, imem_buf.write
+        else:
+            m.submodules.imem = imem = memory.Memory(data=self.imem_data)
+            imem_r = imem.read_port(transparent_for=())
         chunks = instr_chunks(cfg)
         cbits = _chunk_bits(cfg)
         if cfg.imem_narrow:
@@ -150,15 +161,11 @@ class Node(wiring.Component):
             m.d.comb += ctrl.imem_data.eq(
                 Cat(*(held[c] for c in range(chunks - 1)), imem_r.data)[:INSTR.size])
         else:
-            imem_w = imem.write_port(granularity=cfg.row_bits)
-            m.d.comb += [imem_r.addr.eq(ctrl.pc), imem_r.en.eq(ctrl.imem_en)]
-            fetched = imem_r.data[:INSTR.size]
-            if cfg.read_latency == 2:
-                # Registered once more, like every block RAM read (the fetch takes 2 cycles).
-                fetched_r = Signal(INSTR.size, name="imem_data_r", reset_less=True)
-                m.d.sync += fetched_r.eq(fetched)
-                fetched = fetched_r
-            m.d.comb += ctrl.imem_data.eq(fetched)
+            if cfg.read_latency == 1:
+                imem_w = imem.write_port(granularity=cfg.row_bits)
+            # With read_latency 2 the fetch takes 2 cycles (hw.node_controller.fetch_cycles).
+            m.d.comb += [imem_r.addr.eq(ctrl.pc), imem_r.en.eq(ctrl.imem_en),
+                         ctrl.imem_data.eq(imem_r.data[:INSTR.size])]
 
         host_w = Signal()
         m.d.comb += host_w.eq(self.host_we & ~ctrl.busy)

@@ -42,10 +42,11 @@ _AFTER_SYNTH = {
     "ulx3s": "hierarchy -check\nstat\ncheck -noinit\nblackbox =A:whitebox",
 }
 
-#: nextpnr options by board. ECP5: router2, which routes the 4-tile node in minutes where
-#: router1 (the default) still had ~69,000 of ~130,000 arcs to route after 15 minutes.
+#: nextpnr options by board. ECP5: router2 (router1, the default, still had ~69,000 of
+#: ~130,000 arcs of the 4-tile node to route after 15 minutes) and a placer weighted towards
+#: timing (the 1-tile node: 92 MHz with the defaults, 100 MHz with these).
 _NEXTPNR = {
-    "ulx3s": "--router router2",
+    "ulx3s": "--router router2 --placer-heap-timingweight 80 --placer-heap-critexp 4",
 }
 
 #: nextpnr report cell types shown, by board family: (label, cell type).

@@ -163,9 +163,16 @@ class Node(wiring.Component):
         else:
             if cfg.read_latency == 1:
                 imem_w = imem.write_port(granularity=cfg.row_bits)
-            # With read_latency 2 the fetch takes 2 cycles (hw.node_controller.fetch_cycles).
-            m.d.comb += [imem_r.addr.eq(ctrl.pc), imem_r.en.eq(ctrl.imem_en),
-                         ctrl.imem_data.eq(imem_r.data[:INSTR.size])]
+            m.d.comb += [imem_r.addr.eq(ctrl.pc), imem_r.en.eq(ctrl.imem_en)]
+            fetched = imem_r.data[:INSTR.size]
+            if cfg.read_latency == 2:
+                # With deep_pipeline the instruction is registered once more after the block
+                # RAMs' output registers (they lie across the chip): the fetch takes 3 cycles
+                # (hw.node_controller.fetch_cycles).
+                fetched_r = Signal(INSTR.size, name="imem_data_r", reset_less=True)
+                m.d.sync += fetched_r.eq(fetched)
+                fetched = fetched_r
+            m.d.comb += ctrl.imem_data.eq(fetched)
 
         host_w = Signal()
         m.d.comb += host_w.eq(self.host_we & ~ctrl.busy)

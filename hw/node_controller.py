@@ -13,12 +13,13 @@ __all__ = ["NodeController", "fetch_cycles"]
 
 
 def fetch_cycles(config):
-    """Cycles of an instruction fetch: the read latency of the instruction memory
-    (``config.read_latency``), or with ``config.imem_narrow`` one per host word of the
-    instruction (the instruction memory is then ``tn * 16`` bits wide)."""
+    """Cycles of an instruction fetch: ``config.node_read_latency`` (1; 3 with
+    ``deep_pipeline``: the block RAMs' output registers, then a register after them), or
+    with ``config.imem_narrow`` one per host word of the instruction (the instruction memory
+    is then ``tn * 16`` bits wide)."""
     if config.imem_narrow:
         return max(1, -(-INSTR.size // config.row_bits))
-    return config.read_latency
+    return config.node_read_latency
 
 
 class NodeController(wiring.Component):

@@ -8,6 +8,7 @@ from hw.config import Config, PRESETS, preset
 from hw.isa import Op, encode, decode, disassemble, compute_fields, _FIELDS
 from hw.nbin import NBin
 from hw.nbout import NBout
+from hw.neuron_memory import NeuronMemory
 from hw.sb import SB
 from sim.waves import simulate
 
@@ -124,3 +125,53 @@ def test_presets_and_validation():
         Config(tn="4")
     with pytest.raises(ValueError, match="unknown configuration 'big'"):
         preset("big")
+    with pytest.raises(ValueError, match="deep_pipeline must be 0 or 1, not 2"):
+        Config(deep_pipeline=2)
+    with pytest.raises(ValueError, match="deep_pipeline=1 needs imem_narrow=0"):
+        Config(deep_pipeline=1, imem_narrow=1)
+    # the latencies deep pipelining adds, as documented in docs/architecture.md
+    deep = Config(deep_pipeline=1)
+    assert (deep.read_latency, deep.node_read_latency) == (2, 3)
+    assert (Config().read_latency, Config().node_read_latency) == (1, 1)
+    assert preset("ulx3s").deep_pipeline == 1
+
+
+class _ECP5Platform:
+    """Stands in for an amaranth-boards ECP5 platform: only ``family`` is read."""
+    family = "ecp5"
+
+
+def _instances(elaboratable, platform):
+    from amaranth.hdl import Fragment, Instance
+    found, todo = [], [Fragment.get(elaboratable, platform)]
+    while todo:
+        frag = todo.pop()
+        for sub, *_ in frag.subfragments:
+            (found if isinstance(sub, Instance) else todo).append(sub)
+    return found
+
+
+@pytest.mark.parametrize("make,cells,width", [
+    (lambda: SB(4, 1024, read_latency=2), 16, 18),           # 256-bit rows, 64-bit lanes
+    (lambda: NeuronMemory(4, 4096, read_latency=2), 16, 4),  # 4096 rows: 4-bit columns
+    (lambda: NBin(4, 512, read_latency=2), 4, 18),
+])
+def test_ecp5_buffers_are_block_rams_with_output_registers(make, cells, width):
+    """With deep pipelining on an ECP5, a buffer is DP16KDs each holding the whole depth
+    (no multiplexer after them) and read through their output registers."""
+    cells_found = _instances(make(), _ECP5Platform())
+    assert [c.type for c in cells_found] == ["DP16KD"] * cells
+    for c in cells_found:
+        assert c.parameters["REGMODE_B"] == "OUTREG" and c.parameters["REGMODE_A"] == "NOREG"
+        assert c.parameters["DATA_WIDTH_A"] == c.parameters["DATA_WIDTH_B"] == width
+
+
+def test_ecp5_multipliers_use_their_registers():
+    from hw.nfu1 import NFU1
+    cells = _instances(NFU1(4, input_regs=True), _ECP5Platform())
+    assert [c.type for c in cells] == ["MULT18X18D"] * 16
+    for c in cells:
+        assert all(c.parameters[f"REG_{r}_CLK"] == "CLK0"
+                   for r in ("INPUTA", "INPUTB", "OUTPUT"))
+    # without deep pipelining yosys infers the multipliers
+    assert _instances(NFU1(4), _ECP5Platform()) == []

@@ -49,7 +49,8 @@ class TileController(wiring.Component):
     drain : int
         Cycles from the last emission to the NBout write of the last row.
     latch_instr : bool
-        True (default): ``instr`` is latched on ``start``. False: ``instr`` is used directly
+        True (default): ``instr`` is latched on ``start`` (with ``deep_pipeline`` it follows
+        ``instr`` while idle, which leaves the same value). False: ``instr`` is used directly
         and must stay stable from ``start`` until ``done`` (the node guarantees it with a
         narrow instruction memory; saves a ~350-bit register on small FPGAs).
 
@@ -204,11 +205,13 @@ class TileController(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"):
-                if self.latch_instr:
-                    # Follows `instr` while idle, so it holds the instruction of the start
-                    # cycle without `start` in its (wide) enable.
+                if self.latch_instr and cfg.deep_pipeline:
+                    # With deep_pipeline it follows `instr` while idle, so it holds the
+                    # instruction of the start cycle without `start` in its (wide) enable.
                     m.d.sync += ins.eq(self.instr)
                 with m.If(self.start):
+                    if self.latch_instr and not cfg.deep_pipeline:
+                        m.d.sync += ins.eq(self.instr)
                     m.d.sync += [
                         oy0.eq(_mul_small(pos_group, src.oy_band)),
                         ob_group_r.eq(ob_group), ob_round.eq(src.ob + gmask),

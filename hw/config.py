@@ -43,10 +43,12 @@ class Config:
     deep_pipeline : int
         0 (default) or 1: registers for a fast FPGA clock (the ULX3S at 125 MHz). Every
         block RAM read is registered (:attr:`read_latency` 2: a block RAM's clock-to-output
-        time leaves no room for logic behind it), and the multipliers of NFU-1 and NFU-3
-        have input and output registers (a DSP block's own registers; NFU-1's latency 2,
-        NFU-3's 6). Values are unchanged; every latency that grows is counted by the cycle
-        model. Not with ``imem_narrow``.
+        time leaves no room for logic behind it; the node's read ports one more,
+        :attr:`node_read_latency` 3), the multipliers of NFU-1 and NFU-3 have input and
+        output registers (a DSP block's own registers), and NFU-2, NFU-3, the fetch and the
+        host writes have further stages (NFU-1 latency 2, NFU-2 ``log2(tn) + 7``, NFU-3 10,
+        fetch 3; ``docs/architecture.md``). Values are unchanged; every latency that grows is
+        counted by the cycle model. Not with ``imem_narrow``.
     """
     tn: int = 4
     tiles: int = 4

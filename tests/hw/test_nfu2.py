@@ -33,20 +33,10 @@ def _stream(h, dut, groups, name, gaps=None):
             left = sum(1 for _ in accs)
             i = 0
             while left:
-                if i < len(feed) and gaps is not None and gaps.random() < 0.3:
-                    # an idle cycle between rows (rows of one sum need not be contiguous)
-                    ctx.set(dut.valid_in, 0)
-                    ctx.set(dut.first, 0)
-                    ctx.set(dut.last, 0)
-                    ctx.set(dut.products.as_value(), 0)
-                    await ctx.tick()
-                    cycle += 1
-                    if ctx.get(dut.valid_out):
-                        outs.append(h.unpack(ctx.get(dut.y.as_value()), tn))
-                        lat.append(cycle - pending.pop(0))
-                        left -= 1
-                    continue
-                if i < len(feed):
+                # with `gaps`, an idle cycle between rows now and then (rows of one sum need
+                # not be contiguous)
+                gap = i < len(feed) and gaps is not None and gaps.random() < 0.3
+                if i < len(feed) and not gap:
                     prods, first, last = feed[i]
                     ctx.set(dut.products.as_value(), h.pack(prods, 32))
                     ctx.set(dut.valid_in, 1)
@@ -54,12 +44,12 @@ def _stream(h, dut, groups, name, gaps=None):
                     ctx.set(dut.last, int(last))
                     if last:
                         pending.append(cycle)
+                    i += 1
                 else:
                     ctx.set(dut.valid_in, 0)
                     ctx.set(dut.first, 0)
                     ctx.set(dut.last, 0)
                     ctx.set(dut.products.as_value(), 0)
-                i += 1
                 await ctx.tick()
                 cycle += 1
                 if ctx.get(dut.valid_out):

@@ -109,7 +109,6 @@ class Activation(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         x_lo = [Signal(signed(16), name=f"x_lo{t}", reset_less=True) for t in range(self.tables)]
-        k = [Signal(4, name=f"k{t}", reset_less=True) for t in range(self.tables)]
         f = [Signal(4, name=f"f{t}", reset_less=True) for t in range(self.tables)]
         # Decoded with the header: k as one-hot (bit i: k == i) and the mask of d's bits at
         # k + 4 and above (bit i - 4 for d[i], i = 4..15), for a shallow segment select.
@@ -134,7 +133,7 @@ class Activation(wiring.Component):
         wk = wdata[16:20]
         for t in range(self.tables):
             with m.If(hdr_en[t]):
-                m.d.sync += [x_lo[t].eq(wdata[0:16]), k[t].eq(wk), f[t].eq(wdata[20:24]),
+                m.d.sync += [x_lo[t].eq(wdata[0:16]), f[t].eq(wdata[20:24]),
                              k_hot[t].eq(C(1, 16) << wk),
                              k_mask[t].eq(Cat(*[wk <= i - 4 for i in range(4, 16)]))]
 
@@ -144,7 +143,7 @@ class Activation(wiring.Component):
         hdr = m.d.sync if self.deep else m.d.comb
         table, act = Signal(range(self.tables)), Signal()
         hdr += [table.eq(self.table), act.eq(self.act)]
-        sel_x_lo, sel_k, sel_f = Array(x_lo)[table], Array(k)[table], Array(f)[table]
+        sel_x_lo, sel_f = Array(x_lo)[table], Array(f)[table]
         sel_hot, sel_mask = Array(k_hot)[table], Array(k_mask)[table]
         # The shift f (4 bits) of the selected table; 0 in bypass (act clear).
         shf = Signal(4)

@@ -8,6 +8,7 @@ from golden.formats import INT16_MIN, INT16_MAX
 from .adder_tree import AdderTree
 from .nbin import row_layout as neuron_row
 from .nfu1 import product_layout
+from .pipe import delay
 
 
 __all__ = ["NFU2", "SHIFT_WIDTH", "sat16", "shift_window", "thermometer"]
@@ -129,12 +130,9 @@ class NFU2(wiring.Component):
         tree_latency = tn.bit_length() - 1 + 2 * self.deep
 
         # Control travels beside the trees.
-        valid, first, last = self.valid_in, self.first, self.last
-        for i in range(tree_latency):
-            v, f = Signal(name=f"valid_t{i}"), Signal(name=f"first_t{i}")
-            l = Signal(name=f"last_t{i}")
-            m.d.sync += [v.eq(valid), f.eq(first), l.eq(last)]
-            valid, first, last = v, f, l
+        valid = delay(m, self.valid_in, tree_latency, "valid_t")
+        first = delay(m, self.first, tree_latency, "first_t")
+        last = delay(m, self.last, tree_latency, "last_t")
 
         acc_done, shifted, rounded = Signal(), Signal(), Signal()
         # With deep the finished sums are copied first (the shifter reads the copy, so the

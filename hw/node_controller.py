@@ -7,6 +7,7 @@ from amaranth.utils import ceil_log2
 
 from .config import Config
 from .isa import INSTR, Op
+from .pipe import delay
 
 
 __all__ = ["NodeController", "fetch_cycles"]
@@ -103,14 +104,9 @@ class NodeController(wiring.Component):
         counts = Array([*self.nbout_count, C(0, len(self.nbout_count[0]))])
 
         # Rows issued this cycle reach the tree node_read_latency cycles later.
-        down_valid, up_valid, down_addr = self.nm_ren, self.nbout_en, dst
-        for k in range(1, rl):
-            dv, uv = Signal(name=f"down_valid_d{k}"), Signal(cfg.tiles, name=f"up_valid_d{k}")
-            da = Signal.like(self.down_addr, name=f"down_addr_d{k}")
-            m.d.sync += [dv.eq(down_valid), uv.eq(up_valid), da.eq(down_addr)]
-            down_valid, up_valid, down_addr = dv, uv, da
-        m.d.sync += [self.down_valid.eq(down_valid), self.up_valid.eq(up_valid),
-                     self.down_addr.eq(down_addr)]
+        m.d.sync += [self.down_valid.eq(delay(m, self.nm_ren, rl - 1, "down_valid_d")),
+                     self.up_valid.eq(delay(m, self.nbout_en, rl - 1, "up_valid_d")),
+                     self.down_addr.eq(delay(m, dst, rl - 1, "down_addr_d"))]
         m.d.comb += self.tile_instr.eq(self.imem_data)
         if not narrow:
             m.d.comb += self.imem_en.eq(1)

@@ -12,6 +12,7 @@ from .nbin import NBin
 from .nbout import NBout
 from .nfu1 import NFU1
 from .nfu2 import NFU2
+from .pipe import delay
 from .sb import SB
 from .tile_controller import TileController
 
@@ -154,25 +155,18 @@ class Tile(wiring.Component):
             sb.read.addr.eq(ctrl.sb_addr),
             sb.read.en.eq(ctrl.valid),
         ]
-        def delay(value, cycles, name):
-            for k in range(1, cycles + 1):
-                r = Signal.like(value, name=f"{name}{k}")
-                m.d.sync += r.eq(value)
-                value = r
-            return value
-
         # read_latency cycles later: the data, and the control that travelled beside it.
         rl = cfg.read_latency
-        valid1, bias1 = delay(ctrl.valid, rl, "valid"), delay(ctrl.bias, rl, "bias")
-        zero1 = delay(ctrl.zero, rl - ctrl.zero_latency, "zero")
-        first1, last1 = delay(ctrl.first, rl, "first"), delay(ctrl.last, rl, "last")
+        valid1, bias1 = delay(m, ctrl.valid, rl, "valid"), delay(m, ctrl.bias, rl, "bias")
+        zero1 = delay(m, ctrl.zero, rl - ctrl.zero_latency, "zero")
+        first1, last1 = delay(m, ctrl.first, rl, "first"), delay(m, ctrl.last, rl, "last")
         m.d.comb += [nfu1.valid_in.eq(valid1), nfu1.w.eq(sb.read.data)]
         for i in range(tn):
             one = (C(1, 16) << ctrl.bias_exp) if i == 0 else C(0, 16)
             m.d.comb += nfu1.x[i].eq(Mux(bias1, one, Mux(zero1, 0, nbin.read.data[i])))
 
-        first2 = delay(first1, nfu1.latency, "first_nfu1_")
-        last2 = delay(last1, nfu1.latency, "last_nfu1_")
+        first2 = delay(m, first1, nfu1.latency, "first_nfu1_")
+        last2 = delay(m, last1, nfu1.latency, "last_nfu1_")
         m.d.comb += [
             nfu2.valid_in.eq(nfu1.valid_out),
             nfu2.first.eq(first2),

@@ -42,13 +42,6 @@ _AFTER_SYNTH = {
     "ulx3s": "hierarchy -check\nstat\ncheck -noinit\nblackbox =A:whitebox",
 }
 
-#: nextpnr options by board. ECP5: router2 (router1, the default, still had ~69,000 of
-#: ~130,000 arcs of the 4-tile node to route after 15 minutes) and a placer weighted towards
-#: timing (the 1-tile node: 92 MHz with the defaults, 100 MHz with these).
-_NEXTPNR = {
-    "ulx3s": "--router router2 --placer-heap-timingweight 80 --placer-heap-critexp 4",
-}
-
 #: nextpnr report cell types shown, by board family: (label, cell type).
 _RESOURCES = {
     "ulx3s": [("LUT4", "TRELLIS_COMB"), ("FF", "TRELLIS_FF"), ("DSP (MULT18X18D)", "MULT18X18D"),
@@ -133,8 +126,6 @@ def build_plan(board, *, build_dir=None, seed=None, baud=115200, do_build=True):
     build_dir = Path(build_dir or Path("build") / board)
     report = "top_report.json"
     opts = f"--report {report} --timing-allow-fail"
-    if board in _NEXTPNR:
-        opts += " " + _NEXTPNR[board]
     if seed is not None:
         opts += f" --seed {int(seed)}"
     kwargs = dict(name="top", build_dir=str(build_dir), do_program=False,

@@ -34,8 +34,9 @@ class HostLink(wiring.Component):
     Latency: the host-port strobes (``host_we``, ``host_re``, ``start``: registers) are
     high 2 cycles after the CRC byte is received; READ data is captured
     ``config.node_read_latency`` cycles after ``host_re``; the first response byte is offered to
-    the transmitter 1-2 cycles after that. Throughput: bound by the byte streams: one request per
-    ``8 + W`` received bytes plus ``3 + W`` sent bytes.
+    the transmitter 1-2 cycles after that, each further byte 1 cycle after the transmitter
+    takes the last. Throughput: bound by the byte streams: one request per ``8 + W`` received
+    bytes plus ``3 + W`` sent bytes.
 
     Parameters
     ----------
@@ -201,8 +202,13 @@ class HostLink(wiring.Component):
                 with m.Else():
                     m.d.comb += self.tx_data.eq(resp[:8])
                 with m.If(self.tx_ready):
-                    m.d.sync += [resp.eq(resp >> 8), left.eq(left - 1),
-                                 tx_crc.eq(crc8_step(tx_crc, resp[:8]))]
-                    with m.If(left == 1):
-                        m.next = "HUNT"
+                    m.next = "NEXT"
+            with m.State("NEXT"):
+                # The byte has gone: step to the next (a state of its own, so that the
+                # transmitter's handshake is not in the shift register's enable).
+                m.d.sync += [resp.eq(resp >> 8), left.eq(left - 1),
+                             tx_crc.eq(crc8_step(tx_crc, resp[:8]))]
+                m.next = "SEND"
+                with m.If(left == 1):
+                    m.next = "HUNT"
         return m

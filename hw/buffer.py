@@ -9,7 +9,13 @@ from amaranth.utils import ceil_log2
 from .ecp5 import is_ecp5, ecp5_block_ram
 
 
-__all__ = ["Buffer"]
+__all__ = ["Buffer", "DISTRIBUTED_DEPTH"]
+
+#: The deepest registered buffer (``read_latency=2``) an ECP5 build keeps in distributed
+#: RAM (LUTs) instead of block RAMs: the instruction memory and NFU-3's coefficients are a
+#: few rows of many bits, which in block RAMs would be spread over many of them across
+#: the chip.
+DISTRIBUTED_DEPTH = 64
 
 
 class Buffer(wiring.Component):
@@ -26,7 +32,10 @@ class Buffer(wiring.Component):
     With ``read_latency=2`` the row read is registered once more (the block RAM's
     clock-to-output time then has a whole cycle of its own); that register follows the
     memory every cycle. On the ECP5 it is the block RAM's own output register
-    (:func:`hw.ecp5.ecp5_block_ram`), elsewhere a fabric register.
+    (:func:`hw.ecp5.ecp5_block_ram`); up to :data:`DISTRIBUTED_DEPTH` rows the buffer is
+    distributed RAM between an address register and a data register (there a row written
+    in the cycle its read address is presented reads as written: never the case in the
+    programs); elsewhere a fabric register.
 
     Latency: a read returns the row ``read_latency`` cycles after ``read.addr`` is presented
     with ``read.en``. Throughput: one read and one write per cycle.
@@ -72,11 +81,31 @@ class Buffer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        if self.read_latency == 2 and is_ecp5(platform) and self.depth <= 4096:
-            groups = 1 if self.granularity is None else len(self.write.en)
-            ecp5_block_ram(m, "bram", self.depth, Shape.cast(self.data.shape).width, groups,
-                           self.write, self.read)
-            return m
+        if self.read_latency == 2 and is_ecp5(platform):
+            if self.depth <= DISTRIBUTED_DEPTH:
+                # Distributed RAM (asynchronous read) between an address register and a
+                # data register: each has a cycle to itself to reach the RAM's LUTs or to
+                # leave them.
+                m.submodules.memory = mem = memory.Memory(
+                    data=self.data, attrs={"ram_style": "distributed"})
+                wiring.connect(m, wiring.flipped(self.write),
+                               mem.write_port(granularity=self.granularity))
+                rp = mem.read_port(domain="comb")
+                addr_r = Signal.like(self.read.addr, name="read_addr_r", reset_less=True)
+                en_r = Signal(name="read_en_r")
+                data_r = Signal.like(rp.data, name="read_data_r", reset_less=True)
+                m.d.sync += en_r.eq(self.read.en)
+                with m.If(self.read.en):
+                    m.d.sync += addr_r.eq(self.read.addr)
+                with m.If(en_r):
+                    m.d.sync += data_r.eq(rp.data)
+                m.d.comb += [rp.addr.eq(addr_r), self.read.data.eq(data_r)]
+                return m
+            if self.depth <= 4096:
+                groups = 1 if self.granularity is None else len(self.write.en)
+                ecp5_block_ram(m, "bram", self.depth, Shape.cast(self.data.shape).width,
+                               groups, self.write, self.read)
+                return m
         m.submodules.memory = mem = memory.Memory(data=self.data)
         wiring.connect(m, wiring.flipped(self.write),
                        mem.write_port(granularity=self.granularity))

@@ -46,7 +46,7 @@ class Config:
         time leaves no room for logic behind it; the node's read ports one more,
         :attr:`node_read_latency` 3), the multipliers of NFU-1 and NFU-3 have input and
         output registers (a DSP block's own registers), and NFU-2, NFU-3, the fetch and the
-        host writes have further stages (NFU-1 latency 2, NFU-2 ``log2(tn) + 7``, NFU-3 10,
+        host writes have further stages (NFU-1 latency 2, NFU-2 ``log2(tn) + 8``, NFU-3 10,
         fetch 3; ``docs/architecture.md``). Values are unchanged; every latency that grows is
         counted by the cycle model. Not with ``imem_narrow``.
     """
@@ -136,10 +136,12 @@ PRESETS = {
                         sb_depth=_kb_rows(2048, 256), nm_depth=4096),
     # Fast tests: 4 tiles of tn=4.
     "small": Config(tn=4, tiles=4, nbin_depth=256, nbout_depth=256, sb_depth=256, nm_depth=1024),
-    # ULX3S (ECP5-85F, 156 18x18 multipliers, 208 18 Kb block RAMs): 4 tiles of tn=4 use
-    # 4 * (16 + 4) = 80 multipliers; buffers fill about half of the block RAM.
-    "ulx3s": Config(tn=4, tiles=4, nbin_depth=512, nbout_depth=512, sb_depth=1024,
-                    nm_depth=4096, imem_depth=64, act_tables=4, deep_pipeline=1),
+    # ULX3S (ECP5-85F, 156 18x18 multipliers, 208 18 Kb block RAMs) at 125 MHz: 1 tile of
+    # tn=4 (16 + 4 multipliers) with deep pipelining. The distance across the chip decides
+    # the clock (docs/boards.md): the buffers take 29 block RAMs, the instruction memory
+    # (32) and the coefficients of 2 activation tables are distributed RAM.
+    "ulx3s": Config(tn=4, tiles=1, nbin_depth=512, nbout_depth=512, sb_depth=1024,
+                    nm_depth=1024, imem_depth=32, act_tables=2, deep_pipeline=1),
     # iCEBreaker (iCE40UP5K, 8 SB_MAC16, 30 4 Kb block RAMs): 1 tile of tn=2 uses
     # 2 * 2 + 2 = 6 multipliers; a narrow instruction memory (one 32-bit host word wide)
     # keeps the 403-bit instructions in 2 block RAMs; SB 768 rows keeps the total within

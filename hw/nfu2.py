@@ -72,8 +72,8 @@ class NFU2(wiring.Component):
     Latency from ``valid_in`` of the ``last`` row to ``valid_out``: ``log2(tn) + 3`` cycles
     (the tree, the accumulator, the shift, the rounding add and saturation); with ``deep``
     the tree's sums are registered twice more before the accumulator, the finished sums are
-    copied before the shift, and the rounding add and the saturation are two stages
-    (``log2(tn) + 7``). Throughput one
+    copied before the shift, the shift is two stages and so are the rounding add and the
+    saturation (``log2(tn) + 8``). Throughput one
     row per cycle (II = 1); a new accumulation may start on the row after ``last``.
 
     Parameters
@@ -83,7 +83,7 @@ class NFU2(wiring.Component):
     acc_width : int
         Accumulator bits; the compiler guarantees no layer can overflow it.
     deep : bool
-        The four extra stages of ``Config.deep_pipeline``.
+        The five extra stages of ``Config.deep_pipeline``.
 
     Members
     -------
@@ -118,8 +118,8 @@ class NFU2(wiring.Component):
 
     @staticmethod
     def latency_of(tn, deep=False):
-        """NFU-2's latency for ``tn``: ``log2(tn) + 3`` cycles, four more with ``deep``."""
-        return (tn.bit_length() - 1) + 3 + 4 * bool(deep)
+        """NFU-2's latency for ``tn``: ``log2(tn) + 3`` cycles, five more with ``deep``."""
+        return (tn.bit_length() - 1) + 3 + 5 * bool(deep)
 
     def elaborate(self, platform):
         m = Module()
@@ -137,11 +137,12 @@ class NFU2(wiring.Component):
         acc_done, shifted, rounded = Signal(), Signal(), Signal()
         # With deep the finished sums are copied first (the shifter reads the copy, so the
         # accumulator's own fan-out is its loop): `to_shift` is the shift stage's enable.
-        to_shift = acc_done
+        to_shift = shift_en = acc_done
         if self.deep:
-            to_shift = Signal()
-            m.d.sync += to_shift.eq(acc_done)
-        m.d.sync += [acc_done.eq(valid & last), shifted.eq(to_shift)]
+            # and the shift is two stages (`to_shift`, then `shift_en`)
+            to_shift, shift_en = Signal(), Signal()
+            m.d.sync += [to_shift.eq(acc_done), shift_en.eq(to_shift)]
+        m.d.sync += [acc_done.eq(valid & last), shifted.eq(shift_en)]
         if self.deep:
             m.d.sync += [rounded.eq(shifted), self.valid_out.eq(rounded)]
         else:
@@ -221,10 +222,24 @@ class NFU2(wiring.Component):
                     m.d.sync += acc_q.eq(Mux(max_mode, mx, acc))
                 acc = acc_q
             sign = acc[w - 1]
-            with m.If(to_shift):
+            fit = ((acc[15:w - 1] ^ sign.replicate(w - 16)) & keep) == 0
+            if self.deep:
+                # With deep the shift is two stages: by multiples of 8 (the window keeps
+                # 17 + 7 bits), then by the rest.
+                coarse = Signal(24, name=f"coarse{j}", reset_less=True)
+                fit_c = Signal(name=f"fits_c{j}", reset_less=True)
+                sign_c = Signal(name=f"sign_c{j}", reset_less=True)
+                with m.If(to_shift):
+                    m.d.sync += [coarse.eq(shift_window(Cat(C(0, 1), acc),
+                                                        Cat(C(0, 3), shift[3:]), 24)),
+                                 fit_c.eq(fit), sign_c.eq(sign)]
+                window, amount, fit, sign = coarse, shift[:3], fit_c, sign_c
+            else:
+                window, amount = Cat(C(0, 1), acc), shift
+            with m.If(shift_en):
                 m.d.sync += [
-                    pres[j].eq(shift_window(Cat(C(0, 1), acc), shift, 17)),
-                    fitss[j].eq(((acc[15:w - 1] ^ sign.replicate(w - 16)) & keep) == 0),
+                    pres[j].eq(shift_window(window, amount, 17)),
+                    fitss[j].eq(fit),
                     signs[j].eq(sign),
                 ]
             # Round and saturate stage (with deep: the round, registered, then saturate).

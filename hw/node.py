@@ -287,13 +287,28 @@ class Node(wiring.Component):
         for tile in self.tiles:
             counters += tile.counters
         read_region, read_index = region, self.host_addr
+        stages = []
         for k in range(cfg.node_read_latency):
             rr, ri = Signal(3, name=f"read_region{k}"), Signal(range(len(counters)),
                                                               name=f"read_index{k}")
             m.d.sync += [rr.eq(read_region), ri.eq(read_index)]
             read_region, read_index = rr, ri
+            stages.append(ri)
+        if cfg.deep_pipeline:
+            # The counter multiplexer in two registered levels beside the NM read: groups
+            # of four by the index's low bits, then the group (the node is idle while the
+            # host reads, so the counters do not move).
+            groups = []
+            for g in range(0, len(counters), 4):
+                r = Signal(cfg.counter_width, name=f"read_group{g // 4}", reset_less=True)
+                m.d.sync += r.eq(Array(counters[g:g + 4])[stages[0][:2]])
+                groups.append(r)
+            counter = Signal(cfg.counter_width, name="read_counter", reset_less=True)
+            m.d.sync += counter.eq(Array(groups)[stages[1][2:]])
+        else:
+            counter = Array(counters)[read_index]
         with m.If(read_region == Region.COUNTER):
-            m.d.comb += self.host_rdata.eq(Array(counters)[read_index])
+            m.d.comb += self.host_rdata.eq(counter)
         with m.Else():
             m.d.comb += self.host_rdata.eq(nm.read.data)
         return m

@@ -1,17 +1,20 @@
 """The tile controller: walks a layer's loop nest over NBin and SB."""
 
 from amaranth import *
+from amaranth.utils import ceil_log2
 from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
 
 from .config import Config
 from .isa import INSTR, Op
-from .nbout import ADDR_WIDTH
 
 
 __all__ = ["TileController"]
 
-_PTR = 24   # internal pointer width; every address is checked by the compiler
+
+def _abits(depth):
+    """Address bits of a buffer of ``depth`` rows."""
+    return max(1, ceil_log2(depth))
 
 
 def _mul_small(small, big):
@@ -80,14 +83,14 @@ class TileController(wiring.Component):
             "done": Out(1),
             # One emission per cycle while `valid`.
             "valid": Out(1),
-            "nbin_addr": Out(_PTR),
+            "nbin_addr": Out(_abits(config.nbin_depth)),
             "nbin_en": Out(1),
-            "sb_addr": Out(_PTR),
+            "sb_addr": Out(_abits(config.sb_depth)),
             "bias": Out(1),
             "zero": Out(1),
             "first": Out(1),
             "last": Out(1),
-            "out_addr": Out(ADDR_WIDTH),
+            "out_addr": Out(_abits(config.nm_depth)),
             # Per-layer settings, stable while busy.
             "max_mode": Out(1),
             "shift": Out(6),
@@ -124,8 +127,8 @@ class TileController(wiring.Component):
         ob_group_r = Signal.like(ob_group, name="ob_group_r")
         ob_round = Signal(11)                # ob + 2**log2_gob - 1
         has_blocks = Signal()                # ob > ob_group
-        band_in_off = Signal(_PTR)           # pos_group * band_in_step
-        band_out_off = Signal(ADDR_WIDTH)    # pos_group * band_out_step
+        band_in_off = Signal(_abits(cfg.nbin_depth))   # pos_group * band_in_step
+        band_out_off = Signal(_abits(cfg.nm_depth))    # pos_group * band_out_step
         blocks, empty = Signal(11), Signal()
 
         # The loop nest keeps, for each level, a count of the iterations left after the
@@ -169,27 +172,33 @@ class TileController(wiring.Component):
         iy0, ix0 = Signal(signed(16)), Signal(signed(16))
         # NBin pointers: of the current emission, and where each loop level started.
         # The loop's data registers (set up before RUN) have no reset.
-        p_c, p_kx, p_ky, p_ox, p_oy, p_kb = (Signal(_PTR, name=n, reset_less=True) for n in
+        # Only the buffers' address bits are kept: pointers move by additions only, whose
+        # low bits depend only on the operands' low bits.
+        nbin_w, sb_w, out_w = (_abits(d) for d in (cfg.nbin_depth, cfg.sb_depth, cfg.nm_depth))
+        p_c, p_kx, p_ky, p_ox, p_oy, p_kb = (Signal(nbin_w, name=n, reset_less=True) for n in
                                              ("p_c", "p_kx", "p_ky", "p_ox", "p_oy", "p_kb"))
         pk_step = Signal(cfg.log2_tiles + 1)     # NBin step per block: 0 (CONV) or 2**log2_gob
         g = Signal(cfg.log2_tiles + 1)           # 2**log2_gob
-        sb_k, sb = Signal(_PTR, reset_less=True), Signal(_PTR, reset_less=True)
-        out_k, out = Signal(ADDR_WIDTH, reset_less=True), Signal(ADDR_WIDTH, reset_less=True)
+        sb_k, sb = Signal(sb_w, reset_less=True), Signal(sb_w, reset_less=True)
+        out_k, out = Signal(out_w, reset_less=True), Signal(out_w, reset_less=True)
         drain = Signal(range(self.drain + 1))
         # Set-up partial results.
         rows_avail_m1, band_m1 = Signal(12), Signal(12)
         y_lo, y_hi = Signal(18), Signal(18)   # iy is 16 bits: the sums are exact mod 2**16
 
         # Whether the emission's input position lies inside the input (else a zero padding
-        # row). With deep_pipeline it is worked out a cycle late, from copies of the
-        # coordinates, and `zero` and `nbin_en` follow the emission by `zero_latency` (1).
+        # row). With deep_pipeline the row and column tests are registered, and `zero` and
+        # `nbin_en` follow the emission by `zero_latency` (1).
         inside = Signal()
-        zx, zy, zbias, zrun = ix, iy, br["bias"], running
+        in_y, in_x = (iy >= 0) & (iy < ins.in_h), (ix >= 0) & (ix < ins.in_w)
+        zbias, zrun = br["bias"], running
         if self.zero_latency:
-            zx, zy = Signal.like(ix, name="ix_d"), Signal.like(iy, name="iy_d")
+            in_y_r, in_x_r = Signal(name="in_y_d"), Signal(name="in_x_d")
             zbias, zrun = Signal(name="bias_d"), Signal(name="running_d")
-            m.d.sync += [zx.eq(ix), zy.eq(iy), zbias.eq(br["bias"]), zrun.eq(running)]
-        m.d.comb += inside.eq((zy >= 0) & (zy < ins.in_h) & (zx >= 0) & (zx < ins.in_w))
+            m.d.sync += [in_y_r.eq(in_y), in_x_r.eq(in_x), zbias.eq(br["bias"]),
+                         zrun.eq(running)]
+            in_y, in_x = in_y_r, in_x_r
+        m.d.comb += inside.eq(in_y & in_x)
         bias_now = br["bias"]
         m.d.comb += [
             self.valid.eq(running),
@@ -247,9 +256,9 @@ class TileController(wiring.Component):
                 rows_m1 = Signal(12)
                 m.d.comb += rows_m1.eq(Mux(rows_avail_m1 < band_m1, rows_avail_m1, band_m1))
                 cbl = Mux(conv, ins.cb, 1)
-                p0 = Signal(_PTR)
+                p0 = Signal(nbin_w)
                 m.d.comb += p0.eq(ins.nbin_org + Mux(conv, 0, ob_group_r) + band_in_off)
-                o0 = Signal(ADDR_WIDTH)
+                o0 = Signal(out_w)
                 m.d.comb += o0.eq(ins.out_base + ob_group_r + band_out_off)
                 # Whether a level has one (two) iterations, tested on the span itself (not on
                 # span - 1: no carry chain before the test); rows_m1 == 0 iff either bound is

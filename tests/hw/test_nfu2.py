@@ -95,7 +95,7 @@ def test_accumulate_and_max_random(tn, deep, rng, h):
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
     assert set(lat) == {dut.latency}
-    assert dut.latency == int(np.log2(tn)) + 3 + 4 * deep
+    assert dut.latency == int(np.log2(tn)) + 3 + 5 * deep
 
 
 @pytest.mark.parametrize("deep", [False, True], ids=["", "deep"])

@@ -12,9 +12,9 @@ from hw.nfu2 import NFU2
 from sim.waves import simulate
 
 
-def _run_nfu2(tn, groups, shift, max_mode=False, acc_width=48):
+def _run_nfu2(tn, groups, shift, max_mode=False, acc_width=48, deep=False):
     """Feed groups of rows (each [rows, tn, tn] products); return y per group and latencies."""
-    dut = NFU2(tn, acc_width)
+    dut = NFU2(tn, acc_width, deep=deep)
     outs, lat = [], []
 
     async def bench(ctx):
@@ -48,12 +48,41 @@ def _run_nfu2(tn, groups, shift, max_mode=False, acc_width=48):
 
 
 @settings(max_examples=25, deadline=None)
-@given(acc=st.integers(-(2 ** 46), 2 ** 46), shift=st.integers(0, 62))
-def test_nfu2_shifter_rounding_and_saturation(acc, shift):
+@given(acc=st.integers(-(2 ** 46), 2 ** 46), shift=st.integers(0, 62), deep=st.booleans())
+def test_nfu2_shifter_rounding_and_saturation(acc, shift, deep):
     # One product carrying the whole value; ties and saturation come up at the edges.
     tn = 2
-    y, _, _ = _run_nfu2(tn, [_acc_rows(acc, tn)], shift)
+    y, _, _ = _run_nfu2(tn, [_acc_rows(acc, tn)], shift, deep=deep)
     assert y[0][0] == shift_round(acc, shift)
+
+
+@pytest.mark.parametrize("deep", [False, True])
+def test_nfu2_shifter_every_amount(deep):
+    """Every shift amount 0..62 on one value whose bits differ everywhere (the two-stage
+    shift of deep_pipeline splits the amount at bit 3), one simulation: the shift changes
+    only while the pipeline is empty."""
+    acc, tn = -0x1_6A5B_3C47, 2
+    rows = _acc_rows(acc, tn)
+    dut = NFU2(tn, 48, deep=deep)
+    got = []
+
+    async def bench(ctx):
+        for shift in range(63):
+            ctx.set(dut.shift, shift)
+            for r, row in enumerate(rows):
+                ctx.set(dut.products, row.tolist())
+                ctx.set(dut.valid_in, 1)
+                ctx.set(dut.first, int(r == 0))
+                ctx.set(dut.last, int(r == len(rows) - 1))
+                await ctx.tick()
+            ctx.set(dut.valid_in, 0)
+            for _ in range(dut.latency + 1):
+                if ctx.get(dut.valid_out):
+                    got.append(ctx.get(dut.y[0]))
+                await ctx.tick()
+
+    simulate(dut, bench, name="nfu2_every_shift")
+    assert got == [shift_round(acc, shift) for shift in range(63)]
 
 
 def _acc_rows(acc, tn):
@@ -78,8 +107,9 @@ def _acc_rows(acc, tn):
     (32767 << 4, 4, 32767), ((32767 << 4) + 8, 4, 32767), ((32768 << 4) - 9, 4, 32767),
     (-(32768 << 4), 4, -32768), (-(32768 << 4) - 9, 4, -32768), (40000, 0, 32767),
     (-40000, 0, -32768), (7, 3, 1), (-4, 3, 0), (-5, 3, -1)])
-def test_nfu2_hand_worked_edges(acc, shift, want):
-    y, _, _ = _run_nfu2(2, [_acc_rows(acc, 2)], shift)
+@pytest.mark.parametrize("deep", [False, True])
+def test_nfu2_hand_worked_edges(acc, shift, want, deep):
+    y, _, _ = _run_nfu2(2, [_acc_rows(acc, 2)], shift, deep=deep)
     assert y[0][0] == want
 
 

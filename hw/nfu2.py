@@ -54,6 +54,15 @@ def shift_window(value, amount, width):
     return v
 
 
+def _signed_lt(a, b):
+    """``a < b`` for signed ``a`` and ``b`` of one width, as the unsigned comparison of their
+    offset-binary forms (sign bits inverted): the carry out of one subtraction, without the
+    overflow correction a signed ``<`` adds after the carry chain. Written as ``<`` (``>``
+    adds a zero test)."""
+    flip = 1 << (len(a) - 1)
+    return (a.as_unsigned() ^ flip) < (b.as_unsigned() ^ flip)
+
+
 class NFU2(wiring.Component):
     """NFU-2: ``tn`` adder trees of ``tn`` inputs, accumulators, shifter, max (paper: DianNao).
 
@@ -194,8 +203,7 @@ class NFU2(wiring.Component):
                 mx = Signal.like(tree_sum, name=f"max{j}", reset_less=True)
                 nxt = sum_a
                 gt_mx, gt_prev = Signal(name=f"gt_max{j}"), Signal(name=f"gt_prev{j}")
-                # Written as `<` (yosys: the carry out of one subtraction; `>` adds a zero test).
-                m.d.sync += [gt_mx.eq(mx < nxt), gt_prev.eq(tree_sum < nxt)]
+                m.d.sync += [gt_mx.eq(_signed_lt(mx, nxt)), gt_prev.eq(_signed_lt(tree_sum, nxt))]
                 took = Signal(name=f"took{j}")
                 take_max = Signal(name=f"take_max{j}")
                 m.d.comb += take_max.eq(valid & (first | Mux(took, gt_prev, gt_mx)))

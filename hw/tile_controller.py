@@ -127,8 +127,11 @@ class TileController(wiring.Component):
         ob_group_r = Signal.like(ob_group, name="ob_group_r")
         ob_round = Signal(11)                # ob + 2**log2_gob - 1
         has_blocks = Signal()                # ob > ob_group
-        band_in_off = Signal(_abits(cfg.nbin_depth))   # pos_group * band_in_step
-        band_out_off = Signal(_abits(cfg.nm_depth))    # pos_group * band_out_step
+        # Pointers and addresses keep only the buffers' address bits: they move by additions
+        # only, whose low bits depend only on the operands' low bits.
+        nbin_w, sb_w, out_w = (_abits(d) for d in (cfg.nbin_depth, cfg.sb_depth, cfg.nm_depth))
+        band_in_off = Signal(nbin_w)         # pos_group * band_in_step
+        band_out_off = Signal(out_w)         # pos_group * band_out_step
         blocks, empty = Signal(11), Signal()
 
         # The loop nest keeps, for each level, a count of the iterations left after the
@@ -172,9 +175,6 @@ class TileController(wiring.Component):
         iy0, ix0 = Signal(signed(16)), Signal(signed(16))
         # NBin pointers: of the current emission, and where each loop level started.
         # The loop's data registers (set up before RUN) have no reset.
-        # Only the buffers' address bits are kept: pointers move by additions only, whose
-        # low bits depend only on the operands' low bits.
-        nbin_w, sb_w, out_w = (_abits(d) for d in (cfg.nbin_depth, cfg.sb_depth, cfg.nm_depth))
         p_c, p_kx, p_ky, p_ox, p_oy, p_kb = (Signal(nbin_w, name=n, reset_less=True) for n in
                                              ("p_c", "p_kx", "p_ky", "p_ox", "p_oy", "p_kb"))
         pk_step = Signal(cfg.log2_tiles + 1)     # NBin step per block: 0 (CONV) or 2**log2_gob

@@ -240,7 +240,8 @@ class TileController(wiring.Component):
                                            0))
                 terms = [Mux(ins.stride[i], oy0 << i, 0) for i in range(4)]
                 m.d.sync += [blocks.eq(nblocks),
-                             empty.eq((nblocks == 0) | (oy0 >= ins.oh) | (ins.ow == 0)),
+                             # no blocks iff ob <= ob_group (else ob_round - ob_group >= g)
+                             empty.eq(~has_blocks | (oy0 >= ins.oh) | (ins.ow == 0)),
                              rows_avail_m1.eq(ins.oh + ~oy0),     # oh - oy0 - 1
                              band_m1.eq(ins.oy_band - 1),
                              y_lo.eq(terms[0] + terms[1]), y_hi.eq(terms[2] + terms[3])]

@@ -103,9 +103,13 @@ class TileController(wiring.Component):
         m = Module()
         cfg = self.config
         ins = Signal(INSTR, name="ins", reset_less=True) if self.latch_instr else self.instr
+        # Whether the instruction is a CONV: latched with it (a register: it selects the
+        # pointer steps), or decoded from an unlatched instruction.
         conv = Signal()
+        latch = [ins.eq(self.instr), conv.eq(self.instr.op == Op.CONV)]
+        if not self.latch_instr:
+            m.d.comb += conv.eq(ins.op == Op.CONV)
         m.d.comb += [
-            conv.eq(ins.op == Op.CONV),
             self.max_mode.eq(ins.op == Op.MAXPOOL),
             self.shift.eq(ins.shift),
             self.bias_exp.eq(ins.bias_exp),
@@ -120,7 +124,9 @@ class TileController(wiring.Component):
         gmask = Signal(cfg.log2_tiles + 1)
         ob_group = Signal(max(1, cfg.log2_tiles))
         pos_group = Signal(max(1, cfg.log2_tiles))
-        m.d.comb += [gmask.eq((C(1, cfg.log2_tiles + 1) << src.log2_gob) - 1),
+        # gmask = 2**log2_gob - 1, bit i being log2_gob > i (one LUT each, not a shift and a
+        # subtraction in a chain)
+        m.d.comb += [gmask.eq(Cat(*(src.log2_gob > i for i in range(len(gmask))))),
                      ob_group.eq(self.index & gmask),
                      pos_group.eq(self.index >> src.log2_gob)]
         oy0 = Signal(16)
@@ -217,10 +223,10 @@ class TileController(wiring.Component):
                 if self.latch_instr and cfg.deep_pipeline:
                     # With deep_pipeline it follows `instr` while idle, so it holds the
                     # instruction of the start cycle without `start` in its (wide) enable.
-                    m.d.sync += ins.eq(self.instr)
+                    m.d.sync += latch
                 with m.If(self.start):
                     if self.latch_instr and not cfg.deep_pipeline:
-                        m.d.sync += ins.eq(self.instr)
+                        m.d.sync += latch
                     m.d.sync += [
                         oy0.eq(_mul_small(pos_group, src.oy_band)),
                         ob_group_r.eq(ob_group), ob_round.eq(src.ob + gmask),

@@ -27,7 +27,7 @@ class ULX3STop(BoardTop):
     Parameters
     ----------
     config : Config or str
-        Node configuration (default the ``ulx3s`` preset: 1 tile of tn=4, 20 multipliers).
+        Node configuration (default the ``ulx3s`` preset: 2 tiles of tn=4, 40 multipliers).
     baud : int
         Serial rate; ``divisor = CLOCK_HZ // baud``.
     divisor : int or None

@@ -136,11 +136,11 @@ PRESETS = {
                         sb_depth=_kb_rows(2048, 256), nm_depth=4096),
     # Fast tests: 4 tiles of tn=4.
     "small": Config(tn=4, tiles=4, nbin_depth=256, nbout_depth=256, sb_depth=256, nm_depth=1024),
-    # ULX3S (ECP5-85F, 156 18x18 multipliers, 208 18 Kb block RAMs) at 125 MHz: 1 tile of
-    # tn=4 (16 + 4 multipliers) with deep pipelining. The distance across the chip decides
-    # the clock (docs/boards.md): the buffers take 29 block RAMs, the instruction memory
-    # (32) and the coefficients of 2 activation tables are distributed RAM.
-    "ulx3s": Config(tn=4, tiles=1, nbin_depth=512, nbout_depth=512, sb_depth=1024,
+    # ULX3S (ECP5-85F, 156 18x18 multipliers, 208 18 Kb block RAMs) at 125 MHz: 2 tiles of
+    # tn=4 (2 * (16 + 4) = 40 multipliers) with deep pipelining. The distance across the
+    # chip decides the clock (docs/boards.md): the buffers take 54 block RAMs, the
+    # instruction memory (32) and the coefficients of 2 activation tables are distributed RAM.
+    "ulx3s": Config(tn=4, tiles=2, nbin_depth=512, nbout_depth=512, sb_depth=1024,
                     nm_depth=1024, imem_depth=32, act_tables=2, deep_pipeline=1),
     # iCEBreaker (iCE40UP5K, 8 SB_MAC16, 30 4 Kb block RAMs): 1 tile of tn=2 uses
     # 2 * 2 + 2 = 6 multipliers; a narrow instruction memory (one 32-bit host word wide)

@@ -163,9 +163,10 @@ class NFU2(wiring.Component):
         # operations here and below (not one term per bit): the same netlist, and far less
         # work per cycle for a simulator.
         w = self.acc_width
-        shift = Signal(SHIFT_WIDTH, name="shift_r", reset_less=True)
-        max_mode = Signal(name="max_mode_r", reset_less=True)
-        keep = Signal(w - 16, name="fits_keep", reset_less=True)
+        # With deep without reset (the reset net's fan-out across the ECP5).
+        shift = Signal(SHIFT_WIDTH, name="shift_r", reset_less=self.deep)
+        max_mode = Signal(name="max_mode_r", reset_less=self.deep)
+        keep = Signal(w - 16, name="fits_keep", reset_less=self.deep)
         m.d.sync += [shift.eq(self.shift), max_mode.eq(self.max_mode),
                      keep.eq(thermometer(self.shift, w - 16))]
         m.submodules.trees = trees = AdderTree(tn, 32, lanes=tn, reset_less=self.deep)

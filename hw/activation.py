@@ -50,7 +50,7 @@ class Activation(wiring.Component):
 
     Latency :attr:`latency` cycles, one register stage each: ``d = x - x_lo`` (17 bits);
     segment select and coefficient RAM read (with ``deep``: segment select, then a 2-cycle
-    RAM read through the block RAM's output register);
+    registered RAM read, :class:`hw.buffer.Buffer` with ``read_latency=2``);
     with ``deep`` the multiplier's input registers (on the ECP5 those of a
     :func:`hw.ecp5.ecp5_multiplier`); multiply (16 x 16 -> 32 bits); shift by ``f``; add
     ``b_i`` and the rounding bit, saturate (with ``deep``, the shift and the sum and
@@ -158,8 +158,8 @@ class Activation(wiring.Component):
         # stage-1 register; on FPGAs the tables take block or distributed RAM (one copy per
         # read port) instead of flip-flops and wide muxes.
         if self.deep:
-            # With deep, one registered Buffer per lane (on the ECP5 a block RAM with its
-            # output register): the read takes 2 cycles.
+            # With deep, one registered Buffer per lane (on the ECP5 distributed RAM between
+            # an address and a data register): the read takes 2 cycles.
             coef_data = []
             for j in range(self.tn):
                 buf = Buffer(32, self.tables * SEGMENTS, read_latency=2)

@@ -81,40 +81,37 @@ class Buffer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        if self.read_latency == 2 and is_ecp5(platform):
-            if self.depth <= DISTRIBUTED_DEPTH:
-                # Distributed RAM (asynchronous read) between an address register and a
-                # data register: each has a cycle to itself to reach the RAM's LUTs or to
-                # leave them.
-                m.submodules.memory = mem = memory.Memory(
-                    data=self.data, attrs={"ram_style": "distributed"})
-                wiring.connect(m, wiring.flipped(self.write),
-                               mem.write_port(granularity=self.granularity))
-                rp = mem.read_port(domain="comb")
-                addr_r = Signal.like(self.read.addr, name="read_addr_r", reset_less=True)
-                en_r = Signal(name="read_en_r")
-                data_r = Signal.like(rp.data, name="read_data_r", reset_less=True)
-                m.d.sync += en_r.eq(self.read.en)
-                with m.If(self.read.en):
-                    m.d.sync += addr_r.eq(self.read.addr)
-                with m.If(en_r):
-                    m.d.sync += data_r.eq(rp.data)
-                m.d.comb += [rp.addr.eq(addr_r), self.read.data.eq(data_r)]
-                return m
-            if self.depth <= 4096:
-                groups = 1 if self.granularity is None else len(self.write.en)
-                ecp5_block_ram(m, "bram", self.depth, Shape.cast(self.data.shape).width,
-                               groups, self.write, self.read)
-                return m
-        m.submodules.memory = mem = memory.Memory(data=self.data)
+        ecp5 = self.read_latency == 2 and is_ecp5(platform)
+        if ecp5 and DISTRIBUTED_DEPTH < self.depth <= 4096:
+            groups = 1 if self.granularity is None else len(self.write.en)
+            ecp5_block_ram(m, "bram", self.depth, Shape.cast(self.data.shape).width,
+                           groups, self.write, self.read)
+            return m
+        distributed = ecp5 and self.depth <= DISTRIBUTED_DEPTH
+        m.submodules.memory = mem = memory.Memory(
+            data=self.data, attrs={"ram_style": "distributed"} if distributed else None)
         wiring.connect(m, wiring.flipped(self.write),
                        mem.write_port(granularity=self.granularity))
-        rp = mem.read_port(transparent_for=())
-        m.d.comb += [rp.addr.eq(self.read.addr), rp.en.eq(self.read.en)]
+        if distributed:
+            # Distributed RAM (asynchronous read) between an address register and a data
+            # register: each has a cycle to itself to reach the RAM's LUTs or to leave them.
+            rp = mem.read_port(domain="comb")
+            addr_r = Signal.like(self.read.addr, name="read_addr_r", reset_less=True)
+            en_r = Signal(name="read_en_r")
+            m.d.sync += en_r.eq(self.read.en)
+            with m.If(self.read.en):
+                m.d.sync += addr_r.eq(self.read.addr)
+            m.d.comb += rp.addr.eq(addr_r)
+            data_en = en_r
+        else:
+            rp = mem.read_port(transparent_for=())
+            m.d.comb += [rp.addr.eq(self.read.addr), rp.en.eq(self.read.en)]
+            data_en = C(1)
         if self.read_latency == 1:
             m.d.comb += self.read.data.eq(rp.data)
         else:
             data_r = Signal.like(rp.data, name="read_data_r", reset_less=True)
-            m.d.sync += data_r.eq(rp.data)
+            with m.If(data_en):
+                m.d.sync += data_r.eq(rp.data)
             m.d.comb += self.read.data.eq(data_r)
         return m

@@ -97,15 +97,12 @@ class Node(wiring.Component):
             # One host word wide; instruction pc, word c at row host_imem_addr(pc, c).
             self.imem_data = MemoryData(shape=unsigned(config.row_bits),
                                         depth=config.imem_depth << _chunk_bits(config), init=[])
-        elif config.read_latency == 2:
-            # A registered Buffer (on the ECP5 block RAMs with their output registers).
+        else:
+            # One instruction wide, written one host word at a time.
             self.imem_buf = Buffer(unsigned(instr_chunks(config) * config.row_bits),
                                    config.imem_depth, granularity=config.row_bits,
-                                   read_latency=2)
+                                   read_latency=config.read_latency)
             self.imem_data = self.imem_buf.data
-        else:
-            self.imem_data = MemoryData(shape=unsigned(instr_chunks(config) * config.row_bits),
-                                        depth=config.imem_depth, init=[])
         super().__init__({
             "host_region": In(3),
             "host_addr": In(32),
@@ -136,18 +133,17 @@ class Node(wiring.Component):
                      self.done.eq(ctrl.done), self.error.eq(ctrl.error)]
 
         # Instruction memory.
-        if cfg.read_latency == 2 and not cfg.imem_narrow:
+        if cfg.imem_narrow:
+            m.submodules.imem = imem = memory.Memory(data=self.imem_data)
+            imem_r, imem_w = imem.read_port(transparent_for=()), imem.write_port()
+        else:
             m.submodules.imem = imem_buf = self.imem_buf
             imem_r, imem_w = imem_buf.read, imem_buf.write
-        else:
-            m.submodules.imem = imem = memory.Memory(data=self.imem_data)
-            imem_r = imem.read_port(transparent_for=())
         chunks = instr_chunks(cfg)
         cbits = _chunk_bits(cfg)
         if cfg.imem_narrow:
             # The controller reads the instruction's host words one a cycle (FETCH lasts
             # `chunks` cycles); all but the last are kept here and the last arrives in DECODE.
-            imem_w = imem.write_port()
             m.d.comb += [imem_r.addr.eq(Cat(ctrl.fetch_chunk[:cbits], ctrl.pc)),
                          imem_r.en.eq(ctrl.imem_en)]
             # imem_en is high only in FETCH, so the last word stays on the read port and
@@ -161,13 +157,11 @@ class Node(wiring.Component):
             m.d.comb += ctrl.imem_data.eq(
                 Cat(*(held[c] for c in range(chunks - 1)), imem_r.data)[:INSTR.size])
         else:
-            if cfg.read_latency == 1:
-                imem_w = imem.write_port(granularity=cfg.row_bits)
             m.d.comb += [imem_r.addr.eq(ctrl.pc), imem_r.en.eq(ctrl.imem_en)]
             fetched = imem_r.data[:INSTR.size]
             if cfg.read_latency == 2:
-                # With deep_pipeline the instruction is registered once more after the block
-                # RAMs' output registers (they lie across the chip): the fetch takes 3 cycles
+                # With deep_pipeline the instruction is registered once more after the
+                # registered read (it fans out to every tile): the fetch takes 3 cycles
                 # (hw.node_controller.fetch_cycles).
                 fetched_r = Signal(INSTR.size, name="imem_data_r", reset_less=True)
                 m.d.sync += fetched_r.eq(fetched)
@@ -225,8 +219,10 @@ class Node(wiring.Component):
                 tile.tbl_data.eq(tbl_data),
             ]
 
-        # NBout reads (STORE), with deep_pipeline through registers like the NM's.
+        # The NBout and NM read ports: with deep_pipeline through registers
+        # (Config.node_read_latency).
         port = m.d.sync if cfg.deep_pipeline else m.d.comb
+        # NBout reads (STORE).
         for t, tile in enumerate(self.tiles):
             port += [tile.nbout_r.addr.eq(ctrl.nbout_addr), tile.nbout_r.en.eq(ctrl.nbout_en[t])]
 
@@ -234,12 +230,10 @@ class Node(wiring.Component):
         m.d.comb += [tree.down_valid.eq(ctrl.down_valid), tree.down_addr.eq(ctrl.down_addr),
                      tree.down_data.eq(nm.read.data)]
 
-        # NM ports: the controller while busy, the host otherwise. With deep_pipeline the
-        # read address and enable are registered (Config.node_read_latency).
+        # NM ports: the controller while busy, the host otherwise.
         host_nm_r = self.host_re & ~ctrl.busy & (region == Region.NM)
         nm_raddr = Signal.like(nm.read.addr, name="nm_raddr")
         nm_ren = Signal(name="nm_ren")
-        port = m.d.sync if cfg.deep_pipeline else m.d.comb
         port += [nm_raddr.eq(Mux(ctrl.busy, ctrl.nm_raddr, self.host_addr)),
                  nm_ren.eq(ctrl.nm_ren | host_nm_r)]
         nm_waddr = host_stage(self.host_addr[:len(nm.write.addr)], "host_nm_waddr")

@@ -15,7 +15,7 @@ __all__ = ["NodeController", "fetch_cycles"]
 
 def fetch_cycles(config):
     """Cycles of an instruction fetch: ``config.node_read_latency`` (1; 3 with
-    ``deep_pipeline``: the block RAMs' output registers, then a register after them), or
+    ``deep_pipeline``: the registered read, then a register after it), or
     with ``config.imem_narrow`` one per host word of the instruction (the instruction memory
     is then ``tn * 16`` bits wide)."""
     if config.imem_narrow:

@@ -28,7 +28,7 @@ def pipeline_latency(config):
 
     Buffer read (``config.read_latency``: 1, 2 with ``deep_pipeline``) + NFU-1 (1, 2 with
     ``deep_pipeline``) + NFU-2 (adder tree log2 tn, accumulator 1, shift 1, rounding and
-    saturation 1, +4 with ``deep_pipeline``) + NFU-3 (5, 10 with ``deep_pipeline``).
+    saturation 1, +5 with ``deep_pipeline``) + NFU-3 (5, 10 with ``deep_pipeline``).
     """
     deep = config.deep_pipeline
     return (config.read_latency + NFU1.latency_of(deep) + NFU2.latency_of(config.tn, deep)

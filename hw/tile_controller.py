@@ -106,8 +106,9 @@ class TileController(wiring.Component):
         # Whether the instruction is a CONV: latched with it (a register: it selects the
         # pointer steps), or decoded from an unlatched instruction.
         conv = Signal()
-        latch = [ins.eq(self.instr), conv.eq(self.instr.op == Op.CONV)]
-        if not self.latch_instr:
+        if self.latch_instr:
+            latch = [ins.eq(self.instr), conv.eq(self.instr.op == Op.CONV)]
+        else:
             m.d.comb += conv.eq(ins.op == Op.CONV)
         m.d.comb += [
             self.max_mode.eq(ins.op == Op.MAXPOOL),
@@ -347,11 +348,9 @@ class TileController(wiring.Component):
             m.d.sync += [ix_base.eq(ix0), ix.eq(ix0), iy_base.eq(iy0), iy.eq(iy0),
                          p_kb.eq(nxt), p_oy.eq(nxt), p_ox.eq(nxt), p_ky.eq(nxt),
                          p_kx.eq(nxt), p_c.eq(nxt),
-                         sb_k.eq(nsb), out_k.eq(nout), out.eq(nout)]
+                         sb_k.eq(nsb), sb.eq(nsb), out_k.eq(nout), out.eq(nout)]
         with m.If(on("ox", "oy")):
             m.d.sync += sb.eq(sb_k)
-        with m.If(on("k")):
-            m.d.sync += sb.eq(sb_k + ins.sb_step)
         with m.If(running):
             m.d.sync += pos_start.eq(pos_start_next)
         # Each level's count and last flag: restarted by any branch of an outer level,

@@ -2,12 +2,44 @@
 
 from dataclasses import dataclass, replace, fields
 
+from amaranth.utils import ceil_log2
 
-__all__ = ["Config", "PRESETS", "preset"]
+from .isa import INSTR, PC_WIDTH, field_width
+
+
+__all__ = ["Config", "PRESETS", "preset", "HOST_ADDR_WIDTH"]
+
+#: Bits of the node's host-port address (``hw.node.Node.host_addr``).
+HOST_ADDR_WIDTH = 32
 
 
 def _is_pow2(n):
     return isinstance(n, int) and n > 0 and n & (n - 1) == 0
+
+
+def _depth_limits():
+    """``{depth field: (most rows, why)}``: how many rows the ISA can address in each memory."""
+    def by_fields(memory, *names):
+        bits = min(field_width(n) for n in names)
+        return 1 << bits, (f"{memory} rows are addressed by the {bits}-bit instruction fields "
+                           f"{' and '.join(names)}")
+
+    nm_bits = field_width("out_base")
+    return {
+        "nm_depth": by_fields("NM", "src", "out_base"),
+        "nbin_depth": by_fields("NBin", "dst", "count"),
+        "sb_depth": by_fields("SB", "sb_base", "sb_step"),
+        # The count of rows a tile holds, nbout_depth when full, must itself fit in those bits.
+        "nbout_depth": ((1 << nm_bits) - 1,
+                        f"a STORE counts a tile's NBout rows, up to nbout_depth, in {nm_bits} "
+                        f"bits: the width of out_base, the NM address each row carries"),
+        "imem_depth": (1 << PC_WIDTH, f"instructions are addressed by the {PC_WIDTH}-bit "
+                                      f"program counter"),
+    }
+
+
+#: ``{depth field: (most rows, why)}``, from the instruction fields' widths.
+_DEPTH_LIMITS = _depth_limits()
 
 
 @dataclass(frozen=True)
@@ -49,6 +81,11 @@ class Config:
         host writes have further stages (NFU-1 latency 2, NFU-2 ``log2(tn) + 8``, NFU-3 10,
         fetch 3; ``docs/architecture.md``). Values are unchanged; every latency that grows is
         counted by the cycle model. Not with ``imem_narrow``.
+
+    Every depth is limited by the instruction fields that address it (:mod:`hw.isa`), and
+    every host-port address (``hw.node.host_sb_addr``, ``hw.node.host_imem_addr``) must fit
+    :data:`HOST_ADDR_WIDTH` bits; a configuration beyond them raises ``ValueError`` naming
+    the field and the limit.
     """
     tn: int = 4
     tiles: int = 4
@@ -78,6 +115,10 @@ class Config:
         for name in ("nbin_depth", "nbout_depth", "sb_depth", "nm_depth", "imem_depth"):
             if getattr(self, name) < 2:
                 raise ValueError(f"Config.{name} must be >= 2, not {getattr(self, name)!r}")
+        for name, (most, why) in _DEPTH_LIMITS.items():
+            if getattr(self, name) > most:
+                raise ValueError(f"Config.{name} must be at most {most} ({why}), "
+                                 f"not {getattr(self, name)!r}")
         if not 1 <= self.act_tables <= 8:
             raise ValueError(f"Config.act_tables must be in [1, 8], not {self.act_tables!r}")
         if self.imem_narrow not in (0, 1):
@@ -91,6 +132,28 @@ class Config:
         if not 16 <= self.counter_width <= 32:
             raise ValueError(f"Config.counter_width must be in [16, 32], "
                              f"not {self.counter_width!r}")
+        for region, top, layout in self._host_tops():
+            if top >> HOST_ADDR_WIDTH:
+                raise ValueError(f"Config: the host port's {region} addresses need "
+                                 f"{top.bit_length()} bits ({layout}), but host_addr has "
+                                 f"{HOST_ADDR_WIDTH}")
+
+    def _host_tops(self):
+        """``(region, largest host address, its layout)`` for the regions whose addresses
+        grow with the configuration; the layouts of ``hw.node.host_sb_addr`` and
+        ``hw.node.host_imem_addr``."""
+        row_bits = max(1, ceil_log2(self.sb_depth))
+        sb_top = (((((self.tiles - 1) << row_bits) | (self.sb_depth - 1)) << self.log2_tn)
+                  | (self.tn - 1))
+        chunks = -(-INSTR.size // self.row_bits)
+        chunk_bits = max(1, ceil_log2(chunks))
+        imem_top = ((self.imem_depth - 1) << chunk_bits) | (chunks - 1)
+        return [
+            ("SB", sb_top, f"tile, row, lane: log2(tiles={self.tiles}) + "
+                           f"ceil(log2(sb_depth={self.sb_depth})) + log2(tn={self.tn}) bits"),
+            ("IMEM", imem_top, f"instruction, host word: ceil(log2(imem_depth="
+                               f"{self.imem_depth})) + {chunk_bits} bits"),
+        ]
 
     @property
     def row_bits(self):

@@ -35,7 +35,8 @@ from enum import IntEnum
 from amaranth.lib import data
 
 
-__all__ = ["Op", "INSTR", "encode", "decode", "disassemble", "compute_fields"]
+__all__ = ["Op", "INSTR", "PC_WIDTH", "field_width", "field_range", "check_fields", "encode",
+           "decode", "disassemble", "compute_fields"]
 
 
 class Op(IntEnum):
@@ -82,6 +83,10 @@ _FIELDS = {
     "count": (False, 16),       # LOAD: rows
 }
 
+#: Bits of the program counter: an instruction's address in the instruction memory, as the
+#: node reports it to the host.
+PC_WIDTH = 16
+
 #: The instruction layout, shared by the RTL, the compiler and the tools.
 INSTR = data.StructLayout({name: (data.signed(w) if s else data.unsigned(w))
                            for name, (s, w) in _FIELDS.items()})
@@ -94,18 +99,56 @@ for _name, (_s, _w) in _FIELDS.items():
 del _off, _name, _s, _w
 
 
+def field_width(name):
+    """Bits of the instruction field ``name``.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a field of :data:`INSTR`.
+    """
+    try:
+        return _FIELDS[name][1]
+    except KeyError:
+        raise ValueError(f"unknown instruction field {name!r}") from None
+
+
+def field_range(name):
+    """``(lo, hi)``: the values the instruction field ``name`` holds, both included.
+
+    ``[-2**(w-1), 2**(w-1) - 1]`` for a signed field of ``w`` bits, ``[0, 2**w - 1]`` for an
+    unsigned one. Raises ``ValueError`` for an unknown field.
+    """
+    width = field_width(name)
+    if _FIELDS[name][0]:
+        return -(1 << (width - 1)), (1 << (width - 1)) - 1
+    return 0, (1 << width) - 1
+
+
+def check_fields(fields):
+    """Check that every value of the mapping ``fields`` fits its instruction field.
+
+    Raises
+    ------
+    ValueError
+        Naming the first field that is unknown, or whose value is not an int in
+        :func:`field_range`.
+    """
+    for name, value in fields.items():
+        lo, hi = field_range(name)
+        if not isinstance(value, int) or not lo <= value <= hi:
+            raise ValueError(f"instruction field {name}={value!r} is out of range [{lo}, {hi}] "
+                             f"({field_width(name)} bits)")
+
+
 def encode(op=Op.HALT, **fields):
-    """Pack an instruction into an int. Raises ``ValueError`` naming a field out of range."""
+    """Pack an instruction into an int. Raises ``ValueError`` naming a field out of range
+    (:func:`check_fields`)."""
     fields["op"] = Op(op)
+    check_fields(fields)
     word = 0
     for name, value in fields.items():
-        if name not in _FIELDS:
-            raise ValueError(f"unknown instruction field {name!r}")
-        signed, width = _FIELDS[name]
-        lo, hi = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if signed else (0, (1 << width) - 1)
-        if not isinstance(value, int) or not lo <= value <= hi:
-            raise ValueError(f"instruction field {name}={value!r} is out of range [{lo}, {hi}]")
-        word |= (value & ((1 << width) - 1)) << _OFFSETS[name]
+        word |= (value & ((1 << field_width(name)) - 1)) << _OFFSETS[name]
     return word
 
 

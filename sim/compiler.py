@@ -9,19 +9,30 @@ the output rows), picking the split with the fewest cycles by the cycle model, s
 with fewer output blocks than tiles still keeps tiles busy.
 
 NM holds every layer's output at its own address, so intermediates can be read back.
+
+A network that cannot run on the configuration raises :class:`CompileError` naming the layer
+and the limit: a buffer too small, a worst-case accumulator wider than ``Config.acc_width``
+(:func:`layer_acc_bound`), an instruction field out of its range (checked as each instruction
+is emitted), too many activation tables or instructions.
 """
 
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from golden.formats import INT16_MIN, avg_reciprocal
+from golden.layers import accumulator_bound
 from hw.config import Config
-from hw.isa import Op, encode
+from hw.isa import Op, check_fields, encode
 from . import cycle_model
 from .mapping import as_chw, blocks, conv_sb_rows, layer_fields, pool_sb_row, to_rows
 
 
-__all__ = ["Program", "LayerInfo", "compile_network", "CompileError"]
+__all__ = ["Program", "LayerInfo", "compile_network", "CompileError", "layer_acc_bound",
+           "acc_bits"]
+
+#: The largest magnitude of an int16 input, ``|x| <= 32768``.
+_X_MAX = -INT16_MIN
 
 
 class CompileError(ValueError):
@@ -92,6 +103,48 @@ def _macs(layer):
     if layer.kind == "conv":
         return o * oh * ow * c * layer.kernel * layer.kernel
     return o * oh * ow * layer.kernel * layer.kernel
+
+
+def layer_acc_bound(layer):
+    """The largest ``|acc|`` an NFU-2 accumulator can reach on ``layer``, for any input.
+
+    The accumulator sums, over the rows of one output, NFU-1's products ``x * w`` of an int16
+    input (``|x| <= 32768``) and an SB value ``w``:
+
+    * ``"conv"``, ``"fc"``: the bias row (``x = 1 << bias_exp`` meets ``w = b``), then one
+      product per weight: ``|acc| <= 32768 * sum|w| + |b| << bias_exp`` for each output,
+      :func:`golden.layers.accumulator_bound`;
+    * ``"avgpool"``: ``kernel**2`` products ``x * r`` with the reciprocal ``r`` of
+      :func:`golden.formats.avg_reciprocal` on the SB diagonal:
+      ``|acc| <= kernel**2 * 32768 * r``;
+    * ``"maxpool"``: the accumulator holds one product ``x * 1`` (NFU-2's max mode keeps
+      the largest): ``|acc| <= 32768``.
+
+    A partial sum adds only some of the same terms, so the bound holds for it too; padding
+    rows add 0.
+
+    Parameters
+    ----------
+    layer : golden.quant.QLayer
+
+    Returns
+    -------
+    int
+    """
+    if layer.kind in ("conv", "fc"):
+        return int(accumulator_bound(layer.w_q, layer.b_q, layer.bias_exp).max())
+    if layer.kind == "avgpool":
+        r, _ = avg_reciprocal(layer.kernel * layer.kernel)
+        return layer.kernel * layer.kernel * _X_MAX * r
+    if layer.kind == "maxpool":
+        return _X_MAX      # one product x * 1
+    raise ValueError(f"unsupported layer kind {layer.kind!r}")
+
+
+def acc_bits(bound):
+    """Bits of a signed accumulator that holds every value with ``|acc| <= bound``:
+    ``bound.bit_length() + 1`` (``bound <= 2**(bits - 1) - 1``)."""
+    return int(bound).bit_length() + 1
 
 
 def _bands(layer, cfg, where):
@@ -173,9 +226,23 @@ def compile_network(qnet, config):
     sb_images = [[] for _ in range(cfg.tiles)]
     sb_next = 0
     program, infos = [], []
+
+    def emit(where, instr):
+        """Append ``instr`` to the program once every field fits its range."""
+        try:
+            check_fields(instr)
+        except ValueError as exc:
+            raise CompileError(f"{where}: {exc}") from None
+        program.append(instr)
+
     in_base = input_base
     for layer in layers:
         where = f"layer {layer.index} ({layer.kind})"
+        bound = layer_acc_bound(layer)
+        if acc_bits(bound) > cfg.acc_width:
+            raise CompileError(f"{where}: the worst-case accumulator needs {acc_bits(bound)} "
+                               f"bits (|acc| <= {bound:.3g}), but Config.acc_width is "
+                               f"{cfg.acc_width}")
         out_rows = rows_of(layer.out_shape)
         bands = _bands(layer, cfg, where)
         out_base = nm_next
@@ -236,10 +303,10 @@ def compile_network(qnet, config):
                                        f"output rows, but NBout has {cfg.nbout_depth} "
                                        f"(nbout_depth)")
             pcs += [len(program), len(program) + 1, len(program) + 2]
-            program.append(dict(op=Op.LOAD, src=in_base + r0 * w_in * cb, dst=0,
-                                count=(r1 - r0) * w_in * cb))
-            program.append(bf)
-            program.append(dict(op=Op.STORE))
+            emit(where, dict(op=Op.LOAD, src=in_base + r0 * w_in * cb, dst=0,
+                             count=(r1 - r0) * w_in * cb))
+            emit(where, bf)
+            emit(where, dict(op=Op.STORE))
         infos.append(LayerInfo(layer.index, layer.kind, tuple(layer.in_shape),
                                tuple(layer.out_shape), in_base, out_base, _macs(layer), f, pcs))
         in_base = out_base

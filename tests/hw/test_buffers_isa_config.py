@@ -6,7 +6,9 @@ from amaranth import Elaboratable
 from hypothesis import given, settings, strategies as st
 
 from hw.config import Config, PRESETS, preset
-from hw.isa import Op, encode, decode, disassemble, compute_fields, _FIELDS
+from hw.isa import (Op, encode, decode, disassemble, compute_fields, _FIELDS, field_range,
+                    field_width, check_fields)
+from hw.node import host_imem_addr, host_sb_addr, instr_chunks
 from hw.nbin import NBin
 from hw.nbout import NBout
 from hw.neuron_memory import NeuronMemory
@@ -98,6 +100,23 @@ def test_encode_errors_name_the_field():
         encode(Op.CONV, bogus=1)
 
 
+def test_field_ranges_and_check():
+    assert (field_width("ob"), field_range("ob")) == (10, (0, 1023))
+    assert (field_width("y_off"), field_range("y_off")) == (14, (-8192, 8191))
+    assert field_range("src") == (0, (1 << 24) - 1)
+    check_fields({"op": Op.CONV, "ob": 1023, "y_off": -8192})
+    with pytest.raises(ValueError, match=r"^instruction field ob=1024 is out of range "
+                                         r"\[0, 1023\] \(10 bits\)$"):
+        check_fields({"op": Op.CONV, "ob": 1024})
+    with pytest.raises(ValueError, match=r"^instruction field count=1.5 is out of range"):
+        check_fields({"count": 1.5})
+    with pytest.raises(ValueError, match="unknown instruction field 'bogus'"):
+        field_range("bogus")
+    # encode uses the same check and message
+    with pytest.raises(ValueError, match=r"^instruction field ob=1024 .*\(10 bits\)$"):
+        encode(Op.CONV, ob=1024)
+
+
 def test_disassembler_text():
     f = compute_fields(op=Op.CONV, in_h=8, in_w=8, cb=1, kh=3, kw=3, stride=1, y_off=1,
                        x_off=1, oh=8, ow=8, ob=2, ocb=2, shift=13, act=1)
@@ -135,6 +154,37 @@ def test_presets_and_validation():
     assert (deep.read_latency, deep.node_read_latency) == (2, 3)
     assert (Config().read_latency, Config().node_read_latency) == (1, 1)
     assert preset("ulx3s").deep_pipeline == 1
+
+
+@pytest.mark.parametrize("name,limit,what", [
+    ("nm_depth", 1 << 24, r"24-bit instruction fields src and out_base"),
+    ("nbin_depth", 1 << 16, r"16-bit instruction fields dst and count"),
+    ("sb_depth", 1 << 16, r"16-bit instruction fields sb_base and sb_step"),
+    ("nbout_depth", (1 << 24) - 1, r"NBout rows, up to nbout_depth, in 24 bits"),
+    ("imem_depth", 1 << 16, r"16-bit program counter"),
+])
+def test_depths_the_isa_can_address(name, limit, what):
+    assert getattr(Config(**{name: limit}), name) == limit
+    with pytest.raises(ValueError, match=rf"^Config\.{name} must be at most {limit} "
+                                         rf"\(.*{what}.*\), not {limit + 1}$"):
+        Config(**{name: limit + 1})
+
+
+def test_host_addresses_fit_the_host_port():
+    # Every preset's largest SB and IMEM host addresses fit 32 bits.
+    for cfg in PRESETS.values():
+        assert host_sb_addr(cfg, cfg.tiles - 1, cfg.sb_depth - 1, cfg.tn - 1) < 1 << 32
+        assert host_imem_addr(cfg, cfg.imem_depth - 1, instr_chunks(cfg) - 1) < 1 << 32
+    # SB: log2(tiles) + log2(sb_depth) + log2(tn) = 8 + 16 + 8 bits fill the port exactly.
+    edge = Config(tn=256, tiles=256, sb_depth=1 << 16)
+    assert host_sb_addr(edge, 255, (1 << 16) - 1, 255) == (1 << 32) - 1
+    with pytest.raises(ValueError, match=r"^Config: the host port's SB addresses need 33 bits "
+                                         r"\(.*tiles=512.*sb_depth=65536.*tn=256.*\), but "
+                                         r"host_addr has 32$"):
+        Config(tn=256, tiles=512, sb_depth=1 << 16)
+    # IMEM: the deepest instruction memory with the most host words per instruction.
+    deepest = Config(tn=2, tiles=1, imem_depth=1 << 16)
+    assert host_imem_addr(deepest, (1 << 16) - 1, instr_chunks(deepest) - 1) < 1 << 32
 
 
 class _ECP5Platform:

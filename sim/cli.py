@@ -2,39 +2,84 @@
 
 Each subcommand lives in a ``_cmd_<name>`` function registered by
 :func:`build_parser`; new subcommands (verilog, wave, build, bench) add a
-parser there.  Errors a user can fix (bad files, bad values) are printed as
-``diannao: error: <message>`` with exit status 2 and no traceback.
+parser there.  Errors a user can fix (bad files, bad values: ``ValueError``
+and ``OSError``) are printed as ``diannao: error: <message>`` with exit
+status 2 and no traceback; any other exception is an internal error, printed
+on one line with exit status 1 (``diannao --debug ...`` shows the traceback).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from sim.inputs import load_array
 
 __all__ = ["main", "build_parser"]
 
 PROG = "diannao"
 
 
-def _load_input(path, qnet):
-    """Load an .npy input and return ``(x_q, x_real)``.
+def _npy_path(path):
+    """The file :func:`numpy.save` writes for ``path`` (it appends ``.npy`` if missing)."""
+    path = str(path)
+    return path if path.endswith(".npy") else path + ".npy"
 
-    Floats are quantized at the network's input format; integers are taken
-    as already-quantized int16 values (their real value is ``x / 2**input_frac``).
+
+def _check_writable_dir(option, value, directory, *, create):
+    """Raise ValueError unless files can be written in ``directory``.
+
+    With ``create`` the directory may be missing (it will be made with its parents); then
+    its nearest existing ancestor must be a writable directory.
     """
-    from golden.formats import from_fixed
-    from golden.layers import as_int16_values
+    directory = Path(directory)
+    if create:
+        while not directory.exists() and directory != directory.parent:
+            directory = directory.parent
+    elif not directory.exists():
+        raise ValueError(f"{option} {value}: directory {directory} does not exist")
+    if not directory.is_dir():
+        raise ValueError(f"{option} {value}: {directory} is not a directory")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {value}: directory {directory} is not writable")
 
-    x = np.load(path, allow_pickle=False)
-    if x.dtype.kind == "f":
-        return qnet.quantize_input(x), x
-    if x.dtype.kind in "iu":
-        x_q = as_int16_values(x, f"input {path}")
-        return x_q, from_fixed(x_q, qnet.input_frac)
-    raise ValueError(f"input {path} has dtype {x.dtype}; expected float or integer")
+
+def _check_output_file(option, value, path, *, create_parent=False):
+    """Raise ValueError unless the file ``path`` (given as ``option value``) can be written."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{option} {value}: {path} is a directory")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ValueError(f"{option} {value}: {path} is not writable")
+    _check_writable_dir(option, value, path.parent, create=create_parent)
+
+
+def _check_run_outputs(args):
+    """Check every output path of ``diannao run`` before anything is simulated.
+
+    Raises
+    ------
+    ValueError
+        Naming the option and path: a missing or unwritable directory, a path that is a
+        directory (or, for ``--intermediates``, one that is not).
+    """
+    _check_output_file("--out", args.out, _npy_path(args.out))
+    if args.float_out:
+        _check_output_file("--float-out", args.float_out, _npy_path(args.float_out))
+    if args.intermediates:
+        out_dir = Path(args.intermediates)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise ValueError(f"--intermediates {args.intermediates}: {out_dir} is not a "
+                             f"directory")
+        _check_writable_dir("--intermediates", args.intermediates, out_dir, create=True)
+    if args.vcd:
+        vcd = Path(args.vcd)
+        _check_output_file("--vcd", args.vcd, vcd, create_parent=True)
+        _check_output_file("--vcd", args.vcd, vcd.with_suffix(".gtkw"), create_parent=True)
 
 
 def _cmd_run(args):
@@ -43,18 +88,25 @@ def _cmd_run(args):
     from golden.quant import quantize, run_float
     from sim.engines import run_network
 
+    _check_run_outputs(args)
     net = load(args.network)
     qnet = quantize(net)
-    x_q, x_real = _load_input(args.input, qnet)
-    result = run_network(qnet, x_q, engine=args.engine, config=args.config, vcd=args.vcd,
-                         clock_mhz=args.clock_mhz, progress=sys.stderr.isatty(), port=args.port)
+    x = load_array(args.input)
+    result = run_network(qnet, x, engine=args.engine, source=args.input, strict=args.strict,
+                         config=args.config, vcd=args.vcd, clock_mhz=args.clock_mhz,
+                         progress=sys.stderr.isatty(), port=args.port)
+    if result.saturated:
+        print(f"{PROG}: warning: {result.input.saturation_note} (--strict makes this an error)",
+              file=sys.stderr)
     y, per_layer = result.outputs, result.layer_outputs
-    np.save(args.out, y.astype(np.int16))
+    out = _npy_path(args.out)
+    np.save(out, y.astype(np.int16))
     print(f"output {list(y.shape)} int16 in {q_name(qnet.output_frac)} "
-          f"(value = int / 2**{qnet.output_frac}) -> {args.out}")
+          f"(value = int / 2**{qnet.output_frac}) -> {out}")
     if args.float_out:
-        np.save(args.float_out, run_float(net, x_real))
-        print(f"float reference -> {args.float_out}")
+        float_out = _npy_path(args.float_out)
+        np.save(float_out, run_float(net, result.input.real))
+        print(f"float reference -> {float_out}")
     if args.intermediates:
         out_dir = Path(args.intermediates)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -146,6 +198,8 @@ def build_parser():
 
     parser = argparse.ArgumentParser(
         prog=PROG, description="DianNao/DaDianNao accelerator model: golden model and tools")
+    parser.add_argument("--debug", action="store_true",
+                        help="let errors through with their Python traceback")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="run a network file on an input with an engine")
@@ -157,6 +211,9 @@ def build_parser():
     p.add_argument("--out", required=True, help="output .npy (int16)")
     p.add_argument("--float-out", help="also write the float reference output (.npy)")
     p.add_argument("--intermediates", metavar="DIR", help="write each layer's int16 output to DIR")
+    p.add_argument("--strict", action="store_true",
+                   help="reject float inputs outside the input format (default: saturate "
+                        "them and print how many)")
     _rtl_options(p)
     p.add_argument("--vcd", metavar="FILE", help="RTL engines: write a VCD (and a .gtkw beside it)")
     p.set_defaults(func=_cmd_run)
@@ -179,13 +236,28 @@ def build_parser():
 
 
 def main(argv=None):
-    """Entry point of the ``diannao`` command; returns the exit status."""
+    """Entry point of the ``diannao`` command; returns the exit status.
+
+    Returns
+    -------
+    int
+        The subcommand's status; 2 after a user error (``ValueError``, ``OSError``:
+        ``diannao: error: <message>``), 1 after any other exception (``diannao: internal
+        error: <type>: <message>``, one line). With ``--debug`` exceptions propagate.
+    """
     args = build_parser().parse_args(argv)
+    if args.debug:
+        return args.func(args)
     try:
         return args.func(args)
     except (ValueError, OSError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        message = " ".join(str(exc).split())
+        print(f"{PROG}: internal error: {type(exc).__name__}: {message}; "
+              f"run with --debug for the traceback", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

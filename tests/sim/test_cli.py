@@ -1,6 +1,7 @@
 """The diannao command: run, demo, engines and error reporting."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,8 @@ import numpy as np
 import pytest
 
 from sim.cli import main
-from sim.engines import run_network
+from sim.compiler import CompileError
+from sim.engines import ENGINES, run_network
 
 DIANNAO = Path(sys.executable).with_name("diannao")
 
@@ -86,15 +88,23 @@ def test_run_int16_input_is_taken_as_quantized(tmp_path):
 
 def test_run_pysim_equals_golden_with_report_and_vcd(tmp_path, capsys):
     net = write_network(tmp_path)
-    np.save(tmp_path / "x.npy", np.random.default_rng(2).uniform(-1, 1, (2, 1, 4, 4)))
+    x = np.random.default_rng(2).uniform(-1, 1, (2, 1, 4, 4))
+    x[1, 0, 2, 3], x[0, 0, 0, 1] = 300.0, -1e4       # saturate at Q7.8, on both engines
+    np.save(tmp_path / "x.npy", x)
     common = ["run", "--network", str(net), "--input", str(tmp_path / "x.npy")]
+    warning = (f"diannao: warning: input {tmp_path / 'x.npy'}: 2 values outside Q7.8 "
+               f"[-128, 127.996] saturated (--strict makes this an error)\n")
     assert main(common + ["--engine", "golden", "--out", str(tmp_path / "g.npy")]) == 0
+    assert capsys.readouterr().err == warning
     assert main(common + ["--engine", "pysim", "--config", "small", "--out",
-                          str(tmp_path / "p.npy"), "--vcd", str(tmp_path / "w.vcd")]) == 0
-    out = capsys.readouterr().out
+                          str(tmp_path / "p.npy"), "--vcd", str(tmp_path / "sub" / "w.vcd")]) == 0
+    captured = capsys.readouterr()
+    out = captured.out
+    assert captured.err == warning
     assert np.array_equal(np.load(tmp_path / "g.npy"), np.load(tmp_path / "p.npy"))
     assert "RTL cycle counter" in out and "equal" in out and "DIFFERENT" not in out
-    assert (tmp_path / "w.vcd").stat().st_size > 0 and (tmp_path / "w.gtkw").exists()
+    assert (tmp_path / "sub" / "w.vcd").stat().st_size > 0
+    assert (tmp_path / "sub" / "w.gtkw").exists()
 
 
 def test_board_engine_needs_a_port(tmp_path, capsys):
@@ -138,3 +148,228 @@ def test_demo(capsys):
 def test_demo_golden_only_full_test_set(capsys):
     assert main(["demo", "--engine", "golden", "--limit", "0"]) == 0
     assert "360 images" in capsys.readouterr().out
+
+
+# -- one input check for every engine ---------------------------------------------------
+
+def nan_at_0_2_1():
+    x = np.zeros((1, 4, 4))
+    x[0, 2, 1] = np.nan
+    return x
+
+
+def inf_in_batch():
+    x = np.zeros((3, 1, 4, 4), dtype=np.float32)
+    x[2, 0, 3, 0] = -np.inf
+    return x
+
+
+def int_out_of_range():
+    x = np.zeros((1, 4, 4), dtype=np.int32)
+    x[0, 1, 2] = 40000
+    return x
+
+
+BAD_INPUTS = [
+    ("flat", np.zeros((1, 16)),
+     " has shape [1, 16]; expected [1, 4, 4] or [batch, 1, 4, 4]"),
+    ("no_channel", np.zeros((2, 4, 4)),
+     " has shape [2, 4, 4]; expected [1, 4, 4] or [batch, 1, 4, 4]"),
+    ("nan", nan_at_0_2_1(), ": value nan at index [0, 2, 1]; inputs must be finite"),
+    ("inf", inf_in_batch(), ": value -inf at index [2, 0, 3, 0]; inputs must be finite"),
+    ("int", int_out_of_range(),
+     " holds 40000 at index [0, 1, 2], outside int16 [-32768, 32767]; integer inputs are "
+     "taken as already-quantized int16 values"),
+    ("bool", np.ones((1, 4, 4), dtype=bool), " has dtype bool; expected float or integer"),
+    ("empty", np.zeros((0, 1, 4, 4)), " has shape [0, 1, 4, 4], an empty batch"),
+]
+
+
+@pytest.mark.parametrize("engine", ["golden", "pysim"])
+@pytest.mark.parametrize("name,x,message", BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def test_bad_input_is_a_user_error_naming_the_file(tmp_path, capsys, engine, name, x, message):
+    # Before: pysim ran [1, 16] as one flat sample (exit 0), failed on [2, 4, 4] with
+    # "a neuron tensor must be ...", and NaN gave "to_fixed input must be finite, got nan".
+    net = write_network(tmp_path)
+    path = tmp_path / f"{name}.npy"
+    np.save(path, x)
+    assert main(["run", "--network", str(net), "--input", str(path), "--engine", engine,
+                 "--out", str(tmp_path / "y.npy")]) == 2
+    assert capsys.readouterr().err == f"diannao: error: input {path}{message}\n"
+    assert not (tmp_path / "y.npy").exists()
+
+
+@pytest.mark.parametrize("engine", ["golden", "pysim"])
+def test_bad_input_exits_2_without_traceback(tmp_path, engine):
+    net = write_network(tmp_path)
+    np.save(tmp_path / "x.npy", np.zeros((1, 16)))
+    proc = subprocess.run([str(DIANNAO), "run", "--network", str(net), "--input",
+                           str(tmp_path / "x.npy"), "--engine", engine, "--out",
+                           str(tmp_path / "y.npy")], capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr == (f"diannao: error: input {tmp_path / 'x.npy'} has shape [1, 16]; "
+                           f"expected [1, 4, 4] or [batch, 1, 4, 4]\n")
+    assert proc.stdout == ""
+
+
+def test_saturated_inputs_are_counted_and_strict_rejects_them(tmp_path, capsys):
+    net = write_network(tmp_path)
+    x = np.random.default_rng(5).uniform(-1, 1, (2, 1, 4, 4))
+    x[0, 0, 1, 2], x[1, 0, 0, 0], x[1, 0, 3, 3] = 200.0, -129.0, 1e6
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "clipped.npy", np.clip(x, -128, 255 / 2))
+    common = ["run", "--network", str(net), "--input", str(tmp_path / "x.npy")]
+    assert main(common + ["--out", str(tmp_path / "y.npy")]) == 0
+    assert capsys.readouterr().err == (
+        f"diannao: warning: input {tmp_path / 'x.npy'}: 3 values outside Q7.8 "
+        f"[-128, 127.996] saturated (--strict makes this an error)\n")
+    assert main(["run", "--network", str(net), "--input", str(tmp_path / "clipped.npy"),
+                 "--out", str(tmp_path / "c.npy")]) == 0
+    assert capsys.readouterr().err == ""
+    assert np.array_equal(np.load(tmp_path / "y.npy"), np.load(tmp_path / "c.npy"))
+    assert main(common + ["--strict", "--out", str(tmp_path / "s.npy")]) == 2
+    assert capsys.readouterr().err == (
+        f"diannao: error: input {tmp_path / 'x.npy'}: value 200.0 at index [0, 0, 1, 2] is "
+        f"outside Q7.8 [-128, 127.996] and would saturate (3 values in all); strict inputs "
+        f"must fit the input format\n")
+    assert not (tmp_path / "s.npy").exists()
+    assert main(["run", "--network", str(net), "--input", str(tmp_path / "clipped.npy"),
+                 "--strict", "--out", str(tmp_path / "s.npy")]) == 0
+
+
+@pytest.fixture
+def no_simulation(monkeypatch):
+    """Make every engine fail the test if it is reached."""
+    for name in list(ENGINES):
+        def reached(*args, _name=name, **kwargs):
+            pytest.fail(f"engine {_name} ran although the command should have stopped")
+        monkeypatch.setitem(ENGINES, name, reached)
+
+
+def test_strict_stops_before_the_engine(tmp_path, capsys, no_simulation):
+    net = write_network(tmp_path)
+    np.save(tmp_path / "x.npy", np.full((1, 4, 4), 128.0))
+    assert main(["run", "--network", str(net), "--input", str(tmp_path / "x.npy"), "--strict",
+                 "--engine", "pysim", "--out", str(tmp_path / "y.npy")]) == 2
+    assert "value 128.0 at index [0, 0, 0] is outside Q7.8" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option,value,message", [
+    ("--out", "{tmp}/missing/y.npy", "directory {tmp}/missing does not exist"),
+    ("--out", "{tmp}/adir.npy", "{tmp}/adir.npy is a directory"),
+    ("--out", "{tmp}/afile/y.npy", "{tmp}/afile is not a directory"),
+    ("--float-out", "{tmp}/missing/f.npy", "directory {tmp}/missing does not exist"),
+    ("--float-out", "{tmp}/adir", "{tmp}/adir.npy is a directory"),
+    ("--intermediates", "{tmp}/afile", "{tmp}/afile is not a directory"),
+    ("--intermediates", "{tmp}/afile/layers", "{tmp}/afile is not a directory"),
+    ("--vcd", "{tmp}/adir.npy", "{tmp}/adir.npy is a directory"),
+    ("--vcd", "{tmp}/afile/new/w.vcd", "{tmp}/afile is not a directory"),
+])
+def test_output_paths_are_checked_before_simulation(tmp_path, capsys, no_simulation, option,
+                                                    value, message):
+    net = write_network(tmp_path)
+    np.save(tmp_path / "x.npy", np.zeros((1, 4, 4)))
+    (tmp_path / "adir.npy").mkdir()
+    (tmp_path / "afile").write_text("")
+    value, message = value.format(tmp=tmp_path), message.format(tmp=tmp_path)
+    assert main(["run", "--network", str(net), "--input", str(tmp_path / "x.npy"),
+                 "--engine", "pysim", "--out", str(tmp_path / "y.npy"), option, value]) == 2
+    assert capsys.readouterr().err == f"diannao: error: {option} {value}: {message}\n"
+    assert not (tmp_path / "y.npy").exists() and not (tmp_path / "missing").exists()
+
+
+def test_bad_out_reported_before_simulation_in_a_subprocess(tmp_path):
+    net = write_network(tmp_path)
+    np.save(tmp_path / "x.npy", np.zeros((1, 4, 4)))
+    assert not Path("/nonexistent").exists()
+    proc = subprocess.run([str(DIANNAO), "run", "--network", str(net), "--input",
+                           str(tmp_path / "x.npy"), "--engine", "pysim",
+                           "--out", "/nonexistent/y.npy"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr == ("diannao: error: --out /nonexistent/y.npy: directory /nonexistent "
+                           "does not exist\n")
+    assert "RTL cycle counter" not in proc.stdout
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write to read-only directories")
+def test_unwritable_out_directory(tmp_path, capsys, no_simulation):
+    net = write_network(tmp_path)
+    np.save(tmp_path / "x.npy", np.zeros((1, 4, 4)))
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        assert main(["run", "--network", str(net), "--input", str(tmp_path / "x.npy"),
+                     "--out", str(locked / "y.npy")]) == 2
+    finally:
+        locked.chmod(0o700)
+    assert capsys.readouterr().err == (
+        f"diannao: error: --out {locked / 'y.npy'}: directory {locked} is not writable\n")
+
+
+def test_out_without_suffix_is_checked_and_named_as_written(tmp_path, capsys):
+    net = write_network(tmp_path)
+    np.save(tmp_path / "x.npy", np.zeros((1, 4, 4)))
+    (tmp_path / "y").mkdir()            # np.save writes y.npy, which is free
+    assert main(["run", "--network", str(net), "--input", str(tmp_path / "x.npy"),
+                 "--out", str(tmp_path / "y")]) == 0
+    assert f"-> {tmp_path / 'y.npy'}" in capsys.readouterr().out
+    assert np.load(tmp_path / "y.npy").shape == (3,)
+
+
+@pytest.mark.parametrize("exc,status,line", [
+    (RuntimeError("boom"), 1,
+     "diannao: internal error: RuntimeError: boom; run with --debug for the traceback"),
+    (KeyError("k"), 1,
+     "diannao: internal error: KeyError: 'k'; run with --debug for the traceback"),
+    (AssertionError("first\n  second"), 1,
+     "diannao: internal error: AssertionError: first second; run with --debug for the "
+     "traceback"),
+    (CompileError("layer 0 (conv): too big"), 2, "diannao: error: layer 0 (conv): too big"),
+    (OSError("disk full"), 2, "diannao: error: disk full"),
+])
+def test_errors_are_one_line(tmp_path, capsys, monkeypatch, exc, status, line):
+    def fail(*args, **kwargs):
+        raise exc
+
+    monkeypatch.setitem(ENGINES, "golden", fail)
+    net = write_network(tmp_path)
+    np.save(tmp_path / "x.npy", np.zeros((1, 4, 4)))
+    argv = ["run", "--network", str(net), "--input", str(tmp_path / "x.npy"),
+            "--out", str(tmp_path / "y.npy")]
+    assert main(argv) == status
+    assert capsys.readouterr().err == line + "\n"
+    with pytest.raises(type(exc)):
+        main(["--debug"] + argv)
+
+
+INTERNAL_ERROR = """\
+import sys
+import sim.engines
+
+def boom(*args, **kwargs):
+    raise RuntimeError("boom")
+
+sim.engines.ENGINES["golden"] = boom
+from sim.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    net = write_network(tmp_path)
+    np.save(tmp_path / "x.npy", np.zeros((1, 4, 4)))
+    argv = ["run", "--network", str(net), "--input", str(tmp_path / "x.npy"),
+            "--out", str(tmp_path / "y.npy")]
+    plain = subprocess.run([sys.executable, "-c", INTERNAL_ERROR] + argv,
+                           capture_output=True, text=True)
+    assert plain.returncode == 1
+    assert plain.stderr == ("diannao: internal error: RuntimeError: boom; run with --debug "
+                            "for the traceback\n")
+    debug = subprocess.run([sys.executable, "-c", INTERNAL_ERROR, "--debug"] + argv,
+                           capture_output=True, text=True)
+    assert debug.returncode == 1
+    assert debug.stderr.startswith("Traceback (most recent call last):")
+    assert debug.stderr.rstrip().endswith("RuntimeError: boom")
+    assert "in boom" in debug.stderr

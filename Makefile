@@ -5,11 +5,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench verilog synth clean help
+# make fuzz N=5000: random networks on random configurations under Verilator.
+N ?= 2000
+
+.PHONY: demo test fuzz bench verilog synth clean help
 
 help:
 	@echo "make demo     run the digits networks (float, 16-bit golden, RTL)"
 	@echo "make test     run the test suite"
+	@echo "make fuzz     N random networks (default 2000) on random configurations, RTL vs golden"
 	@echo "make bench    benchmarks (utilization, simulation speed)"
 	@echo "make verilog  emit Verilog for the default configuration"
 	@echo "make synth    board builds (ULX3S, iCEBreaker)"
@@ -25,6 +29,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto
+
+fuzz: $(STAMP)
+	DIANNAO_FUZZ_NETWORKS=$(N) $(BIN)/python -m pytest -n auto --hypothesis-profile=fuzz \
+		-p no:cacheprovider tests/sim/test_fuzz.py
 
 bench: $(STAMP)
 	$(BIN)/diannao bench

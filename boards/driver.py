@@ -98,16 +98,20 @@ class LinkPort(HostPort):
     async def read(self, region, addr):
         return self.link.request(Cmd.READ, region, addr)
 
-    async def start_and_wait(self):
+    async def start_and_wait(self, budget):
+        """Start the node and poll its flags until it is done, or ``timeout`` seconds have
+        passed (``False``: the caller reads where the node stands and reports it)."""
         self.link.request(Cmd.START)
         t0 = time.monotonic()
         while True:
             flags = self.link.status()
             if flags & FLAG_DONE and not flags & FLAG_BUSY:
-                return
+                return True
             if time.monotonic() - t0 > self.timeout:
-                raise ProtocolError(f"the node did not finish within {self.timeout} s "
-                                    f"(status flags 0x{flags:02X})")
+                return False
+
+    def limit(self, budget):
+        return f"the time limit of {self.timeout:g} s"
 
 
 def open_transport(port, baud=115200, timeout=2.0):
@@ -122,12 +126,14 @@ def open_transport(port, baud=115200, timeout=2.0):
 
 def run_board(qnet, x_q, *, port, board, baud=115200, progress=False, timeout=10.0,
               config=None, clock_mhz=None, load_weights=True, **options):
-    """Run ``qnet`` on int16 inputs ``x_q`` (one sample or a batch) on a board.
+    """Run ``qnet`` on inputs ``x_q`` (one sample or a batch) on a board.
 
     Parameters
     ----------
     qnet : golden.quant.QNetwork
-    x_q : array_like of int
+    x_q : array_like of int or float, or sim.inputs.CheckedInput
+        Checked with :func:`sim.inputs.ensure_checked` (int16 values, or floats quantized
+        at the input format) before anything is sent.
     port : str or transport
         Serial device (opened with pyserial at ``baud``) or an object with
         ``write``/``read`` (e.g. :class:`boards.sim_uart.SimUART`).
@@ -153,22 +159,23 @@ def run_board(qnet, x_q, *, port, board, baud=115200, progress=False, timeout=10
     Raises
     ------
     ValueError
-        Unknown board, or a network that does not fit (:class:`sim.compiler.CompileError`).
+        Unknown board, a bad input (:func:`sim.inputs.check_input`), or a network that does
+        not fit (:class:`sim.compiler.CompileError`).
     boards.protocol.ProtocolError
         No or bad response, an error status, or a board whose configuration differs.
     """
     from sim.compiler import compile_network
     from sim.engines import RunResult
+    from sim.inputs import ensure_checked
     from sim.report import build_report
 
+    x = ensure_checked(qnet, x_q)
     if board not in BOARD_CLOCK_MHZ:
         raise ValueError(f"unknown board {board!r}; choose one of {', '.join(BOARD_CLOCK_MHZ)}")
     cfg = preset(board) if config is None else (preset(config) if isinstance(config, str)
                                                  else config)
     program = compile_network(qnet, cfg)
-    x_q = np.asarray(x_q)
-    single = x_q.shape == tuple(qnet.input_shape)
-    batch = x_q[None] if single else x_q
+    batch = x.batch
 
     transport = open_transport(port, baud)
     link = Link(transport, cfg.tn)
@@ -213,9 +220,7 @@ def run_board(qnet, x_q, *, port, board, baud=115200, progress=False, timeout=10
     y = np.stack([r["layer_outputs"][-1] for r in runs])
     per_layer = [np.stack([r["layer_outputs"][i] for r in runs])
                  for i in range(len(program.layers))]
-    if single:
-        y, per_layer = y[0], [a[0] for a in per_layer]
-    report = build_report(program, board, rtl_cycles=runs[0]["cycles"],
+    report = build_report(program, board, rtl_cycles=runs[0]["cycles"], run=runs[0],
                           clock_mhz=clock_mhz or BOARD_CLOCK_MHZ[board])
     report.runs = runs
-    return RunResult(y, per_layer, report)
+    return RunResult(x.unbatch(y), [x.unbatch(a) for a in per_layer], report, input=x)

@@ -5,6 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.config import Config
+from hw.node import Region
 from .protocol import REQ_SYNC, RESP_SYNC, VERSION, Cmd, Status, word_bytes
 
 
@@ -160,7 +161,9 @@ class HostLink(wiring.Component):
                                 m.d.sync += we.eq(1)
                             m.next = "RESPOND"
                         with m.Case(Cmd.READ):
-                            with m.If(self.busy):
+                            # Registers and counters can be read while the node runs (where
+                            # a run that overran its time limit stands); NM cannot.
+                            with m.If(self.busy & (self.host_region == Region.NM)):
                                 m.d.sync += status.eq(Status.BUSY)
                                 m.next = "RESPOND"
                             with m.Else():

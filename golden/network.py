@@ -21,7 +21,7 @@ import numpy as np
 
 from golden import float_ref
 from golden._tensor import conv_out_size
-from golden.formats import DEFAULT_ACT_FRAC, EXACT_ACTIVATIONS, MAX_FRAC
+from golden.formats import DEFAULT_ACT_FRAC, EXACT_ACTIVATIONS, MAX_FRAC, PWLTable
 
 __all__ = ["Conv", "FC", "MaxPool", "AvgPool", "Network", "ACTIVATIONS",
            "FORMAT_NAME", "FORMAT_VERSION", "load", "save"]
@@ -82,6 +82,28 @@ def _check_out_frac(value):
     return value
 
 
+#: The fields of a user activation table in a network file (:class:`golden.formats.PWLTable`).
+TABLE_FIELDS = ("x_lo", "k", "f", "a", "b")
+
+
+def _check_table(value, activation):
+    """A user NFU-3 table: ``None``, a :class:`PWLTable` or a dict of :data:`TABLE_FIELDS`."""
+    if value is None:
+        return None
+    if activation == "identity":
+        raise FieldError("table", "a user table needs an activation other than 'identity' "
+                                  "(an identity layer bypasses NFU-3)")
+    if isinstance(value, PWLTable):
+        return value
+    if not isinstance(value, dict) or set(value) != set(TABLE_FIELDS):
+        raise FieldError("table", f"must be an object with the fields {list(TABLE_FIELDS)}, "
+                                  f"got {value!r}")
+    try:
+        return PWLTable(**value, name="user")
+    except (TypeError, ValueError) as exc:
+        raise FieldError("table", str(exc)) from None
+
+
 def _check_image(in_shape):
     if len(in_shape) != 3:
         raise FieldError("input", f"needs a [C, H, W] input, got shape {list(in_shape)}")
@@ -104,6 +126,7 @@ class _Weighted:
         self.weights, self.bias = w, b
         self.activation = _check_activation(self.activation)
         self.out_frac = _check_out_frac(self.out_frac)
+        self.table = _check_table(self.table, self.activation)
         return w
 
     def forward(self, x):
@@ -119,6 +142,7 @@ class Conv(_Weighted):
     pad: int = 0
     activation: str = "identity"
     out_frac: int | None = None
+    table: PWLTable | None = None
     kind: ClassVar[str] = "conv"
 
     @property
@@ -151,6 +175,7 @@ class FC(_Weighted):
 
     activation: str = "identity"
     out_frac: int | None = None
+    table: PWLTable | None = None
     kind: ClassVar[str] = "fc"
 
     def output_shape(self, in_shape):
@@ -288,8 +313,8 @@ class Network:
 
 _LAYER_FIELDS = {
     "conv": ({"type", "kernel", "out_channels", "weights", "bias"},
-             {"stride", "pad", "activation", "out_frac"}),
-    "fc": ({"type", "out_features", "weights", "bias"}, {"activation", "out_frac"}),
+             {"stride", "pad", "activation", "out_frac", "table"}),
+    "fc": ({"type", "out_features", "weights", "bias"}, {"activation", "out_frac", "table"}),
     "maxpool": ({"type", "size"}, {"stride"}),
     "avgpool": ({"type", "size"}, {"stride"}),
 }
@@ -355,7 +380,7 @@ def _parse_layer(d, store):
     if w.shape[0] != n_out:
         raise FieldError("weights", f"first dimension must be {count}={n_out}, got shape {list(w.shape)}")
     common = dict(weights=w, bias=b, activation=d.get("activation", "identity"),
-                  out_frac=d.get("out_frac"))
+                  out_frac=d.get("out_frac"), table=d.get("table"))
     if kind == "fc":
         return FC(**common)
     kernel = _check_int("kernel", d["kernel"], 1)
@@ -445,6 +470,9 @@ def _layer_to_json(i, layer, arrays):
     d["activation"] = layer.activation
     if layer.out_frac is not None:
         d["out_frac"] = layer.out_frac
+    if layer.table is not None:
+        d["table"] = {name: (list(v) if isinstance(v, tuple) else v)
+                      for name in TABLE_FIELDS for v in [getattr(layer.table, name)]}
     d["weights"] = ref("weights", layer.weights)
     d["bias"] = ref("bias", layer.bias)
     return d

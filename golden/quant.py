@@ -21,7 +21,8 @@ from golden.formats import (ACC_WIDTH_DEFAULT, DEFAULT_ACT_FRAC, EXACT_ACTIVATIO
                             choose_frac, from_fixed, table_error, to_fixed)
 from golden.network import Conv, FC, MaxPool, Network
 
-__all__ = ["QLayer", "QNetwork", "quantize", "run_float", "error_bound", "LIPSCHITZ"]
+__all__ = ["QLayer", "QNetwork", "quantize", "run_float", "error_bound", "split_batch",
+           "LIPSCHITZ"]
 
 #: Lipschitz constant of each exact activation (used by :func:`error_bound`).
 LIPSCHITZ = {"sigmoid": 0.25, "tanh": 1.0, "relu": 1.0, "identity": 1.0}
@@ -101,8 +102,29 @@ class QLayer:
         return y if self.table is None else L.activation_int(y, self.table)
 
 
-def _split_batch(x, input_shape, what):
-    """Return ``(batch, single)``: ``x`` with a leading batch axis and whether it had none."""
+def split_batch(x, input_shape, what):
+    """Give ``x`` a leading batch axis.
+
+    Parameters
+    ----------
+    x : array_like
+        One sample of shape ``input_shape`` or a batch ``[batch, *input_shape]``.
+    input_shape : tuple of int
+    what : str
+        Name of ``x`` in the error message (e.g. ``"input x.npy"``).
+
+    Returns
+    -------
+    batch : numpy.ndarray
+        ``x`` with a leading batch axis.
+    single : bool
+        Whether ``x`` was one sample (had no batch axis).
+
+    Raises
+    ------
+    ValueError
+        If the shape is neither; the message quotes the shape and the shapes expected.
+    """
     x = np.asarray(x)
     if x.shape == tuple(input_shape):
         return x[None], True
@@ -173,8 +195,8 @@ class QNetwork:
         per_layer : list of numpy.ndarray of int16
             Only if ``intermediates``: the output of each layer (after its activation).
         """
-        batch, single = _split_batch(L.as_int16_values(x_q, "network input"),
-                                     self.input_shape, "network input")
+        batch, single = split_batch(L.as_int16_values(x_q, "network input"),
+                                    self.input_shape, "network input")
         per_layer = [[] for _ in self.layers]
         for x in batch:
             for i, layer in enumerate(self.layers):
@@ -200,7 +222,7 @@ def run_float(network, x, intermediates=False):
     numpy.ndarray or (numpy.ndarray, list of numpy.ndarray)
     """
     network.validate()
-    batch, single = _split_batch(np.asarray(x, dtype=np.float64), network.input_shape, "input")
+    batch, single = split_batch(np.asarray(x, dtype=np.float64), network.input_shape, "input")
     per_layer = [[] for _ in network.layers]
     for sample in batch:
         for i, layer in enumerate(network.layers):
@@ -216,7 +238,7 @@ def _fail(index, kind, field, message):
 
 def _calib_pre_activations(network, calib):
     """Largest |pre-activation| of every layer over the calibration inputs."""
-    batch, _ = _split_batch(np.asarray(calib, dtype=np.float64), network.input_shape, "calib")
+    batch, _ = split_batch(np.asarray(calib, dtype=np.float64), network.input_shape, "calib")
     peaks = [0.0] * len(network.layers)
     for x in batch:
         for i, layer in enumerate(network.layers):
@@ -247,7 +269,7 @@ def _quantize_weighted(i, layer, in_shape, out_shape, in_frac, out_frac, acc_wid
             f"out_frac={out_frac} exceeds in_frac + w_frac = {in_frac + w_frac} "
             f"(shift={shift} < 0)"))
     try:
-        table = build_table(layer.activation, out_frac)
+        table = layer.table or build_table(layer.activation, out_frac)
     except ValueError as exc:
         raise _fail(i, kind, "activation", str(exc)) from None
     w_q, b_q = to_fixed(layer.weights, w_frac), to_fixed(layer.bias, b_frac)
@@ -353,7 +375,7 @@ def error_bound(network, qnet, x):
     float or numpy.ndarray of float
         Max-norm bound for each sample.
     """
-    batch, single = _split_batch(np.asarray(x, dtype=np.float64), network.input_shape, "input")
+    batch, single = split_batch(np.asarray(x, dtype=np.float64), network.input_shape, "input")
     bounds = []
     tables = {}
     for sample in batch:
@@ -365,7 +387,7 @@ def error_bound(network, qnet, x):
                 w_half = 2.0 ** -(q.w_frac + 1)
                 pre = (row * err + w_half * (_window_abs_sum(layer, sample) + n * err)
                        + 2.0 ** -(q.b_frac + 1) + 2.0 ** -(q.out_frac + 1))
-                key = (layer.activation, q.out_frac)
+                key = (layer.activation, q.out_frac, q.table)
                 if key not in tables:
                     tables[key] = table_error(q.table, EXACT_ACTIVATIONS[layer.activation],
                                               q.out_frac)

@@ -1,13 +1,15 @@
 """The configuration object: the single source of every size (DESIGN §1)."""
 
+import json
 from dataclasses import dataclass, replace, fields
+from pathlib import Path
 
 from amaranth.utils import ceil_log2
 
 from .isa import INSTR, PC_WIDTH, field_width
 
 
-__all__ = ["Config", "PRESETS", "preset", "HOST_ADDR_WIDTH"]
+__all__ = ["Config", "PRESETS", "preset", "load_config", "HOST_ADDR_WIDTH"]
 
 #: Bits of the node's host-port address (``hw.node.Node.host_addr``).
 HOST_ADDR_WIDTH = 32
@@ -132,6 +134,10 @@ class Config:
         if not 16 <= self.counter_width <= 32:
             raise ValueError(f"Config.counter_width must be in [16, 32], "
                              f"not {self.counter_width!r}")
+        if self.tiles > self.row_bits:
+            raise ValueError(f"Config.tiles must be at most tn * 16 = {self.row_bits} (the "
+                             f"host reads the tiles_busy register, one bit a tile, in one "
+                             f"{self.row_bits}-bit word), not {self.tiles!r}")
         for region, top, layout in self._host_tops():
             if top >> HOST_ADDR_WIDTH:
                 raise ValueError(f"Config: the host port's {region} addresses need "
@@ -223,3 +229,38 @@ def preset(name):
     except KeyError:
         raise ValueError(f"unknown configuration {name!r}; choose one of "
                          f"{', '.join(sorted(PRESETS))}") from None
+
+
+def load_config(path):
+    """A configuration from a JSON file: an object of :class:`Config` fields, optionally
+    with ``"preset"`` naming the preset they change (default: the :class:`Config`
+    defaults), e.g. ``{"preset": "small", "nbin_depth": 64}``. The fuzzer writes the
+    configurations it draws this way.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and the field: text that is not a JSON object, an unknown field or
+        preset, a value :class:`Config` rejects.
+    OSError
+        If the file cannot be read.
+    """
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: "
+                         f"{exc.msg}") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: a configuration must be a JSON object of Config fields")
+    doc = dict(doc)
+    names = {f.name for f in fields(Config)}
+    unknown = sorted(set(doc) - names - {"preset"})
+    if unknown:
+        raise ValueError(f"{path}: unknown field {unknown[0]!r}; Config has "
+                         f"{', '.join(sorted(names))} (and 'preset')")
+    try:
+        base = preset(doc.pop("preset")) if "preset" in doc else Config()
+        return base.replace(**doc)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from None

@@ -11,13 +11,13 @@ from amaranth.utils import ceil_log2
 from .buffer import Buffer
 from .config import Config
 from .fat_tree import FatTree, tree_latency
-from .isa import INSTR
+from .isa import INSTR, PC_WIDTH
 from .neuron_memory import NeuronMemory
-from .node_controller import NodeController
+from .node_controller import NodeController, STATES
 from .tile import Tile, COUNTERS as TILE_COUNTERS
 
 
-__all__ = ["Node", "Region", "NODE_COUNTERS", "NODE_REGISTERS", "host_sb_addr", "host_imem_addr",
+__all__ = ["Node", "Region", "NODE_COUNTERS", "NODE_REGISTERS", "STATUS", "host_sb_addr", "host_imem_addr",
            "counter_index", "instr_chunks"]
 
 
@@ -32,9 +32,15 @@ class Region(IntEnum):
 
 #: Node-level counters, readable at COUNTER addresses 0.. in this order.
 NODE_COUNTERS = ("cycles", "nm_reads", "nm_writes", "tree_down_rows", "tree_up_rows")
-#: Registers readable in the COUNTER region before the tiles' counters: the node counters
-#: and ``status`` (bit 0 busy, bit 1 error).
-NODE_REGISTERS = NODE_COUNTERS + ("status",)
+#: Registers readable in the COUNTER region before the tiles' counters: the node counters,
+#: ``status`` (:data:`STATUS`) and ``tiles_busy`` (bit ``t``: tile ``t`` has not finished
+#: the current compute instruction).
+NODE_REGISTERS = NODE_COUNTERS + ("status", "tiles_busy")
+#: The ``status`` register: ``busy``, ``error`` (an unknown opcode), the node controller's
+#: ``state`` (an index into :data:`hw.node_controller.STATES`) and the program counter
+#: ``pc`` (the instruction after the one being executed once it is decoded).
+STATUS = data.StructLayout({"busy": 1, "error": 1, "state": range(len(STATES)),
+                            "pc": PC_WIDTH})
 
 
 def instr_chunks(config):
@@ -277,7 +283,10 @@ class Node(wiring.Component):
                 m.d.sync += getattr(self, name).eq(getattr(self, name) + inc)
 
         # Host reads: NM rows or counters, node_read_latency cycles after host_re.
-        counters = [getattr(self, n) for n in NODE_COUNTERS] + [Cat(ctrl.busy, ctrl.error)]
+        status = Signal(STATUS)
+        m.d.comb += [status.busy.eq(ctrl.busy), status.error.eq(ctrl.error),
+                     status.state.eq(ctrl.state), status.pc.eq(ctrl.pc)]
+        counters = [getattr(self, n) for n in NODE_COUNTERS] + [status, ctrl.pending]
         for tile in self.tiles:
             counters += tile.counters
         read_region, read_index = region, self.host_addr
@@ -293,11 +302,12 @@ class Node(wiring.Component):
             # of four by the index's low bits, then the group (the node is idle while the
             # host reads, so the counters do not move).
             groups = []
+            width = max(len(Value.cast(c)) for c in counters)
             for g in range(0, len(counters), 4):
-                r = Signal(cfg.counter_width, name=f"read_group{g // 4}", reset_less=True)
+                r = Signal(width, name=f"read_group{g // 4}", reset_less=True)
                 m.d.sync += r.eq(Array(counters[g:g + 4])[stages[0][:2]])
                 groups.append(r)
-            counter = Signal(cfg.counter_width, name="read_counter", reset_less=True)
+            counter = Signal(width, name="read_counter", reset_less=True)
             m.d.sync += counter.eq(Array(groups)[stages[1][2:]])
         else:
             counter = Array(counters)[read_index]

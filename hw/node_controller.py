@@ -10,7 +10,11 @@ from .isa import INSTR, Op
 from .pipe import delay
 
 
-__all__ = ["NodeController", "fetch_cycles"]
+__all__ = ["NodeController", "fetch_cycles", "STATES"]
+
+#: The controller's states; ``state`` reports the index of the current one (the host reads
+#: it in the node's ``status`` register when a run overruns its budget).
+STATES = ("IDLE", "FETCH", "DECODE", "LOAD", "WAIT", "STORE", "DRAIN")
 
 
 def fetch_cycles(config):
@@ -44,6 +48,10 @@ class NodeController(wiring.Component):
 
     An unknown opcode sets ``error`` and halts.
 
+    ``state`` is the index in :data:`STATES` of the current state and ``pending`` the tiles
+    that have not finished the current compute instruction (both for the host's ``status``
+    and ``tiles_busy`` registers: where a run that overran its cycle budget stands).
+
     Parameters
     ----------
     config : Config
@@ -66,6 +74,8 @@ class NodeController(wiring.Component):
             "done": Out(1),
             "error": Out(1),
             "pc": Out(self.pc_width),
+            "state": Out(range(len(STATES))),
+            "pending": Out(tiles),
             "imem_en": Out(1),
             "fetch_chunk": Out(range(max(2, self.fetch_cycles))),
             "imem_data": In(INSTR),
@@ -92,7 +102,7 @@ class NodeController(wiring.Component):
         ins = self.imem_data if narrow else Signal(INSTR)
         i = Signal(24)           # STORE row within the current tile
         tile = Signal(range(cfg.tiles + 1))
-        pending = Signal(cfg.tiles)
+        pending = self.pending         # tiles not yet done with the compute instruction
         rl = cfg.node_read_latency
         drain = Signal(range(self.tree_latency + rl + 1))
         # LOAD and STORE keep their pointers and the rows left as registers, and whether a
@@ -112,7 +122,7 @@ class NodeController(wiring.Component):
             m.d.comb += self.imem_en.eq(1)
 
         # `busy` (every state but IDLE) is a register, set and cleared with the state.
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [self.pc.eq(0), self.error.eq(0), self.busy.eq(1)]
@@ -185,4 +195,7 @@ class NodeController(wiring.Component):
                 with m.If(drain == 0):
                     m.d.comb += self.nbout_clear.eq(ins.op == Op.STORE)
                     m.next = "FETCH"
+        for code, name in enumerate(STATES):
+            with m.If(fsm.ongoing(name)):
+                m.d.comb += self.state.eq(code)
         return m

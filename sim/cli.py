@@ -17,11 +17,37 @@ from pathlib import Path
 
 import numpy as np
 
+from hw.config import PRESETS, load_config
+from sim.host import RunBudgetError
 from sim.inputs import load_array
 
 __all__ = ["main", "build_parser"]
 
 PROG = "diannao"
+
+
+def _config_arg(value):
+    """``--config``: a preset's name, or a :class:`hw.config.Config` read from a JSON file."""
+    if value in PRESETS:
+        return value
+    if value.endswith(".json") or Path(value).is_file():
+        try:
+            return load_config(value)
+        except (OSError, ValueError) as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    raise argparse.ArgumentTypeError(f"{value!r} is neither a preset ({', '.join(sorted(PRESETS))}) "
+                                     f"nor a JSON file")
+
+
+def _positive_mhz(value):
+    """``--clock-mhz``: a finite frequency above 0."""
+    try:
+        mhz = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not 0 < mhz < float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r}: the clock must be above 0 MHz")
+    return mhz
 
 
 def _npy_path(path):
@@ -184,10 +210,11 @@ def _cmd_bench(args):
 
 
 def _rtl_options(p):
-    from hw.config import PRESETS
-    p.add_argument("--config", default="small", choices=sorted(PRESETS),
-                   help="node configuration for RTL engines (default: small)")
-    p.add_argument("--clock-mhz", type=float, default=1000.0,
+    p.add_argument("--config", default="small", type=_config_arg, metavar="NAME|FILE.json",
+                   help=f"node configuration for RTL engines: a preset "
+                        f"({', '.join(sorted(PRESETS))}; default small) or a JSON file of "
+                        f"Config fields")
+    p.add_argument("--clock-mhz", type=_positive_mhz, default=1000.0,
                    help="clock for the throughput column of the report (default 1000)")
     p.add_argument("--port", help="serial port of a board (engine 'board')")
 
@@ -242,7 +269,9 @@ def main(argv=None):
     -------
     int
         The subcommand's status; 2 after a user error (``ValueError``, ``OSError``:
-        ``diannao: error: <message>``), 1 after any other exception (``diannao: internal
+        ``diannao: error: <message>``), 1 after a run that overran its cycle budget
+        (:class:`sim.host.RunBudgetError`, ``diannao: error: <where the node stood>``) or any
+        other exception (``diannao: internal
         error: <type>: <message>``, one line). With ``--debug`` exceptions propagate.
     """
     args = build_parser().parse_args(argv)
@@ -253,6 +282,9 @@ def main(argv=None):
     except (ValueError, OSError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
+    except RunBudgetError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:
         message = " ".join(str(exc).split())
         print(f"{PROG}: internal error: {type(exc).__name__}: {message}; "

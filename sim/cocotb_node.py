@@ -1,8 +1,10 @@
 """cocotb 2.x testbench: runs a compiled program on the node's generated Verilog.
 
-Started by :func:`sim.hdl.run_hdl` through cocotb's runner API. The job (program and
-inputs) arrives as a pickle named by ``DIANNAO_COCOTB_JOB``; the results go to the pickle
-named by ``DIANNAO_COCOTB_RESULT``. Everything crosses the node's host port
+Started by :func:`sim.hdl.run_jobs` through cocotb's runner API. The job (the
+configuration, a list of programs with their inputs, a cycle budget per run) arrives as a
+pickle named by ``DIANNAO_COCOTB_JOB``; the results (one per program, or an error entry for
+a run that overran its budget, after which nothing more runs) go to the pickle named by
+``DIANNAO_COCOTB_RESULT``. Everything crosses the node's host port
 (:mod:`sim.host`): program, weights, tables, inputs, outputs and counters.
 """
 
@@ -12,9 +14,14 @@ import time
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge, with_timeout
+from cocotb.triggers import SimTimeoutError
 
-from .host import HostPort, load_program, run_sample
+from .cycle_model import fetch_cycles
+from .host import HostPort, RunBudgetError, load_program, run_sample
+
+#: The simulated clock period.
+CLOCK_NS = 10
 
 
 class _CocotbPort(HostPort):
@@ -48,57 +55,66 @@ class _CocotbPort(HostPort):
         await FallingEdge(dut.clk)
         return value
 
-    async def start_and_wait(self):
+    async def start_and_wait(self, budget):
         dut = self.dut
         dut.start.value = 1
         await RisingEdge(dut.clk)
         dut.start.value = 0
         if "verilator" in cocotb.SIM_NAME.lower():
             # Verilator settles combinational logic before callbacks: wait in C++.
-            await FallingEdge(dut.busy)
-            return
+            try:
+                await with_timeout(FallingEdge(dut.busy), budget * CLOCK_NS, "ns")
+            except SimTimeoutError:
+                await FallingEdge(dut.clk)
+                return False
+            return True
         # Icarus shows the generated code's blocking defaults (`busy = 0; case ...`) as
         # glitches to callbacks: sample `busy` once per cycle, when it has settled.
-        while True:
+        for _ in range(budget):
             await RisingEdge(dut.clk)
             await ReadOnly()
             if str(dut.busy.value) == "0":
-                break
+                await FallingEdge(dut.clk)
+                return True
         await FallingEdge(dut.clk)
+        return False
 
 
 @cocotb.test()
 async def run_program(dut):
-    """Load the job's program, run every input, store outputs and counters."""
+    """Load each job's program, run every input, store outputs and counters."""
     with open(os.environ["DIANNAO_COCOTB_JOB"], "rb") as f:
         job = pickle.load(f)
-    program, inputs = job["program"], job["inputs"]
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
     for name in ("host_we", "host_re", "start", "host_region", "host_addr", "host_wdata"):
         getattr(dut, name).value = 0
     dut.rst.value = 1
     for _ in range(2):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
-    port = _CocotbPort(dut, program.config)
+    port = _CocotbPort(dut, job["config"])
     # Event-driven simulators (Icarus) leave combinational outputs X until their inputs
     # first change. A bare start (the empty program halts with an error) moves the node
     # controller out of its initial state, so host writes are no longer gated by an X
-    # `busy`; one warm-up run then moves every tile controller. Verilator does not need
-    # this, and the runs below zero the counters when they start.
-    dut.start.value = 1
-    await RisingEdge(dut.clk)
-    dut.start.value = 0
-    await ClockCycles(dut.clk, 4)     # an empty program halts after fetch and decode
-    t0 = time.perf_counter()
-    await load_program(port, program)
-    for r, row in enumerate(program.input_image(inputs[0])):
-        await port.write_nm_row(program.input_base + r, row)
-    await port.start_and_wait()
-    t1 = time.perf_counter()
-    runs = []
-    for x in inputs:
-        runs.append(await run_sample(port, program, x))
-    t2 = time.perf_counter()
+    # `busy`; one warm-up run of the first program then moves every tile controller.
+    # Verilator does not need this, and the runs below zero the counters when they start.
+    # An empty program halts after fetch and decode; host writes are refused until then
+    # (with a narrow instruction memory the fetch alone takes a cycle per host word).
+    if not await port.start_and_wait(fetch_cycles(job["config"]) + 4):
+        raise RuntimeError("the node did not halt on the empty program")
+    results = []
+    try:
+        for n, (program, inputs) in enumerate(job["jobs"]):
+            t0 = time.perf_counter()
+            await load_program(port, program)
+            if n == 0:
+                await run_sample(port, program, inputs[0], job["budget"])
+            t1 = time.perf_counter()
+            runs = [await run_sample(port, program, x, job["budget"]) for x in inputs]
+            results.append({"runs": runs, "load_seconds": t1 - t0,
+                            "run_seconds": time.perf_counter() - t1})
+    except RunBudgetError as exc:
+        # The node is still busy: it takes no more host writes, so the later jobs cannot run.
+        results.append({"error": str(exc), "status": exc.status})
     with open(os.environ["DIANNAO_COCOTB_RESULT"], "wb") as f:
-        pickle.dump({"runs": runs, "load_seconds": t1 - t0, "run_seconds": t2 - t1}, f)
+        pickle.dump(results, f)

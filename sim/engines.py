@@ -93,7 +93,8 @@ def _rtl_engine(run):
         per_layer = [np.stack([r["layer_outputs"][i] for r in runs])
                      for i in range(len(program.layers))]
         report = build_report(program, config if isinstance(config, str) else "custom",
-                              rtl_cycles=runs[0]["cycles"], clock_mhz=clock_mhz)
+                              rtl_cycles=runs[0]["cycles"], clock_mhz=clock_mhz,
+                              run=runs[0])
         report.runs, report.hdl = runs, details
         return RunResult(x.unbatch(y), [x.unbatch(a) for a in per_layer], report)
     return engine

@@ -5,6 +5,7 @@ Verilog, the simulator and its flags, so a second run of the same configuration 
 rebuild.
 """
 
+import fcntl
 import hashlib
 import os
 import pickle
@@ -16,9 +17,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from cocotb_tools.runner import get_runner
+
+from .host import RunBudgetError
+from .verilog import generate
 
 
-__all__ = ["run_hdl", "simulator_available", "verilator_env", "VERILATOR_FLAGS", "cache_dir",
+__all__ = ["run_hdl", "run_jobs", "simulator_available", "verilator_env", "VERILATOR_FLAGS", "cache_dir",
            "is_cached"]
 
 TOP = "diannao_node"
@@ -76,18 +81,28 @@ def _build_dir(simulator, verilog_text, waves):
 
 def is_cached(config, simulator="verilator", waves=False):
     """Whether the node of ``config`` is already built for ``simulator``."""
-    from .verilog import generate
     text = generate(config, top="node", name=TOP)
     return (_build_dir(simulator, text, waves) / "built.ok").exists()
 
 
-def _build(runner, simulator, config, verilog_text, waves):
+def _build(runner, simulator, verilog_text, waves):
     flags = VERILATOR_FLAGS if simulator == "verilator" else []
     build_dir = _build_dir(simulator, verilog_text, waves)
     stamp = build_dir / "built.ok"
     if stamp.exists():
         return build_dir, 0.0, True
     build_dir.mkdir(parents=True, exist_ok=True)
+    # One build per directory: another process (a pytest-xdist worker) building the same
+    # design waits for it and then uses it.
+    with open(build_dir / "build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.exists():
+            return build_dir, 0.0, True
+        return _build_locked(runner, simulator, build_dir, verilog_text, waves, flags)
+
+
+def _build_locked(runner, simulator, build_dir, verilog_text, waves, flags):
+    stamp = build_dir / "built.ok"
     source = build_dir / f"{TOP}.v"
     source.write_text(verilog_text)
     sources = [source]
@@ -119,34 +134,50 @@ def _Verilator():
     return _Runner()
 
 
-def run_hdl(program, inputs, *, simulator="verilator", waves=False, vcd=None):
-    """Run ``program`` on int16 ``inputs`` (a batch) under ``simulator``.
+def run_jobs(config, jobs, *, simulator="verilator", waves=False, vcd=None, budget=None):
+    """Run several programs compiled for ``config`` on one build of the node, in one
+    simulator process (programs are loaded one after the other through the host port).
+
+    Parameters
+    ----------
+    config : Config
+    jobs : list of (Program, numpy.ndarray)
+        Each program with its int16 inputs (a batch).
+    budget : int, optional
+        Cycles a run may take (default :func:`sim.host.cycle_budget` of its program).
 
     Returns
     -------
-    outputs : numpy.ndarray ``[batch, *output_shape]``
-    runs : list of dict
-        As :func:`sim.host.run_sample`.
+    results : list of (numpy.ndarray, list of dict)
+        Per job, the outputs ``[batch, *output_shape]`` and the runs
+        (:func:`sim.host.run_sample`).
     info : dict
-        ``build_seconds`` (0 when cached), ``cached``, ``run_seconds``, ``build_dir``.
-    """
-    from cocotb_tools.runner import get_runner
-    from .verilog import generate
+        ``build_seconds`` (0 when cached), ``cached``, ``run_seconds``, ``load_seconds``
+        (summed over the jobs), ``build_dir``.
 
+    Raises
+    ------
+    RunBudgetError
+        If a run overran its budget (the message says where the node stood).
+    """
     ok, why = simulator_available(simulator)
     if not ok:
         raise ValueError(f"simulator {simulator!r} is not available: {why}")
+    for program, _ in jobs:
+        if program.config != config:
+            raise ValueError(f"a program compiled for {program.config} cannot run on {config}")
     waves = waves or vcd is not None
     if simulator == "verilator":
         os.environ.update(verilator_env())
     runner = _Verilator() if simulator == "verilator" else get_runner(simulator)
-    text = generate(program.config, top="node", name=TOP)
-    build_dir, build_seconds, cached = _build(runner, simulator, program.config, text, waves)
+    text = generate(config, top="node", name=TOP)
+    build_dir, build_seconds, cached = _build(runner, simulator, text, waves)
     with tempfile.TemporaryDirectory(prefix="diannao-cocotb-") as tmp:
         tmp = Path(tmp)
         job, result = tmp / "job.pkl", tmp / "result.pkl"
         with open(job, "wb") as f:
-            pickle.dump({"program": program, "inputs": np.asarray(inputs)}, f)
+            pickle.dump({"config": config, "budget": budget,
+                         "jobs": [(p, np.asarray(x)) for p, x in jobs]}, f)
         kwargs = dict(test_module="sim.cocotb_node", hdl_toplevel=TOP, build_dir=build_dir,
                       hdl_toplevel_lang="verilog",
                       test_dir=tmp, waves=waves,
@@ -162,23 +193,46 @@ def run_hdl(program, inputs, *, simulator="verilator", waves=False, vcd=None):
         with open(result, "rb") as f:
             res = pickle.load(f)
         if vcd is not None:
-            dumped = sorted([*tmp.glob("*.vcd"), *build_dir.glob("*.vcd"), *tmp.glob("*.fst"),
-                             *build_dir.glob("*.fst")], key=lambda p: p.stat().st_mtime)
-            if not dumped:
-                raise RuntimeError(f"{simulator} wrote no waveform")
-            Path(vcd).parent.mkdir(parents=True, exist_ok=True)
-            if dumped[-1].suffix == ".fst":       # Icarus writes FST
-                if not shutil.which("fst2vcd"):
-                    raise ValueError("Icarus writes FST waveforms; converting them to VCD "
-                                     "needs fst2vcd (GTKWave)")
-                subprocess.run(["fst2vcd", "-f", str(dumped[-1]), "-o", str(vcd)], check=True,
-                               stdout=subprocess.DEVNULL)
-            else:
-                shutil.copy(dumped[-1], vcd)
-    runs = res["runs"]
-    outputs = np.stack([r["layer_outputs"][-1] for r in runs])
+            _copy_waves(simulator, tmp, build_dir, vcd)
+    if res and "error" in res[-1]:
+        raise RunBudgetError(f"{simulator}: {res[-1]['error']}", res[-1]["status"])
+    results = [(np.stack([r["layer_outputs"][-1] for r in job["runs"]]), job["runs"])
+               for job in res]
     recorded = float((build_dir / "built.ok").read_text().split()[0])
     info = dict(build_seconds=build_seconds, cached=cached, recorded_build_seconds=recorded,
-                run_seconds=res["run_seconds"], load_seconds=res["load_seconds"],
-                build_dir=str(build_dir))
+                run_seconds=sum(j["run_seconds"] for j in res),
+                load_seconds=sum(j["load_seconds"] for j in res), build_dir=str(build_dir))
+    return results, info
+
+
+def _copy_waves(simulator, tmp, build_dir, vcd):
+    dumped = sorted([*tmp.glob("*.vcd"), *build_dir.glob("*.vcd"), *tmp.glob("*.fst"),
+                     *build_dir.glob("*.fst")], key=lambda p: p.stat().st_mtime)
+    if not dumped:
+        raise RuntimeError(f"{simulator} wrote no waveform")
+    Path(vcd).parent.mkdir(parents=True, exist_ok=True)
+    if dumped[-1].suffix == ".fst":       # Icarus writes FST
+        if not shutil.which("fst2vcd"):
+            raise ValueError("Icarus writes FST waveforms; converting them to VCD "
+                             "needs fst2vcd (GTKWave)")
+        subprocess.run(["fst2vcd", "-f", str(dumped[-1]), "-o", str(vcd)], check=True,
+                       stdout=subprocess.DEVNULL)
+    else:
+        shutil.copy(dumped[-1], vcd)
+
+
+def run_hdl(program, inputs, *, simulator="verilator", waves=False, vcd=None, budget=None):
+    """Run ``program`` on int16 ``inputs`` (a batch) under ``simulator``
+    (:func:`run_jobs` with one job).
+
+    Returns
+    -------
+    outputs : numpy.ndarray ``[batch, *output_shape]``
+    runs : list of dict
+        As :func:`sim.host.run_sample`.
+    info : dict
+        As :func:`run_jobs`.
+    """
+    [(outputs, runs)], info = run_jobs(program.config, [(program, inputs)],
+                                       simulator=simulator, waves=waves, vcd=vcd, budget=budget)
     return outputs, runs, info

@@ -12,13 +12,37 @@ import time
 import numpy as np
 
 from hw.activation import TABLE_WORDS, table_words
-from hw.node import (Region, NODE_COUNTERS, counter_index, host_imem_addr, host_sb_addr,
-                     instr_chunks)
+from hw.node import (Region, NODE_COUNTERS, STATUS, counter_index, host_imem_addr,
+                     host_sb_addr, instr_chunks)
+from hw.node_controller import STATES
 from hw.tile import COUNTERS as TILE_COUNTERS
+from . import cycle_model
 from .mapping import from_rows, as_chw, blocks
 
 
-__all__ = ["HostPort", "load_program", "run_sample", "pack_row", "unpack_row"]
+__all__ = ["HostPort", "load_program", "run_sample", "pack_row", "unpack_row",
+           "RunBudgetError", "cycle_budget", "read_status", "BUDGET_MARGIN"]
+
+#: Cycles a run may take beyond twice the cycle model's prediction (:func:`cycle_budget`).
+BUDGET_MARGIN = 1000
+
+
+class RunBudgetError(RuntimeError):
+    """A run that did not finish within its cycle budget. The message says where the node
+    stands (program counter, instruction, controller state, busy tiles); ``status`` holds the
+    decoded registers (:func:`read_status`)."""
+
+    def __init__(self, message, status=None):
+        super().__init__(message)
+        self.status = status
+
+
+def cycle_budget(program):
+    """Cycles a run of ``program`` may take before it is stopped: twice the cycle model's
+    prediction plus :data:`BUDGET_MARGIN`. A node that runs longer is broken (or the model
+    is), never just slow: the model is exact."""
+    return 2 * sum(cycle_model.program_cycles(program.instructions, program.config)) \
+        + BUDGET_MARGIN
 
 
 def pack_row(values):
@@ -49,9 +73,15 @@ class HostPort:
     async def read(self, region, addr):
         raise NotImplementedError
 
-    async def start_and_wait(self):
-        """Pulse ``start`` and return once the node is idle again."""
+    async def start_and_wait(self, budget):
+        """Pulse ``start`` and wait until the node is idle again: ``True``; or, after
+        ``budget`` cycles (or the port's time limit) with the node still busy, ``False``
+        with the node left as it is."""
         raise NotImplementedError
+
+    def limit(self, budget):
+        """Text: the limit :meth:`start_and_wait` applies for ``budget``."""
+        return f"its budget of {budget:,} cycles"
 
     async def write_instr(self, pc, word):
         cfg = self.config
@@ -100,22 +130,67 @@ async def _read_tensor(port, base, shape, tn):
     return from_rows(np.array(rows, dtype=np.int64).reshape(n, tn), shape, tn)
 
 
-async def run_sample(port, program, x):
+async def read_status(port):
+    """The node's ``status`` and ``tiles_busy`` registers, decoded: a dict with ``busy``,
+    ``error``, ``state`` (a name of :data:`hw.node_controller.STATES`), ``pc`` and
+    ``tiles_busy`` (a list of tile indices)."""
+    raw = await port.read(Region.COUNTER, counter_index("status"))
+    fields = {}
+    for name, field in STATUS:
+        fields[name] = (raw >> field.offset) & ((1 << field.width) - 1)
+    busy_mask = await port.read(Region.COUNTER, counter_index("tiles_busy"))
+    state = fields["state"]
+    return dict(busy=fields["busy"], error=fields["error"], pc=fields["pc"],
+                state=STATES[state] if state < len(STATES) else f"unknown ({state})",
+                tiles_busy=[t for t in range(port.config.tiles) if busy_mask >> t & 1])
+
+
+def _where(program, status):
+    """Text: the instruction a node in ``status`` is executing and what it waits for."""
+    # The controller steps its pc when it decodes: in FETCH and DECODE, pc is the
+    # instruction being read; after DECODE, the one after it.
+    pc = status["pc"] - (status["state"] not in ("IDLE", "FETCH", "DECODE"))
+    text = f"pc {pc}"
+    if 0 <= pc < len(program.instructions):
+        text += f" ({program.instructions[pc]['op'].name}"
+        layer = next((l for l in program.layers if pc in l.pcs), None)
+        text += f" of layer {layer.index} ({layer.kind}))" if layer else ")"
+    text += f", controller state {status['state']}"
+    if status["state"] == "WAIT":
+        text += f", tiles not done: {status['tiles_busy'] or 'none'}"
+    return text
+
+
+async def run_sample(port, program, x, budget=None):
     """Write one input, run the program, read every layer's output and the counters.
 
     Returns a dict: ``layer_outputs``, the node counters (``cycles``, ...), ``tiles`` (per
-    tile counters; the node zeroes all counters when it starts), ``error`` and ``seconds``
-    (wall time of the run from ``start`` to idle, for simulation-speed figures).
+    tile counters; the node zeroes all counters when it starts), ``status`` (the node's
+    registers after the run, :func:`read_status`), ``error`` and ``seconds`` (wall time of
+    the run from ``start`` to idle, for simulation-speed figures).
+
+    Raises
+    ------
+    RunBudgetError
+        If the node is still busy after ``budget`` cycles (default :func:`cycle_budget`).
     """
     tn = program.config.tn
+    budget = cycle_budget(program) if budget is None else budget
     for r, row in enumerate(program.input_image(x)):
         await port.write_nm_row(program.input_base + r, row)
     t0 = time.perf_counter()
-    await port.start_and_wait()
+    finished = await port.start_and_wait(budget)
     seconds = time.perf_counter() - t0
+    if not finished:
+        status = await read_status(port)
+        predicted = sum(cycle_model.program_cycles(program.instructions, program.config))
+        raise RunBudgetError(
+            f"the node did not finish within {port.limit(budget)} (the cycle model "
+            f"predicts {predicted:,}); it stands at {_where(program, status)}", status)
     run, run["tiles"] = await port.read_counters()
     run["seconds"] = seconds
-    run["error"] = (await port.read(Region.COUNTER, counter_index("status")) >> 1) & 1
+    run["status"] = await read_status(port)
+    run["error"] = run["status"]["error"]
     run["layer_outputs"] = [await _read_tensor(port, l.out_base, l.out_shape, tn)
                             for l in program.layers]
     return run

@@ -11,7 +11,7 @@ from .host import HostPort, load_program, run_sample
 from .waves import simulate
 
 
-__all__ = ["run_program", "Progress"]
+__all__ = ["run_program", "run_jobs", "Progress"]
 
 
 class Progress:
@@ -63,21 +63,20 @@ class _AmaranthPort(HostPort):
             await ctx.tick()
         return ctx.get(dut.host_rdata)
 
-    async def start_and_wait(self):
+    async def start_and_wait(self, budget):
         ctx, dut = self.ctx, self.dut
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)
-        steps = 0
-        while True:
+        for steps in range(1, budget + 1):
             done = ctx.get(dut.done)
             await ctx.tick()
-            steps += 1
             if steps % 256 == 0:
                 self.progress.advance(256)
             if done:
-                break
-        self.progress.advance(steps % 256)
+                self.progress.advance(steps % 256)
+                return True
+        return False
 
 
 class _Backdoor(_AmaranthPort):
@@ -103,34 +102,59 @@ class _Backdoor(_AmaranthPort):
         return np.array(list(self.ctx.get(self.dut.nm.data[addr])), dtype=np.int64)
 
 
-def run_program(program, inputs, *, host_port=False, progress=False, name="node", vcd=None):
+def run_jobs(config, jobs, *, host_port=False, progress=False, name="node", vcd=None,
+             budget=None):
+    """Run several programs compiled for ``config`` on one simulated node, one after the
+    other (each loaded as :func:`run_program` loads it).
+
+    Returns a list of ``(outputs, runs)``, one per job, as :func:`run_program`.
+    """
+    for program, _ in jobs:
+        if program.config != config:
+            raise ValueError(f"a program compiled for {program.config} cannot run on {config}")
+    jobs = [(program, np.asarray(inputs)) for program, inputs in jobs]
+    dut = Node(config)
+    predicted = sum(sum(cycle_model.program_cycles(p.instructions, config)) * len(x)
+                    for p, x in jobs)
+    bar = Progress(predicted, progress)
+    results = []
+
+    async def bench(ctx):
+        port = (_AmaranthPort if host_port else _Backdoor)(ctx, dut, bar)
+        for program, inputs in jobs:
+            await load_program(port, program)
+            runs = [await run_sample(port, program, x, budget) for x in inputs]
+            results.append((np.stack([r["layer_outputs"][-1] for r in runs]), runs))
+
+    try:
+        simulate(dut, bench, name=name, vcd=vcd)
+    finally:
+        bar.close()
+    return results
+
+
+def run_program(program, inputs, *, host_port=False, progress=False, name="node", vcd=None,
+                budget=None):
     """Run ``program`` on every input sample (int16 ``[batch, *input_shape]``).
 
     Program, weights and tables are loaded once; for each sample the input is written to
     NM, the node runs, and every layer's output is read back from NM. With ``host_port``
     everything goes through the node's host port (:mod:`sim.host`); otherwise program, SB
     and NM are accessed directly in the memories (fast), and tables and counters still use
-    the host port.
+    the host port. Each run may take ``budget`` cycles (default
+    :func:`sim.host.cycle_budget`).
 
     Returns
     -------
     outputs : numpy.ndarray ``[batch, *output_shape]``
     runs : list of dict
         Per sample, from :func:`sim.host.run_sample`.
+
+    Raises
+    ------
+    sim.host.RunBudgetError
+        If a run overran its budget (the message says where the node stood).
     """
-    cfg = program.config
-    inputs = np.asarray(inputs)
-    dut = Node(cfg)
-    predicted = sum(cycle_model.program_cycles(program.instructions, cfg))
-    bar = Progress(predicted * len(inputs), progress)
-    runs = []
-
-    async def bench(ctx):
-        port = (_AmaranthPort if host_port else _Backdoor)(ctx, dut, bar)
-        await load_program(port, program)
-        for x in inputs:
-            runs.append(await run_sample(port, program, x))
-
-    simulate(dut, bench, name=name, vcd=vcd)
-    bar.close()
-    return np.stack([r["layer_outputs"][-1] for r in runs]), runs
+    [(outputs, runs)] = run_jobs(program.config, [(program, inputs)], host_port=host_port,
+                                 progress=progress, name=name, vcd=vcd, budget=budget)
+    return outputs, runs

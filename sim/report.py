@@ -26,6 +26,25 @@ class LayerReport:
         return self.ideal / self.cycles if self.cycles else 0.0
 
 
+#: Counters shown beside the model's: the node's, then the tiles' (summed over the tiles).
+_SHOWN = (("cycles", "cycles"), ("nm_reads", "NM reads"), ("nm_writes", "NM writes"),
+          ("tree_down_rows", "tree rows down"), ("tree_up_rows", "tree rows up"),
+          ("tile_cycles", "tile busy cycles"), ("nfu_busy", "NFU rows"),
+          ("nbin_reads", "NBin reads"), ("sb_reads", "SB reads"),
+          ("nbout_writes", "NBout writes"))
+
+
+def _flat(node, tiles, mask=-1):
+    """Node counters and the tiles' counters summed (``tile_cycles`` for their cycles),
+    each counter taken modulo ``mask + 1`` first (as the RTL's wrap) unless ``mask`` is -1."""
+    out = {name: value & mask for name, value in node.items()}
+    for t in tiles:
+        for name, value in t.items():
+            key = "tile_cycles" if name == "cycles" else name
+            out[key] = out.get(key, 0) + (value & mask)
+    return out
+
+
 @dataclass
 class Report:
     config_name: str
@@ -33,6 +52,9 @@ class Report:
     model_cycles: int         # whole program, cycle model
     rtl_cycles: int | None    # whole program, RTL counter (None for the model alone)
     clock_mhz: float
+    model_counters: dict = None   # every counter after one run, cycle model
+    model_wrapped: dict = None    # the same as the RTL's counters hold them (modulo 2**width)
+    rtl_counters: dict = None     # the RTL's (first sample), or None
 
     def gops(self, layer):
         return 2 * layer.macs * self.clock_mhz * 1e6 / layer.cycles / 1e9 if layer.cycles else 0.0
@@ -53,11 +75,18 @@ class Report:
             same = "equal" if self.rtl_cycles == self.model_cycles else "DIFFERENT"
             lines.append(f"RTL cycle counter: {self.rtl_cycles:,} per sample "
                          f"(cycle model: {self.model_cycles:,}, {same})")
+        if self.rtl_counters is not None:
+            lines.append(f"{'counters per sample':24} {'RTL':>10} {'model':>10}")
+            for key, label in _SHOWN:
+                rtl, model = self.rtl_counters[key], self.model_counters[key]
+                same = "equal" if rtl == self.model_wrapped[key] else "DIFFERENT"
+                lines.append(f"  {label:22} {rtl:>10,} {model:>10,}  {same}")
         return "\n".join(lines)
 
 
-def build_report(program, config_name="", rtl_cycles=None, clock_mhz=1000.0):
-    """A :class:`Report` for ``program`` from the cycle model (and the RTL's total)."""
+def build_report(program, config_name="", rtl_cycles=None, clock_mhz=1000.0, run=None):
+    """A :class:`Report` for ``program`` from the cycle model, with the RTL's counters of
+    ``run`` (one sample's, :func:`sim.host.run_sample`) beside the model's."""
     cfg = program.config
     per_instr = cycle_model.program_cycles(program.instructions, cfg)
     layers = []
@@ -75,4 +104,9 @@ def build_report(program, config_name="", rtl_cycles=None, clock_mhz=1000.0):
             ideal=-(-info.macs // (cfg.tiles * cfg.tn * cfg.tn)),
             nm_reads=loads, nm_writes=outputs, sb_reads=emitted,
             tree_rows=loads + outputs))
-    return Report(config_name, layers, sum(per_instr), rtl_cycles, clock_mhz)
+    node, tiles = cycle_model.program_counters(program)
+    rtl = None if run is None else _flat({k: run[k] for k in node}, run["tiles"])
+    return Report(config_name, layers, sum(per_instr), rtl_cycles, clock_mhz,
+                  model_counters=_flat(node, tiles),
+                  model_wrapped=_flat(node, tiles, (1 << cfg.counter_width) - 1),
+                  rtl_counters=rtl)

@@ -190,6 +190,7 @@ def test_icebreaker_full_build(tmp_path):
     assert f["achieved"] >= f["constraint"], result.format()
 
 
+@pytest.mark.slow
 def test_ulx3s_full_build(tmp_path):
     """The whole ULX3S flow (about 3 minutes): the 2-tile deeply pipelined node fits the
     ECP5-85F with every multiplier in a MULT18X18D, meets the 125 MHz board clock, and a

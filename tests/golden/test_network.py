@@ -6,7 +6,9 @@ import json
 import numpy as np
 import pytest
 
+from golden.formats import PWLTable
 from golden.network import FC, AvgPool, Conv, MaxPool, Network, load
+from golden.quant import quantize
 
 
 def small_doc():
@@ -147,3 +149,26 @@ def test_validate_python_objects():
     net = Network((16,), [MaxPool(2)])
     with pytest.raises(ValueError, match=r"layer 0 \(maxpool\), field 'input'"):
         net.validate()
+
+
+def test_user_table_round_trip_and_checks(tmp_path):
+    table = PWLTable(-100, 3, 4, tuple(range(16)), tuple(range(-8, 8)))
+    net = Network((4,), [FC(np.full((3, 4), 0.1), np.zeros(3), activation="relu", table=table)])
+    net.save(tmp_path / "n.json")
+    doc = json.loads((tmp_path / "n.json").read_text())
+    assert doc["layers"][0]["table"] == {"x_lo": -100, "k": 3, "f": 4, "a": list(range(16)),
+                                         "b": list(range(-8, 8))}
+    q = quantize(load(tmp_path / "n.json")).layers[0]
+    assert (q.table.x_lo, q.table.k, q.table.f, q.table.a, q.table.b) == (
+        -100, 3, 4, table.a, table.b)
+    x = np.arange(-5, 5) * 1000
+    assert np.array_equal(q.table.eval(x), table.eval(x))
+    bad = [({"x_lo": 0}, "must be an object with the fields"),
+           (dict(x_lo=0, k=16, f=0, a=[0] * 16, b=[0] * 16), "k"),
+           (dict(x_lo=0, k=1, f=0, a=[0] * 15, b=[0] * 16), "16 entries")]
+    for value, match in bad:
+        with pytest.raises(ValueError, match=rf"layer 0 \(fc\), field 'table': .*{match}"):
+            Network((4,), [FC(np.ones((3, 4)), np.zeros(3), activation="relu",
+                              table=value)]).validate()
+    with pytest.raises(ValueError, match="needs an activation other than 'identity'"):
+        Network((4,), [FC(np.ones((3, 4)), np.zeros(3), table=table)]).validate()

@@ -5,7 +5,7 @@ import pytest
 from amaranth import Elaboratable
 from hypothesis import given, settings, strategies as st
 
-from hw.config import Config, PRESETS, preset
+from hw.config import Config, PRESETS, load_config, preset
 from hw.isa import (Op, encode, decode, disassemble, compute_fields, _FIELDS, field_range,
                     field_width, check_fields)
 from hw.node import host_imem_addr, host_sb_addr, instr_chunks
@@ -291,3 +291,25 @@ def test_registered_buffer_latency_and_hold(platform):
         want.append(last)
     # got[t] is sampled in cycle t + 1: the row read in cycle t is there in got[t + 1]
     assert got[1:len(want) + 1] == want
+
+
+def test_tiles_limited_by_the_tiles_busy_register():
+    assert Config(tn=2, tiles=32).tiles == 32
+    with pytest.raises(ValueError, match=r"Config.tiles must be at most tn \* 16 = 32 .*not 64"):
+        Config(tn=2, tiles=64)
+
+
+def test_load_config_from_json(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text('{"preset": "small", "nbin_depth": 64, "deep_pipeline": 1}')
+    assert load_config(path) == preset("small").replace(nbin_depth=64, deep_pipeline=1)
+    path.write_text('{"tn": 8}')
+    assert load_config(path) == Config(tn=8)
+    for text, match in [('{"tn": 8, "nbn_depth": 3}', "unknown field 'nbn_depth'"),
+                        ('{"preset": "big"}', "unknown configuration 'big'"),
+                        ('{"tn": 3}', "Config.tn must be a power of two >= 2, not 3"),
+                        ('[1, 2]', "must be a JSON object"),
+                        ('{"tn": 8,}', "invalid JSON at line 1 column 10")]:
+        path.write_text(text)
+        with pytest.raises(ValueError, match=rf"^{path}: .*{match}"):
+            load_config(path)

@@ -12,8 +12,8 @@ from golden.formats import to_fixed
 from golden.network import Network, Conv, FC, MaxPool, AvgPool
 from golden.quant import quantize
 from hw.config import preset
-from sim import cycle_model
 from sim.compiler import compile_network
+from sim.fuzz import differences
 from sim.hdl import run_hdl, simulator_available, verilator_env
 from sim.verilog import generate
 
@@ -41,12 +41,7 @@ def _check(simulator, config, batch=2):
     program = compile_network(qnet, config)
     x = to_fixed(np.random.default_rng(1).uniform(-1, 1, (batch,) + net.input_shape), 8)
     y, runs, info = run_hdl(program, x, simulator=simulator)
-    for xi, run in zip(x, runs):
-        _, layers = qnet.run(xi, intermediates=True)
-        for n, (got, want) in enumerate(zip(run["layer_outputs"], layers)):
-            assert np.array_equal(got, want), f"layer {n} differs from golden"
-        assert run["cycles"] == sum(cycle_model.program_cycles(program.instructions, config))
-        assert run["error"] == 0
+    assert differences(qnet, program, x, runs) == []
     assert np.array_equal(y, np.stack([qnet.run(xi) for xi in x]))
     return info
 

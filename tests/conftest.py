@@ -1,0 +1,56 @@
+"""Shared test set-up: Hypothesis profiles and the fuzzing summary.
+
+Profiles (``pytest --hypothesis-profile NAME``):
+
+``ci`` (the default, ``make test``)
+    Derandomized: every run draws the same examples. The fuzz tests run at least 500 random
+    networks on the RTL (:mod:`sim.fuzz`).
+``dev``
+    Random draws, 10 examples per property and 64 fuzz networks: a quick check while editing.
+``fuzz`` (``make fuzz N=5000``)
+    Random draws; ``DIANNAO_FUZZ_NETWORKS`` (default 2000) fuzz networks, on configurations
+    of every size.
+"""
+
+import os
+
+from hypothesis import settings
+
+settings.register_profile("ci", derandomize=True, deadline=None)
+settings.register_profile("dev", max_examples=10, deadline=None)
+settings.register_profile("fuzz", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """The long tests (``slow``: board builds, fuzzing, large nodes) first, so that the
+    workers of ``pytest -n`` share the rest and finish together."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line: how many random networks, layers and cycles the fuzz tests checked."""
+    totals, seen = {}, {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for name, value in getattr(report, "user_properties", ()):
+                if name != "fuzz" or getattr(report, "when", "call") != "call":
+                    continue
+                engine = value["engine"]
+                totals.setdefault(engine, {})
+                for key in ("networks", "distinct", "layers", "samples", "cycles", "configs"):
+                    totals[engine][key] = totals[engine].get(key, 0) + value[key]
+                for k, v in value["seen"].items():
+                    seen[k] = seen.get(k, 0) + v
+    if not totals:
+        return
+    terminalreporter.section("fuzz")
+    for engine, t in sorted(totals.items()):
+        terminalreporter.write_line(
+            f"{engine}: {t['networks']:,} random networks ({t['distinct']:,} distinct), "
+            f"{t['layers']:,} layers, "
+            f"{t['samples']:,} samples, {t['cycles']:,} cycles on {t['configs']} "
+            f"configurations, equal to golden and the cycle model")
+    terminalreporter.write_line(
+        f"total: {sum(t['networks'] for t in totals.values()):,} random networks on the RTL")
+    terminalreporter.write_line("coverage: " + ", ".join(f"{k} {v}" for k, v in sorted(seen.items())))

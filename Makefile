@@ -5,7 +5,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-# make fuzz N=5000: random networks on random configurations under Verilator.
+# make fuzz N=5000: random networks on random configurations under Verilator
+# (DIANNAO_FUZZ_MULTIPLIERS=4096 for nodes of every size; default 1024).
 N ?= 2000
 
 .PHONY: demo test fuzz bench verilog synth clean help
@@ -28,7 +29,7 @@ demo: $(STAMP)
 	$(BIN)/diannao demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto
+	$(BIN)/python -m pytest -n auto --maxschedchunk 1
 
 fuzz: $(STAMP)
 	DIANNAO_FUZZ_NETWORKS=$(N) $(BIN)/python -m pytest -n auto --hypothesis-profile=fuzz \

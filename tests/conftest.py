@@ -24,7 +24,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 def pytest_collection_modifyitems(config, items):
     """The long tests (``slow``: board builds, fuzzing, large nodes) first, so that the
-    workers of ``pytest -n`` share the rest and finish together."""
+    workers of ``pytest -n auto --maxschedchunk 1`` (``make test``: one test at a time to
+    whichever worker is free) share the rest and finish together."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 

@@ -20,10 +20,12 @@ from sim.fuzz import (PROFILE_NETWORKS, TN_CHOICES, VARIANTS, Case, Stats, cases
                       configs, run_cases, write_case)
 from sim.hdl import simulator_available
 
-#: Networks drawn for each configuration (one build of the node runs them all).
-PER_CONFIG = {"verilator": 63, "pysim": 8}
+#: Networks drawn for each configuration (one build of the node runs them all); the ``fuzz``
+#: profile draws more per build.
+PER_CONFIG = {"verilator": 63, "pysim": 8, "fuzz": 128}
 #: ``tn * tn * tiles`` at most, per tn, in the ``ci`` and ``dev`` profiles (the Verilator
-#: build time); ``fuzz`` draws every size.
+#: build time); ``fuzz`` draws nodes of up to ``DIANNAO_FUZZ_MULTIPLIERS`` (default 1024:
+#: 16 tiles of tn=8, 4 of tn=16; 4096 for every size).
 CI_MULTIPLIERS = {2: 64, 4: 256, 8: 256, 16: 512}
 #: Where a failing case is written (network, input, configuration, the command).
 FAILURES = Path(os.environ.get("DIANNAO_FUZZ_FAILURES", "build/fuzz-failures"))
@@ -33,8 +35,8 @@ def _profile(config):
     return config.getoption("hypothesis_profile") or os.environ.get("HYPOTHESIS_PROFILE", "ci")
 
 
-def _campaign(request, engine, tn, variant, networks, max_multipliers):
-    per_config = min(PER_CONFIG[engine], networks)
+def _campaign(request, engine, tn, variant, networks, max_multipliers, per_config=None):
+    per_config = min(per_config or PER_CONFIG[engine], networks)
     stats = Stats()
 
     @settings(max_examples=max(1, -(-networks // per_config)), database=None,
@@ -91,8 +93,13 @@ def test_fuzz_verilator(request, tn, variant):
     profile = _profile(request.config)
     shards = FUZZ_SHARDS if profile == "fuzz" else CI_SHARDS
     total = int(os.environ.get("DIANNAO_FUZZ_NETWORKS", PROFILE_NETWORKS[profile]))
-    cap = None if profile == "fuzz" else CI_MULTIPLIERS[tn]
-    _campaign(request, "verilator", tn, variant, -(-total // len(shards)), cap)
+    if profile == "fuzz":
+        cap = int(os.environ.get("DIANNAO_FUZZ_MULTIPLIERS", 1024))
+        _campaign(request, "verilator", tn, variant, -(-total // len(shards)), cap,
+                  PER_CONFIG["fuzz"])
+    else:
+        _campaign(request, "verilator", tn, variant, -(-total // len(shards)),
+                  CI_MULTIPLIERS[tn])
 
 
 @pytest.mark.slow

@@ -48,7 +48,7 @@ VARIANTS = ("plain", "deep", "narrow")
 
 
 @st.composite
-def configs(draw, tn=None, variant=None, max_multipliers=None):
+def configs(draw, tn=None, variant=None, max_multipliers=None, tiles=None, small_nbin=None):
     """A :class:`Config` with small buffers.
 
     Parameters
@@ -60,18 +60,25 @@ def configs(draw, tn=None, variant=None, max_multipliers=None):
     max_multipliers : int, optional
         Upper bound on ``tn * tn * tiles`` (the node's size, which sets the Verilator build
         time).
+    tiles : int, optional
+        Fixed number of tiles (default: drawn from :data:`TILE_CHOICES`).
+    small_nbin : bool, optional
+        True: an NBin of 24-96 rows, too small for most inputs (bands); False: 97-256 rows
+        (default: either).
     """
     tn = draw(st.sampled_from(TN_CHOICES)) if tn is None else tn
     variant = draw(st.sampled_from(VARIANTS)) if variant is None else variant
-    tiles = draw(st.sampled_from([t for t in TILE_CHOICES
-                                  if max_multipliers is None or tn * tn * t <= max_multipliers]))
+    if tiles is None:
+        tiles = draw(st.sampled_from([t for t in TILE_CHOICES if max_multipliers is None
+                                      or tn * tn * t <= max_multipliers]))
+    if small_nbin is None:
+        small_nbin = draw(st.booleans())
     min_acc = 33 + tn.bit_length()          # Config.acc_width's least value at this tn
     return Config(
         tn=tn, tiles=tiles, deep_pipeline=int(variant == "deep"),
         imem_narrow=int(variant == "narrow"),
         acc_width=draw(st.one_of(st.just(48), st.integers(min_acc, 64))),
-        # Half of the configurations have an NBin too small for most inputs: bands.
-        nbin_depth=draw(st.one_of(st.integers(24, 96), st.integers(97, 256))),
+        nbin_depth=draw(st.integers(24, 96) if small_nbin else st.integers(97, 256)),
         nbout_depth=draw(st.integers(24, 256)),
         sb_depth=draw(st.integers(32, 512)),
         nm_depth=draw(st.integers(256, 2048)),
@@ -138,7 +145,9 @@ def _network(draw, tn):
             user_table = act != "identity" and draw(ints(0, 3)) == 0
             common = dict(activation=act, out_frac=draw(st.one_of(st.none(), ints(0, 12))),
                           table=draw(_table()) if user_table else None)
-            o = draw(ints(1, 3 * tn + 1))
+            # A quarter of the layers are wide: enough output blocks for every tile split.
+            o = draw(ints(3 * tn + 2, 16 * tn + 1) if draw(ints(0, 3)) == 0
+                     else ints(1, 3 * tn + 1))
             if kind == "fc":
                 n = int(np.prod(shape))
                 layer = FC(_weights(rng, scale, (o, n), n), rng.normal(0, 0.2, o), **common)

@@ -35,7 +35,8 @@ def _profile(config):
     return config.getoption("hypothesis_profile") or os.environ.get("HYPOTHESIS_PROFILE", "ci")
 
 
-def _campaign(request, engine, tn, variant, networks, max_multipliers, per_config=None):
+def _campaign(request, engine, tn, variant, networks, max_multipliers, per_config=None,
+              tiles=None, small_nbin=None):
     per_config = min(per_config or PER_CONFIG[engine], networks)
     stats = Stats()
 
@@ -47,8 +48,8 @@ def _campaign(request, engine, tn, variant, networks, max_multipliers, per_confi
         # Hypothesis tries the all-minimal example first (every draw its simplest value):
         # one network, 63 times over. A random salt that is not its least value rejects it.
         assume(data.draw(st.integers(0, 2 ** 32 - 1), label="salt") != 0)
-        config = data.draw(configs(tn=tn, variant=variant, max_multipliers=max_multipliers),
-                           label="config")
+        config = data.draw(configs(tn=tn, variant=variant, max_multipliers=max_multipliers,
+                                   tiles=tiles, small_nbin=small_nbin), label="config")
         batch = [data.draw(cases(config), label=f"case {i}") for i in range(per_config)]
         where = FAILURES / f"{engine}-tn{tn}-{variant}-{stats.configs}"
         try:
@@ -70,36 +71,45 @@ def _campaign(request, engine, tn, variant, networks, max_multipliers, per_confi
     campaign()
     request.node.user_properties.append(("fuzz", dict(stats.summary(), engine=engine)))
     assert stats.networks >= networks and stats.distinct == stats.networks
+    return stats
 
 
-#: The ``ci`` and ``dev`` profiles' shards: two pipeline variants per tn, every variant twice
-#: (one Verilator build each); ``fuzz`` runs every tn with every variant.
-CI_SHARDS = [(2, "narrow"), (2, "deep"), (4, "plain"), (4, "narrow"), (8, "deep"),
-             (8, "plain"), (16, "plain"), (16, "deep")]
-FUZZ_SHARDS = [(tn, v) for tn in TN_CHOICES for v in VARIANTS]
+#: The ``ci`` and ``dev`` profiles' shards, one Verilator build each: ``(tn, variant, tiles,
+#: small_nbin)``. Every tn twice, every variant, every tile count, half with an NBin small
+#: enough for bands; ``fuzz`` runs every tn with every variant and draws the rest.
+CI_SHARDS = [(2, "narrow", 16, True), (2, "deep", 8, False), (4, "plain", 1, True),
+             (4, "narrow", 8, True), (8, "deep", 4, True), (8, "plain", 2, False),
+             (16, "plain", 2, True), (16, "deep", 1, False)]
+FUZZ_SHARDS = [(tn, v, None, None) for tn in TN_CHOICES for v in VARIANTS]
 
 
 def pytest_generate_tests(metafunc):
     if metafunc.function.__name__ == "test_fuzz_verilator":
         shards = FUZZ_SHARDS if _profile(metafunc.config) == "fuzz" else CI_SHARDS
-        metafunc.parametrize("tn,variant", shards)
+        metafunc.parametrize("tn,variant,tiles,small_nbin", shards)
 
 
 @pytest.mark.slow
-def test_fuzz_verilator(request, tn, variant):
+def test_fuzz_verilator(request, tn, variant, tiles, small_nbin):
     ok, why = simulator_available("verilator")
     if not ok:
         pytest.skip(why)
     profile = _profile(request.config)
     shards = FUZZ_SHARDS if profile == "fuzz" else CI_SHARDS
     total = int(os.environ.get("DIANNAO_FUZZ_NETWORKS", PROFILE_NETWORKS[profile]))
+    networks = -(-total // len(shards))
     if profile == "fuzz":
         cap = int(os.environ.get("DIANNAO_FUZZ_MULTIPLIERS", 1024))
-        _campaign(request, "verilator", tn, variant, -(-total // len(shards)), cap,
-                  PER_CONFIG["fuzz"])
-    else:
-        _campaign(request, "verilator", tn, variant, -(-total // len(shards)),
-                  CI_MULTIPLIERS[tn])
+        _campaign(request, "verilator", tn, variant, networks, cap, PER_CONFIG["fuzz"])
+        return
+    stats = _campaign(request, "verilator", tn, variant, networks, CI_MULTIPLIERS[tn],
+                      tiles=tiles, small_nbin=small_nbin)
+    if profile == "ci":
+        # Coverage the shard exists for: every split of its tiles, and bands.
+        log2_tiles = tiles.bit_length() - 1
+        want = {f"split {g}/{log2_tiles}" for g in range(log2_tiles + 1)}
+        want |= {"bands"} if small_nbin else set()
+        assert want <= set(stats.seen), f"not covered: {sorted(want - set(stats.seen))}"
 
 
 @pytest.mark.slow

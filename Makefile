@@ -33,7 +33,7 @@ test: $(STAMP)
 
 fuzz: $(STAMP)
 	DIANNAO_FUZZ_NETWORKS=$(N) $(BIN)/python -m pytest -n auto --hypothesis-profile=fuzz \
-		-p no:cacheprovider tests/sim/test_fuzz.py
+		-p no:cacheprovider tests/sim/tools/test_fuzz.py
 
 bench: $(STAMP)
 	$(BIN)/diannao bench

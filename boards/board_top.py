@@ -5,8 +5,8 @@ from amaranth.lib import wiring
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
 
-from hw.config import Config, preset
-from .uart_node import UARTNode
+from diannao.hw.config import Config, preset
+from diannao.boards.uart_node import UARTNode
 
 
 __all__ = ["BoardTop"]

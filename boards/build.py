@@ -11,6 +11,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+import shutil
+import importlib
+import re
 
 
 __all__ = ["BOARDS", "BuildResult", "TimingError", "toolchain_env", "board_top", "build_plan",
@@ -93,14 +96,12 @@ def toolchain_env():
         os.environ[var] = str(path) if path.exists() else tool
     # amaranth-boards' ULX3S requires a programmer command even when only building; any
     # existing command will do (we never program from here).
-    import shutil
     if not shutil.which(os.environ.get("OPENFPGALOADER", "openFPGALoader")):
         os.environ["OPENFPGALOADER"] = shutil.which("true") or sys.executable
     os.environ.setdefault("AMARANTH_ENV_YOWASP", "1")
 
 
 def _load(path):
-    import importlib
     module, name = path.split(":")
     return getattr(importlib.import_module(module), name)
 
@@ -162,7 +163,6 @@ def yosys_ffs(log):
     The log holds other cell listings too (ABC's and AIGMAP's per-pass tallies, the per-module
     blocks before the hierarchy total), so only that one block is read.
     """
-    import re
     stats = log.rfind("Printing statistics.")
     if stats < 0:
         return None

@@ -4,9 +4,10 @@ from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.config import Config
-from hw.node import Region
-from .protocol import REQ_SYNC, RESP_SYNC, VERSION, Cmd, Status, word_bytes
+from diannao.hw.config import Config
+from diannao.hw.node import HostBus, Region
+from diannao.boards.protocol import (REQ_SYNC, RESP_SYNC, VERSION, ADDR_BYTES, Cmd, Status,
+                                     word_bytes)
 
 
 __all__ = ["HostLink", "crc8_step"]
@@ -32,9 +33,9 @@ class HostLink(wiring.Component):
     response). One request is handled at a time: bytes that arrive while a response is
     being sent are dropped, so the host waits for each response.
 
-    Latency: the host-port strobes (``host_we``, ``host_re``, ``start``: registers) are
-    high 2 cycles after the CRC byte is received; READ data is captured
-    ``config.node_read_latency`` cycles after ``host_re``; the first response byte is offered to
+    Latency: the host-port strobes (``host.we``, ``host.re``, ``host.start``: registers)
+    are high 2 cycles after the CRC byte is received; READ data is captured
+    ``config.node_read_latency`` cycles after ``host.re``; the first response byte is offered to
     the transmitter 1-2 cycles after that, each further byte 1 cycle after the transmitter
     takes the last. Throughput: bound by the byte streams: one request per ``8 + W`` received
     bytes plus ``3 + W`` sent bytes.
@@ -52,12 +53,9 @@ class HostLink(wiring.Component):
         Received bytes (one-cycle pulses, no back-pressure).
     tx_data : ``Out(8)``, tx_valid : ``Out(1)``, tx_ready : ``In(1)``
         Bytes to send (a byte moves when ``tx_valid & tx_ready``).
-    host_region, host_addr, host_wdata, host_we, host_re : ``Out``
-    host_rdata : ``In``
-        The node's host port (:class:`hw.node.Node`).
-    start : ``Out(1)``
-    busy, done, error : ``In(1)``
-        The node's control and status.
+    host : ``Out(HostBus(config))``
+        The node's host port (:class:`hw.node.HostBus`; the node has the flipped member),
+        its control and status.
     """
 
     def __init__(self, config, timeout=1 << 20):
@@ -73,34 +71,27 @@ class HostLink(wiring.Component):
             "tx_data": Out(8),
             "tx_valid": Out(1),
             "tx_ready": In(1),
-            "host_region": Out(3),
-            "host_addr": Out(32),
-            "host_wdata": Out(config.row_bits),
-            "host_we": Out(1),
-            "host_re": Out(1),
-            "host_rdata": In(config.row_bits),
-            "start": Out(1),
-            "busy": In(1),
-            "done": In(1),
-            "error": In(1),
+            "host": Out(HostBus(config)),
         })
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
         w = word_bytes(cfg.tn)
-        body_len = 1 + 1 + 4 + w             # cmd, region, addr, data
+        body_len = 1 + 1 + ADDR_BYTES + w    # cmd, region, addr, data
         # body and CRC, first byte in the low bits
         frame = Signal(8 * (body_len + 1), reset_less=True)
         count = Signal(range(body_len + 2))
         crc = Signal(8)
         idle = Signal(range(self.timeout + 1))
 
+        host = self.host
         cmd = frame[0:8]
+        data_at = 16 + 8 * ADDR_BYTES
         m.d.comb += [
-            self.host_region.eq(frame[8:16]),
-            self.host_addr.eq(frame[16:48]),
-            self.host_wdata.eq(frame[48:48 + 8 * w]),
+            host.region.eq(frame[8:16]),
+            host.addr.eq(frame[16:data_at]),
+            host.wdata.eq(frame[data_at:data_at + 8 * w]),
         ]
         # Whether the frame's CRC byte (the last one received) differs from the CRC of its
         # body, registered as the byte arrives so that EXEC starts from a register.
@@ -108,11 +99,11 @@ class HostLink(wiring.Component):
 
         # Sticky "done since START".
         done_seen = Signal()
-        with m.If(self.start):
+        with m.If(host.start):
             m.d.sync += done_seen.eq(0)
-        with m.Elif(self.done):
+        with m.Elif(host.done):
             m.d.sync += done_seen.eq(1)
-        flags = Cat(self.busy, done_seen, self.error)
+        flags = Cat(host.busy, done_seen, host.error)
 
         status = Signal(8)
         payload = Signal(8 * w, reset_less=True)
@@ -126,7 +117,7 @@ class HostLink(wiring.Component):
         # command decode does not share a cycle with the node's address decode.
         we, re, go = Signal(), Signal(), Signal()
         m.d.sync += [we.eq(0), re.eq(0), go.eq(0)]
-        m.d.comb += [self.host_we.eq(we), self.host_re.eq(re), self.start.eq(go)]
+        m.d.comb += [host.we.eq(we), host.re.eq(re), host.start.eq(go)]
         rl = cfg.node_read_latency
 
         with m.FSM():
@@ -155,7 +146,7 @@ class HostLink(wiring.Component):
                 with m.Else():
                     with m.Switch(cmd):
                         with m.Case(Cmd.WRITE):
-                            with m.If(self.busy):
+                            with m.If(host.busy):
                                 m.d.sync += status.eq(Status.BUSY)
                             with m.Else():
                                 m.d.sync += we.eq(1)
@@ -163,14 +154,14 @@ class HostLink(wiring.Component):
                         with m.Case(Cmd.READ):
                             # Registers and counters can be read while the node runs (where
                             # a run that overran its time limit stands); NM cannot.
-                            with m.If(self.busy & (self.host_region == Region.NM)):
+                            with m.If(host.busy & (host.region == Region.NM)):
                                 m.d.sync += status.eq(Status.BUSY)
                                 m.next = "RESPOND"
                             with m.Else():
                                 m.d.sync += re.eq(1)
                                 m.next = "READ_WAIT0"
                         with m.Case(Cmd.START):
-                            with m.If(self.busy):
+                            with m.If(host.busy):
                                 m.d.sync += status.eq(Status.BUSY)
                             with m.Else():
                                 m.d.sync += go.eq(1)
@@ -184,12 +175,12 @@ class HostLink(wiring.Component):
                         with m.Default():
                             m.d.sync += status.eq(Status.BAD_CMD)
                             m.next = "RESPOND"
-            # host_re is high in READ_WAIT0; the data follows node_read_latency cycles later.
+            # host.re is high in READ_WAIT0; the data follows node_read_latency cycles later.
             for k in range(rl):
                 with m.State(f"READ_WAIT{k}"):
                     m.next = f"READ_WAIT{k + 1}" if k + 1 < rl else "READ"
             with m.State("READ"):
-                m.d.sync += payload.eq(self.host_rdata)
+                m.d.sync += payload.eq(host.rdata)
                 m.next = "RESPOND"
             with m.State("RESPOND"):
                 m.d.sync += [resp.eq(Cat(status, payload)), left.eq(w + 2), tx_crc.eq(0)]

@@ -2,7 +2,7 @@
 
 from amaranth import *
 
-from .board_top import BoardTop
+from diannao.boards.board_top import BoardTop
 
 
 __all__ = ["ICEBreakerTop", "CLOCK_HZ", "OSC_HZ"]

@@ -2,7 +2,7 @@
 
 See ``docs/host-protocol.md``. Every request is a fixed-length frame::
 
-    0xA5  cmd  region  addr[4] (LE)  data[W] (LE)  crc
+    0xA5  cmd  region  addr[ADDR_BYTES = 4] (LE)  data[W] (LE)  crc
 
 and every response a fixed-length frame::
 
@@ -15,8 +15,10 @@ the bytes between the sync byte and the CRC.
 
 from enum import IntEnum
 
+from diannao.hw.config import HOST_ADDR_WIDTH
 
-__all__ = ["REQ_SYNC", "RESP_SYNC", "VERSION", "Cmd", "Status", "FLAG_BUSY", "FLAG_DONE",
+
+__all__ = ["REQ_SYNC", "RESP_SYNC", "VERSION", "ADDR_BYTES", "Cmd", "Status", "FLAG_BUSY", "FLAG_DONE",
            "FLAG_ERROR", "crc8", "word_bytes", "request_len", "response_len",
            "encode_request", "decode_response", "ProtocolError"]
 
@@ -24,6 +26,9 @@ REQ_SYNC = 0xA5
 RESP_SYNC = 0x5A
 #: Protocol version, returned by INFO.
 VERSION = 1
+#: Bytes of a request's address: the node's host-port address,
+#: :data:`hw.config.HOST_ADDR_WIDTH` bits.
+ADDR_BYTES = -(-HOST_ADDR_WIDTH // 8)
 
 
 class Cmd(IntEnum):
@@ -65,7 +70,7 @@ def word_bytes(tn):
 
 
 def request_len(tn):
-    return 1 + 1 + 1 + 4 + word_bytes(tn) + 1
+    return 1 + 1 + 1 + ADDR_BYTES + word_bytes(tn) + 1
 
 
 def response_len(tn):
@@ -75,7 +80,7 @@ def response_len(tn):
 def encode_request(tn, cmd, region=0, addr=0, data=0):
     """The bytes of one request frame."""
     w = word_bytes(tn)
-    body = (bytes([int(cmd) & 0xFF, int(region) & 0xFF]) + int(addr).to_bytes(4, "little")
+    body = (bytes([int(cmd) & 0xFF, int(region) & 0xFF]) + int(addr).to_bytes(ADDR_BYTES, "little")
             + (int(data) & ((1 << (8 * w)) - 1)).to_bytes(w, "little"))
     return bytes([REQ_SYNC]) + body + bytes([crc8(body)])
 

@@ -4,10 +4,10 @@ from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.config import Config
-from hw.node import Node
-from .host_link import HostLink
-from .uart import UARTRx, UARTTx
+from diannao.hw.config import Config
+from diannao.hw.node import Node
+from diannao.boards.host_link import HostLink
+from diannao.boards.uart import UARTRx, UARTTx
 
 
 __all__ = ["UARTNode"]
@@ -70,19 +70,10 @@ class UARTNode(wiring.Component):
             tx.data.eq(link.tx_data),
             tx.valid.eq(link.tx_valid),
             link.tx_ready.eq(tx.ready),
-            node.host_region.eq(link.host_region),
-            node.host_addr.eq(link.host_addr),
-            node.host_wdata.eq(link.host_wdata),
-            node.host_we.eq(link.host_we),
-            node.host_re.eq(link.host_re),
-            link.host_rdata.eq(node.host_rdata),
-            node.start.eq(link.start),
-            link.busy.eq(node.busy),
-            link.done.eq(node.done),
-            link.error.eq(node.error),
-            self.busy.eq(node.busy),
-            self.error.eq(node.error),
+            self.busy.eq(node.host.busy),
+            self.error.eq(node.host.error),
         ]
-        with m.If(node.done):
+        wiring.connect(m, link.host, node.host)
+        with m.If(node.host.done):
             m.d.sync += self.done_led.eq(~self.done_led)
         return m

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from golden._tensor import conv_sum, fc_sum, windows
-from golden.formats import EXACT_ACTIVATIONS
+from diannao.golden._tensor import conv_sum, fc_sum, windows
+from diannao.golden.formats import EXACT_ACTIVATIONS
 
 __all__ = ["conv2d", "fc", "maxpool", "avgpool", "activation", "EXACT_ACTIVATIONS"]
 

@@ -1,7 +1,7 @@
 """Number formats shared by the golden model, the RTL and the tools.
 
 This module is the single definition of the arithmetic contract of
-``DESIGN.md`` section 2: 16-bit signed fixed point with a per-tensor number
+``docs/numbers.md``: 16-bit signed fixed point with a per-tensor number
 of fraction bits (Q format), the NFU-2 shifter (round half up, then
 saturate), the average-pooling reciprocal and the NFU-3 piecewise-linear
 (PWL) activation tables.

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from golden._tensor import conv_sum, fc_sum, windows
-from golden.formats import INT16_MAX, INT16_MIN, avg_reciprocal, shift_round
+from diannao.golden._tensor import conv_sum, fc_sum, windows
+from diannao.golden.formats import INT16_MAX, INT16_MIN, avg_reciprocal, shift_round
 
 __all__ = ["conv2d_int", "fc_int", "maxpool_int", "avgpool_int", "activation_int",
            "accumulator_bound", "as_int16_values"]

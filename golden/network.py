@@ -19,9 +19,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from golden import float_ref
-from golden._tensor import conv_out_size
-from golden.formats import DEFAULT_ACT_FRAC, EXACT_ACTIVATIONS, MAX_FRAC, PWLTable
+from diannao.golden import float_ref
+from diannao.golden._tensor import conv_out_size
+from diannao.golden.formats import DEFAULT_ACT_FRAC, EXACT_ACTIVATIONS, MAX_FRAC, PWLTable
 
 __all__ = ["Conv", "FC", "MaxPool", "AvgPool", "Network", "ACTIVATIONS",
            "FORMAT_NAME", "FORMAT_VERSION", "load", "save"]

@@ -2,7 +2,7 @@
 
 :func:`quantize` turns a float :class:`golden.network.Network` into a
 :class:`QNetwork` of frozen :class:`QLayer` objects, choosing fraction bits
-as ``DESIGN.md`` section 2 prescribes; :meth:`QNetwork.run` executes it
+as ``docs/numbers.md`` describes; :meth:`QNetwork.run` executes it
 bit-exactly with :mod:`golden.layers`.  :func:`run_float` is the float
 reference and :func:`error_bound` a guaranteed bound on their difference
 (derivation in ``docs/numbers.md``).
@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from golden import layers as L
-from golden.formats import (ACC_WIDTH_DEFAULT, DEFAULT_ACT_FRAC, EXACT_ACTIVATIONS,
-                            MAX_BIAS_EXP, MAX_FRAC, PWLTable, avg_reciprocal, build_table,
-                            choose_frac, from_fixed, table_error, to_fixed)
-from golden.network import Conv, FC, MaxPool, Network
+from diannao.golden import layers as L
+from diannao.golden.formats import (ACC_WIDTH_DEFAULT, EXACT_ACTIVATIONS,
+                                    MAX_BIAS_EXP, MAX_FRAC, PWLTable, avg_reciprocal, build_table,
+                                    choose_frac, from_fixed, table_error, to_fixed)
+from diannao.golden.network import Conv, FC, MaxPool
 
 __all__ = ["QLayer", "QNetwork", "quantize", "run_float", "error_bound", "split_batch",
            "LIPSCHITZ"]

@@ -1,23 +1,26 @@
 """NFU-3: 16-segment piecewise-linear activation."""
 
 from amaranth import *
-from amaranth.lib import wiring, data, memory
+from amaranth.lib import wiring, data, memory, stream
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from golden.formats import INT16_MIN, INT16_MAX
-from .buffer import Buffer
-from .ecp5 import is_ecp5, ecp5_multiplier
-from .nbin import row_layout as neuron_row
-from .nfu2 import sat16, shift_window, thermometer
+from diannao.golden.formats import INT16_MIN, INT16_MAX
+from diannao.hw.buffer import Buffer
+from diannao.hw.config import MAX_ACT_TABLES
+from diannao.hw.ecp5 import is_ecp5, ecp5_multiplier
+from diannao.hw.nbin import row_layout as neuron_row
+from diannao.hw.isa import field_width
+from diannao.hw.nfu2 import sat16, shift_window, thermometer
 
 
-__all__ = ["Activation", "SEGMENTS", "TABLE_WORDS", "table_words"]
+__all__ = ["Activation", "SEGMENTS", "TABLE_WORDS", "TABLE_WORD_WIDTH", "table_words"]
 
 SEGMENTS = 16
 #: Words per table in the write address space: a header and one word per segment.
 TABLE_WORDS = 32
-
+#: Bits of one table word (:func:`table_words`): a segment's ``a_i`` and ``b_i``, 16 bits each.
+TABLE_WORD_WIDTH = 32
 
 
 def table_words(table):
@@ -35,7 +38,7 @@ def table_words(table):
 class Activation(wiring.Component):
     """NFU-3: ``tn`` 16-segment piecewise-linear units (paper: DianNao NFU-3).
 
-    With ``act`` set, each lane computes (DESIGN §2) with table ``table``::
+    With ``act`` set, each lane computes (``docs/numbers.md``) with table ``table``::
 
         i = clamp((x - x_lo) >> k, 0, 15)
         y = sat16(((a_i * x + 2**(f-1)) >> f) + b_i)        (no rounding term when f == 0)
@@ -63,42 +66,47 @@ class Activation(wiring.Component):
     tn : int
         Lanes (power of two >= 2).
     tables : int
-        Tables held (1..8).
+        Tables held (1 .. :data:`hw.config.MAX_ACT_TABLES`, 8: what the instruction's
+        ``table`` field selects).
     deep : bool
         The five extra stages of ``Config.deep_pipeline``.
 
+    Rows enter and leave as streams without back-pressure (``i`` from NFU-2's ``o``,
+    ``o`` to NBout; ``always_ready``), one output row per input row; ``act``, ``table`` and
+    the table writes are side-band settings.
+
     Members
     -------
-    valid_in : ``In(1)``
-    x : ``In(ArrayLayout(signed(16), tn))``
+    i : ``In(stream.Signature(ArrayLayout(signed(16), tn), always_ready=True))``
+        Input rows, ``x`` above (``i.payload``).
     act : ``In(1)``
-    table : ``In(3)``
+    table : ``In(field_width("table"))``
+        The instruction's ``table`` field.
     tbl_we : ``In(1)``
-    tbl_addr : ``In(ceil_log2(tables * 32))``
-    tbl_data : ``In(32)``
-    valid_out : ``Out(1)``
-    y : ``Out(ArrayLayout(signed(16), tn))``
+    tbl_addr : ``In(ceil_log2(tables * TABLE_WORDS))``
+    tbl_data : ``In(TABLE_WORD_WIDTH)``
+    o : ``Out(stream.Signature(ArrayLayout(signed(16), tn), always_ready=True))``
+        Output rows, ``y`` above, :attr:`latency` cycles after their input rows.
     """
 
     def __init__(self, tn, tables=4, deep=False):
         if not isinstance(tn, int) or tn < 2 or tn & (tn - 1):
             raise ValueError(f"Activation tn must be a power of two >= 2, not {tn!r}")
-        if not isinstance(tables, int) or not 1 <= tables <= 8:
-            raise ValueError(f"Activation tables must be an int in [1, 8], not {tables!r}")
+        if not isinstance(tables, int) or not 1 <= tables <= MAX_ACT_TABLES:
+            raise ValueError(f"Activation tables must be an int in [1, {MAX_ACT_TABLES}], "
+                             f"not {tables!r}")
         self.tn = tn
         self.tables = tables
         self.deep = bool(deep)
         self.latency = self.latency_of(deep)
         super().__init__({
-            "valid_in": In(1),
-            "x": In(neuron_row(tn)),
+            "i": In(stream.Signature(neuron_row(tn), always_ready=True)),
             "act": In(1),
-            "table": In(3),
+            "table": In(field_width("table")),
             "tbl_we": In(1),
             "tbl_addr": In(ceil_log2(tables * TABLE_WORDS)),
-            "tbl_data": In(32),
-            "valid_out": Out(1),
-            "y": Out(neuron_row(tn)),
+            "tbl_data": In(TABLE_WORD_WIDTH),
+            "o": Out(stream.Signature(neuron_row(tn), always_ready=True)),
         })
 
     @staticmethod
@@ -123,7 +131,7 @@ class Activation(wiring.Component):
         seg_waddr = Signal(range(self.tables * SEGMENTS))
         m.d.comb += seg_waddr.eq(Cat((word - 1)[:4], self.tbl_addr[5:]))
         if self.deep:
-            wdata_r = Signal(32, name="tbl_data_r", reset_less=True)
+            wdata_r = Signal(TABLE_WORD_WIDTH, name="tbl_data_r", reset_less=True)
             seg_waddr_r = Signal.like(seg_waddr, name="seg_waddr_r", reset_less=True)
             hdr_en_r = [Signal(name=f"hdr_en{t}") for t in range(self.tables)]
             seg_we_r = Signal(name="seg_we_r")
@@ -174,13 +182,13 @@ class Activation(wiring.Component):
             m.d.comb += [wp.addr.eq(seg_waddr), wp.data.eq(wdata), wp.en.eq(seg_we)]
             coef_data = [coef.read_port(transparent_for=()) for _ in range(self.tn)]
 
-        # stage_valid[i]: the row in stage i is valid (stage 0 takes x with valid_in).
-        stage_valid = [self.valid_in]
+        # stage_valid[i]: the row in stage i is valid (stage 0 takes x with i.valid).
+        stage_valid = [self.i.valid]
         for i in range(self.latency - 1):
             v = Signal(name=f"v{i}")
             m.d.sync += v.eq(stage_valid[-1])
             stage_valid.append(v)
-        m.d.sync += self.valid_out.eq(stage_valid[-1])
+        m.d.sync += self.o.valid.eq(stage_valid[-1])
         # Each stage's registers are written only when its row is valid: a simulator then
         # skips idle cycles. The DSP block's own registers (x1, prod2) are gated only in
         # simulation and generic Verilog, so that an FPGA build keeps one clock enable per
@@ -203,9 +211,9 @@ class Activation(wiring.Component):
         # any int16 x and x_lo), registered with x (signed 16) so that the carry chain does
         # not share a cycle with the segment select and the RAM address.
         d_c, d, x0 = lanes(signed(17), "d_c"), lanes(signed(17), "d"), lanes(signed(16), "x0")
-        m.d.comb += [d_c[j].eq(self.x[j] - sel_lo) for j in range(self.tn)]
+        m.d.comb += [d_c[j].eq(self.i.payload[j] - sel_lo) for j in range(self.tn)]
         with m.If(stage_valid[0]):
-            m.d.sync += [d.eq(d_c), x0.eq(self.x)]
+            m.d.sync += [d.eq(d_c), x0.eq(self.i.payload)]
         # Stage 2's and 3's lane words.
         b1, b2 = lanes(signed(16), "b1"), lanes(signed(16), "b2")
         q_c, q3 = lanes(signed(18), "q_c"), lanes(signed(18), "q3")
@@ -252,11 +260,11 @@ class Activation(wiring.Component):
             with m.If(stage_valid[s_q + 1]):
                 m.d.sync += [y4.eq(y_sum), fits4.eq(fits3), psign4.eq(psign3)]
             with m.If(stage_valid[s_q + 2]):
-                m.d.sync += self.y.eq(y_c)
+                m.d.sync += self.o.payload.eq(y_c)
         else:
             m.d.comb += [y4.eq(y_sum), fits4.eq(fits3), psign4.eq(psign3)]
             with m.If(stage_valid[s_q + 1]):
-                m.d.sync += self.y.eq(y_c)
+                m.d.sync += self.o.payload.eq(y_c)
 
         for j in range(self.tn):
             dj = d[j]

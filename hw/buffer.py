@@ -6,7 +6,7 @@ from amaranth.lib import wiring, memory
 from amaranth.lib.wiring import Out
 from amaranth.utils import ceil_log2
 
-from .ecp5 import is_ecp5, ecp5_block_ram
+from diannao.hw.ecp5 import is_ecp5, ecp5_block_ram
 
 
 __all__ = ["Buffer", "DISTRIBUTED_DEPTH"]

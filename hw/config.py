@@ -1,18 +1,32 @@
-"""The configuration object: the single source of every size (DESIGN §1)."""
+"""The configuration object: the single source of every size (``docs/architecture.md``,
+"Parameters and presets")."""
 
 import json
 from dataclasses import dataclass, replace, fields
 from pathlib import Path
 
-from amaranth.utils import ceil_log2
-
-from .isa import INSTR, PC_WIDTH, field_width
+from diannao.hw.isa import INSTR_WIDTH, PC_WIDTH, field_width
 
 
-__all__ = ["Config", "PRESETS", "preset", "load_config", "HOST_ADDR_WIDTH"]
+__all__ = ["Config", "PRESETS", "preset", "load_config", "HOST_ADDR_WIDTH", "MAX_ACT_TABLES",
+           "min_acc_width"]
 
-#: Bits of the node's host-port address (``hw.node.Node.host_addr``).
+#: Bits of the node's host-port address (``addr`` of :class:`hw.node.HostBus`).
 HOST_ADDR_WIDTH = 32
+#: Activation tables an NFU-3 can hold: as many as the instruction's ``table`` field selects.
+MAX_ACT_TABLES = 1 << field_width("table")
+
+
+def _ceil_log2(n):
+    """Bits to address ``n`` things: the smallest ``b`` with ``2**b >= n`` (``n >= 1``);
+    :func:`amaranth.utils.ceil_log2` in plain Python (this module imports no Amaranth)."""
+    return (n - 1).bit_length()
+
+
+def min_acc_width(tn):
+    """The narrowest NFU-2 accumulator :class:`Config` accepts at NFU width ``tn``: a
+    32-bit product summed over one row of ``tn`` lanes, plus a sign bit."""
+    return 33 + tn.bit_length()
 
 
 def _is_pow2(n):
@@ -111,8 +125,8 @@ class Config:
             raise ValueError(f"Config.tn must be a power of two >= 2, not {self.tn!r}")
         if not _is_pow2(self.tiles):
             raise ValueError(f"Config.tiles must be a power of two >= 1, not {self.tiles!r}")
-        if not 33 + self.tn.bit_length() <= self.acc_width <= 64:
-            raise ValueError(f"Config.acc_width must be in [{33 + self.tn.bit_length()}, 64] "
+        if not min_acc_width(self.tn) <= self.acc_width <= 64:
+            raise ValueError(f"Config.acc_width must be in [{min_acc_width(self.tn)}, 64] "
                              f"for tn={self.tn}, not {self.acc_width!r}")
         for name in ("nbin_depth", "nbout_depth", "sb_depth", "nm_depth", "imem_depth"):
             if getattr(self, name) < 2:
@@ -121,8 +135,9 @@ class Config:
             if getattr(self, name) > most:
                 raise ValueError(f"Config.{name} must be at most {most} ({why}), "
                                  f"not {getattr(self, name)!r}")
-        if not 1 <= self.act_tables <= 8:
-            raise ValueError(f"Config.act_tables must be in [1, 8], not {self.act_tables!r}")
+        if not 1 <= self.act_tables <= MAX_ACT_TABLES:
+            raise ValueError(f"Config.act_tables must be in [1, {MAX_ACT_TABLES}], "
+                             f"not {self.act_tables!r}")
         if self.imem_narrow not in (0, 1):
             raise ValueError(f"Config.imem_narrow must be 0 or 1, not {self.imem_narrow!r}")
         if self.deep_pipeline not in (0, 1):
@@ -141,18 +156,18 @@ class Config:
         for region, top, layout in self._host_tops():
             if top >> HOST_ADDR_WIDTH:
                 raise ValueError(f"Config: the host port's {region} addresses need "
-                                 f"{top.bit_length()} bits ({layout}), but host_addr has "
+                                 f"{top.bit_length()} bits ({layout}), but host.addr has "
                                  f"{HOST_ADDR_WIDTH}")
 
     def _host_tops(self):
         """``(region, largest host address, its layout)`` for the regions whose addresses
         grow with the configuration; the layouts of ``hw.node.host_sb_addr`` and
         ``hw.node.host_imem_addr``."""
-        row_bits = max(1, ceil_log2(self.sb_depth))
+        row_bits = max(1, _ceil_log2(self.sb_depth))
         sb_top = (((((self.tiles - 1) << row_bits) | (self.sb_depth - 1)) << self.log2_tn)
                   | (self.tn - 1))
-        chunks = -(-INSTR.size // self.row_bits)
-        chunk_bits = max(1, ceil_log2(chunks))
+        chunks = -(-INSTR_WIDTH // self.row_bits)
+        chunk_bits = max(1, _ceil_log2(chunks))
         imem_top = ((self.imem_depth - 1) << chunk_bits) | (chunks - 1)
         return [
             ("SB", sb_top, f"tile, row, lane: log2(tiles={self.tiles}) + "

@@ -1,11 +1,11 @@
 """The fat tree joining the central neuron memory to the tiles."""
 
 from amaranth import *
-from amaranth.lib import wiring, data
+from amaranth.lib import wiring, data, stream
 from amaranth.lib.wiring import In, Out
 
-from .nbin import row_layout as neuron_row
-from .nbout import ADDR_WIDTH
+from diannao.hw.nbin import row_layout as neuron_row
+from diannao.hw.nbout import ADDR_WIDTH, row_layout as nbout_row
 
 
 __all__ = ["FatTree", "tree_latency"]
@@ -19,15 +19,19 @@ def tree_latency(tiles):
 class FatTree(wiring.Component):
     """A binary fat tree between NM (the root) and ``tiles`` tiles (paper: DaDianNao).
 
-    *Down* (broadcast): a row entering at the root with ``down_valid`` and a destination
-    NBin address reaches every leaf ``tree_latency(tiles)`` cycles later (one register per
-    level; a real tree fans each register out to two children).
+    *Down* (broadcast): a row entering at the root (stream ``down``: the row and its
+    destination NBin address) reaches every leaf (stream ``leaf``) ``tree_latency(tiles)``
+    cycles later (one register per level; a real tree fans each register out to two
+    children).
 
-    *Up* (collect): leaf ``t`` offers a row with ``up_valid[t]``, its data and its NM
-    address. Each level merges two children into one register, so a row reaches the root
-    ``tree_latency(tiles)`` cycles later. The root takes one row a cycle: the node
-    controller drains one tile at a time, so at most one leaf is valid in any cycle
-    (contention is resolved by that schedule, and counted in the cycle model).
+    *Up* (collect): leaf ``t`` offers a row on stream ``up[t]`` (an NBout row: its data and
+    its NM address). Each level merges two children into one register, so a row reaches
+    the root (stream ``root``) ``tree_latency(tiles)`` cycles later. The root takes one row
+    a cycle: the node controller drains one tile at a time, so at most one leaf is valid in
+    any cycle (contention is resolved by that schedule, and counted in the cycle model).
+
+    Every port is a stream without back-pressure (``stream.Signature(...,
+    always_ready=True)``): the tree never stalls, the schedule keeps it free.
 
     Latency ``tree_latency(tiles)`` cycles each way; throughput one row per cycle each way.
 
@@ -39,6 +43,13 @@ class FatTree(wiring.Component):
         Leaves (power of two).
     nbin_addr_width : int
         Bits of the down-going destination address.
+
+    Members
+    -------
+    down : ``In(stream.Signature(StructLayout({"addr": nbin_addr_width, "data": row})))``
+    leaf : ``Out`` of the same
+    up : ``In(stream.Signature(hw.nbout.row_layout(tn))).array(tiles)``
+    root : ``Out(stream.Signature(hw.nbout.row_layout(tn)))``
     """
 
     def __init__(self, tn, tiles, nbin_addr_width):
@@ -47,43 +58,40 @@ class FatTree(wiring.Component):
         self.tn = tn
         self.tiles = tiles
         self.latency = tree_latency(tiles)
-        row = neuron_row(tn)
+        down = stream.Signature(data.StructLayout({"addr": nbin_addr_width,
+                                                   "data": neuron_row(tn)}),
+                                always_ready=True)
+        up = stream.Signature(nbout_row(tn), always_ready=True)
         super().__init__({
-            "down_valid": In(1),
-            "down_addr": In(nbin_addr_width),
-            "down_data": In(row),
-            "leaf_valid": Out(1),
-            "leaf_addr": Out(nbin_addr_width),
-            "leaf_data": Out(row),
-            "up_valid": In(tiles),
-            "up_addr": In(data.ArrayLayout(ADDR_WIDTH, tiles)),
-            "up_data": In(data.ArrayLayout(row, tiles)),
-            "root_valid": Out(1),
-            "root_addr": Out(ADDR_WIDTH),
-            "root_data": Out(row),
+            "down": In(down),
+            "leaf": Out(down),
+            "up": In(up).array(tiles),
+            "root": Out(up),
         })
 
     def elaborate(self, platform):
         m = Module()
         # Down: one register per level.
-        v, a, d = self.down_valid, self.down_addr, self.down_data
+        v, a, d = self.down.valid, self.down.payload.addr, self.down.payload.data
         for level in range(self.latency):
             nv = Signal(name=f"down_valid_l{level}")
-            na = Signal.like(self.down_addr, name=f"down_addr_l{level}", reset_less=True)
-            nd = Signal.like(self.down_data, name=f"down_data_l{level}", reset_less=True)
+            na = Signal.like(a, name=f"down_addr_l{level}", reset_less=True)
+            nd = Signal.like(d, name=f"down_data_l{level}", reset_less=True)
             m.d.sync += [nv.eq(v), na.eq(a), nd.eq(d)]
             v, a, d = nv, na, nd
-        m.d.comb += [self.leaf_valid.eq(v), self.leaf_addr.eq(a), self.leaf_data.eq(d)]
+        m.d.comb += [self.leaf.valid.eq(v), self.leaf.payload.addr.eq(a),
+                     self.leaf.payload.data.eq(d)]
 
         # Up: each level merges pairs of children into one register.
-        nodes = [(self.up_valid[t], self.up_addr[t], self.up_data[t]) for t in range(self.tiles)]
+        nodes = [(up.valid, up.payload.addr, up.payload.data) for up in self.up]
         for level in range(self.latency):
             merged = []
             pairs = [nodes[i:i + 2] for i in range(0, len(nodes), 2)]
             for n, pair in enumerate(pairs):
                 nv = Signal(name=f"up_valid_l{level}_{n}")
                 na = Signal(ADDR_WIDTH, name=f"up_addr_l{level}_{n}", reset_less=True)
-                nd = Signal.like(self.down_data, name=f"up_data_l{level}_{n}", reset_less=True)
+                nd = Signal.like(self.down.payload.data, name=f"up_data_l{level}_{n}",
+                                 reset_less=True)
                 if len(pair) == 1:
                     (lv, la, ld), = pair
                     m.d.sync += [nv.eq(lv), na.eq(la), nd.eq(ld)]
@@ -93,5 +101,6 @@ class FatTree(wiring.Component):
                 merged.append((nv, na, nd))
             nodes = merged
         (rv, ra, rd), = nodes
-        m.d.comb += [self.root_valid.eq(rv), self.root_addr.eq(ra), self.root_data.eq(rd)]
+        m.d.comb += [self.root.valid.eq(rv), self.root.payload.addr.eq(ra),
+                     self.root.payload.data.eq(rd)]
         return m

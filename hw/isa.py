@@ -1,7 +1,10 @@
 """The instruction set: one layout, its encoder, decoder and disassembler.
 
-A program is a list of coarse instructions (DESIGN §5). Every instruction has the same
-:data:`INSTR` layout; each opcode reads the fields it needs and ignores the others.
+A program is a list of coarse instructions (``docs/architecture.md``, "Control and
+instruction set"). Every instruction has the same
+:data:`INSTR_FIELDS` layout; each opcode reads the fields it needs and ignores the others.
+The layout is plain Python and this module imports no Amaranth, so that the compiler and
+the tools do not load it; the RTL's Amaranth layout is :data:`hw.instr.INSTR`.
 
 ========  ====================================================================================
 opcode    meaning
@@ -13,7 +16,7 @@ CONV      every tile runs its share of a convolution (FC is a convolution whose 
           the whole input) from NBin and SB into NBout.
 MAXPOOL   per-lane max over a window (NFU-1 with a diagonal ``1`` SB row, NFU-2 max).
 AVGPOOL   per-lane average: NFU-1 with a diagonal SB row holding the rounded reciprocal
-          ``r``, NFU-2 sum, shifter by ``R`` (DESIGN §2).
+          ``r``, NFU-2 sum, shifter by ``R`` (``docs/numbers.md``).
 STORE     collect every tile's NBout rows up the fat tree into NM (each row carries its NM
           address) and empty the NBouts.
 ========  ====================================================================================
@@ -31,12 +34,12 @@ The tile's loop nest for CONV/MAXPOOL/AVGPOOL (see :class:`hw.tile_controller.Ti
 """
 
 from enum import IntEnum
+from typing import NamedTuple
 
-from amaranth.lib import data
 
-
-__all__ = ["Op", "INSTR", "PC_WIDTH", "field_width", "field_range", "check_fields", "encode",
-           "decode", "disassemble", "compute_fields"]
+__all__ = ["Op", "Field", "INSTR_FIELDS", "INSTR_WIDTH", "PC_WIDTH", "field_width",
+           "field_offset", "field_signed", "field_range", "check_fields", "encode", "decode",
+           "disassemble", "compute_fields"]
 
 
 class Op(IntEnum):
@@ -87,16 +90,31 @@ _FIELDS = {
 #: node reports it to the host.
 PC_WIDTH = 16
 
-#: The instruction layout, shared by the RTL, the compiler and the tools.
-INSTR = data.StructLayout({name: (data.signed(w) if s else data.unsigned(w))
-                           for name, (s, w) in _FIELDS.items()})
 
-_OFFSETS = {}
-_off = 0
-for _name, (_s, _w) in _FIELDS.items():
-    _OFFSETS[_name] = _off
-    _off += _w
-del _off, _name, _s, _w
+class Field(NamedTuple):
+    """One instruction field: bits ``[offset, offset + width)`` of the instruction word."""
+    name: str
+    offset: int
+    width: int
+    signed: bool
+
+
+def _layout(fields):
+    out, offset = [], 0
+    for name, (signed, width) in fields.items():
+        out.append(Field(name, offset, width, signed))
+        offset += width
+    return tuple(out)
+
+
+#: The instruction layout, shared by the RTL, the compiler and the tools: every field in
+#: order from bit 0, as plain Python (the RTL builds its Amaranth layout from it,
+#: :data:`hw.instr.INSTR`; this module imports no Amaranth).
+INSTR_FIELDS = _layout(_FIELDS)
+#: Bits of an instruction word.
+INSTR_WIDTH = sum(f.width for f in INSTR_FIELDS)
+
+_OFFSETS = {f.name: f.offset for f in INSTR_FIELDS}
 
 
 def field_width(name):
@@ -105,12 +123,26 @@ def field_width(name):
     Raises
     ------
     ValueError
-        If ``name`` is not a field of :data:`INSTR`.
+        If ``name`` is not a field of :data:`INSTR_FIELDS`.
     """
     try:
         return _FIELDS[name][1]
     except KeyError:
         raise ValueError(f"unknown instruction field {name!r}") from None
+
+
+def field_offset(name):
+    """Bit offset of the instruction field ``name`` in the instruction word (``ValueError``
+    for an unknown field)."""
+    field_width(name)
+    return _OFFSETS[name]
+
+
+def field_signed(name):
+    """Whether the instruction field ``name`` is signed (``ValueError`` for an unknown
+    field)."""
+    field_width(name)
+    return _FIELDS[name][0]
 
 
 def field_range(name):

@@ -2,14 +2,16 @@
 
 from amaranth.lib import data
 
-from .buffer import Buffer
-from .nbin import row_layout as neuron_row
+from diannao.hw.buffer import Buffer
+from diannao.hw.isa import field_width
+from diannao.hw.nbin import row_layout as neuron_row
 
 
 __all__ = ["NBout", "row_layout", "ADDR_WIDTH"]
 
-#: Width of the NM address that travels with every output row.
-ADDR_WIDTH = 24
+#: Width of the NM address that travels with every output row: an NM address as the
+#: instruction's ``out_base`` field holds it.
+ADDR_WIDTH = field_width("out_base")
 
 
 def row_layout(tn):

@@ -1,7 +1,7 @@
 """NM: the node's central neuron memory."""
 
-from .buffer import Buffer
-from .nbin import row_layout
+from diannao.hw.buffer import Buffer
+from diannao.hw.nbin import row_layout
 
 
 __all__ = ["NeuronMemory"]
@@ -10,9 +10,14 @@ __all__ = ["NeuronMemory"]
 class NeuronMemory(Buffer):
     """The central neuron memory (paper: DaDianNao's central eDRAM), rows of ``tn`` int16.
 
-    Holds each layer's input and output neurons (layout: :mod:`sim.mapping`). The fat
+    Holds each layer's input and output neurons (layout: :mod:`diannao.sim.compiler.mapping`). The fat
     tree reads it (LOAD) and writes it (STORE); the host port reaches it while the node is
     idle. Latency ``read_latency`` cycles, throughput one read and one write per cycle.
+
+    Its ports are memory ports, not streams: a read's data follows its address by a fixed
+    latency, and the node joins it with the controller's valid and NBin address, delayed
+    beside the read, into the fat tree's ``down`` stream (:class:`hw.node.Node`); the tree's
+    ``root`` stream and the host share the write port.
 
     Parameters
     ----------

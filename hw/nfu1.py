@@ -1,12 +1,12 @@
 """NFU-1: the multiplier array."""
 
 from amaranth import *
-from amaranth.lib import wiring, data
+from amaranth.lib import wiring, data, stream
 from amaranth.lib.wiring import In, Out
 
-from .ecp5 import is_ecp5, ecp5_multiplier
-from .nbin import row_layout as neuron_row
-from .sb import row_layout as synapse_row
+from diannao.hw.ecp5 import is_ecp5, ecp5_multiplier
+from diannao.hw.nbin import row_layout as neuron_row
+from diannao.hw.sb import row_layout as synapse_row
 
 
 __all__ = ["NFU1", "product_layout"]
@@ -33,6 +33,11 @@ class NFU1(wiring.Component):
     Latency :attr:`latency` cycles: 1, or 2 with ``input_regs``; throughput one input row
     and one synapse row per cycle (II = 1).
 
+    The products leave as a stream without back-pressure (``o``, ``always_ready``). The
+    input is not a stream: ``x`` and ``w`` are two buffer reads that meet ``valid_in``
+    (delayed beside them by the tile) at a fixed latency after their addresses, and the
+    tile computes ``x`` in the same cycle (bias and padding rows).
+
     Parameters
     ----------
     tn : int
@@ -47,8 +52,9 @@ class NFU1(wiring.Component):
         Input neurons.
     w : ``In(ArrayLayout(ArrayLayout(signed(16), tn), tn))``
         Synapses, one lane per output neuron.
-    valid_out : ``Out(1)``
-    products : ``Out(ArrayLayout(ArrayLayout(signed(32), tn), tn))``
+    o : ``Out(stream.Signature(ArrayLayout(ArrayLayout(signed(32), tn), tn), always_ready=True))``
+        The products (``o.payload[j][i]``), ``o.valid`` :attr:`latency` cycles after
+        ``valid_in``.
     """
 
     def __init__(self, tn, input_regs=False):
@@ -61,8 +67,7 @@ class NFU1(wiring.Component):
             "valid_in": In(1),
             "x": In(neuron_row(tn)),
             "w": In(synapse_row(tn)),
-            "valid_out": Out(1),
-            "products": Out(product_layout(tn)),
+            "o": Out(stream.Signature(product_layout(tn), always_ready=True)),
         })
 
     @staticmethod
@@ -78,13 +83,14 @@ class NFU1(wiring.Component):
         for k in range(1, self.latency + 1):
             valids.append(Signal(name=f"valid{k}"))
             m.d.sync += valids[k].eq(valids[k - 1])
-        m.d.comb += self.valid_out.eq(valids[-1])
+        m.d.comb += self.o.valid.eq(valids[-1])
+        products = self.o.payload
         if self.input_regs and is_ecp5(platform):
             for j in range(tn):
                 for i in range(tn):
                     cell, p = ecp5_multiplier(self.w[j][i], self.x[i])
                     m.submodules[f"mul{j}_{i}"] = cell
-                    m.d.comb += self.products[j][i].eq(p[:32])
+                    m.d.comb += products[j][i].eq(p[:32])
             return m
         x, w = self.x, self.w
         if self.input_regs:
@@ -107,7 +113,7 @@ class NFU1(wiring.Component):
                 p = Signal(data.ArrayLayout(signed(32), tn), name=f"p{j}", reset_less=True)
                 with m.If(valid_in):
                     m.d.sync += p.eq(lane)
-                m.d.comb += self.products[j].eq(p)
+                m.d.comb += products[j].eq(p)
                 continue
             for i in range(tn):
                 # FPGA builds: the same registers one per multiplier, without reset, so that
@@ -115,5 +121,5 @@ class NFU1(wiring.Component):
                 # as one word per lane yosys 0.64's iCE40 DSP packing loses half of them.
                 p = Signal(signed(32), name=f"p{j}_{i}", reset_less=True)
                 m.d.sync += p.eq(lane[i])
-                m.d.comb += self.products[j][i].eq(p)
+                m.d.comb += products[j][i].eq(p)
         return m

@@ -1,20 +1,21 @@
 """NFU-2: adder trees, accumulators, shifter and max."""
 
 from amaranth import *
-from amaranth.lib import wiring, data
+from amaranth.lib import wiring, data, stream
 from amaranth.lib.wiring import In, Out
 
-from golden.formats import INT16_MIN, INT16_MAX
-from .adder_tree import AdderTree
-from .nbin import row_layout as neuron_row
-from .nfu1 import product_layout
-from .pipe import delay
+from diannao.golden.formats import INT16_MIN, INT16_MAX
+from diannao.hw.adder_tree import AdderTree
+from diannao.hw.isa import field_width
+from diannao.hw.nbin import row_layout as neuron_row
+from diannao.hw.nfu1 import product_layout
+from diannao.hw.pipe import delay
 
 
 __all__ = ["NFU2", "SHIFT_WIDTH", "sat16", "shift_window", "thermometer"]
 
-#: Bits of the shifter amount ``s``.
-SHIFT_WIDTH = 6
+#: Bits of the shifter amount ``s``: the instruction's ``shift`` field.
+SHIFT_WIDTH = field_width("shift")
 
 
 def sat16(v):
@@ -69,7 +70,7 @@ class NFU2(wiring.Component):
     For each lane ``j`` the tree sums ``products[j][:]`` exactly. The accumulator of
     ``acc_width`` bits then either adds the sum (``max_mode == 0``; the row flagged
     ``first`` starts a new sum) or keeps the running maximum (``max_mode == 1``). After the
-    row flagged ``last``, the shifter produces the int16 output (DESIGN §2)::
+    row flagged ``last``, the shifter produces the int16 output (``docs/numbers.md``)::
 
         y = sat16((acc + 2**(s-1)) >> s)  if s > 0   else   sat16(acc)
 
@@ -85,6 +86,11 @@ class NFU2(wiring.Component):
     saturation (``log2(tn) + 8``). Throughput one
     row per cycle (II = 1); a new accumulation may start on the row after ``last``.
 
+    The outputs leave as a stream without back-pressure (``o``, ``always_ready``; NFU-3
+    takes it as it is). The input is not a stream: the accumulator flags ``first`` and
+    ``last`` travel beside NFU-1 in the tile's delay lines, in lockstep with its products
+    (``products``, ``valid_in``), and ``max_mode`` and ``shift`` are per-layer settings.
+
     Parameters
     ----------
     tn : int
@@ -99,9 +105,9 @@ class NFU2(wiring.Component):
     valid_in, first, last : ``In(1)``
     products : ``In(ArrayLayout(ArrayLayout(signed(32), tn), tn))``
     max_mode : ``In(1)``
-    shift : ``In(6)``
-    valid_out : ``Out(1)``
-    y : ``Out(ArrayLayout(signed(16), tn))``
+    shift : ``In(SHIFT_WIDTH)``
+    o : ``Out(stream.Signature(ArrayLayout(signed(16), tn), always_ready=True))``
+        One output row (``o.payload``, the int16 ``y`` above) per ``last`` row.
     """
 
     def __init__(self, tn, acc_width=48, deep=False):
@@ -121,8 +127,7 @@ class NFU2(wiring.Component):
             "products": In(product_layout(tn)),
             "max_mode": In(1),
             "shift": In(SHIFT_WIDTH),
-            "valid_out": Out(1),
-            "y": Out(neuron_row(tn)),
+            "o": Out(stream.Signature(neuron_row(tn), always_ready=True)),
         })
 
     @staticmethod
@@ -153,10 +158,10 @@ class NFU2(wiring.Component):
             m.d.sync += [to_shift.eq(acc_done), shift_en.eq(to_shift)]
         m.d.sync += [acc_done.eq(valid & last), shifted.eq(shift_en)]
         if self.deep:
-            m.d.sync += [rounded.eq(shifted), self.valid_out.eq(rounded)]
+            m.d.sync += [rounded.eq(shifted), self.o.valid.eq(rounded)]
         else:
             m.d.comb += rounded.eq(shifted)
-            m.d.sync += self.valid_out.eq(shifted)
+            m.d.sync += self.o.valid.eq(shifted)
 
         # The per-layer settings, registered (see the docstring), with the shifter's
         # saturation test decoded: keep[i - 15] = (shift <= i - 15) for i in 15..w-2. Word
@@ -266,5 +271,5 @@ class NFU2(wiring.Component):
                 m.d.comb += low.eq(low_c)
             sat = Mux(sign, C(INT16_MIN, signed(16)), C(INT16_MAX, signed(16)))
             with m.If(rounded):
-                m.d.sync += self.y[j].eq(Mux(fits & ~(low[15] & ~sign), low[:16], sat))
+                m.d.sync += self.o.payload[j].eq(Mux(fits & ~(low[15] & ~sign), low[:16], sat))
         return m

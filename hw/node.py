@@ -1,4 +1,5 @@
-"""A DaDianNao node: tiles, fat tree, central neuron memory, controller, host port."""
+"""A DaDianNao node: tiles, fat tree, central neuron memory, controller, host port
+(:class:`HostBus`)."""
 
 from enum import IntEnum
 
@@ -8,16 +9,17 @@ from amaranth.lib import wiring, memory, data
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .buffer import Buffer
-from .config import Config
-from .fat_tree import FatTree, tree_latency
-from .isa import INSTR, PC_WIDTH
-from .neuron_memory import NeuronMemory
-from .node_controller import NodeController, STATES
-from .tile import Tile, COUNTERS as TILE_COUNTERS
+from diannao.hw.activation import TABLE_WORD_WIDTH
+from diannao.hw.buffer import Buffer
+from diannao.hw.config import Config, HOST_ADDR_WIDTH
+from diannao.hw.fat_tree import FatTree, tree_latency
+from diannao.hw.isa import INSTR_WIDTH, PC_WIDTH
+from diannao.hw.neuron_memory import NeuronMemory
+from diannao.hw.node_controller import NodeController, STATES
+from diannao.hw.tile import Tile, COUNTERS as TILE_COUNTERS
 
 
-__all__ = ["Node", "Region", "NODE_COUNTERS", "NODE_REGISTERS", "STATUS", "host_sb_addr", "host_imem_addr",
+__all__ = ["Node", "HostBus", "Region", "NODE_COUNTERS", "NODE_REGISTERS", "STATUS", "host_sb_addr", "host_imem_addr",
            "counter_index", "instr_chunks"]
 
 
@@ -43,9 +45,81 @@ STATUS = data.StructLayout({"busy": 1, "error": 1, "state": range(len(STATES)),
                             "pc": PC_WIDTH})
 
 
+class HostBus(wiring.Signature):
+    """The node's host port, seen from the host: the node has ``In(HostBus(config))``
+    (member ``host``), a host such as :class:`boards.host_link.HostLink`
+    ``Out(HostBus(config))``; :func:`amaranth.lib.wiring.connect` joins them. In the
+    generated Verilog the node's ports are ``host__region``, ``host__addr``, ... (the
+    member's path joined with ``__``).
+
+    Members (directions from the host)
+    ----------------------------------
+    region : ``Out(range(len(Region)))``
+        The address region, :class:`Region`.
+    addr : ``Out(HOST_ADDR_WIDTH)``
+        The address within the region (:data:`hw.config.HOST_ADDR_WIDTH` bits; see
+        :class:`Region`, :func:`host_sb_addr`, :func:`host_imem_addr`, :func:`counter_index`).
+    wdata : ``Out(config.row_bits)``
+        One host word (``tn`` 16-bit values; a TABLE write uses the low
+        :data:`hw.activation.TABLE_WORD_WIDTH` bits).
+    we, re : ``Out(1)``
+        Write and read strobes, one cycle each.
+    rdata : ``In(config.row_bits)``
+        The word read.
+    start : ``Out(1)``
+        Run the program from instruction 0 (a one-cycle pulse).
+    busy, done, error : ``In(1)``
+        The node's status.
+
+    Protocol (no handshake; one access a cycle):
+
+    * A write (``we`` high for one cycle with ``region``, ``addr``, ``wdata``) to NM, IMEM,
+      SB or TABLE takes effect at the end of that cycle (with ``config.deep_pipeline`` one
+      cycle later, through registers). Writes are refused, silently, while ``busy`` is high;
+      COUNTER is read-only.
+    * A read (``re`` high for one cycle with ``region``, ``addr``) of NM or COUNTER returns
+      the word on ``rdata`` ``config.node_read_latency`` cycles later (1, 3 with
+      ``deep_pipeline``), valid in that cycle. COUNTER (counters, ``status``,
+      ``tiles_busy``) can be read while ``busy``; NM only while idle (the controller owns
+      its read port while busy; ``rdata`` is then meaningless).
+    * ``start`` while idle zeroes the node's and the tiles' counters, clears ``error`` and
+      runs the program; ``busy`` is high from the next cycle until the cycle after ``done``,
+      which pulses for one cycle when the program ends (``HALT``, or an unknown opcode, which
+      also sets ``error``; it stays set until the next ``start``). ``start`` while busy is
+      ignored.
+
+    Parameters
+    ----------
+    config : Config
+    """
+
+    def __init__(self, config):
+        if not isinstance(config, Config):
+            raise TypeError(f"HostBus config must be a Config, not {config!r}")
+        self.config = config
+        super().__init__({
+            "region": Out(range(len(Region))),
+            "addr": Out(HOST_ADDR_WIDTH),
+            "wdata": Out(config.row_bits),
+            "we": Out(1),
+            "re": Out(1),
+            "rdata": In(config.row_bits),
+            "start": Out(1),
+            "busy": In(1),
+            "done": In(1),
+            "error": In(1),
+        })
+
+    def __eq__(self, other):
+        return type(other) is HostBus and self.members == other.members
+
+    def __repr__(self):
+        return f"HostBus({self.config!r})"
+
+
 def instr_chunks(config):
     """Host words (``tn * 16`` bits each) per instruction."""
-    return -(-INSTR.size // config.row_bits)
+    return -(-INSTR_WIDTH // config.row_bits)
 
 
 def _chunk_bits(config):
@@ -77,26 +151,32 @@ class Node(wiring.Component):
     program; a :class:`NeuronMemory` holding the neurons; a :class:`FatTree` between them;
     a :class:`NodeController` running the program in the instruction memory. Cycle counts
     per instruction are documented on :class:`NodeController` and reproduced by
-    :mod:`sim.cycle_model`.
+    :mod:`diannao.sim.compiler.cycle_model`.
 
-    Host port (usable while the node is idle; one access a cycle): ``host_region``
-    (:class:`Region`), ``host_addr``, ``host_wdata`` (``tn * 16`` bits) with ``host_we``;
-    ``host_re`` returns ``host_rdata`` ``config.node_read_latency`` cycles later. ``start``
-    runs the program from instruction 0; ``done`` pulses at the end; ``busy`` is high in
-    between; ``error`` stays set after an unknown opcode until the next ``start``.
+    Rows move between NM and the tiles as streams without back-pressure (the
+    :class:`FatTree`'s ``down``, ``leaf``, ``up``, ``root``); NM and the NBins and NBouts
+    are memory ports, joined to them here (see :class:`NeuronMemory`).
+
+    Host port: the member ``host``, ``In(HostBus(config))`` (:class:`HostBus`: regions,
+    read latency, when writes are refused, ``start``, ``busy``, ``done``, ``error``).
+    The node counters (:data:`NODE_COUNTERS`) are members of their own, read by the host
+    through the COUNTER region.
 
     Parameters
     ----------
     config : Config
+    tile : callable
+        Makes each tile, as ``tile(config, latch_instr=...)``: :class:`Tile`, or a stand-in
+        with its signature and ``counters`` (:mod:`diannao.sim.engines.verilog`).
     """
 
-    def __init__(self, config):
+    def __init__(self, config, *, tile=Tile):
         if not isinstance(config, Config):
             raise TypeError(f"Node config must be a Config, not {config!r}")
         self.config = config
         # A narrow instruction memory holds the instruction stable from the decode cycle
         # (tile start) until the next fetch, after every tile is done: the tiles need no copy.
-        self.tiles = [Tile(config, latch_instr=not config.imem_narrow)
+        self.tiles = [tile(config, latch_instr=not config.imem_narrow)
                       for _ in range(config.tiles)]
         self.nm = NeuronMemory(config.tn, config.nm_depth, read_latency=config.read_latency)
         if config.imem_narrow:
@@ -110,16 +190,7 @@ class Node(wiring.Component):
                                    read_latency=config.read_latency)
             self.imem_data = self.imem_buf.data
         super().__init__({
-            "host_region": In(3),
-            "host_addr": In(32),
-            "host_wdata": In(config.row_bits),
-            "host_we": In(1),
-            "host_re": In(1),
-            "host_rdata": Out(config.row_bits),
-            "start": In(1),
-            "busy": Out(1),
-            "done": Out(1),
-            "error": Out(1),
+            "host": In(HostBus(config)),
             **{name: Out(config.counter_width) for name in NODE_COUNTERS},
         })
 
@@ -135,8 +206,9 @@ class Node(wiring.Component):
             m.submodules[f"tile{t}"] = tile
             m.d.comb += tile.index.eq(t)
 
-        m.d.comb += [ctrl.start.eq(self.start), self.busy.eq(ctrl.busy),
-                     self.done.eq(ctrl.done), self.error.eq(ctrl.error)]
+        host = self.host
+        m.d.comb += [ctrl.start.eq(host.start), host.busy.eq(ctrl.busy),
+                     host.done.eq(ctrl.done), host.error.eq(ctrl.error)]
 
         # Instruction memory.
         if cfg.imem_narrow:
@@ -161,22 +233,22 @@ class Node(wiring.Component):
             with m.If(fetch_d):
                 m.d.sync += held[chunk_d].eq(imem_r.data)
             m.d.comb += ctrl.imem_data.eq(
-                Cat(*(held[c] for c in range(chunks - 1)), imem_r.data)[:INSTR.size])
+                Cat(*(held[c] for c in range(chunks - 1)), imem_r.data)[:INSTR_WIDTH])
         else:
             m.d.comb += [imem_r.addr.eq(ctrl.pc), imem_r.en.eq(ctrl.imem_en)]
-            fetched = imem_r.data[:INSTR.size]
+            fetched = imem_r.data[:INSTR_WIDTH]
             if cfg.read_latency == 2:
                 # With deep_pipeline the instruction is registered once more after the
                 # registered read (it fans out to every tile): the fetch takes 3 cycles
                 # (hw.node_controller.fetch_cycles).
-                fetched_r = Signal(INSTR.size, name="imem_data_r", reset_less=True)
+                fetched_r = Signal(INSTR_WIDTH, name="imem_data_r", reset_less=True)
                 m.d.sync += fetched_r.eq(fetched)
                 fetched = fetched_r
             m.d.comb += ctrl.imem_data.eq(fetched)
 
         host_w = Signal()
-        m.d.comb += host_w.eq(self.host_we & ~ctrl.busy)
-        region = self.host_region
+        m.d.comb += host_w.eq(host.we & ~ctrl.busy)
+        region = host.region
         # Host writes: decoded into each memory's write port, with deep_pipeline through
         # registers (the block RAMs lie across the chip; a host write lands a cycle later).
         def host_stage(value, name, data=True):
@@ -189,30 +261,29 @@ class Node(wiring.Component):
         # Tiles: instruction broadcast, NBin writes from the tree, SB and table writes
         # from the host, NBout reads into the tree.
         rbits = max(1, ceil_log2(cfg.sb_depth))
-        sb_lane = self.host_addr[:cfg.log2_tn]
-        sb_row = self.host_addr[cfg.log2_tn:cfg.log2_tn + rbits]
-        sb_tile = self.host_addr[cfg.log2_tn + rbits:]
+        sb_lane = host.addr[:cfg.log2_tn]
+        sb_row = host.addr[cfg.log2_tn:cfg.log2_tn + rbits]
+        sb_tile = host.addr[cfg.log2_tn + rbits:]
         for t, tile in enumerate(self.tiles):
             m.d.comb += [
                 tile.instr.eq(ctrl.tile_instr),
                 tile.start.eq(ctrl.tile_start),
                 ctrl.tile_done[t].eq(tile.done),
                 ctrl.nbout_count[t].eq(tile.nbout_count),
-                tile.nbin_w.en.eq(tree.leaf_valid),
-                tile.nbin_w.addr.eq(tree.leaf_addr),
-                tile.nbin_w.data.eq(tree.leaf_data),
+                tile.nbin_w.en.eq(tree.leaf.valid),
+                tile.nbin_w.addr.eq(tree.leaf.payload.addr),
+                tile.nbin_w.data.eq(tree.leaf.payload.data),
                 tile.nbout_clear.eq(ctrl.nbout_clear),
-                tile.clear_counters.eq(self.start & ~ctrl.busy),
-                tree.up_valid[t].eq(ctrl.up_valid[t]),
-                tree.up_addr[t].eq(tile.nbout_r.data.addr),
-                tree.up_data[t].eq(tile.nbout_r.data.data),
+                tile.clear_counters.eq(host.start & ~ctrl.busy),
+                tree.up[t].valid.eq(ctrl.up_valid[t]),
+                tree.up[t].payload.eq(tile.nbout_r.data),
             ]
 
         sb_w_addr = host_stage(sb_row, "sb_w_addr")
-        sb_w_data = host_stage(self.host_wdata, "sb_w_data")
+        sb_w_data = host_stage(host.wdata, "sb_w_data")
         tbl_we = host_stage(host_w & (region == Region.TABLE), "tbl_we", data=False)
-        tbl_addr = host_stage(self.host_addr[:len(self.tiles[0].tbl_addr)], "tbl_addr")
-        tbl_data = host_stage(self.host_wdata[:32], "tbl_data")
+        tbl_addr = host_stage(host.addr[:len(self.tiles[0].tbl_addr)], "tbl_addr")
+        tbl_data = host_stage(host.wdata[:TABLE_WORD_WIDTH], "tbl_data")
         for t, tile in enumerate(self.tiles):
             sb_en = host_stage(Mux(host_w & (region == Region.SB) & (sb_tile == t),
                                    1 << sb_lane, 0)[:cfg.tn], f"sb_w_en{t}", data=False)
@@ -233,24 +304,25 @@ class Node(wiring.Component):
             port += [tile.nbout_r.addr.eq(ctrl.nbout_addr), tile.nbout_r.en.eq(ctrl.nbout_en[t])]
 
         # Fat tree down from NM.
-        m.d.comb += [tree.down_valid.eq(ctrl.down_valid), tree.down_addr.eq(ctrl.down_addr),
-                     tree.down_data.eq(nm.read.data)]
+        m.d.comb += [tree.down.valid.eq(ctrl.down_valid),
+                     tree.down.payload.addr.eq(ctrl.down_addr),
+                     tree.down.payload.data.eq(nm.read.data)]
 
         # NM ports: the controller while busy, the host otherwise.
-        host_nm_r = self.host_re & ~ctrl.busy & (region == Region.NM)
+        host_nm_r = host.re & ~ctrl.busy & (region == Region.NM)
         nm_raddr = Signal.like(nm.read.addr, name="nm_raddr")
         nm_ren = Signal(name="nm_ren")
-        port += [nm_raddr.eq(Mux(ctrl.busy, ctrl.nm_raddr, self.host_addr)),
+        port += [nm_raddr.eq(Mux(ctrl.busy, ctrl.nm_raddr, host.addr)),
                  nm_ren.eq(ctrl.nm_ren | host_nm_r)]
-        nm_waddr = host_stage(self.host_addr[:len(nm.write.addr)], "host_nm_waddr")
-        nm_wdata = host_stage(self.host_wdata, "host_nm_wdata")
+        nm_waddr = host_stage(host.addr[:len(nm.write.addr)], "host_nm_waddr")
+        nm_wdata = host_stage(host.wdata, "host_nm_wdata")
         nm_we = host_stage(host_w & (region == Region.NM), "host_nm_we", data=False)
         m.d.comb += [nm.read.addr.eq(nm_raddr), nm.read.en.eq(nm_ren)]
         # The NM write port, with deep_pipeline through registers too (a row from the tree
         # lands a cycle later, long before the next instruction can read it).
-        nm_w = [("addr", Mux(ctrl.busy, tree.root_addr, nm_waddr), True),
-                ("data", Mux(ctrl.busy, tree.root_data, nm_wdata), True),
-                ("en", Mux(ctrl.busy, tree.root_valid, nm_we), False)]
+        nm_w = [("addr", Mux(ctrl.busy, tree.root.payload.addr, nm_waddr), True),
+                ("data", Mux(ctrl.busy, tree.root.payload.data, nm_wdata), True),
+                ("en", Mux(ctrl.busy, tree.root.valid, nm_we), False)]
         for name, value, is_data in nm_w:
             port_sig = Value.cast(getattr(nm.write, name))
             m.d.comb += port_sig.eq(host_stage(value[:len(port_sig)], f"nm_w_{name}",
@@ -259,25 +331,25 @@ class Node(wiring.Component):
         # Host instruction writes.
         if cfg.imem_narrow:
             m.d.comb += [
-                imem_w.addr.eq(self.host_addr),
-                imem_w.data.eq(self.host_wdata),
+                imem_w.addr.eq(host.addr),
+                imem_w.data.eq(host.wdata),
                 imem_w.en.eq(host_w & (region == Region.IMEM)),
             ]
         else:
-            imem_wdata = host_stage(self.host_wdata, "imem_wdata")
+            imem_wdata = host_stage(host.wdata, "imem_wdata")
             m.d.comb += [
-                imem_w.addr.eq(host_stage(self.host_addr[cbits:][:len(imem_w.addr)], "imem_waddr")),
+                imem_w.addr.eq(host_stage(host.addr[cbits:][:len(imem_w.addr)], "imem_waddr")),
                 imem_w.data.eq(Cat(imem_wdata for _ in range(chunks))),
                 imem_w.en.eq(host_stage(Mux(host_w & (region == Region.IMEM),
-                                            1 << self.host_addr[:cbits], 0)[:len(imem_w.en)],
+                                            1 << host.addr[:cbits], 0)[:len(imem_w.en)],
                                         "imem_we", data=False)),
             ]
 
         # Counters.
         for name, inc in (("cycles", ctrl.busy), ("nm_reads", ctrl.nm_ren),
-                          ("nm_writes", tree.root_valid), ("tree_down_rows", tree.leaf_valid),
-                          ("tree_up_rows", tree.root_valid)):
-            with m.If(self.start & ~ctrl.busy):
+                          ("nm_writes", tree.root.valid), ("tree_down_rows", tree.leaf.valid),
+                          ("tree_up_rows", tree.root.valid)):
+            with m.If(host.start & ~ctrl.busy):
                 m.d.sync += getattr(self, name).eq(0)
             with m.Else():
                 m.d.sync += getattr(self, name).eq(getattr(self, name) + inc)
@@ -289,11 +361,11 @@ class Node(wiring.Component):
         counters = [getattr(self, n) for n in NODE_COUNTERS] + [status, ctrl.pending]
         for tile in self.tiles:
             counters += tile.counters
-        read_region, read_index = region, self.host_addr
+        read_region, read_index = region, host.addr
         stages = []
         for k in range(cfg.node_read_latency):
-            rr, ri = Signal(3, name=f"read_region{k}"), Signal(range(len(counters)),
-                                                              name=f"read_index{k}")
+            rr, ri = Signal(len(region), name=f"read_region{k}"), Signal(range(len(counters)),
+                                                                         name=f"read_index{k}")
             m.d.sync += [rr.eq(read_region), ri.eq(read_index)]
             read_region, read_index = rr, ri
             stages.append(ri)
@@ -312,7 +384,7 @@ class Node(wiring.Component):
         else:
             counter = Array(counters)[read_index]
         with m.If(read_region == Region.COUNTER):
-            m.d.comb += self.host_rdata.eq(counter)
+            m.d.comb += host.rdata.eq(counter)
         with m.Else():
-            m.d.comb += self.host_rdata.eq(nm.read.data)
+            m.d.comb += host.rdata.eq(nm.read.data)
         return m

@@ -5,9 +5,10 @@ from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .config import Config
-from .isa import INSTR, Op
-from .pipe import delay
+from diannao.hw.config import Config
+from diannao.hw.instr import INSTR
+from diannao.hw.isa import INSTR_WIDTH, Op, field_width
+from diannao.hw.pipe import delay
 
 
 __all__ = ["NodeController", "fetch_cycles", "STATES"]
@@ -16,6 +17,11 @@ __all__ = ["NodeController", "fetch_cycles", "STATES"]
 #: it in the node's ``status`` register when a run overruns its budget).
 STATES = ("IDLE", "FETCH", "DECODE", "LOAD", "WAIT", "STORE", "DRAIN")
 
+#: Bits of the row counts and the STORE row index, derived: a LOAD's ``count``, or a tile's
+#: NBout rows in a STORE (up to ``nbout_depth``, which :class:`Config` keeps below
+#: ``2**field_width("out_base")``, the NM address each row carries).
+ROWS_WIDTH = max(field_width("count"), field_width("out_base"))
+
 
 def fetch_cycles(config):
     """Cycles of an instruction fetch: ``config.node_read_latency`` (1; 3 with
@@ -23,7 +29,7 @@ def fetch_cycles(config):
     with ``config.imem_narrow`` one per host word of the instruction (the instruction memory
     is then ``tn * 16`` bits wide)."""
     if config.imem_narrow:
-        return max(1, -(-INSTR.size // config.row_bits))
+        return max(1, -(-INSTR_WIDTH // config.row_bits))
     return config.node_read_latency
 
 
@@ -40,7 +46,7 @@ class NodeController(wiring.Component):
       the tree (read latency: ``config.node_read_latency``, 1, or 3 with ``deep_pipeline``).
     * ``CONV``/``MAXPOOL``/``AVGPOOL``: the decode cycle starts every tile on the
       instruction; the controller waits until the last tile is done (``max`` over tiles of
-      :func:`sim.cycle_model.tile_cycles`).
+      :func:`diannao.sim.compiler.cycle_model.tile_cycles`).
     * ``STORE``: tiles in order ``0 .. tiles-1``: one NBout read a cycle for each row the
       tile holds, plus one cycle to move to the next tile; then ``read latency + tree
       latency`` cycles drain the tree into NM; NBouts are emptied.
@@ -87,10 +93,10 @@ class NodeController(wiring.Component):
             "nbout_en": Out(tiles),
             "nbout_clear": Out(1),
             "up_valid": Out(tiles),
-            "nm_raddr": Out(24),
+            "nm_raddr": Out(field_width("src")),       # a LOAD's NM row
             "nm_ren": Out(1),
             "down_valid": Out(1),
-            "down_addr": Out(16),
+            "down_addr": Out(field_width("dst")),      # a LOAD's NBin row
         })
 
     def elaborate(self, platform):
@@ -100,7 +106,7 @@ class NodeController(wiring.Component):
         # (imem_en is low outside FETCH), so it is used directly instead of a copy.
         narrow = bool(cfg.imem_narrow)
         ins = self.imem_data if narrow else Signal(INSTR)
-        i = Signal(24)           # STORE row within the current tile
+        i = Signal(ROWS_WIDTH)   # STORE row within the current tile
         tile = Signal(range(cfg.tiles + 1))
         pending = self.pending         # tiles not yet done with the compute instruction
         rl = cfg.node_read_latency
@@ -108,8 +114,8 @@ class NodeController(wiring.Component):
         # LOAD and STORE keep their pointers and the rows left as registers, and whether a
         # row is left as a flag worked out one cycle ahead (`rows_left != 1` when stepping):
         # the loop tests and addresses start from registers, not from the instruction.
-        src, dst = Signal(24), Signal(16)
-        rows_left = Signal(24)
+        src, dst = Signal(field_width("src")), Signal(field_width("dst"))
+        rows_left = Signal(ROWS_WIDTH)
         more = Signal()
         counts = Array([*self.nbout_count, C(0, len(self.nbout_count[0]))])
 

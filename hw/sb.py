@@ -2,7 +2,7 @@
 
 from amaranth.lib import data
 
-from .buffer import Buffer
+from diannao.hw.buffer import Buffer
 
 
 __all__ = ["SB", "row_layout"]

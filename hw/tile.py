@@ -1,20 +1,20 @@
 """A tile: NFU-1/2/3 with NBin, NBout, SB and the tile controller."""
 
 from amaranth import *
-from amaranth.lib import wiring, memory, data
+from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .activation import Activation, TABLE_WORDS
-from .config import Config
-from .isa import INSTR
-from .nbin import NBin
-from .nbout import NBout
-from .nfu1 import NFU1
-from .nfu2 import NFU2
-from .pipe import delay
-from .sb import SB
-from .tile_controller import TileController
+from diannao.hw.activation import Activation, TABLE_WORDS, TABLE_WORD_WIDTH
+from diannao.hw.config import Config
+from diannao.hw.instr import INSTR
+from diannao.hw.nbin import NBin
+from diannao.hw.nbout import NBout
+from diannao.hw.nfu1 import NFU1
+from diannao.hw.nfu2 import NFU2
+from diannao.hw.pipe import delay
+from diannao.hw.sb import SB
+from diannao.hw.tile_controller import TileController
 
 
 __all__ = ["Tile", "COUNTERS", "pipeline_latency"]
@@ -43,6 +43,15 @@ class Tile(wiring.Component):
     SB row enter :class:`NFU1`; products flow through :class:`NFU2` (adder trees,
     accumulators, shifter) and :class:`Activation` (NFU-3) into :class:`NBout`, tagged with
     their NM address. Partial sums stay in the NFU-2 accumulators for the whole reduction.
+
+    Between the stages rows travel as streams without back-pressure
+    (``stream.Signature(..., always_ready=True)``: NFU-1 ``o``, NFU-2 ``o`` -> NFU-3 ``i``,
+    NFU-3 ``o``) where a stage's output is all the next one takes. Fixed-latency side-band
+    travels in delay lines beside them instead: the controller's valid, bias, zero, first
+    and last flags beside the buffer reads and NFU-1 (NFU-1 takes two buffer reads and the
+    tile's bias/padding choice, NFU-2 the products with ``first``/``last``, neither a single
+    producer's stream), and each output row's NM address beside the whole pipeline, joined
+    with NFU-3's ``o`` at the NBout write port.
 
     Latency: ``3 + emissions + pipeline_latency(config)`` cycles from ``start`` to ``done``
     for a tile with work (three set-up cycles), 2 cycles for a tile without. Throughput one SB row
@@ -106,7 +115,7 @@ class Tile(wiring.Component):
             })),
             "tbl_we": In(1),
             "tbl_addr": In(ceil_log2(config.act_tables * TABLE_WORDS)),
-            "tbl_data": In(32),
+            "tbl_data": In(TABLE_WORD_WIDTH),
             "nbout_r": Out(self.nbout.read.signature),
             "nbout_count": Out(range(config.nbout_depth + 1)),
             "nbout_clear": In(1),
@@ -168,17 +177,16 @@ class Tile(wiring.Component):
         first2 = delay(m, first1, nfu1.latency, "first_nfu1_")
         last2 = delay(m, last1, nfu1.latency, "last_nfu1_")
         m.d.comb += [
-            nfu2.valid_in.eq(nfu1.valid_out),
+            nfu2.valid_in.eq(nfu1.o.valid),
             nfu2.first.eq(first2),
             nfu2.last.eq(last2),
-            nfu2.products.eq(nfu1.products),
+            nfu2.products.eq(nfu1.o.payload),
             nfu2.max_mode.eq(ctrl.max_mode),
             nfu2.shift.eq(ctrl.shift),
-            nfu3.valid_in.eq(nfu2.valid_out),
-            nfu3.x.eq(nfu2.y),
             nfu3.act.eq(ctrl.act),
             nfu3.table.eq(ctrl.table),
         ]
+        wiring.connect(m, nfu2.o, nfu3.i)
 
         # The NM address of each output row, in order of completion: outputs leave NFU-3 in
         # the order their `last` rows were emitted, so a small FIFO-free delay suffices:
@@ -192,22 +200,22 @@ class Tile(wiring.Component):
         addr = line[aw * (lat - 1):]
         count = Signal.like(self.nbout_count)
         m.d.comb += [
-            nbout.write.en.eq(nfu3.valid_out),
+            nbout.write.en.eq(nfu3.o.valid),
             nbout.write.addr.eq(count),
-            nbout.write.data.data.eq(nfu3.y),
+            nbout.write.data.data.eq(nfu3.o.payload),
             nbout.write.data.addr.eq(addr),
             self.nbout_count.eq(count),
         ]
         with m.If(self.nbout_clear):
             m.d.sync += count.eq(0)
-        with m.Elif(nfu3.valid_out):
+        with m.Elif(nfu3.o.valid):
             m.d.sync += count.eq(count + 1)
         wiring.connect(m, wiring.flipped(self.nbout_r), nbout.read)
 
         # Counters.
         for name, inc in (("cycles", ctrl.busy), ("nfu_busy", ctrl.valid),
                           ("nbin_reads", ctrl.nbin_en), ("sb_reads", ctrl.valid),
-                          ("nbout_writes", nfu3.valid_out)):
+                          ("nbout_writes", nfu3.o.valid)):
             counter = getattr(self, name)
             if name == "nbin_reads":
                 # The increment (the padding test) is registered first and the counter reads

@@ -2,14 +2,30 @@
 
 from amaranth import *
 from amaranth.utils import ceil_log2
-from amaranth.lib import wiring, data
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import Config
-from .isa import INSTR, Op
+from diannao.hw.config import Config
+from diannao.hw.instr import INSTR
+from diannao.hw.isa import Op, field_width
+from diannao.hw.nfu2 import SHIFT_WIDTH
 
 
-__all__ = ["TileController"]
+__all__ = ["TileController", "LEVEL_WIDTHS", "COORD_WIDTH"]
+
+#: Bits of each loop level's count of iterations (:class:`TileController`), from the
+#: instruction field that bounds it: channel blocks ``cb``, kernel ``kw`` and ``kh``, output
+#: width ``ow``, the band's output rows (``oy_band``, cut at ``oh``) and the output blocks of
+#: this tile, derived: ``ob`` plus one carry bit (the count rounds ``ob + 2**log2_gob - 1``
+#: down, which needs one bit more than ``ob``).
+LEVEL_WIDTHS = {"c": field_width("cb"), "kx": field_width("kw"), "ky": field_width("kh"),
+                "ox": field_width("ow"), "oy": max(field_width("oh"), field_width("oy_band")),
+                "k": field_width("ob") + 1}
+
+#: Bits of the signed input coordinates ``iy``, ``ix`` (and of the band's first output row
+#: ``oy0`` they start from): a choice of ours, not derived from the fields; the padding test
+#: compares them exactly, everything else on them is exact modulo ``2**COORD_WIDTH``.
+COORD_WIDTH = 16
 
 
 def _abits(depth):
@@ -29,7 +45,8 @@ def _mul_small(small, big):
 class TileController(wiring.Component):
     """Executes the tile-level part of CONV / MAXPOOL / AVGPOOL instructions.
 
-    On ``start`` it latches ``instr`` and works out this tile's share (DESIGN §4): with
+    On ``start`` it latches ``instr`` and works out this tile's share
+    (``docs/architecture.md``, "Mapping"): with
     ``G = 2**log2_gob`` tile groups over output blocks, the tile numbered ``index`` (an input
     held constant by the node, so that every tile is the same hardware) takes blocks
     ``ob ≡ index mod G`` and output rows ``[p*oy_band, (p+1)*oy_band)`` with
@@ -93,10 +110,10 @@ class TileController(wiring.Component):
             "out_addr": Out(_abits(config.nm_depth)),
             # Per-layer settings, stable while busy.
             "max_mode": Out(1),
-            "shift": Out(6),
-            "bias_exp": Out(4),
-            "act": Out(1),
-            "table": Out(3),
+            "shift": Out(SHIFT_WIDTH),
+            "bias_exp": Out(field_width("bias_exp")),
+            "act": Out(field_width("act")),
+            "table": Out(field_width("table")),
         })
 
     def elaborate(self, platform):
@@ -118,7 +135,8 @@ class TileController(wiring.Component):
             self.table.eq(ins.table),
         ]
 
-        # The share of this tile (DESIGN §4): its group offsets and first output row are
+        # The share of this tile (docs/architecture.md, "Mapping"): its group offsets and
+        # first output row are
         # registered in the start cycle (from `instr`), its block count and whether it is
         # empty in the first set-up cycle; an empty share ends in the second.
         src = self.instr
@@ -130,16 +148,16 @@ class TileController(wiring.Component):
         m.d.comb += [gmask.eq(Cat(*(src.log2_gob > i for i in range(len(gmask))))),
                      ob_group.eq(self.index & gmask),
                      pos_group.eq(self.index >> src.log2_gob)]
-        oy0 = Signal(16)
+        oy0 = Signal(COORD_WIDTH)
         ob_group_r = Signal.like(ob_group, name="ob_group_r")
-        ob_round = Signal(11)                # ob + 2**log2_gob - 1
+        ob_round = Signal(LEVEL_WIDTHS["k"])  # ob + 2**log2_gob - 1
         has_blocks = Signal()                # ob > ob_group
         # Pointers and addresses keep only the buffers' address bits: they move by additions
         # only, whose low bits depend only on the operands' low bits.
         nbin_w, sb_w, out_w = (_abits(d) for d in (cfg.nbin_depth, cfg.sb_depth, cfg.nm_depth))
         band_in_off = Signal(nbin_w)         # pos_group * band_in_step
         band_out_off = Signal(out_w)         # pos_group * band_out_step
-        blocks, empty = Signal(11), Signal()
+        blocks, empty = Signal(LEVEL_WIDTHS["k"]), Signal()
 
         # The loop nest keeps, for each level, a count of the iterations left after the
         # current one and a flag `last_*` (that count is zero), both registers; the next
@@ -147,7 +165,7 @@ class TileController(wiring.Component):
         # `*_one` when it restarts), so the choice of the next state starts from registers.
         # `c` runs over channel blocks (1 for pooling), then `kx`, `ky`, `ox`, `oy` (this
         # tile's band) and `k` (this tile's output blocks).
-        levels = {"c": 10, "kx": 12, "ky": 12, "ox": 12, "oy": 12, "k": 11}
+        levels = LEVEL_WIDTHS
         left = {n: Signal(w, name=f"{n}_left") for n, w in levels.items()}
         last = {n: Signal(name=f"last_{n}") for n in levels}
         span_m1 = {n: Signal(w, name=f"{n}_span_m1") for n, w in levels.items()}
@@ -177,9 +195,10 @@ class TileController(wiring.Component):
 
         pos_start, pos_start_next = Signal(), Signal()
         # Input coordinates of the current emission and of its window's origin.
-        iy, ix = Signal(signed(16)), Signal(signed(16))
-        iy_base, ix_base = Signal(signed(16)), Signal(signed(16))
-        iy0, ix0 = Signal(signed(16)), Signal(signed(16))
+        coord = signed(COORD_WIDTH)
+        iy, ix = Signal(coord), Signal(coord)
+        iy_base, ix_base = Signal(coord), Signal(coord)
+        iy0, ix0 = Signal(coord), Signal(coord)
         # NBin pointers: of the current emission, and where each loop level started.
         # The loop's data registers (set up before RUN) have no reset.
         p_c, p_kx, p_ky, p_ox, p_oy, p_kb = (Signal(nbin_w, name=n, reset_less=True) for n in
@@ -190,8 +209,10 @@ class TileController(wiring.Component):
         out_k, out = Signal(out_w, reset_less=True), Signal(out_w, reset_less=True)
         drain = Signal(range(self.drain + 1))
         # Set-up partial results.
-        rows_avail_m1, band_m1 = Signal(12), Signal(12)
-        y_lo, y_hi = Signal(18), Signal(18)   # iy is 16 bits: the sums are exact mod 2**16
+        rows_avail_m1, band_m1 = Signal(field_width("oh")), Signal(field_width("oy_band"))
+        # y_lo = oy0 + 2*oy0 needs two bits more than oy0 (y_hi, 4*oy0 + 8*oy0, is cut to
+        # the same width): iy is COORD_WIDTH bits, the sums are exact modulo 2**COORD_WIDTH.
+        y_lo, y_hi = Signal(COORD_WIDTH + 2), Signal(COORD_WIDTH + 2)
 
         # Whether the emission's input position lies inside the input (else a zero padding
         # row). With deep_pipeline the row and column tests are registered, and `zero` and
@@ -242,7 +263,7 @@ class TileController(wiring.Component):
                 # partial sums of the band's rows and first input row, each a short path
                 # from registers (stride * oy0 as two pairs of shift-and-add terms).
                 m.d.comb += self.busy.eq(1)
-                nblocks = Signal(11)
+                nblocks = Signal(LEVEL_WIDTHS["k"])
                 m.d.comb += nblocks.eq(Mux(has_blocks, (ob_round - ob_group_r) >> ins.log2_gob,
                                            0))
                 terms = [Mux(ins.stride[i], oy0 << i, 0) for i in range(4)]
@@ -261,7 +282,7 @@ class TileController(wiring.Component):
                     m.next = "IDLE"
                 with m.Else():
                     m.next = "SETUP3"
-                rows_m1 = Signal(12)
+                rows_m1 = Signal(LEVEL_WIDTHS["oy"])
                 m.d.comb += rows_m1.eq(Mux(rows_avail_m1 < band_m1, rows_avail_m1, band_m1))
                 cbl = Mux(conv, ins.cb, 1)
                 p0 = Signal(nbin_w)

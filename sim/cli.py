@@ -13,13 +13,21 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
-from hw.config import PRESETS, load_config
-from sim.host import RunBudgetError
-from sim.inputs import load_array
+from diannao.boards import build
+from diannao.golden.formats import q_name
+from diannao.golden.network import load
+from diannao.golden.quant import quantize, run_float
+from diannao.hw.config import PRESETS, load_config
+from diannao.sim.engines import verilog
+from diannao.sim.engines.registry import engine_names, run_network
+from diannao.sim.runtime.host import RunBudgetError
+from diannao.sim.runtime.inputs import load_array
+from diannao.sim.tools import bench, digits, waveforms
 
 __all__ = ["main", "build_parser"]
 
@@ -109,10 +117,6 @@ def _check_run_outputs(args):
 
 
 def _cmd_run(args):
-    from golden.network import load
-    from golden.formats import q_name
-    from golden.quant import quantize, run_float
-    from sim.engines import run_network
 
     _check_run_outputs(args)
     net = load(args.network)
@@ -147,7 +151,6 @@ def _cmd_run(args):
 
 
 def _format_layer(q):
-    from golden.formats import q_name
 
     geom = f"{list(q.in_shape)} -> {list(q.out_shape)}"
     text = f"  layer {q.index} {q.kind:7s} {geom:24s} in {q_name(q.in_frac)}"
@@ -158,10 +161,6 @@ def _format_layer(q):
 
 
 def _cmd_demo(args):
-    import time
-    from golden.quant import quantize, run_float
-    from sim import digits
-    from sim.engines import run_network
 
     rows, reports = [], []
     for name in digits.NETWORK_NAMES:
@@ -205,7 +204,6 @@ def _cmd_demo(args):
 
 
 def _cmd_bench(args):
-    from sim import bench
     return bench.main()
 
 
@@ -221,7 +219,6 @@ def _rtl_options(p):
 
 def build_parser():
     """The argument parser with every subcommand."""
-    from sim.engines import engine_names
 
     parser = argparse.ArgumentParser(
         prog=PROG, description="DianNao/DaDianNao accelerator model: golden model and tools")
@@ -245,10 +242,8 @@ def build_parser():
     p.add_argument("--vcd", metavar="FILE", help="RTL engines: write a VCD (and a .gtkw beside it)")
     p.set_defaults(func=_cmd_run)
 
-    from sim import wave, verilog
-    from boards import build
     verilog.add_subcommand(sub)
-    wave.add_subcommand(sub)
+    waveforms.add_subcommand(sub)
     build.add_subcommand(sub)
     p = sub.add_parser("bench", help="benchmarks: tile utilization, simulation speed")
     p.set_defaults(func=_cmd_bench)
@@ -270,7 +265,7 @@ def main(argv=None):
     int
         The subcommand's status; 2 after a user error (``ValueError``, ``OSError``:
         ``diannao: error: <message>``), 1 after a run that overran its cycle budget
-        (:class:`sim.host.RunBudgetError`, ``diannao: error: <where the node stood>``) or any
+        (:class:`diannao.sim.runtime.host.RunBudgetError`, ``diannao: error: <where the node stood>``) or any
         other exception (``diannao: internal
         error: <type>: <message>``, one line). With ``--debug`` exceptions propagate.
     """

@@ -1,10 +1,11 @@
-"""Shared test set-up: Hypothesis profiles and the fuzzing summary.
+"""Shared test set-up: Hypothesis profiles, the ``rng`` fixture and the fuzzing summary
+(the helpers tests share are in ``helpers.py``).
 
 Profiles (``pytest --hypothesis-profile NAME``):
 
 ``ci`` (the default, ``make test``)
     Derandomized: every run draws the same examples. The fuzz tests run at least 500 random
-    networks on the RTL (:mod:`sim.fuzz`).
+    networks on the RTL (:mod:`diannao.sim.tools.fuzz`).
 ``dev``
     Random draws, 10 examples per property and 64 fuzz networks: a quick check while editing.
 ``fuzz`` (``make fuzz N=5000``)
@@ -14,12 +15,21 @@ Profiles (``pytest --hypothesis-profile NAME``):
 
 import os
 
+import pytest
 from hypothesis import settings
+
+from helpers import seeded_rng
 
 settings.register_profile("ci", derandomize=True, deadline=None)
 settings.register_profile("dev", max_examples=10, deadline=None)
 settings.register_profile("fuzz", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture
+def rng(request):
+    """A generator seeded from the test's name (reproducible, different per test)."""
+    return seeded_rng(request.node.nodeid)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -31,6 +41,13 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_terminal_summary(terminalreporter):
     """One line: how many random networks, layers and cycles the fuzz tests checked."""
+    builds = [value for reports in terminalreporter.stats.values() for report in reports
+              for name, value in getattr(report, "user_properties", ())
+              if name == "board" and getattr(report, "when", "call") == "call"]
+    if builds:
+        terminalreporter.section("board builds")
+        for text in builds:
+            terminalreporter.write_line(text)
     totals, seen = {}, {}
     for reports in terminalreporter.stats.values():
         for report in reports:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 from amaranth.back import rtlil
+from amaranth.hdl import Signal, Value
 
-from boards.build import build_board, build_plan, toolchain_env, yosys_ffs
+from diannao.boards.build import build_board, build_plan, toolchain_env, yosys_ffs
 
 
 def test_toolchain_env_points_at_venv():
@@ -45,7 +46,12 @@ def _ice40_cells(component, tmp_path):
     toolchain_env()
     from amaranth_boards.icebreaker import ICEBreakerPlatform
     # Elaborated for the board (hw.nfu1.NFU1 registers each product separately there).
-    (tmp_path / "dut.il").write_text(rtlil.convert(component, platform=ICEBreakerPlatform()))
+    # The ports: the signature's signals (an always-ready stream's `ready` is a constant,
+    # which Amaranth does not take as a port).
+    ports = [Value.cast(value) for _, _, value in component.signature.flatten(component)]
+    ports = [port for port in ports if isinstance(port, Signal)]
+    (tmp_path / "dut.il").write_text(rtlil.convert(component, platform=ICEBreakerPlatform(),
+                                                   ports=ports))
     # YoWASP tools see the working directory only: relative paths.
     subprocess.run([os.environ["YOSYS"], "-q", "-p",
                     "read_rtlil dut.il; synth_ice40 -dsp -noabc9 -top top; tee -q -o stat.txt stat"],
@@ -59,8 +65,8 @@ def test_ice40_every_multiplier_in_a_dsp(unit, tmp_path):
     """tn=2: NFU-1's 4 multipliers and NFU-3's 2 each become one SB_MAC16, none is lost
     and none is left in logic cells (yosys 0.64's DSP packing once dropped half of NFU-1's
     products, as constant zeros, when they were registered as one word per lane)."""
-    from hw.activation import Activation
-    from hw.nfu1 import NFU1
+    from diannao.hw.activation import Activation
+    from diannao.hw.nfu1 import NFU1
     dut, macs = (NFU1(2), 4) if unit == "nfu1" else (Activation(2, 1), 2)
     cells = _ice40_cells(dut, tmp_path)
     assert cells.get("SB_MAC16") == macs, cells
@@ -78,10 +84,10 @@ def test_ice40_products_into_adder_tree_synthesize(tmp_path):
     from amaranth import Module
     from amaranth.lib import data, wiring
     from amaranth.lib.wiring import In, Out
-    from hw.adder_tree import AdderTree
-    from hw.nbin import row_layout
-    from hw.nfu1 import NFU1
-    from hw.sb import row_layout as synapse_row
+    from diannao.hw.adder_tree import AdderTree
+    from diannao.hw.nbin import row_layout
+    from diannao.hw.nfu1 import NFU1
+    from diannao.hw.sb import row_layout as synapse_row
 
     class ProductsToTrees(wiring.Component):
         def __init__(self):
@@ -93,7 +99,7 @@ def test_ice40_products_into_adder_tree_synthesize(tmp_path):
             m.submodules.nfu1 = nfu1 = NFU1(2)
             m.submodules.trees = trees = AdderTree(2, 32, lanes=2)
             m.d.comb += [nfu1.x.eq(self.x), nfu1.w.eq(self.w),
-                         trees.inputs.eq(nfu1.products), self.sums.eq(trees.sum)]
+                         trees.inputs.eq(nfu1.o.payload), self.sums.eq(trees.sum)]
             return m
 
     cells = _ice40_cells(ProductsToTrees(), tmp_path)
@@ -175,11 +181,12 @@ def test_yosys_ffs_reads_the_final_total_once():
 
 
 @pytest.mark.slow
-def test_icebreaker_full_build(tmp_path):
+def test_icebreaker_full_build(tmp_path, request):
     """The whole iCEBreaker flow (about 3-5 minutes): the design fits the UP5K with every
     multiplier in a SB_MAC16, meets the 30 MHz board clock, and a bitstream is written
     (measured 36.0 MHz; docs/boards.md)."""
     result = build_board("icebreaker", build_dir=tmp_path)
+    request.node.user_properties.append(("board", result.format()))
     assert (tmp_path / "top.bin").exists()
     u = result.utilization
     assert u["ICESTORM_DSP"]["used"] == 6            # 2*2 NFU-1 + 2 NFU-3 multipliers
@@ -191,11 +198,12 @@ def test_icebreaker_full_build(tmp_path):
 
 
 @pytest.mark.slow
-def test_ulx3s_full_build(tmp_path):
+def test_ulx3s_full_build(tmp_path, request):
     """The whole ULX3S flow (about 3 minutes): the 2-tile deeply pipelined node fits the
     ECP5-85F with every multiplier in a MULT18X18D, meets the 125 MHz board clock, and a
     bitstream is written (measured 127-135 MHz over nextpnr seeds; docs/boards.md)."""
     result = build_board("ulx3s", build_dir=tmp_path)
+    request.node.user_properties.append(("board", result.format()))
     assert (tmp_path / "top.bit").exists()
     u = result.utilization
     assert u["MULT18X18D"]["used"] == 2 * (16 + 4)    # per tile 4*4 NFU-1 + 4 NFU-3

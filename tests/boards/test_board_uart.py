@@ -1,22 +1,24 @@
+# amaranth: UnusedElaboratable=no
 """Board tops in Amaranth's simulator behind a simulated UART: the host driver runs the
 digits MLP bit-exact with golden; bad frames are reported and not executed."""
 
 import numpy as np
 import pytest
 
-from boards.driver import Link, run_board
-from boards.host_link import HostLink
-from boards.icebreaker import ICEBreakerTop
-from boards.protocol import Cmd, Status, FLAG_DONE, encode_request, crc8
-from boards.sim_uart import SimUART, preload_weights
-from boards.uart import UARTRx, UARTTx
-from boards.ulx3s import ULX3STop
-from golden.quant import quantize
-from hw.config import preset
-from hw.node import Region
-from sim.compiler import compile_network
-from sim.fuzz import differences
-from sim.digits import load_network, load_test_set
+from diannao.sim.engines.board import BoardEngine, Link
+from diannao.sim.runtime.run import run_network
+from diannao.boards.host_link import HostLink
+from diannao.boards.icebreaker import ICEBreakerTop
+from diannao.boards.protocol import Cmd, Status, FLAG_DONE, encode_request, crc8
+from diannao.sim.engines.uart_sim import SimUART, preload_weights
+from diannao.boards.uart import UARTRx, UARTTx
+from diannao.boards.ulx3s import ULX3STop
+from diannao.golden.quant import quantize
+from diannao.hw.config import preset
+from diannao.hw.node import Region
+from diannao.sim.compiler.program import compile_network
+from diannao.sim.tools.fuzz import differences
+from diannao.sim.tools.digits import load_network, load_test_set
 
 TOPS = {"icebreaker": ICEBreakerTop, "ulx3s": ULX3STop}
 
@@ -85,7 +87,7 @@ def test_digits_mlp_over_simulated_uart(board, mlp):
     assert top.config == cfg
     preload_weights(top, program)            # SB images; the rest goes over the UART
     uart = SimUART(top)
-    result = run_board(qnet, x_q, port=uart, board=board, load_weights=False)
+    result = run_network(qnet, x_q, BoardEngine(uart, board, load_weights=False))
     assert np.array_equal(result.outputs, qnet.run(x_q))
     for ours, ref in zip(result.layer_outputs, qnet.run(x_q, intermediates=True)[1]):
         assert np.array_equal(ours, ref)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from golden.formats import (INT16_MAX, INT16_MIN, MAX_FRAC, avg_reciprocal, choose_frac,
-                            from_fixed, q_name, sat16, shift_round, to_fixed)
+from diannao.golden.formats import (INT16_MAX, INT16_MIN, MAX_FRAC, avg_reciprocal, choose_frac,
+                                    from_fixed, q_name, sat16, shift_round, to_fixed)
 
 
 @pytest.mark.parametrize("acc,s,want", [

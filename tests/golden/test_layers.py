@@ -6,9 +6,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from golden.formats import build_table
-from golden.layers import (accumulator_bound, activation_int, avgpool_int, conv2d_int, fc_int,
-                           maxpool_int)
+from diannao.golden.formats import build_table
+from diannao.golden.layers import (accumulator_bound, activation_int, avgpool_int, conv2d_int,
+                                   fc_int, maxpool_int)
 
 
 def rnd_shift(acc, s):

@@ -1,14 +1,13 @@
 """Network API, file format round trips and rejection of bad files."""
 
-import copy
 import json
 
 import numpy as np
 import pytest
 
-from golden.formats import PWLTable
-from golden.network import FC, AvgPool, Conv, MaxPool, Network, load
-from golden.quant import quantize
+from diannao.golden.formats import PWLTable
+from diannao.golden.network import FC, AvgPool, Conv, MaxPool, Network, load
+from diannao.golden.quant import quantize
 
 
 def small_doc():

@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from golden.formats import (BUILTIN_TABLES, EXACT_ACTIVATIONS, TABLE_ERROR_BOUNDS, PWLTable,
-                            build_table, make_table, table_error)
+from diannao.golden.formats import (BUILTIN_TABLES, EXACT_ACTIVATIONS, TABLE_ERROR_BOUNDS,
+                                    PWLTable, build_table, make_table, table_error)
 
 ALL = np.arange(-32768, 32768, dtype=np.int64)
 
 
 def direct_eval(table, x):
-    """The DESIGN.md formula, one Python int at a time."""
+    """The formula of docs/numbers.md, "Activation tables", one Python int at a time."""
     seg = min(max((x - table.x_lo) >> table.k, 0), 15)
     rnd = (1 << (table.f - 1)) if table.f > 0 else 0
     y = ((table.a[seg] * x + rnd) >> table.f) + table.b[seg]

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from golden.formats import from_fixed
-from golden.network import FC, AvgPool, Conv, MaxPool, Network
-from golden.quant import error_bound, quantize, run_float
-from sim import digits
+from diannao.golden.formats import from_fixed
+from diannao.golden.network import FC, AvgPool, Conv, MaxPool, Network
+from diannao.golden.quant import error_bound, quantize, run_float
+from diannao.sim.tools import digits
 
 
 def random_net(rng, act):

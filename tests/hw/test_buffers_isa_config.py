@@ -5,15 +5,15 @@ import pytest
 from amaranth import Elaboratable
 from hypothesis import given, settings, strategies as st
 
-from hw.config import Config, PRESETS, load_config, preset
-from hw.isa import (Op, encode, decode, disassemble, compute_fields, _FIELDS, field_range,
-                    field_width, check_fields)
-from hw.node import host_imem_addr, host_sb_addr, instr_chunks
-from hw.nbin import NBin
-from hw.nbout import NBout
-from hw.neuron_memory import NeuronMemory
-from hw.sb import SB
-from sim.waves import simulate
+from diannao.hw.config import Config, PRESETS, load_config, preset
+from diannao.hw.isa import (Op, encode, decode, disassemble, compute_fields, _FIELDS, field_range,
+                            field_width, check_fields)
+from diannao.hw.node import host_imem_addr, host_sb_addr, instr_chunks
+from diannao.hw.nbin import NBin
+from diannao.hw.nbout import NBout
+from diannao.hw.neuron_memory import NeuronMemory
+from diannao.hw.sb import SB
+from diannao.sim.engines.vcd import simulate
 
 
 def test_nbin_write_then_read_latency_1():
@@ -180,7 +180,7 @@ def test_host_addresses_fit_the_host_port():
     assert host_sb_addr(edge, 255, (1 << 16) - 1, 255) == (1 << 32) - 1
     with pytest.raises(ValueError, match=r"^Config: the host port's SB addresses need 33 bits "
                                          r"\(.*tiles=512.*sb_depth=65536.*tn=256.*\), but "
-                                         r"host_addr has 32$"):
+                                         r"host.addr has 32$"):
         Config(tn=256, tiles=512, sb_depth=1 << 16)
     # IMEM: the deepest instruction memory with the most host words per instruction.
     deepest = Config(tn=2, tiles=1, imem_depth=1 << 16)
@@ -218,7 +218,7 @@ def test_ecp5_buffers_are_block_rams_with_output_registers(make, cells, width):
 
 
 def test_ecp5_multipliers_use_their_registers():
-    from hw.nfu1 import NFU1
+    from diannao.hw.nfu1 import NFU1
     cells = _instances(NFU1(4, input_regs=True), _ECP5Platform())
     assert [c.type for c in cells] == ["MULT18X18D"] * 16
     for c in cells:
@@ -232,7 +232,7 @@ def test_ecp5_small_buffers_are_distributed_ram():
     """Registered buffers of up to DISTRIBUTED_DEPTH rows (the instruction memory, NFU-3's
     coefficients) are LUT RAM on an ECP5, one row deeper a block RAM."""
     from amaranth.hdl import Fragment, MemoryInstance
-    from hw.buffer import Buffer, DISTRIBUTED_DEPTH
+    from diannao.hw.buffer import Buffer, DISTRIBUTED_DEPTH
     small = Buffer(32, DISTRIBUTED_DEPTH, read_latency=2)
     assert _instances(small, _ECP5Platform()) == []
     found, todo = [], [Fragment.get(small, _ECP5Platform())]
@@ -260,7 +260,7 @@ def test_registered_buffer_latency_and_hold(platform):
     """read_latency=2: the row addressed with read.en appears 2 cycles later and stays
     while read.en is low, also while other rows are written; on an ECP5 (distributed RAM
     between registers) as in the generic model."""
-    from hw.buffer import Buffer
+    from diannao.hw.buffer import Buffer
     dut = Buffer(32, 32, read_latency=2)
     rows = [int(v) for v in np.random.default_rng(1).integers(0, 2 ** 32, 32)]
     # (addr, en) per cycle, then the expected data two cycles later

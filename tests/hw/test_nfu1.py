@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from amaranth.hdl import Elaboratable, Fragment
 
-from hw.nfu1 import NFU1
-from sim.waves import simulate
+from diannao.hw.nfu1 import NFU1
+from diannao.sim.engines.vcd import simulate
+
+import helpers as h
 
 
 class _AsOnFPGA(Elaboratable):
@@ -36,7 +38,7 @@ def _vectors(tn, rng, n, edges):
 @pytest.mark.parametrize("input_regs", [False, True], ids=["latency1", "latency2"])
 @pytest.mark.parametrize("fpga", [False, True])
 @pytest.mark.parametrize("tn", [4, 16])
-def test_products_exact_latency_ii_1(tn, fpga, input_regs, rng, h):
+def test_products_exact_latency_ii_1(tn, fpga, input_regs, rng):
     xs, ws = _vectors(tn, rng, 120, h.INT16_EDGES)
     dut = NFU1(tn, input_regs=input_regs)
     latency = 2 if input_regs else 1
@@ -55,17 +57,12 @@ def test_products_exact_latency_ii_1(tn, fpga, input_regs, rng, h):
             await ctx.tick()
             # after this edge the products of step s - (latency - 1) are visible
             k = s - (latency - 1)
-            assert ctx.get(dut.valid_out) == int(0 <= k < len(xs))
+            assert ctx.get(dut.o.valid) == int(0 <= k < len(xs))
             if 0 <= k < len(xs):
-                got.append(h.unpack(ctx.get(dut.products.as_value()), tn * tn, 32))
+                got.append(h.unpack(ctx.get(dut.o.payload.as_value()), tn * tn, 32))
 
     simulate(_AsOnFPGA(dut) if fpga else dut, bench,
              name=f"nfu1_tn{tn}_{'fpga' if fpga else 'sim'}_l{latency}")
     # independent: products[j][i] = w[j][i] * x[i], as int64
     want = (ws * xs[:, None, :]).reshape(len(xs), -1)
     np.testing.assert_array_equal(np.array(got), want)
-
-
-def test_rejects_bad_tn():
-    with pytest.raises(ValueError, match="6"):
-        NFU1(6)

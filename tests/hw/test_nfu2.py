@@ -4,21 +4,23 @@
 import numpy as np
 import pytest
 
-from golden.formats import shift_round
-from hw.nfu2 import NFU2
-from sim.waves import simulate
+from diannao.golden.formats import shift_round
+from diannao.hw.nfu2 import NFU2
+from diannao.sim.engines.vcd import simulate
+
+import helpers as h
 
 P_MAX, P_MIN = (1 << 31) - 1, -(1 << 31)
 
 
-def _stream(h, dut, groups, name, gaps=None):
+def _stream(dut, groups, name, gaps=None):
     """Feed accumulations back to back (II = 1; with ``gaps``, a numpy Generator, random
     idle cycles between rows) and collect every output row.
 
     ``groups`` is a list of ``(shift, max_mode, [rows of [tn, tn] products, ...])``; each
     inner list is one accumulation (first on its first row, last on its last). Settings
     change only once the previous group has drained. Returns the outputs in order and the
-    cycles from each ``last`` row to its ``valid_out``.
+    cycles from each ``last`` row to its ``o.valid``.
     """
     tn = dut.tn
     outs, lat = [], []
@@ -52,8 +54,8 @@ def _stream(h, dut, groups, name, gaps=None):
                     ctx.set(dut.products.as_value(), 0)
                 await ctx.tick()
                 cycle += 1
-                if ctx.get(dut.valid_out):
-                    outs.append(h.unpack(ctx.get(dut.y.as_value()), tn))
+                if ctx.get(dut.o.valid):
+                    outs.append(h.unpack(ctx.get(dut.o.payload.as_value()), tn))
                     lat.append(cycle - pending.pop(0))
                     left -= 1
                 assert cycle < 1_000_000
@@ -75,7 +77,7 @@ def _expected(groups):
 
 @pytest.mark.parametrize("deep", [False, True], ids=["", "deep"])
 @pytest.mark.parametrize("tn", [4, 16])
-def test_accumulate_and_max_random(tn, deep, rng, h):
+def test_accumulate_and_max_random(tn, deep, rng):
     dut = NFU2(tn, deep=deep)
     groups = []
     for shift in (0, 1, 7, 16, 24):
@@ -89,7 +91,7 @@ def test_accumulate_and_max_random(tn, deep, rng, h):
             accs.append(np.full((3, tn, tn), P_MIN, dtype=np.int64))
             accs.append(np.full((2, tn, tn), P_MAX, dtype=np.int64))
             groups.append((shift, max_mode, accs))
-    got, lat = _stream(h, dut, groups, f"nfu2_acc_tn{tn}{'_deep' if deep else ''}")
+    got, lat = _stream(dut, groups, f"nfu2_acc_tn{tn}{'_deep' if deep else ''}")
     want = _expected(groups)
     assert len(got) == len(want)
     for g, w in zip(got, want):
@@ -99,14 +101,14 @@ def test_accumulate_and_max_random(tn, deep, rng, h):
 
 
 @pytest.mark.parametrize("deep", [False, True], ids=["", "deep"])
-def test_max_mode_negative_and_first_resets(deep, h):
+def test_max_mode_negative_and_first_resets(deep):
     """Max of all-negative sums; ``first`` forgets the previous maximum."""
     tn = 4
     dut = NFU2(tn, deep=deep)
     big = np.full((1, tn, tn), 1000, dtype=np.int64)
     neg = -np.arange(1, 1 + 3 * tn * tn, dtype=np.int64).reshape(3, tn, tn)
     groups = [(0, 1, [big, neg, np.concatenate([neg, big])])]
-    got, _ = _stream(h, dut, groups, f"nfu2_max{'_deep' if deep else ''}")
+    got, _ = _stream(dut, groups, f"nfu2_max{'_deep' if deep else ''}")
     want = _expected(groups)
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
@@ -114,7 +116,7 @@ def test_max_mode_negative_and_first_resets(deep, h):
 
 
 @pytest.mark.parametrize("deep", [False, True], ids=["", "deep"])
-def test_sums_and_maxima_with_idle_cycles_between_rows(deep, rng, h):
+def test_sums_and_maxima_with_idle_cycles_between_rows(deep, rng):
     """Rows of one sum or maximum separated by random idle cycles (valid_in low): the
     results do not depend on the gaps (deep's maximum compares a row a cycle early)."""
     tn = 4
@@ -124,7 +126,7 @@ def test_sums_and_maxima_with_idle_cycles_between_rows(deep, rng, h):
         accs = [rng.integers(P_MIN, P_MAX + 1, (n, tn, tn), dtype=np.int64)
                 >> int(rng.integers(0, 31)) for n in (1, 2, 5, 9, 3, 7)]
         groups.append((3, max_mode, accs))
-    got, _ = _stream(h, dut, groups, f"nfu2_gaps{'_deep' if deep else ''}", gaps=rng)
+    got, _ = _stream(dut, groups, f"nfu2_gaps{'_deep' if deep else ''}", gaps=rng)
     want = _expected(groups)
     assert len(got) == len(want)
     for g, w in zip(got, want):
@@ -164,7 +166,7 @@ def _shift_values(s, rng):
 
 
 @pytest.mark.parametrize("deep", [False, True], ids=["", "deep"])
-def test_shifter_all_shifts_ties_and_saturation(deep, rng, h):
+def test_shifter_all_shifts_ties_and_saturation(deep, rng):
     """y == shift_round(acc, s) for s = 0..40: ties, +-saturation edges, random values."""
     tn = 16
     dut = NFU2(tn, deep=deep)
@@ -187,7 +189,7 @@ def test_shifter_all_shifts_ties_and_saturation(deep, rng, h):
             sat_lo += int((ys == -32768).sum() and v < (-32768 << s))
             ties += int(s > 0 and v % (1 << s) == 1 << (s - 1))
         groups.append((s, 0, accs))
-    got, lat = _stream(h, dut, groups, f"nfu2_shifter{'_deep' if deep else ''}")
+    got, lat = _stream(dut, groups, f"nfu2_shifter{'_deep' if deep else ''}")
     want = _expected(groups)
     assert len(got) == len(want)
     for i, (g, w) in enumerate(zip(got, want)):
@@ -195,10 +197,3 @@ def test_shifter_all_shifts_ties_and_saturation(deep, rng, h):
     assert set(lat) == {dut.latency}
     # the vectors really reached both saturations and exact ties
     assert sat_hi > 10 and sat_lo > 10 and ties > 40
-
-
-def test_rejects_bad_parameters():
-    with pytest.raises(ValueError, match="12"):
-        NFU2(12)
-    with pytest.raises(ValueError, match="30"):
-        NFU2(4, acc_width=30)

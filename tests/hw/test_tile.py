@@ -2,27 +2,19 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
-from golden.formats import build_table
-from golden.layers import conv2d_int, fc_int, maxpool_int, avgpool_int, activation_int
-from hw.config import preset
-from hw.isa import Op
-from sim import cycle_model
-from sim.mapping import conv_sb_rows, from_rows, layer_fields, pool_sb_row, to_rows
-from sim.tile_runner import run_tile
+from diannao.golden.formats import build_table
+from diannao.golden.layers import conv2d_int, fc_int, maxpool_int, avgpool_int, activation_int
+from diannao.hw.config import preset
+from diannao.sim.compiler import cycle_model
+from diannao.sim.compiler.mapping import conv_sb_rows, layer_fields, pool_sb_row, to_rows
+from diannao.sim.engines.pysim_tile import run_tile
+
+import helpers as h
 
 SMALL = preset("small").replace(tiles=1)
 TN16 = preset("small").replace(tn=16, tiles=1, nbin_depth=512, nbout_depth=256, sb_depth=512)
-
-
-def _assemble(outputs, shape, ob, tn):
-    c, h, w = (shape[0], 1, 1) if len(shape) == 1 else shape
-    rows = np.full((h * w * ob, tn), -99999, dtype=np.int64)
-    for addr, row in outputs.items():
-        rows[addr] = row
-    assert (rows != -99999).all(), "an output row is missing"
-    return from_rows(rows, shape, tn)
 
 
 def run_conv(cfg, x, w, b, stride, pad, shift, bias_exp, act=None, index=0, **split):
@@ -37,12 +29,13 @@ def run_conv(cfg, x, w, b, stride, pad, shift, bias_exp, act=None, index=0, **sp
     sb = conv_sb_rows(w, b, tn)
     g = 1 << f["log2_gob"]
     sb = sb[index & (g - 1)::g].reshape(-1, tn, tn)
-    outs, cnt = run_tile(cfg, f, to_rows(x, tn), sb, tables, index=index,
-                         name=f"conv_{x.shape}_{w.shape}_{stride}_{pad}")
+    run = run_tile(cfg, f, to_rows(x, tn), sb, tables, index=index,
+                   name=f"conv_{x.shape}_{w.shape}_{stride}_{pad}")
+    cnt = run.counters
     assert cnt["start_to_done"] == cycle_model.tile_cycles(f, index, cfg)
     assert cnt["nfu_busy"] == cycle_model.tile_emissions(f, index)
     assert cnt["cycles"] == cnt["start_to_done"]
-    return outs, ref, f, cnt
+    return run.rows, ref, f, cnt
 
 
 def _random_conv(rng, c, h, w, o, k):
@@ -59,7 +52,7 @@ def test_conv_layers(cfg, k, stride, pad):
     rng = np.random.default_rng(k * 10 + stride)
     x, w, b = _random_conv(rng, 5, 9, 8, 7, k)              # 5 and 7: not multiples of tn
     outs, ref, f, _ = run_conv(cfg, x, w, b, stride, pad, shift=9, bias_exp=2, act="relu")
-    assert np.array_equal(_assemble(outs, ref.shape, f["ob"], cfg.tn), ref)
+    assert np.array_equal(h.assemble(outs, f, ref.shape, cfg.tn), ref)
 
 
 @pytest.mark.parametrize("cfg", [SMALL, TN16], ids=["tn4", "tn16"])
@@ -73,7 +66,7 @@ def test_fc_each_activation(cfg, act):
     ref = activation_int(fc_int(x, w, b, 3, 14), build_table(act, 8))
     outs, _, f, _ = run_conv(cfg, x.reshape(n, 1, 1), w.reshape(o, n, 1, 1), b, 1, 0,
                              shift=14, bias_exp=3, act=act)
-    assert np.array_equal(_assemble(outs, (o,), f["ob"], cfg.tn), ref)
+    assert np.array_equal(h.assemble(outs, f, (o,), cfg.tn), ref)
 
 
 def test_fc_over_a_feature_map_is_a_whole_input_kernel():
@@ -85,8 +78,9 @@ def test_fc_over_a_feature_map_is_a_whole_input_kernel():
     f = layer_fields("fc", x.shape, (9,), tn=SMALL.tn, shift=10, bias_exp=1)
     assert (f["kh"], f["kw"]) == (3, 4)
     sb = conv_sb_rows(w.reshape(9, 6, 3, 4), b, SMALL.tn).reshape(-1, SMALL.tn, SMALL.tn)
-    outs, cnt = run_tile(SMALL, f, to_rows(x, SMALL.tn), sb)
-    assert np.array_equal(_assemble(outs, (9,), f["ob"], SMALL.tn), ref)
+    run = run_tile(SMALL, f, to_rows(x, SMALL.tn), sb)
+    outs, cnt = run.rows, run.counters
+    assert np.array_equal(h.assemble(outs, f, (9,), SMALL.tn), ref)
     assert cnt["start_to_done"] == cycle_model.tile_cycles(f, 0, SMALL)
 
 
@@ -98,21 +92,21 @@ def test_pool_layers(cfg, kind, size, stride):
     x = rng.integers(-32768, 32768, (7, 9, 7))
     ref = (maxpool_int if kind == "maxpool" else avgpool_int)(x, size, stride)
     f = layer_fields(kind, x.shape, ref.shape, tn=cfg.tn, kernel=size, stride=stride)
-    outs, cnt = run_tile(cfg, f, to_rows(x, cfg.tn), pool_sb_row(kind, size, cfg.tn)[None])
-    assert np.array_equal(_assemble(outs, ref.shape, f["ob"], cfg.tn), ref)
+    run = run_tile(cfg, f, to_rows(x, cfg.tn), pool_sb_row(kind, size, cfg.tn)[None])
+    outs, cnt = run.rows, run.counters
+    assert np.array_equal(h.assemble(outs, f, ref.shape, cfg.tn), ref)
     assert cnt["start_to_done"] == cycle_model.tile_cycles(f, 0, cfg)
 
 
 @settings(max_examples=12, deadline=None)
-@given(c=st.integers(1, 9), h=st.integers(1, 7), w=st.integers(1, 7), o=st.integers(1, 9),
-       k=st.integers(1, 4), stride=st.integers(1, 3), pad=st.integers(0, 2),
+@given(c=st.integers(1, 9), height=st.integers(1, 7), w=st.integers(1, 7),
+       o=st.integers(1, 9), k=st.integers(1, 4), stride=st.integers(1, 3), pad=st.integers(0, 2),
        seed=st.integers(0, 2 ** 16))
-def test_hypothesis_conv(c, h, w, o, k, stride, pad, seed):
-    if h + 2 * pad < k or w + 2 * pad < k:
-        return
-    x, wt, b = _random_conv(np.random.default_rng(seed), c, h, w, o, k)
+def test_hypothesis_conv(c, height, w, o, k, stride, pad, seed):
+    assume(height + 2 * pad >= k and w + 2 * pad >= k)
+    x, wt, b = _random_conv(np.random.default_rng(seed), c, height, w, o, k)
     outs, ref, f, _ = run_conv(SMALL, x, wt, b, stride, pad, shift=8, bias_exp=0)
-    assert np.array_equal(_assemble(outs, ref.shape, f["ob"], SMALL.tn), ref)
+    assert np.array_equal(h.assemble(outs, f, ref.shape, SMALL.tn), ref)
 
 
 @settings(max_examples=12, deadline=None)
@@ -123,5 +117,5 @@ def test_hypothesis_fc(n, o, seed):
         rng.integers(-32768, 32768, o)
     outs, ref, f, _ = run_conv(SMALL, x.reshape(n, 1, 1), w.reshape(o, n, 1, 1), b, 1, 0,
                                shift=20, bias_exp=14)
-    assert np.array_equal(_assemble(outs, (o,), f["ob"], SMALL.tn),
+    assert np.array_equal(h.assemble(outs, f, (o,), SMALL.tn),
                           fc_int(x, w, b, 14, 20))

@@ -15,8 +15,9 @@ import re
 import numpy as np
 import pytest
 
-from hw.config import preset
-from sim.cycle_model import tile_cycles, tile_emissions, tile_share
+from diannao.sim.compiler.cycle_model import tile_cycles, tile_emissions, tile_share
+
+import helpers as h
 
 
 def _no_bubbles(valid, emissions):
@@ -26,22 +27,22 @@ def _no_bubbles(valid, emissions):
 
 
 @pytest.mark.parametrize("n,o", [(512, 64), (512, 128)])
-def test_long_fc_initiation_interval_one(n, o, rng, h):
+def test_long_fc_initiation_interval_one(n, o, rng):
     case = h.fc_case(16, rng, (n,), o, shift=14, bias_exp=3, edges=True)
     res, f = h.check_layer(case, name=f"ii_fc_{n}_{o}")
-    assert res["counters"]["nfu_busy"] == tile_emissions(f, 0) == (o // 16) * (n // 16 + 1)
-    _no_bubbles(res["nfu1_valid"], tile_emissions(f, 0))
+    assert res.counters["nfu_busy"] == tile_emissions(f, 0) == (o // 16) * (n // 16 + 1)
+    _no_bubbles(res.nfu1_valid, tile_emissions(f, 0))
 
 
-def test_conv_with_padding_has_no_bubbles(rng, h):
+def test_conv_with_padding_has_no_bubbles(rng):
     """Zero (padding) rows, bias rows and block changes all go at one row per cycle."""
     case = h.conv_case(4, rng, 6, 5, 6, 9, 3, 2, 2, act="tanh")
     res, f = h.check_layer(case, name="ii_conv")
-    _no_bubbles(res["nfu1_valid"], tile_emissions(f, 0))
+    _no_bubbles(res.nfu1_valid, tile_emissions(f, 0))
 
 
 @pytest.mark.parametrize("tn", [4, 16])
-def test_conv_extremes_all_counters(tn, rng, h):
+def test_conv_extremes_all_counters(tn, rng):
     """int16 extremes in x, w and b with a shift that saturates both ways."""
     case = h.conv_case(tn, rng, 5, 5, 4, 7, 3, 1, 1, shift=16, bias_exp=14, xr=32768 - 1,
                        wr=32767, br=32767, edges=True)
@@ -51,11 +52,11 @@ def test_conv_extremes_all_counters(tn, rng, h):
     x_pad = np.pad(np.ones((5, 4)), 1)
     inside = sum(x_pad[oy:oy + 3, ox:ox + 3].sum() for oy in range(5) for ox in range(4))
     cb, ob = -(-5 // tn), -(-7 // tn)
-    assert res["counters"]["nbin_reads"] == ob * cb * inside
+    assert res.counters["nbin_reads"] == ob * cb * inside
 
 
 @pytest.mark.parametrize("tn", [4, 16])
-def test_fc_over_feature_map_extremes(tn, rng, h):
+def test_fc_over_feature_map_extremes(tn, rng):
     case = h.fc_case(tn, rng, (5, 3, 2), 6, shift=15, bias_exp=1, xr=32767, wr=32767,
                      edges=True)
     res, f = h.check_layer(case, name=f"fc_chw_{tn}")
@@ -64,14 +65,14 @@ def test_fc_over_feature_map_extremes(tn, rng, h):
 
 @pytest.mark.parametrize("kind", ["maxpool", "avgpool"])
 @pytest.mark.parametrize("tn,act", [(4, None), (16, "sigmoid")])
-def test_pools_all_counters(kind, tn, act, rng, h):
+def test_pools_all_counters(kind, tn, act, rng):
     case = h.pool_case(tn, rng, kind, 6, 7, 5, 3, 2, act=act)
     res, f = h.check_layer(case, name=f"{kind}_{tn}")
-    assert res["counters"]["nbin_reads"] == tile_emissions(f, 0)   # no padding in pools
+    assert res.counters["nbin_reads"] == tile_emissions(f, 0)   # no padding in pools
 
 
 @pytest.mark.parametrize("log2_gob", [0, 1, 2])
-def test_four_tile_shares(log2_gob, rng, h):
+def test_four_tile_shares(log2_gob, rng):
     """Index 0..3 on a 4-tile config: disjoint shares whose union is the golden output."""
     tn = 4
     case = h.conv_case(tn, rng, 3, 7, 5, 10, 3, 1, 1, act="relu")   # 3 output blocks
@@ -81,17 +82,17 @@ def test_four_tile_shares(log2_gob, rng, h):
     cfg = h.tile_config(case, tn, tiles=4)
     rows, no_share = [], 0
     for index in range(4):
-        res = h.run_on_tile(cfg, f, case.nbin_rows, case.sb_rows(index, log2_gob),
+        res = h.run_tile(cfg, f, case.nbin_rows, case.sb_rows(index, log2_gob),
                             case.tables, index=index, name=f"share_{log2_gob}_{index}")
-        cnt = res["counters"]
+        cnt = res.counters
         assert cnt["start_to_done"] == tile_cycles(f, index, cfg)
         assert cnt["nfu_busy"] == tile_emissions(f, index)
         blocks, nrows = tile_share(f, index)
-        assert len(res["rows"]) == blocks * nrows * f["ow"]
+        assert len(res.rows) == blocks * nrows * f["ow"]
         no_share += blocks * nrows == 0
-        addrs = {a for a, _ in res["rows"]}
+        addrs = {a for a, _ in res.rows}
         assert not addrs & {a for a, _ in rows}, "two tiles wrote the same output row"
-        rows += res["rows"]
+        rows += res.rows
     np.testing.assert_array_equal(h.assemble(rows, f, case.out_shape, tn), case.expected)
     if log2_gob == 2:
         assert no_share == 1          # 3 blocks over 4 tile groups: tile 3 has nothing
@@ -127,7 +128,7 @@ def _vcd_vars(path):
     return names
 
 
-def test_vcd_and_gtkw(tmp_path, monkeypatch, rng, h):
+def test_vcd_and_gtkw(tmp_path, monkeypatch, rng):
     monkeypatch.setenv("DIANNAO_VCD", str(tmp_path))
     case = h.conv_case(4, rng, 3, 4, 4, 5, 3, 1, 1, act="sigmoid")
     h.check_layer(case, name="wave layer")
@@ -140,10 +141,11 @@ def test_vcd_and_gtkw(tmp_path, monkeypatch, rng, h):
         assert name in declared, f"{name} in the save file is not a VCD variable"
     names = [n for n, _ in traces]
     for pat in (r"\.fsm_state$", r"\\ins\.op\[", r"ctrl\.nbin_addr\[", r"ctrl\.sb_addr\[",
-                r"nfu1\.valid_out$", r"nfu3\.valid_out$", r"nfu1\.\\x\[0\]", r"nfu2\.\\y\[0\]",
-                r"nfu3\.\\y\[3\]"):
+                r"nfu1\.o__valid$", r"nfu3\.o__valid$", r"nfu1\.\\x\[0\]",
+                r"nfu2\.\\o__payload\[0\]", r"nfu3\.\\o__payload\[3\]"):
         assert any(re.search(pat, n) for n in names), f"no trace matches {pat}"
-    values = [(n, fl) for n, fl in traces if re.search(r"nfu[123]\.\\[xy]\[\d+\]", n)]
+    values = [(n, fl) for n, fl in traces
+              if re.search(r"nfu1\.\\x\[\d+\]|nfu[23]\.\\o__payload\[\d+\]", n)]
     assert len(values) == 3 * 4
     for n, fl in values:
         assert fl & 0x400 and fl & 0x4, f"{n} is not shown as signed decimal (flags {fl:#x})"

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim.cli import main
-from sim.compiler import CompileError
-from sim.engines import ENGINES, run_network
+from diannao.sim.cli import main
+from diannao.sim.compiler.program import CompileError
+from diannao.sim.engines.registry import ENGINES, run_network
+from diannao.sim.runtime.run import Engine
 
 DIANNAO = Path(sys.executable).with_name("diannao")
 
@@ -63,8 +64,8 @@ def test_run_golden_matches_independent_float(tmp_path, capsys):
     want = np.array([independent_float(s) for s in x])
     np.testing.assert_allclose(np.load(tmp_path / "f.npy"), want, atol=1e-12)
     # documented error (docs/numbers.md): error_bound of this net; loose stated value 0.05
-    from golden.network import load
-    from golden.quant import error_bound, quantize
+    from diannao.golden.network import load
+    from diannao.golden.quant import error_bound, quantize
     bound = error_bound(load(net), quantize(load(net)), x)
     assert np.all(np.abs(y / 256.0 - want).max(axis=1) <= bound)
     assert np.all(bound <= 0.05)
@@ -240,10 +241,16 @@ def test_saturated_inputs_are_counted_and_strict_rejects_them(tmp_path, capsys):
 @pytest.fixture
 def no_simulation(monkeypatch):
     """Make every engine fail the test if it is reached."""
+    class Unreachable(Engine):
+        def run(self, *args, **kwargs):
+            pytest.fail(f"engine {self.name} ran although the command should have stopped")
+
     for name in list(ENGINES):
-        def reached(*args, _name=name, **kwargs):
-            pytest.fail(f"engine {_name} ran although the command should have stopped")
-        monkeypatch.setitem(ENGINES, name, reached)
+        def make(_name=name, **options):
+            engine = Unreachable()
+            engine.name = _name
+            return engine
+        monkeypatch.setitem(ENGINES, name, make)
 
 
 def test_strict_stops_before_the_engine(tmp_path, capsys, no_simulation):
@@ -345,13 +352,13 @@ def test_errors_are_one_line(tmp_path, capsys, monkeypatch, exc, status, line):
 
 INTERNAL_ERROR = """\
 import sys
-import sim.engines
+import diannao.sim.engines.registry
 
 def boom(*args, **kwargs):
     raise RuntimeError("boom")
 
-sim.engines.ENGINES["golden"] = boom
-from sim.cli import main
+diannao.sim.engines.registry.ENGINES["golden"] = boom
+from diannao.sim.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 

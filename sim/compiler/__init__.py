@@ -1,0 +1,7 @@
+"""From a quantized network to a program, and what it will cost.
+
+:mod:`.mapping` lays tensors out in rows and SB images; :mod:`.program` compiles a network
+for a :class:`diannao.hw.config.Config`; :mod:`.cycle_model` predicts every cycle and
+traffic counter. Imports :mod:`diannao.golden` and the plain-Python definitions of
+:mod:`diannao.hw` (:mod:`~diannao.hw.isa`, :mod:`~diannao.hw.config`), never Amaranth.
+"""

@@ -1,0 +1,137 @@
+"""The analytic cycle model: cycle counts predicted from the program alone.
+
+Every figure here is derived from instruction fields and the configuration, never from a
+simulation, and the latencies from the stage counts documented in ``docs/architecture.md``
+(not from the RTL modules); tests check that the RTL's counters equal it exactly, and measure
+the RTL's latencies against a table of their own.
+"""
+
+from diannao.hw.isa import INSTR_WIDTH, Op
+
+
+__all__ = ["tile_share", "tile_emissions", "tile_cycles", "instruction_cycles",
+           "program_cycles", "program_counters", "pipeline_latency", "fetch_cycles",
+           "tree_latency"]
+
+
+def pipeline_latency(config):
+    """Cycles from a row's emission by a tile's controller to the NBout write of its
+    output: the buffer read (``config.read_latency``), NFU-1 (1, 2 with ``deep_pipeline``),
+    NFU-2 (``log2 tn`` adder-tree levels, accumulator, shifter, rounding and saturation:
+    ``log2 tn + 3``, 5 more with ``deep_pipeline``) and NFU-3 (5, 10 with
+    ``deep_pipeline``)."""
+    deep = config.deep_pipeline
+    return (config.read_latency + (1 + deep) + (config.log2_tn + 3 + 5 * deep)
+            + (5 + 5 * deep))
+
+
+def fetch_cycles(config):
+    """Cycles of an instruction fetch: ``config.node_read_latency``, or with
+    ``imem_narrow`` one per host word (``tn * 16`` bits) of the instruction."""
+    if config.imem_narrow:
+        return max(1, -(-INSTR_WIDTH // config.row_bits))
+    return config.node_read_latency
+
+
+def tree_latency(tiles):
+    """Fat-tree levels, one register each: ``max(1, log2 tiles)`` cycles each way."""
+    return max(1, tiles.bit_length() - 1)
+
+
+def tile_share(f, index):
+    """``(blocks, rows)``: output blocks and output rows tile ``index`` computes."""
+    g = 1 << f["log2_gob"]
+    ob_group, pos_group = index & (g - 1), index >> f["log2_gob"]
+    nblocks = (f["ob"] - ob_group + g - 1) // g if f["ob"] > ob_group else 0
+    oy0 = pos_group * f["oy_band"]
+    rows = max(0, min(oy0 + f["oy_band"], f["oh"]) - oy0)
+    return nblocks, rows
+
+
+def tile_emissions(f, index):
+    """Rows tile ``index`` feeds into its NFU for compute instruction fields ``f``."""
+    nblocks, rows = tile_share(f, index)
+    window = f["kh"] * f["kw"]
+    per_pos = window * f["cb"] + 1 if f["op"] == Op.CONV else window
+    return nblocks * rows * f["ow"] * per_pos
+
+
+def tile_cycles(f, index, config):
+    """Cycles from ``start`` to ``done`` of tile ``index`` (inclusive of the done cycle)."""
+    e = tile_emissions(f, index)
+    return 3 + e + pipeline_latency(config) if e else 2
+
+
+def instruction_cycles(f, config, nbout_counts):
+    """Node cycles of one instruction (fetch and decode included).
+
+    ``nbout_counts`` is the list of rows each tile's NBout holds; it is updated in place
+    (compute instructions add rows, STORE empties them).
+    """
+    lat = tree_latency(config.tiles)
+    fd = fetch_cycles(config) + 1        # fetch and decode
+    rl = config.node_read_latency        # NM and NBout reads
+    op = f["op"]
+    if op == Op.HALT:
+        return fd
+    if op == Op.LOAD:
+        return fd + f["count"] + 1 + (lat + rl)
+    if op == Op.STORE:
+        total = sum(nbout_counts)
+        nbout_counts[:] = [0] * config.tiles
+        return fd + total + config.tiles + 1 + (lat + rl)
+    for t in range(config.tiles):
+        nblocks, rows = tile_share(f, t)
+        nbout_counts[t] += nblocks * rows * f["ow"]
+    return fd + max(tile_cycles(f, t, config) for t in range(config.tiles))
+
+
+def program_cycles(instructions, config):
+    """Cycles of every instruction of a program, from its fields alone."""
+    counts = [0] * config.tiles
+    return [instruction_cycles(f, config, counts) for f in instructions]
+
+
+def _inside(o0, o1, stride, kernel, off, size):
+    """Pairs ``(o, k)`` with ``o`` in ``[o0, o1)``, ``k`` in ``[0, kernel)`` whose input
+    coordinate ``o * stride + k - off`` lies in ``[0, size)`` (not zero padding)."""
+    return sum(1 for o in range(o0, o1) for k in range(kernel)
+               if 0 <= o * stride + k - off < size)
+
+
+def tile_traffic(f, index):
+    """Counter increments of tile ``index`` for compute instruction fields ``f``: a dict of
+    ``nfu_busy`` and ``sb_reads`` (rows into NFU-1), ``nbin_reads`` (rows read from NBin: not
+    the bias rows, not the zero rows of padding) and ``nbout_writes`` (output rows)."""
+    nblocks, rows = tile_share(f, index)
+    emissions = tile_emissions(f, index)
+    oy0 = (index >> f["log2_gob"]) * f["oy_band"]
+    inside = (_inside(oy0, oy0 + rows, f["stride"], f["kh"], f["y_off"], f["in_h"])
+              * _inside(0, f["ow"], f["stride"], f["kw"], f["x_off"], f["in_w"]))
+    per = f["cb"] if f["op"] == Op.CONV else 1
+    return dict(nfu_busy=emissions, sb_reads=emissions, nbin_reads=nblocks * inside * per,
+                nbout_writes=nblocks * rows * f["ow"])
+
+
+def program_counters(program):
+    """The node's and every tile's performance counters after one run of ``program``, from
+    the program alone: ``(node, tiles)``, a dict of ``hw.node.NODE_COUNTERS`` and a list of
+    dicts of ``hw.tile.COUNTERS`` (the RTL's counters wrap modulo ``2**counter_width``).
+
+    NM reads and fat-tree rows down are the LOAD rows; NM writes and rows up are the rows
+    STORE collects (every output row); a tile counts the :func:`tile_cycles` of each compute
+    instruction as busy."""
+    cfg = program.config
+    loads = sum(f["count"] for f in program.instructions if f["op"] == Op.LOAD)
+    tiles = [dict(cycles=0, nfu_busy=0, nbin_reads=0, sb_reads=0, nbout_writes=0)
+             for _ in range(cfg.tiles)]
+    for f in program.instructions:
+        if f["op"] in (Op.CONV, Op.MAXPOOL, Op.AVGPOOL):
+            for t, counts in enumerate(tiles):
+                for name, n in tile_traffic(f, t).items():
+                    counts[name] += n
+                counts["cycles"] += tile_cycles(f, t, cfg)
+    stored = sum(t["nbout_writes"] for t in tiles)
+    node = dict(cycles=sum(program_cycles(program.instructions, cfg)), nm_reads=loads,
+                nm_writes=stored, tree_down_rows=loads, tree_up_rows=stored)
+    return node, tiles

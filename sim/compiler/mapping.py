@@ -1,0 +1,112 @@
+"""How a layer sits on the machine: data layouts, SB images and compute instructions.
+
+Neurons live in rows of ``tn`` values. A ``[C, H, W]`` tensor occupies ``H * W * CB`` rows
+(``CB = ceil(C / tn)`` channel blocks), row ``(y * W + x) * CB + cb`` holding channels
+``cb*tn .. cb*tn + tn - 1`` at position ``(y, x)``; missing channels of the last block are
+zero. A vector ``[N]`` is the tensor ``[N, 1, 1]``.
+
+A fully connected layer is a convolution whose kernel covers its whole input (so an FC
+after a convolution needs no reordering), with a ``1 x 1`` output.
+"""
+
+import numpy as np
+
+from diannao.golden.formats import avg_reciprocal
+from diannao.hw.isa import Op, compute_fields
+
+
+__all__ = ["blocks", "as_chw", "to_rows", "from_rows", "conv_sb_rows", "pool_sb_row",
+           "layer_fields"]
+
+
+def blocks(n, tn):
+    """Blocks of ``tn`` needed for ``n`` values."""
+    return -(-n // tn)
+
+
+def as_chw(shape):
+    """A tensor shape as ``(C, H, W)``."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) == 1:
+        return (shape[0], 1, 1)
+    if len(shape) == 3:
+        return shape
+    raise ValueError(f"a neuron tensor must be [N] or [C, H, W], not shape {shape}")
+
+
+def to_rows(x, tn):
+    """``[C,H,W]`` (or ``[N]``) int16 values -> ``[H*W*CB, tn]`` rows."""
+    x = np.asarray(x, dtype=np.int64)
+    c, h, w = as_chw(x.shape)
+    cb = blocks(c, tn)
+    padded = np.zeros((cb * tn, h, w), dtype=np.int64)
+    padded[:c] = x.reshape(c, h, w)
+    # [cb, tn, h, w] -> [h, w, cb, tn]
+    return padded.reshape(cb, tn, h, w).transpose(2, 3, 0, 1).reshape(h * w * cb, tn)
+
+
+def from_rows(rows, shape, tn):
+    """Inverse of :func:`to_rows`: ``[H*W*CB, tn]`` rows -> a tensor of ``shape``."""
+    c, h, w = as_chw(shape)
+    cb = blocks(c, tn)
+    rows = np.asarray(rows, dtype=np.int64).reshape(h, w, cb, tn)
+    return rows.transpose(2, 3, 0, 1).reshape(cb * tn, h, w)[:c].reshape(shape)
+
+
+def conv_sb_rows(w, b, tn):
+    """SB rows of a convolution: ``[OB, 1 + KH*KW*CB, tn, tn]``.
+
+    For output block ``ob``, row 0 is the bias row (lane ``j`` holds ``b[ob*tn + j]`` in
+    element 0, meeting the input ``1 << bias_exp``), then one row per ``(ky, kx, cb)`` in
+    loop order: lane ``j``, element ``i`` is ``w[ob*tn + j, cb*tn + i, ky, kx]``.
+    """
+    w = np.asarray(w, dtype=np.int64)
+    o, c, kh, kw = w.shape
+    ob, cb = blocks(o, tn), blocks(c, tn)
+    wp = np.zeros((ob * tn, cb * tn, kh, kw), dtype=np.int64)
+    wp[:o, :c] = w
+    # [ob, j, cb, i, ky, kx] -> [ob, ky, kx, cb, j, i]
+    body = wp.reshape(ob, tn, cb, tn, kh, kw).transpose(0, 4, 5, 2, 1, 3)
+    body = body.reshape(ob, kh * kw * cb, tn, tn)
+    bias = np.zeros((ob, 1, tn, tn), dtype=np.int64)
+    bp = np.zeros(ob * tn, dtype=np.int64)
+    bp[:o] = np.asarray(b, dtype=np.int64)
+    bias[:, 0, :, 0] = bp.reshape(ob, tn)
+    return np.concatenate([bias, body], axis=1)
+
+
+def pool_sb_row(kind, size, tn):
+    """The diagonal SB row of a pooling layer: ``1`` for max, the reciprocal ``r`` for avg."""
+    value = 1 if kind == "maxpool" else avg_reciprocal(size * size)[0]
+    return np.eye(tn, dtype=np.int64) * value
+
+
+def layer_fields(kind, in_shape, out_shape, *, tn, kernel=None, stride=1, pad=0,
+                 log2_gob=0, oy_band=None, sb_base=0, nbin_base=0, out_base=0, shift=0,
+                 bias_exp=0, act=0, table=0):
+    """Instruction fields (see :func:`hw.isa.compute_fields`) for one layer.
+
+    ``kind`` is ``"conv"``, ``"fc"``, ``"maxpool"`` or ``"avgpool"``; ``kernel`` is the
+    square kernel/window size (ignored for ``"fc"``).
+    """
+    c, h, w = as_chw(in_shape)
+    o, oh, ow = as_chw(out_shape)
+    cb, ob = blocks(c, tn), blocks(o, tn)
+    if kind == "fc":
+        op, kh, kw, stride, pad = Op.CONV, h, w, 1, 0
+    elif kind == "conv":
+        op, kh, kw = Op.CONV, kernel, kernel
+    elif kind in ("maxpool", "avgpool"):
+        op = Op.MAXPOOL if kind == "maxpool" else Op.AVGPOOL
+        kh = kw = kernel
+        pad = 0
+        if kind == "avgpool":
+            shift = avg_reciprocal(kernel * kernel)[1]
+    else:
+        raise ValueError(f"unsupported layer kind {kind!r}")
+    sb_step = 1 + kh * kw * cb if op == Op.CONV else 0
+    return compute_fields(op=op, in_h=h, in_w=w, cb=cb, kh=kh, kw=kw, stride=stride,
+                          y_off=pad, x_off=pad, oh=oh, ow=ow, ob=ob, ocb=ob,
+                          log2_gob=log2_gob, oy_band=oy_band, sb_base=sb_base,
+                          sb_step=sb_step, nbin_base=nbin_base, out_base=out_base,
+                          shift=shift, bias_exp=bias_exp, act=act, table=table)

@@ -1,0 +1,152 @@
+"""The one run path, shared by every engine.
+
+:func:`run_network` checks the input once (:func:`diannao.sim.runtime.inputs.check_input`),
+compiles the network for the engine's configuration, hands the engine the program and the
+int16 batch, stacks each layer's outputs over the batch, and builds the report. An
+:class:`Engine` differs from another only in how it reaches the node's host port: it
+implements :meth:`Engine.run` (load the program, run each sample, return the per-sample
+runs of :func:`diannao.sim.runtime.host.run_sample`). The golden model is the one engine
+that runs no program (:attr:`Engine.compiles` is false).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from diannao.hw.config import Config, preset
+from diannao.sim.compiler.program import compile_network
+from diannao.sim.runtime.inputs import CheckedInput, ensure_checked
+from diannao.sim.runtime.report import build_report
+
+
+__all__ = ["Engine", "Golden", "RunResult", "run_network"]
+
+
+@dataclass
+class RunResult:
+    """What :func:`run_network` returns.
+
+    Attributes
+    ----------
+    outputs : numpy.ndarray
+        int16 outputs (batch axis kept if the input had one).
+    layer_outputs : list of numpy.ndarray
+        Each layer's int16 output, same batch convention.
+    report : diannao.sim.runtime.report.Report or None
+        Performance report (engines that run a program); its ``runs`` hold each sample's
+        counters and its ``hdl`` what the engine says about itself (build times).
+    input : diannao.sim.runtime.inputs.CheckedInput or None
+        The checked input: its real values, its source and how many values saturated.
+    """
+    outputs: np.ndarray
+    layer_outputs: list
+    report: object = None
+    input: CheckedInput | None = None
+
+    @property
+    def saturated(self):
+        """How many input values lay outside the input format and were saturated."""
+        return 0 if self.input is None else self.input.saturated
+
+
+class Engine:
+    """How a compiled program reaches a node.
+
+    Subclasses set :attr:`name` and implement :meth:`run`; :func:`run_network` does
+    everything else.
+    """
+
+    #: The engine's name (``diannao run --engine``).
+    name = None
+    #: False for an engine that runs the network itself instead of a program (golden).
+    compiles = True
+    #: The clock the report's throughput assumes (MHz) unless the caller gives one.
+    clock_mhz = 1000.0
+    #: The configuration compiled for when the caller gives none.
+    default_config = "small"
+
+    def resolve_config(self, config):
+        """``(name, Config)`` for ``config`` (a preset name, a :class:`Config`, or None for
+        :attr:`default_config`)."""
+        if config is None:
+            config = self.default_config
+        if isinstance(config, Config):
+            return "custom", config
+        return config, preset(config)
+
+    def run(self, program, batch, *, progress=False, vcd=None):
+        """Load ``program`` and run it on every sample of the int16 ``batch``.
+
+        Returns
+        -------
+        runs : list of dict
+            Per sample, as :func:`diannao.sim.runtime.host.run_sample`.
+        details : object
+            What the engine reports about itself (or None).
+        """
+        raise NotImplementedError
+
+
+class Golden(Engine):
+    """The bit-exact numpy model (:meth:`diannao.golden.quant.QNetwork.run`)."""
+
+    name = "golden"
+    compiles = False
+
+
+def run_network(qnet, x_q, engine, *, config=None, source="input", strict=False,
+                progress=False, vcd=None, clock_mhz=None):
+    """Run a quantized network on an input with ``engine``.
+
+    Parameters
+    ----------
+    qnet : diannao.golden.quant.QNetwork
+    x_q : array_like of int or float, or diannao.sim.runtime.inputs.CheckedInput
+        One sample or a batch: int16 values, or floats quantized at the input format.
+    engine : Engine
+    config : str or Config, optional
+        The node to compile for: a preset name or a :class:`Config` (default the engine's
+        :attr:`Engine.default_config`; the board's is its bitstream's).
+    source : str
+        The file the input came from, named in error messages.
+    strict : bool
+        Reject float values outside the input format instead of saturating them.
+    progress : bool
+        Progress on stderr.
+    vcd : path, optional
+        Waveform of the run (simulators).
+    clock_mhz : float, optional
+        Clock for the report's throughput (default the engine's).
+
+    Returns
+    -------
+    RunResult
+        With :attr:`RunResult.input` set (real values, saturation count).
+
+    Raises
+    ------
+    ValueError
+        A bad input (:func:`diannao.sim.runtime.inputs.check_input`) or a network that does
+        not fit the configuration (:class:`diannao.sim.compiler.program.CompileError`).
+    diannao.sim.runtime.host.RunBudgetError
+        A run that overran its cycle budget or time limit.
+    """
+    x = ensure_checked(qnet, x_q, source, strict=strict)
+    if not engine.compiles:
+        y, per_layer = qnet.run(x.batch, intermediates=True)
+        return RunResult(x.unbatch(y), [x.unbatch(a) for a in per_layer], input=x)
+    name, cfg = engine.resolve_config(config)
+    program = compile_network(qnet, cfg)
+    runs, details = engine.run(program, x.batch, progress=progress, vcd=vcd)
+    if len(runs) != len(x.batch):
+        raise RuntimeError(f"engine {engine.name} returned {len(runs)} runs for "
+                           f"{len(x.batch)} samples")
+    per_layer = [np.stack([r["layer_outputs"][i] for r in runs])
+                 for i in range(len(program.layers))]
+    report = build_report(program, name, rtl_cycles=runs[0]["cycles"], run=runs[0],
+                          clock_mhz=clock_mhz or engine.clock_mhz)
+    report.runs, report.hdl = runs, details
+    return RunResult(x.unbatch(per_layer[-1]), [x.unbatch(a) for a in per_layer], report,
+                     input=x)

@@ -1,0 +1,327 @@
+"""Fuzzing in volume: random networks on random configurations, run on the node RTL and
+checked against the golden model (every layer, bit for bit) and the cycle model (cycles and
+every traffic counter).
+
+The Hypothesis strategies draw a configuration (:func:`configs`: ``tn``, tiles, buffer depths
+small enough to force bands and every tile split, ``deep_pipeline``, a narrow instruction
+memory, accumulator and counter widths, activation-table slots) and then networks for it
+(:func:`cases`: input shapes, conv/fc/maxpool/avgpool layers with random kernels, strides,
+padding and output formats, every activation, random user tables, random inputs). A case is
+drawn until it compiles for the configuration; a configuration for which no draw compiles is
+rejected as a whole (Hypothesis ``reject``, never a silent pass).
+
+Every case of one configuration runs on one build of the node (:func:`run_cases`); a
+mismatch is written out (:func:`write_case`) as a network file, an input and a configuration
+file that ``diannao run`` reproduces.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass, field, asdict
+from pathlib import Path
+
+import numpy as np
+from hypothesis import reject, strategies as st
+
+from diannao.golden.formats import INT16_MAX, INT16_MIN, PWLTable, SEGMENTS, to_fixed
+from diannao.golden.network import Network, Conv, FC, MaxPool, AvgPool, ACTIVATIONS
+from diannao.golden.quant import quantize
+from diannao.hw.config import Config, min_acc_width
+from diannao.sim.compiler import cycle_model
+from diannao.sim.engines import hdl
+from diannao.sim.engines import pysim
+from diannao.sim.compiler.program import CompileError, compile_network
+
+
+__all__ = ["Case", "configs", "cases", "run_cases", "check_case", "differences", "write_case",
+           "Stats", "TILE_CHOICES", "TN_CHOICES", "VARIANTS", "PROFILE_NETWORKS"]
+
+TN_CHOICES = (2, 4, 8, 16)
+TILE_CHOICES = (1, 2, 4, 8, 16)
+#: Random networks on the RTL per test run, by Hypothesis profile (``tests/conftest.py``;
+#: ``DIANNAO_FUZZ_NETWORKS`` overrides).
+PROFILE_NETWORKS = {"ci": 504, "dev": 64, "fuzz": 2000}
+#: Draws of a network for a configuration before the configuration is rejected.
+_ATTEMPTS = 12
+
+
+#: Pipeline variants: the plain node, ``deep_pipeline``, a narrow instruction memory.
+VARIANTS = ("plain", "deep", "narrow")
+
+
+@st.composite
+def configs(draw, tn=None, variant=None, max_multipliers=None, tiles=None, small_nbin=None):
+    """A :class:`Config` with small buffers.
+
+    Parameters
+    ----------
+    tn : int, optional
+        Fixed NFU width (default: drawn from :data:`TN_CHOICES`).
+    variant : str, optional
+        Fixed pipeline variant, one of :data:`VARIANTS` (default: drawn).
+    max_multipliers : int, optional
+        Upper bound on ``tn * tn * tiles`` (the node's size, which sets the Verilator build
+        time).
+    tiles : int, optional
+        Fixed number of tiles (default: drawn from :data:`TILE_CHOICES`).
+    small_nbin : bool, optional
+        True: an NBin of 24-96 rows, too small for most inputs (bands); False: 97-256 rows
+        (default: either).
+    """
+    tn = draw(st.sampled_from(TN_CHOICES)) if tn is None else tn
+    variant = draw(st.sampled_from(VARIANTS)) if variant is None else variant
+    if tiles is None:
+        tiles = draw(st.sampled_from([t for t in TILE_CHOICES if max_multipliers is None
+                                      or tn * tn * t <= max_multipliers]))
+    if small_nbin is None:
+        small_nbin = draw(st.booleans())
+    min_acc = min_acc_width(tn)
+    return Config(
+        tn=tn, tiles=tiles, deep_pipeline=int(variant == "deep"),
+        imem_narrow=int(variant == "narrow"),
+        acc_width=draw(st.one_of(st.just(48), st.integers(min_acc, 64))),
+        nbin_depth=draw(st.integers(24, 96) if small_nbin else st.integers(97, 256)),
+        nbout_depth=draw(st.integers(24, 256)),
+        sb_depth=draw(st.integers(32, 512)),
+        nm_depth=draw(st.integers(256, 2048)),
+        imem_depth=draw(st.integers(24, 128)),
+        act_tables=draw(st.integers(1, 4)),
+        counter_width=draw(st.sampled_from([16, 24, 32])))
+
+
+@dataclass
+class Case:
+    """One random network on a configuration, with its input and what it must give.
+
+    Attributes
+    ----------
+    config : Config
+    network : golden.network.Network
+        Float weights; :func:`golden.quant.quantize` of it is what runs.
+    x : numpy.ndarray
+        int16 inputs ``[batch, *input_shape]``.
+    qnet, program :
+        The quantized network and its program for ``config``.
+    """
+    config: Config
+    network: Network
+    x: np.ndarray
+    qnet: object = field(repr=False)
+    program: object = field(repr=False)
+
+
+def _weights(rng, scale, shape, fan_in):
+    return rng.normal(0.0, scale / np.sqrt(fan_in), shape)
+
+
+@st.composite
+def _table(draw):
+    """A random NFU-3 table (any slopes and offsets, any segment width and slope format).
+
+    The 32 coefficients come from a seeded generator (one Hypothesis choice instead of 32,
+    so that a batch of networks fits one example): all int16, or small, with the extremes
+    mixed in."""
+    i16 = st.integers(INT16_MIN, INT16_MAX)
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    span = draw(st.sampled_from([INT16_MAX, 2048, 64]))
+    coef = rng.integers(-span, span + 1, (2, SEGMENTS))
+    coef[rng.random((2, SEGMENTS)) < 0.1] = INT16_MIN
+    coef[rng.random((2, SEGMENTS)) < 0.1] = INT16_MAX
+    return PWLTable(x_lo=draw(i16), k=draw(st.integers(0, 15)), f=draw(st.integers(0, 15)),
+                    a=tuple(int(v) for v in coef[0]), b=tuple(int(v) for v in coef[1]),
+                    name="user")
+
+
+@st.composite
+def _network(draw, tn):
+    """A random float network (the caller checks that it compiles)."""
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    ints = st.integers
+    if draw(st.booleans()):
+        input_shape = (draw(ints(1, 2 * tn + 1)), draw(ints(1, 9)), draw(ints(1, 9)))
+    else:
+        input_shape = (draw(ints(1, 6 * tn)),)
+    scale = draw(st.sampled_from([0.5, 1.0, 3.0]))     # 3.0: outputs saturate
+    layers, shape = [], input_shape
+    for _ in range(draw(ints(1, 4))):
+        image = len(shape) == 3
+        kind = draw(st.sampled_from(["fc", "conv", "conv", "maxpool", "avgpool"]
+                                    if image else ["fc"]))
+        if kind in ("maxpool", "avgpool"):
+            size = draw(ints(1, min(3, shape[1], shape[2])))
+            layer = (MaxPool if kind == "maxpool" else AvgPool)(size, draw(ints(1, size + 1)))
+        else:
+            act = draw(st.sampled_from(ACTIVATIONS))
+            user_table = act != "identity" and draw(ints(0, 3)) == 0
+            common = dict(activation=act, out_frac=draw(st.one_of(st.none(), ints(0, 12))),
+                          table=draw(_table()) if user_table else None)
+            # A quarter of the layers are wide: enough output blocks for every tile split.
+            o = draw(ints(3 * tn + 2, 16 * tn + 1) if draw(ints(0, 3)) == 0
+                     else ints(1, 3 * tn + 1))
+            if kind == "fc":
+                n = int(np.prod(shape))
+                layer = FC(_weights(rng, scale, (o, n), n), rng.normal(0, 0.2, o), **common)
+            else:
+                c, h, w = shape
+                pad = draw(ints(0, 2))
+                k = draw(ints(1, min(4, min(h, w) + 2 * pad)))
+                layer = Conv(_weights(rng, scale, (o, c, k, k), c * k * k),
+                             rng.normal(0, 0.2, o), stride=draw(ints(1, 3)), pad=pad, **common)
+        layers.append(layer)
+        shape = Network(input_shape, layers).output_shape
+    return Network(input_shape, layers, act_frac=draw(ints(4, 12)))
+
+
+@st.composite
+def cases(draw, config):
+    """A :class:`Case` for ``config``: a random network that compiles for it and 1-2 inputs
+    (reals in [-2, 2) quantized at the input format, or any int16 values)."""
+    for _ in range(_ATTEMPTS):
+        network = draw(_network(config.tn))
+        try:
+            qnet = quantize(network)
+            program = compile_network(qnet, config)
+        except (CompileError, ValueError):
+            continue      # too large for the buffers, or a format the quantizer cannot give
+        rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+        shape = (draw(st.integers(1, 2)),) + tuple(network.input_shape)
+        if draw(st.booleans()):
+            x = to_fixed(rng.uniform(-2, 2, shape), qnet.input_frac)
+        else:
+            x = rng.integers(INT16_MIN, INT16_MAX + 1, shape)
+        return Case(config, network, np.asarray(x, dtype=np.int64), qnet, program)
+    reject()
+
+
+@dataclass
+class Stats:
+    """What a campaign checked."""
+    networks: int = 0
+    layers: int = 0
+    samples: int = 0
+    cycles: int = 0
+    configs: int = 0
+    distinct: int = 0
+    #: Coverage: how often each feature occurred.
+    seen: dict = field(default_factory=dict)
+    #: Fingerprints of the cases seen (:func:`fingerprint`).
+    prints: set = field(default_factory=set, repr=False)
+
+    def add(self, case, runs):
+        key = fingerprint(case)
+        self.distinct += key not in self.prints
+        self.prints.add(key)
+        self.networks += 1
+        self.layers += len(case.network.layers)
+        self.samples += len(runs)
+        self.cycles += sum(cycle_model.program_cycles(case.program.instructions,
+                                                      case.config)) * len(runs)
+        for feature in _features(case):
+            self.seen[feature] = self.seen.get(feature, 0) + 1
+
+    def summary(self):
+        """The counts and coverage as plain data (no fingerprints)."""
+        return dict(networks=self.networks, distinct=self.distinct, layers=self.layers,
+                    samples=self.samples, cycles=self.cycles, configs=self.configs,
+                    seen=dict(self.seen))
+
+
+def fingerprint(case):
+    """A digest of everything a case runs: configuration, network, weights, input."""
+    digest = hashlib.sha256(repr(case.config).encode())
+    for layer in case.qnet.layers:
+        digest.update(repr((layer.kind, layer.in_shape, layer.out_shape, layer.kernel,
+                            layer.stride, layer.pad, layer.shift, layer.bias_exp,
+                            layer.table)).encode())
+        for a in (layer.w_q, layer.b_q):
+            if a is not None:
+                digest.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
+    digest.update(np.ascontiguousarray(case.x, dtype=np.int64).tobytes())
+    return digest.hexdigest()
+
+
+def _features(case):
+    cfg, out = case.config, set()
+    out.add(f"tn={cfg.tn}")
+    out.add(f"tiles={cfg.tiles}")
+    if cfg.deep_pipeline:
+        out.add("deep")
+    if cfg.imem_narrow:
+        out.add("narrow")
+    for layer in case.network.layers:
+        out.add(layer.kind)
+        if getattr(layer, "table", None) is not None:
+            out.add("user table")
+        if getattr(layer, "activation", None):
+            out.add(layer.activation)
+    for info in case.program.layers:
+        if len(info.pcs) > 3:
+            out.add("bands")
+        out.add(f"split {info.fields['log2_gob']}/{cfg.log2_tiles}")
+    return out
+
+
+def differences(qnet, program, x, runs):
+    """How RTL ``runs`` (:func:`diannao.sim.runtime.host.run_sample`, one per sample of the int16 batch
+    ``x``) of ``program`` differ from the golden model and the cycle model: a list of
+    strings, empty when every layer's output, the error flag, the cycle count and every
+    traffic counter of the node and of each tile agree (counters modulo
+    ``2**counter_width``, as the RTL's wrap)."""
+    problems = []
+    cfg = program.config
+    mask = (1 << cfg.counter_width) - 1
+    want_node, want_tiles = cycle_model.program_counters(program)
+    for i, (xi, run) in enumerate(zip(x, runs)):
+        _, golden = qnet.run(xi, intermediates=True)
+        for n, (got, want) in enumerate(zip(run["layer_outputs"], golden)):
+            if not np.array_equal(got, want):
+                bad = tuple(int(k) for k in np.argwhere(np.asarray(got) != np.asarray(want))[0])
+                problems.append(f"sample {i} layer {n} ({program.layers[n].kind}) differs "
+                                f"from golden at {list(bad)}: RTL {got[bad]}, golden "
+                                f"{want[bad]}")
+        if run["error"]:
+            problems.append(f"sample {i}: the node raised its error flag")
+        for name, want in want_node.items():
+            if run[name] != want & mask:
+                problems.append(f"sample {i}: node counter {name} = {run[name]}, model {want}")
+        for t, (got_t, want_t) in enumerate(zip(run["tiles"], want_tiles)):
+            for name, want in want_t.items():
+                if got_t[name] != want & mask:
+                    problems.append(f"sample {i}: tile {t} counter {name} = {got_t[name]}, "
+                                    f"model {want}")
+    if len(runs) != len(x):
+        problems.append(f"{len(runs)} runs for {len(x)} samples")
+    return problems
+
+
+def check_case(case, runs):
+    """:func:`differences` of a :class:`Case`."""
+    return differences(case.qnet, case.program, case.x, runs)
+
+
+def run_cases(config, cases_, engine="verilator"):
+    """Run ``cases_`` (all for ``config``) on one node of ``engine`` (``verilator``,
+    ``icarus`` or ``pysim``); returns the runs of each case."""
+    jobs = [(c.program, c.x) for c in cases_]
+    if engine == "pysim":
+        results = pysim.run_jobs(config, jobs)
+    else:
+        results, _ = hdl.run_jobs(config, jobs, simulator=engine)
+    return [runs for _, runs in results]
+
+
+def write_case(case, directory, problems=()):
+    """Write ``case`` to ``directory`` as ``network.json`` (+ ``.npz``), ``input.npy``
+    (int16), ``config.json`` and ``README.txt`` with the ``diannao run`` command that
+    reproduces it; returns the directory."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    case.network.save(directory / "network.json")
+    np.save(directory / "input.npy", case.x.astype(np.int16))
+    (directory / "config.json").write_text(json.dumps(asdict(case.config), indent=1) + "\n")
+    command = (f"diannao run --network {directory}/network.json --input {directory}/input.npy "
+               f"--config {directory}/config.json --engine verilator --out {directory}/y.npy")
+    (directory / "README.txt").write_text(
+        "A random network on which the RTL differed from golden or the cycle model.\n\n"
+        + "".join(f"  {p}\n" for p in problems) + f"\nReproduce:\n  {command}\n")
+    return directory

@@ -1,0 +1,134 @@
+"""Whole networks on the node RTL (Amaranth simulator): bit-exact with golden, cycle-equal
+with the cycle model; the host-port path; compile errors. Random networks on random
+configurations are in test_fuzz.py; the 16-tile tn=16 node runs under Verilator in
+test_hdl.py and under Amaranth's simulator in ``make bench``."""
+
+import numpy as np
+import pytest
+
+from diannao.golden.formats import to_fixed
+from diannao.golden.network import Network, Conv, FC, MaxPool, AvgPool
+from diannao.golden.quant import quantize
+from diannao.hw.config import preset
+from diannao.sim.compiler import cycle_model
+from diannao.sim.compiler.program import compile_network, CompileError
+from diannao.sim.tools.fuzz import differences
+from diannao.sim.engines.pysim import run_program
+
+
+SMALL = preset("small")
+#: The small node with the registers of a fast clock (Config.deep_pipeline): every latency
+#: grows, results and the cycle model's agreement must not change.
+DEEP = SMALL.replace(deep_pipeline=1)
+
+
+def _net(rng, input_shape, specs):
+    """A random network from compact layer specs."""
+    layers, shape = [], input_shape
+    for spec in specs:
+        kind = spec[0]
+        if kind == "conv":
+            _, o, k, s, p, act = spec
+            c = shape[0]
+            layers.append(Conv(rng.normal(0, 1 / np.sqrt(c * k * k), (o, c, k, k)),
+                               rng.normal(0, 0.1, o), stride=s, pad=p, activation=act))
+        elif kind == "fc":
+            _, o, act = spec
+            n = int(np.prod(shape))
+            layers.append(FC(rng.normal(0, 1 / np.sqrt(n), (o, n)), rng.normal(0, 0.1, o),
+                             activation=act))
+        elif kind == "maxpool":
+            layers.append(MaxPool(spec[1], spec[2]))
+        else:
+            layers.append(AvgPool(spec[1], spec[2]))
+        shape = Network(input_shape, layers).output_shape
+    return Network(input_shape, layers)
+
+
+def _check(net, config, batch=2, seed=0, host_port=False):
+    """Run ``net`` on the node: every layer equal to golden, cycles and every traffic
+    counter equal to the cycle model (:func:`diannao.sim.tools.fuzz.differences`)."""
+    rng = np.random.default_rng(seed)
+    qnet = quantize(net)
+    program = compile_network(qnet, config)
+    x = to_fixed(rng.uniform(-1, 1, (batch,) + tuple(net.input_shape)), qnet.input_frac)
+    y, runs = run_program(program, x, host_port=host_port)
+    assert differences(qnet, program, x, runs) == []
+    assert np.array_equal(y, np.stack([qnet.run(xi) for xi in x]))
+    return program, runs
+
+
+@pytest.mark.parametrize("act", ["sigmoid", "tanh", "relu", "identity"])
+def test_mlp_each_activation(act):
+    net = _net(np.random.default_rng(1), (23,), [("fc", 13, act), ("fc", 6, "identity")])
+    _check(net, SMALL)
+
+
+@pytest.mark.parametrize("config", [SMALL, DEEP], ids=["small", "deep"])
+def test_cnn_conv_pool_fc(config):
+    net = _net(np.random.default_rng(2), (3, 9, 9),
+               [("conv", 6, 3, 1, 1, "relu"), ("maxpool", 2, 2), ("conv", 5, 2, 2, 0, "tanh"),
+                ("fc", 7, "sigmoid")])
+    _check(net, config)
+
+
+def test_several_pools_odd_sizes_stride2():
+    net = _net(np.random.default_rng(3), (5, 11, 10),
+               [("conv", 7, 3, 2, 1, "relu"), ("avgpool", 2, 1), ("maxpool", 2, 2),
+                ("fc", 3, "identity")])
+    _check(net, SMALL)
+
+
+@pytest.mark.parametrize("config", [SMALL, DEEP], ids=["small", "deep"])
+def test_host_port_path_end_to_end(config):
+    net = _net(np.random.default_rng(4), (2, 5, 5),
+               [("conv", 5, 3, 1, 1, "relu"), ("maxpool", 2, 2), ("fc", 4, "sigmoid")])
+    _check(net, config, batch=1, host_port=True)
+
+
+@pytest.mark.parametrize("config", [SMALL, DEEP], ids=["small", "deep"])
+def test_one_tile_diannao_shape(config):
+    net = _net(np.random.default_rng(5), (20,), [("fc", 9, "relu"), ("fc", 5, "identity")])
+    _check(net, config.replace(tiles=1), batch=1)
+
+
+def test_layers_larger_than_nbin_run_in_bands():
+    # 3x20x20 input: 400 NBin rows at tn=4; NBin holds 64, so conv and pool go in bands.
+    cfg = SMALL.replace(nbin_depth=64)
+    net = _net(np.random.default_rng(11), (3, 20, 20),
+               [("conv", 5, 3, 2, 1, "relu"), ("maxpool", 2, 2), ("conv", 4, 3, 1, 1, "tanh"),
+                ("fc", 3, "identity")])
+    program, _ = _check(net, cfg, batch=1)
+    loads = [f for f in program.instructions if f["op"] == 1]
+    assert len(loads) > len(net.layers)
+    assert all(f["count"] <= cfg.nbin_depth for f in loads)
+
+
+def test_mapping_spreads_few_blocks_over_tiles():
+    # One output block on four tiles: the compiler splits output rows instead.
+    net = _net(np.random.default_rng(7), (1, 8, 8), [("conv", 3, 3, 1, 1, "relu")])
+    program = compile_network(quantize(net), SMALL)
+    f = program.instructions[1]
+    busy = [cycle_model.tile_emissions(f, t) for t in range(SMALL.tiles)]
+    assert sum(1 for b in busy if b) == SMALL.tiles
+
+
+def _err(net, config, match):
+    with pytest.raises(CompileError, match=match):
+        compile_network(quantize(net), config)
+
+
+def test_compile_errors_name_layer_and_limit():
+    rng = np.random.default_rng(8)
+    big_in = _net(rng, (4, 20, 20), [("conv", 4, 3, 1, 1, "relu")])
+    _err(big_in, SMALL.replace(nbin_depth=40), r"layer 0 \(conv\): one output row needs 60 NBin "
+                                               r"rows.*nbin_depth")
+    big_fc = _net(rng, (300,), [("fc", 4, "relu")])
+    _err(big_fc, SMALL.replace(nbin_depth=64), r"layer 0 \(fc\).*75 NBin rows.*whole input")
+    wide = _net(rng, (64,), [("fc", 64, "relu")])
+    _err(wide, SMALL.replace(sb_depth=8), r"layer 0 \(fc\).*SB needs .*sb_depth")
+    _err(wide, SMALL.replace(nm_depth=20), r"layer 0 \(fc\).*NM needs .*nm_depth")
+    many_out = _net(rng, (1, 12, 12), [("conv", 4, 1, 1, 0, "relu")])
+    _err(many_out, SMALL.replace(nbout_depth=16), r"layer 0 \(conv\): tile 0 produces .*nbout_depth")
+    tables = _net(rng, (8,), [("fc", 8, "sigmoid"), ("fc", 8, "tanh"), ("fc", 8, "relu")])
+    _err(tables, SMALL.replace(act_tables=2), r"3 distinct activation tables.*holds 2")

@@ -114,62 +114,65 @@ def _weights(rng, scale, shape, fan_in):
     return rng.normal(0.0, scale / np.sqrt(fan_in), shape)
 
 
-@st.composite
-def _table(draw):
-    """A random NFU-3 table (any slopes and offsets, any segment width and slope format).
-
-    The 32 coefficients come from a seeded generator (one Hypothesis choice instead of 32,
-    so that a batch of networks fits one example): all int16, or small, with the extremes
-    mixed in."""
-    i16 = st.integers(INT16_MIN, INT16_MAX)
-    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
-    span = draw(st.sampled_from([INT16_MAX, 2048, 64]))
+def _table(rng):
+    """A random NFU-3 table (any slopes and offsets, any segment width and slope format):
+    coefficients all int16 or small, with the extremes mixed in."""
+    span = int(rng.choice([INT16_MAX, 2048, 64]))
     coef = rng.integers(-span, span + 1, (2, SEGMENTS))
     coef[rng.random((2, SEGMENTS)) < 0.1] = INT16_MIN
     coef[rng.random((2, SEGMENTS)) < 0.1] = INT16_MAX
-    return PWLTable(x_lo=draw(i16), k=draw(st.integers(0, 15)), f=draw(st.integers(0, 15)),
+    x_lo = int(rng.choice([INT16_MIN, INT16_MAX, rng.integers(INT16_MIN, INT16_MAX + 1)]))
+    return PWLTable(x_lo=x_lo, k=int(rng.integers(0, 16)), f=int(rng.integers(0, 16)),
                     a=tuple(int(v) for v in coef[0]), b=tuple(int(v) for v in coef[1]),
                     name="user")
 
 
 @st.composite
 def _network(draw, tn):
-    """A random float network (the caller checks that it compiles)."""
+    """A random float network (the caller checks that it compiles).
+
+    Everything comes from one drawn seed: one Hypothesis choice per network, so that a
+    batch of 128 networks (several draws each, when some do not compile) fits one example.
+    """
     rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
-    ints = st.integers
-    if draw(st.booleans()):
-        input_shape = (draw(ints(1, 2 * tn + 1)), draw(ints(1, 9)), draw(ints(1, 9)))
+
+    def ints(lo, hi):
+        return int(rng.integers(lo, hi + 1))
+
+    def pick(options):
+        return options[ints(0, len(options) - 1)]
+
+    if ints(0, 1):
+        input_shape = (ints(1, 2 * tn + 1), ints(1, 9), ints(1, 9))
     else:
-        input_shape = (draw(ints(1, 6 * tn)),)
-    scale = draw(st.sampled_from([0.5, 1.0, 3.0]))     # 3.0: outputs saturate
+        input_shape = (ints(1, 6 * tn),)
+    scale = pick([0.5, 1.0, 3.0])     # 3.0: outputs saturate
     layers, shape = [], input_shape
-    for _ in range(draw(ints(1, 4))):
+    for _ in range(ints(1, 4)):
         image = len(shape) == 3
-        kind = draw(st.sampled_from(["fc", "conv", "conv", "maxpool", "avgpool"]
-                                    if image else ["fc"]))
+        kind = pick(["fc", "conv", "conv", "maxpool", "avgpool"] if image else ["fc"])
         if kind in ("maxpool", "avgpool"):
-            size = draw(ints(1, min(3, shape[1], shape[2])))
-            layer = (MaxPool if kind == "maxpool" else AvgPool)(size, draw(ints(1, size + 1)))
+            size = ints(1, min(3, shape[1], shape[2]))
+            layer = (MaxPool if kind == "maxpool" else AvgPool)(size, ints(1, size + 1))
         else:
-            act = draw(st.sampled_from(ACTIVATIONS))
-            user_table = act != "identity" and draw(ints(0, 3)) == 0
-            common = dict(activation=act, out_frac=draw(st.one_of(st.none(), ints(0, 12))),
-                          table=draw(_table()) if user_table else None)
+            act = pick(ACTIVATIONS)
+            user_table = act != "identity" and ints(0, 3) == 0
+            common = dict(activation=act, out_frac=pick([None, ints(0, 12)]),
+                          table=_table(rng) if user_table else None)
             # A quarter of the layers are wide: enough output blocks for every tile split.
-            o = draw(ints(3 * tn + 2, 16 * tn + 1) if draw(ints(0, 3)) == 0
-                     else ints(1, 3 * tn + 1))
+            o = ints(3 * tn + 2, 16 * tn + 1) if ints(0, 3) == 0 else ints(1, 3 * tn + 1)
             if kind == "fc":
                 n = int(np.prod(shape))
                 layer = FC(_weights(rng, scale, (o, n), n), rng.normal(0, 0.2, o), **common)
             else:
                 c, h, w = shape
-                pad = draw(ints(0, 2))
-                k = draw(ints(1, min(4, min(h, w) + 2 * pad)))
+                pad = ints(0, 2)
+                k = ints(1, min(4, min(h, w) + 2 * pad))
                 layer = Conv(_weights(rng, scale, (o, c, k, k), c * k * k),
-                             rng.normal(0, 0.2, o), stride=draw(ints(1, 3)), pad=pad, **common)
+                             rng.normal(0, 0.2, o), stride=ints(1, 3), pad=pad, **common)
         layers.append(layer)
         shape = Network(input_shape, layers).output_shape
-    return Network(input_shape, layers, act_frac=draw(ints(4, 12)))
+    return Network(input_shape, layers, act_frac=ints(4, 12))
 
 
 @st.composite

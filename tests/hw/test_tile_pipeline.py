@@ -110,6 +110,8 @@ def _gtkw_traces(text):
 
 
 def _vcd_vars(path):
+    """The VCD's variables, read here rather than with :mod:`diannao.sim.engines.vcd`'s own
+    reader, so that the check does not lean on the code that chose the traces."""
     names, scope = set(), []
     with open(path) as fh:
         for line in fh:

@@ -212,8 +212,9 @@ def _rtl_options(p):
                    help=f"node configuration for RTL engines: a preset "
                         f"({', '.join(sorted(PRESETS))}; default small) or a JSON file of "
                         f"Config fields")
-    p.add_argument("--clock-mhz", type=_positive_mhz, default=1000.0,
-                   help="clock for the throughput column of the report (default 1000)")
+    p.add_argument("--clock-mhz", type=_positive_mhz, default=None,
+                   help="clock for the throughput column of the report (default: 1000 for "
+                        "the simulators, the board's clock for a board)")
     p.add_argument("--port", help="serial port of a board (engine 'board')")
 
 

@@ -5,7 +5,7 @@ digits MLP bit-exact with golden; bad frames are reported and not executed."""
 import numpy as np
 import pytest
 
-from diannao.sim.engines.board import BoardEngine, Link
+from diannao.sim.engines.board import BOARD_CLOCK_MHZ, BoardEngine, Link
 from diannao.sim.runtime.run import run_network
 from diannao.boards.host_link import HostLink
 from diannao.boards.icebreaker import ICEBreakerTop
@@ -92,3 +92,4 @@ def test_digits_mlp_over_simulated_uart(board, mlp):
     for ours, ref in zip(result.layer_outputs, qnet.run(x_q, intermediates=True)[1]):
         assert np.array_equal(ours, ref)
     assert differences(qnet, program, x_q, result.report.runs) == []
+    assert result.report.clock_mhz == BOARD_CLOCK_MHZ[board]     # the engine's own clock

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from diannao.golden.formats import INT16_MIN, avg_reciprocal
+from diannao.golden.formats import INT16_MIN, MAX_BIAS_EXP, avg_reciprocal
 from diannao.golden.layers import accumulator_bound
 from diannao.hw.config import Config
 from diannao.hw.isa import Op, check_fields, encode
@@ -240,6 +240,11 @@ def compile_network(qnet, config):
     in_base = input_base
     for layer in layers:
         where = f"layer {layer.index} ({layer.kind})"
+        if layer.kind in ("conv", "fc") and not 0 <= layer.bias_exp <= MAX_BIAS_EXP:
+            # The bias row's input is the int16 1 << bias_exp: 1 << 15 would wrap.
+            raise CompileError(f"{where}: bias_exp={layer.bias_exp} is outside [0, "
+                               f"{MAX_BIAS_EXP}] (the bias row's input 1 << bias_exp must be "
+                               f"an int16)")
         bound = layer_acc_bound(layer)
         if acc_bits(bound) > cfg.acc_width:
             raise CompileError(f"{where}: the worst-case accumulator needs {acc_bits(bound)} "

@@ -180,3 +180,13 @@ def test_load_field_out_of_range_names_layer_and_field():
                                            r"count=65536 is out of range \[0, 65535\] "
                                            r"\(16 bits\)$"):
         compile_network(quantize(net), cfg)
+
+
+def test_bias_exp_beyond_int16_is_rejected():
+    # The quantizer never gives bias_exp > 14; a hand-made layer with 15 (which the 4-bit
+    # field could hold) would feed the bias row 1 << 15, an int16 -32768.
+    qnet = quantize(_fc_net(8, 4, "identity"))
+    compile_network(qnet, SMALL)
+    qnet = dataclasses.replace(qnet, layers=(dataclasses.replace(qnet.layers[0], bias_exp=15),))
+    with pytest.raises(CompileError, match=r"^layer 0 \(fc\): bias_exp=15 is outside \[0, 14\]"):
+        compile_network(qnet, SMALL)

@@ -6,10 +6,10 @@ from amaranth.back import verilog
 from amaranth.hdl import ClockDomain, ClockSignal, Instance, ResetSignal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
+
+from diannao.hw.config import PRESETS, preset
 from diannao.hw.node import Node
 from diannao.hw.tile import Tile, COUNTERS
-from diannao.hw.config import PRESETS
-from diannao.hw.config import preset
 
 
 __all__ = ["generate", "add_subcommand", "TileInstance", "port_signals"]

@@ -28,9 +28,8 @@ from diannao.golden.network import Network, Conv, FC, MaxPool, AvgPool, ACTIVATI
 from diannao.golden.quant import quantize
 from diannao.hw.config import Config, min_acc_width
 from diannao.sim.compiler import cycle_model
-from diannao.sim.engines import hdl
-from diannao.sim.engines import pysim
 from diannao.sim.compiler.program import CompileError, compile_network
+from diannao.sim.engines import hdl, pysim
 
 
 __all__ = ["Case", "configs", "cases", "run_cases", "check_case", "differences", "write_case",

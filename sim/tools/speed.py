@@ -10,13 +10,13 @@ import tempfile
 import time
 
 import numpy as np
-from diannao.hw.config import preset
+
 from diannao.golden.quant import quantize
-from diannao.sim.tools import digits
+from diannao.hw.config import preset
 from diannao.sim.compiler.program import compile_network
+from diannao.sim.engines.hdl import is_cached, run_hdl
 from diannao.sim.engines.pysim import run_program
-from diannao.sim.engines.hdl import run_hdl
-from diannao.sim.engines.hdl import is_cached
+from diannao.sim.tools import digits
 
 __all__ = ["measure", "main"]
 

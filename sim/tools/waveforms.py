@@ -26,9 +26,8 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from diannao.hw.isa import decode
-from diannao.hw.isa import disassemble, Op
-from diannao.hw.isa import INSTR_FIELDS
+
+from diannao.hw.isa import INSTR_FIELDS, Op, decode, disassemble
 
 
 __all__ = ["Wave", "SignalInfo", "InstructionEvent", "Activity", "normalize", "STAGES",

@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import cocotb
 import numpy as np
 from cocotb_tools.runner import get_runner
 
@@ -72,11 +73,23 @@ def simulator_available(simulator):
     return False, f"unknown simulator {simulator!r}"
 
 
+def _toolchain_key():
+    """What a build links against, besides the Verilog: cocotb's libraries (a Verilator
+    executable finds them through a run path into the environment that built it, so a build
+    from a deleted environment cannot start: exit 127) and the simulator's version."""
+    parts = [str(Path(cocotb.__file__).parent / "libs"), cocotb.__version__]
+    try:
+        parts.append(verilator_env()["VERILATOR_ROOT"])
+    except ImportError:
+        pass
+    return parts
+
+
 def _build_dir(simulator, verilog_text, waves):
     flags = VERILATOR_FLAGS if simulator == "verilator" else []
     config = VERILATOR_CONFIG if simulator == "verilator" else ""
-    key = hashlib.sha256("\0".join([simulator, verilog_text, *flags, config,
-                                    str(waves)]).encode())
+    key = hashlib.sha256("\0".join([simulator, verilog_text, *flags, config, str(waves),
+                                    *_toolchain_key()]).encode())
     return cache_dir() / f"{simulator}-{key.hexdigest()[:20]}"
 
 

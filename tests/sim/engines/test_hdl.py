@@ -15,6 +15,7 @@ from diannao.hw.config import preset
 from diannao.hw.node import HostBus
 from diannao.sim.compiler.program import compile_network
 from diannao.sim.tools.fuzz import differences
+from diannao.sim.engines import hdl
 from diannao.sim.engines.hdl import run_hdl, simulator_available, verilator_env
 from diannao.sim.engines.verilog import generate
 
@@ -53,6 +54,18 @@ def test_verilator_small():
     # The build is cached by a hash of the Verilog and flags: a second run does not rebuild.
     again = _check("verilator", preset("small"), batch=1)
     assert again["cached"] and again["build_dir"] == info["build_dir"]
+
+
+def test_a_build_belongs_to_the_environment_that_made_it(monkeypatch):
+    # A Verilator executable finds cocotb's libraries through a run path into the
+    # environment that built it: the cache of a deleted environment (another clone's .venv)
+    # must not be reused, or the run exits 127 without a word.
+    text = generate(preset("small"), top="node", name=hdl.TOP)
+    here = hdl._build_dir("verilator", text, False)
+    key = hdl._toolchain_key()
+    assert any(part.endswith(os.path.join("cocotb", "libs")) for part in key)
+    monkeypatch.setattr(hdl, "_toolchain_key", lambda: ["/gone/.venv/cocotb/libs", *key[1:]])
+    assert hdl._build_dir("verilator", text, False) != here
 
 
 def test_icarus_small():

@@ -76,6 +76,11 @@ class Config:
         Rows of ``tn * tn`` 16-bit weights in each tile's SB.
     nm_depth : int
         Rows of ``tn`` 16-bit values in the node's central neuron memory.
+    psum_depth : int
+        Rows of ``tn`` exact partial sums (``acc_width`` bits each) in each tile, kept
+        between the chunks of a reduction that does not fit NBin (NBout's partial sums in
+        the paper): the most outputs a tile computes in one chunk. 0: no partial-sum buffer;
+        every reduction must fit NBin.
     imem_depth : int
         Instructions in the node's instruction memory.
     act_tables : int
@@ -110,6 +115,7 @@ class Config:
     nbout_depth: int = 256
     sb_depth: int = 256
     nm_depth: int = 1024
+    psum_depth: int = 256
     imem_depth: int = 256
     act_tables: int = 4
     imem_narrow: int = 0
@@ -131,6 +137,9 @@ class Config:
         for name in ("nbin_depth", "nbout_depth", "sb_depth", "nm_depth", "imem_depth"):
             if getattr(self, name) < 2:
                 raise ValueError(f"Config.{name} must be >= 2, not {getattr(self, name)!r}")
+        if self.psum_depth == 1 or self.psum_depth < 0:
+            raise ValueError(f"Config.psum_depth must be 0 (none) or >= 2, "
+                             f"not {self.psum_depth!r}")
         for name, (most, why) in _DEPTH_LIMITS.items():
             if getattr(self, name) > most:
                 raise ValueError(f"Config.{name} must be at most {most} ({why}), "
@@ -214,10 +223,10 @@ def _kb_rows(kbytes, values_per_row):
 PRESETS = {
     # DianNao (ASPLOS 2014): one NFU, NBin 2 KB, NBout 2 KB, SB 32 KB.
     "diannao": Config(tn=16, tiles=1, nbin_depth=_kb_rows(2, 16), nbout_depth=_kb_rows(2, 16),
-                      sb_depth=_kb_rows(32, 256), nm_depth=4096),
+                      psum_depth=_kb_rows(2, 16), sb_depth=_kb_rows(32, 256), nm_depth=4096),
     # DaDianNao (MICRO 2014): 16 tiles, SB 2 MB per tile; NM scaled to the run.
     "dadiannao": Config(tn=16, tiles=16, nbin_depth=_kb_rows(2, 16), nbout_depth=_kb_rows(2, 16),
-                        sb_depth=_kb_rows(2048, 256), nm_depth=4096),
+                        psum_depth=_kb_rows(2, 16), sb_depth=_kb_rows(2048, 256), nm_depth=4096),
     # Fast tests: 4 tiles of tn=4.
     "small": Config(tn=4, tiles=4, nbin_depth=256, nbout_depth=256, sb_depth=256, nm_depth=1024),
     # ULX3S (ECP5-85F, 156 18x18 multipliers, 208 18 Kb block RAMs) at 125 MHz: 2 tiles of
@@ -225,14 +234,14 @@ PRESETS = {
     # chip decides the clock (docs/boards.md): the buffers take 54 block RAMs, the
     # instruction memory (32) and the coefficients of 2 activation tables are distributed RAM.
     "ulx3s": Config(tn=4, tiles=2, nbin_depth=512, nbout_depth=512, sb_depth=1024,
-                    nm_depth=1024, imem_depth=32, act_tables=2, deep_pipeline=1),
+                    nm_depth=1024, psum_depth=0, imem_depth=32, act_tables=2, deep_pipeline=1),
     # iCEBreaker (iCE40UP5K, 8 SB_MAC16, 30 4 Kb block RAMs): 1 tile of tn=2 uses
     # 2 * 2 + 2 = 6 multipliers; a narrow instruction memory (one 32-bit host word wide)
-    # keeps the 403-bit instructions in 2 block RAMs; SB 768 rows keeps the total within
+    # keeps the 501-bit instructions in 2 block RAMs; SB 768 rows keeps the total within
     # the 30 block RAMs; 24-bit counters (16.7 M cycles, 0.56 s at 30 MHz) save logic cells.
     # Runs the digits MLP and CNN.
     "icebreaker": Config(tn=2, tiles=1, nbin_depth=256, nbout_depth=256, sb_depth=768,
-                         nm_depth=512, imem_depth=16, act_tables=1, imem_narrow=1,
+                         nm_depth=512, psum_depth=0, imem_depth=16, act_tables=1, imem_narrow=1,
                          counter_width=24),
 }
 

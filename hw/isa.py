@@ -10,10 +10,17 @@ the tools do not load it; the RTL's Amaranth layout is :data:`hw.instr.INSTR`.
 opcode    meaning
 ========  ====================================================================================
 HALT      end of program; the node raises ``done``.
-LOAD      broadcast NM rows ``[src, src+count)`` down the fat tree into every tile's NBin
-          rows ``[dst, dst+count)``.
+LOAD      broadcast NM rows down the fat tree into every tile's NBin rows from ``dst`` on,
+          densely: ``lines`` lines of ``runs`` runs of ``count`` consecutive rows from
+          ``src``, skipping ``run_skip`` rows after each run and ``line_skip`` after each
+          line (a box of a tensor: runs are the channel blocks of a position, lines the rows
+          of the box; ``runs`` and ``lines`` of 0 read as 1).
 CONV      every tile runs its share of a convolution (FC is a convolution whose kernel covers
-          the whole input) from NBin and SB into NBout.
+          the whole input) from NBin and SB into NBout. A reduction split into chunks
+          (one CONV each) keeps exact partial sums in the tile's partial-sum buffer: with
+          ``psum_out`` an output's sum goes there (not to NBout), with ``psum_in`` it starts
+          from there (and there is no bias row); the i-th output of a tile's share uses
+          row i, so every chunk of one output tile walks the same outputs in the same order.
 MAXPOOL   per-lane max over a window (NFU-1 with a diagonal ``1`` SB row, NFU-2 max).
 AVGPOOL   per-lane average: NFU-1 with a diagonal SB row holding the rounded reciprocal
           ``r``, NFU-2 sum, shifter by ``R`` (``docs/numbers.md``).
@@ -26,11 +33,12 @@ The tile's loop nest for CONV/MAXPOOL/AVGPOOL (see :class:`hw.tile_controller.Ti
     for k in range(blocks of this tile):          # ob = ob_group + k * 2**log2_gob
       for oy in this tile's band of output rows:  # [pos_group*oy_band, +oy_band) ∩ [0, oh)
         for ox in range(ow):
-          [CONV only: one bias row: x = (1 << bias_exp, 0, ...), SB row sb_base + k*sb_step]
+          [CONV without psum_in: one bias row: x = (1 << bias_exp, 0, ...), SB row sb_base + k*sb_step]
           for ky in range(kh): for kx in range(kw): for c in range(cb if CONV else 1):
             iy, ix = oy*stride + ky - y_off, ox*stride + kx - x_off   # zero row outside
             x = NBin[nbin_org + ((iy + y_off)*in_w + ix + x_off)*cb + (c if CONV else ob)]
-          NBout <- (NM address out_base + (oy*ow + ox)*ocb + ob, activation(shift(acc)))
+          NBout <- (NM address out_base + oy*(out_row_step + (ow-1)*ocb) + ox*ocb + ob,
+                    activation(shift(acc)))          [psum_out: partial sums <- acc]
 """
 
 from enum import IntEnum
@@ -39,7 +47,7 @@ from typing import NamedTuple
 
 __all__ = ["Op", "Field", "INSTR_FIELDS", "INSTR_WIDTH", "PC_WIDTH", "field_width",
            "field_offset", "field_signed", "field_range", "check_fields", "encode", "decode",
-           "disassemble", "compute_fields"]
+           "disassemble", "compute_fields", "load_fields", "load_rows"]
 
 
 class Op(IntEnum):
@@ -80,10 +88,17 @@ _FIELDS = {
     "band_in_step": (False, 24),   # = oy_band * stride * in_w * cb
     "out_base": (False, 24),
     "ocb": (False, 10),         # output blocks per output position in NM
-    "band_out_step": (False, 24),  # = oy_band * ow * ocb
+    "band_out_step": (False, 24),  # = oy_band * out_w * ocb (out_w: the tensor's width)
+    "out_row_step": (False, 24),   # NM rows from a row's last output to the next row's first
+    "psum_in": (False, 1),      # CONV: no bias row; each output resumes its partial sum
+    "psum_out": (False, 1),     # CONV: each output's sum goes to the partial-sum buffer
     "src": (False, 24),         # LOAD: NM row
     "dst": (False, 16),         # LOAD: NBin row
-    "count": (False, 16),       # LOAD: rows
+    "count": (False, 16),       # LOAD: rows per run
+    "runs": (False, 12),        # LOAD: runs per line (0 reads as 1)
+    "run_skip": (False, 24),    # LOAD: NM rows skipped between runs
+    "lines": (False, 12),       # LOAD: lines (0 reads as 1)
+    "line_skip": (False, 24),   # LOAD: NM rows skipped between lines
 }
 
 #: Bits of the program counter: an instruction's address in the instruction memory, as the
@@ -198,12 +213,13 @@ def decode(word):
 
 _SHOW = {
     Op.HALT: (),
-    Op.LOAD: ("src", "dst", "count"),
+    Op.LOAD: ("src", "dst", "count", "runs", "run_skip", "lines", "line_skip"),
     Op.STORE: (),
 }
 _COMPUTE_SHOW = ("in_h", "in_w", "cb", "kh", "kw", "stride", "y_off", "x_off", "oh", "ow",
                  "ob", "log2_gob", "oy_band", "sb_base", "sb_step", "nbin_org", "out_base",
-                 "ocb", "shift", "bias_exp", "act", "table")
+                 "ocb", "out_row_step", "psum_in", "psum_out", "shift", "bias_exp", "act",
+                 "table")
 
 
 def disassemble(words):
@@ -221,18 +237,33 @@ def disassemble(words):
 
 def compute_fields(*, op, in_h, in_w, cb, kh, kw, stride, y_off, x_off, oh, ow, ob, ocb,
                    log2_gob=0, oy_band=None, sb_base=0, sb_step=0, nbin_base=0, out_base=0,
-                   shift=0, bias_exp=0, act=0, table=0):
+                   out_w=None, psum_in=0, psum_out=0, shift=0, bias_exp=0, act=0, table=0):
     """The fields of a CONV/MAXPOOL/AVGPOOL instruction, derived steps included.
 
-    ``nbin_base`` is the NBin row of input position ``(0, 0)``.
+    ``nbin_base`` is the NBin row of input position ``(0, 0)``; ``out_w`` the width of the
+    output tensor in NM (default ``ow``: the instruction writes whole rows).
     """
     if oy_band is None:
         oy_band = oh
+    if out_w is None:
+        out_w = ow
     return dict(op=Op(op), in_h=in_h, in_w=in_w, cb=cb, kh=kh, kw=kw, stride=stride,
                 y_off=y_off, x_off=x_off, oh=oh, ow=ow, ob=ob, log2_gob=log2_gob,
                 oy_band=oy_band, sb_base=sb_base, sb_step=sb_step,
                 nbin_org=nbin_base - (y_off * in_w + x_off) * cb,
                 row_step=in_w * cb, ox_step=stride * cb, oy_step=stride * in_w * cb,
                 band_in_step=oy_band * stride * in_w * cb, out_base=out_base, ocb=ocb,
-                band_out_step=oy_band * ow * ocb, shift=shift, bias_exp=bias_exp, act=act,
+                band_out_step=oy_band * out_w * ocb, out_row_step=(out_w - ow + 1) * ocb,
+                psum_in=psum_in, psum_out=psum_out, shift=shift, bias_exp=bias_exp, act=act,
                 table=table)
+
+
+def load_fields(*, src, dst=0, count, runs=1, run_skip=0, lines=1, line_skip=0):
+    """The fields of a LOAD of ``lines * runs * count`` rows."""
+    return dict(op=Op.LOAD, src=src, dst=dst, count=count, runs=runs, run_skip=run_skip,
+                lines=lines, line_skip=line_skip)
+
+
+def load_rows(f):
+    """Rows a LOAD with fields ``f`` moves (``runs`` and ``lines`` of 0 read as 1)."""
+    return f.get("count", 0) * max(1, f.get("runs", 0)) * max(1, f.get("lines", 0))

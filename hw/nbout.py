@@ -5,9 +5,10 @@ from amaranth.lib import data
 from diannao.hw.buffer import Buffer
 from diannao.hw.isa import field_width
 from diannao.hw.nbin import row_layout as neuron_row
+from diannao.hw.nfu2 import psum_layout
 
 
-__all__ = ["NBout", "row_layout", "ADDR_WIDTH"]
+__all__ = ["NBout", "PartialSums", "row_layout", "ADDR_WIDTH"]
 
 #: Width of the NM address that travels with every output row: an NM address as the
 #: instruction's ``out_base`` field holds it.
@@ -38,3 +39,25 @@ class NBout(Buffer):
 
     def __init__(self, tn, depth, read_latency=1):
         super().__init__(row_layout(tn), depth, read_latency=read_latency)
+
+
+class PartialSums(Buffer):
+    """NBout's partial sums (paper: NFU-2 reads and writes partial sums through NBout):
+    rows of ``tn`` accumulators of ``acc_width`` bits, kept exact between the chunks of a
+    reduction that does not fit NBin. Read and written by NFU-2 only
+    (:class:`hw.nfu2.NFU2`). Latency ``read_latency`` cycles, one read and one write a cycle.
+
+    Parameters
+    ----------
+    tn : int
+        Accumulators per row.
+    acc_width : int
+        Bits of each.
+    depth : int
+        Rows: the most outputs a tile's share of one chunk may have.
+    read_latency : int
+        1 or 2 (:class:`hw.buffer.Buffer`).
+    """
+
+    def __init__(self, tn, acc_width, depth, read_latency=1):
+        super().__init__(psum_layout(tn, acc_width), depth, read_latency=read_latency)

@@ -1,8 +1,9 @@
 """NFU-2: adder trees, accumulators, shifter and max."""
 
 from amaranth import *
-from amaranth.lib import wiring, data, stream
+from amaranth.lib import wiring, data, memory, stream
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
 from diannao.golden.formats import INT16_MIN, INT16_MAX
 from diannao.hw.adder_tree import AdderTree
@@ -12,10 +13,15 @@ from diannao.hw.nfu1 import product_layout
 from diannao.hw.pipe import delay
 
 
-__all__ = ["NFU2", "SHIFT_WIDTH", "sat16", "shift_window", "thermometer"]
+__all__ = ["NFU2", "SHIFT_WIDTH", "sat16", "shift_window", "thermometer", "psum_layout"]
 
 #: Bits of the shifter amount ``s``: the instruction's ``shift`` field.
 SHIFT_WIDTH = field_width("shift")
+
+
+def psum_layout(tn, acc_width):
+    """One row of partial sums: the ``tn`` accumulators of NFU-2, exact."""
+    return data.ArrayLayout(signed(acc_width), tn)
 
 
 def sat16(v):
@@ -87,7 +93,15 @@ class NFU2(wiring.Component):
     row per cycle (II = 1); a new accumulation may start on the row after ``last``.
 
     The outputs leave as a stream without back-pressure (``o``, ``always_ready``; NFU-3
-    takes it as it is). The input is not a stream: the accumulator flags ``first`` and
+    takes it as it is).
+
+    Partial sums (with ``psum_depth``): a reduction split into chunks keeps its sums exact
+    in a buffer of ``psum_depth`` rows of ``tn`` accumulators (paper: NBout holds partial
+    sums; ours at full accumulator width). The i-th accumulation since ``restart`` uses row
+    i: its first row's sum is added to row i instead of to 0 when ``psum_in`` is set (the
+    row is read ``read_latency`` cycles before it is needed, so it costs no cycle), and
+    with ``psum_out`` the finished accumulator is written to row i instead of going on to
+    the shifter (no ``o`` row). The input is not a stream: the accumulator flags ``first`` and
     ``last`` travel beside NFU-1 in the tile's delay lines, in lockstep with its products
     (``products``, ``valid_in``), and ``max_mode`` and ``shift`` are per-layer settings.
 
@@ -99,6 +113,10 @@ class NFU2(wiring.Component):
         Accumulator bits; the compiler guarantees no layer can overflow it.
     deep : bool
         The five extra stages of ``Config.deep_pipeline``.
+    psum_depth : int
+        Rows of the partial-sum buffer (0: none; ``psum_in`` and ``psum_out`` are ignored).
+    read_latency : int
+        Of the partial-sum buffer's read port (1 or 2).
 
     Members
     -------
@@ -108,19 +126,43 @@ class NFU2(wiring.Component):
     shift : ``In(SHIFT_WIDTH)``
     o : ``Out(stream.Signature(ArrayLayout(signed(16), tn), always_ready=True))``
         One output row (``o.payload``, the int16 ``y`` above) per ``last`` row.
+    restart, psum_in, psum_out : ``In(1)``
+        ``restart`` (a pulse before an instruction's first row) returns to row 0;
+        ``psum_in`` and ``psum_out`` are per-layer settings like ``shift``. Only with
+        ``psum_depth``.
+    psum_r : ``In(ReadPort.Signature)``, psum_w : ``In(WritePort.Signature)``
+        The partial-sum buffer's ports, driven by NFU-2 (:func:`psum_layout` rows). Only
+        with ``psum_depth``.
     """
 
-    def __init__(self, tn, acc_width=48, deep=False):
+    def __init__(self, tn, acc_width=48, deep=False, psum_depth=0, read_latency=1):
         if not isinstance(tn, int) or tn < 2 or tn & (tn - 1):
             raise ValueError(f"NFU2 tn must be a power of two >= 2, not {tn!r}")
         if not isinstance(acc_width, int) or not 32 + tn.bit_length() <= acc_width <= 64:
             raise ValueError(f"NFU2 acc_width must be in [{32 + tn.bit_length()}, 64], "
                              f"not {acc_width!r}")
+        if not isinstance(psum_depth, int) or psum_depth < 0:
+            raise ValueError(f"NFU2 psum_depth must be a non-negative int, not {psum_depth!r}")
+        if read_latency not in (1, 2):
+            raise ValueError(f"NFU2 read_latency must be 1 or 2, not {read_latency!r}")
         self.tn = tn
         self.acc_width = acc_width
         self.deep = bool(deep)
+        self.psum_depth = psum_depth
+        self.read_latency = read_latency
         self.latency = self.latency_of(tn, deep)
+        psum = {}
+        if psum_depth:
+            aw, shape = max(1, ceil_log2(psum_depth)), psum_layout(tn, acc_width)
+            psum = {
+                "restart": In(1),
+                "psum_in": In(1),
+                "psum_out": In(1),
+                "psum_r": In(memory.ReadPort.Signature(addr_width=aw, shape=shape)),
+                "psum_w": In(memory.WritePort.Signature(addr_width=aw, shape=shape)),
+            }
         super().__init__({
+            **psum,
             "valid_in": In(1),
             "first": In(1),
             "last": In(1),
@@ -148,7 +190,31 @@ class NFU2(wiring.Component):
         first = delay(m, self.first, tree_latency, "first_t")
         last = delay(m, self.last, tree_latency, "last_t")
 
+        # acc_done: an accumulation finished and goes on to the shifter; with psum_out it
+        # goes to the partial-sum buffer instead (psum_done).
         acc_done, shifted, rounded = Signal(), Signal(), Signal()
+        psum_in, psum_out = C(0, 1), C(0, 1)
+        if self.psum_depth:
+            psum_in = Signal(name="psum_in_r", reset_less=self.deep)
+            psum_out = Signal(name="psum_out_r", reset_less=self.deep)
+            m.d.sync += [psum_in.eq(self.psum_in), psum_out.eq(self.psum_out)]
+            # Row i for the i-th accumulation since restart: read when its first row is
+            # read_latency cycles before the accumulator (every first row reads; the sum is
+            # used only with psum_in), written when it finishes.
+            rd_row, wr_row = (Signal.like(self.psum_r.addr, name=n) for n in ("psum_rd", "psum_wr"))
+            early = delay(m, self.valid_in & self.first, tree_latency - self.read_latency,
+                          "psum_rd_at")
+            m.d.comb += [self.psum_r.addr.eq(rd_row), self.psum_r.en.eq(early)]
+            psum_done = Signal()
+            m.d.sync += psum_done.eq(valid & last & psum_out)
+            m.d.comb += [self.psum_w.addr.eq(wr_row), self.psum_w.en.eq(psum_done)]
+            with m.If(self.restart):
+                m.d.sync += [rd_row.eq(0), wr_row.eq(0)]
+            with m.Else():
+                with m.If(early):
+                    m.d.sync += rd_row.eq(rd_row + 1)
+                with m.If(psum_done):
+                    m.d.sync += wr_row.eq(wr_row + 1)
         # With deep the finished sums are copied first (the shifter reads the copy, so the
         # accumulator's own fan-out is its loop): `to_shift` is the shift stage's enable.
         to_shift = shift_en = acc_done
@@ -156,7 +222,7 @@ class NFU2(wiring.Component):
             # and the shift is two stages (`to_shift`, then `shift_en`)
             to_shift, shift_en = Signal(), Signal()
             m.d.sync += [to_shift.eq(acc_done), shift_en.eq(to_shift)]
-        m.d.sync += [acc_done.eq(valid & last), shifted.eq(shift_en)]
+        m.d.sync += [acc_done.eq(valid & last & ~psum_out), shifted.eq(shift_en)]
         if self.deep:
             m.d.sync += [rounded.eq(shifted), self.o.valid.eq(rounded)]
         else:
@@ -178,6 +244,8 @@ class NFU2(wiring.Component):
         m.d.comb += trees.inputs.eq(self.products)
         # The accumulators of all lanes in one word (one register per lane in hardware).
         accs = Signal(data.ArrayLayout(signed(self.acc_width), tn), name="acc", reset_less=True)
+        if self.psum_depth:
+            m.d.comb += self.psum_w.data.eq(accs)
         # The shifter's stage register of all lanes in one word each: the shifted bits, the
         # int16 fit and the sign, registered between the shift and the rounding add.
         pres = Signal(data.ArrayLayout(17, tn), name="pre_r", reset_less=True)
@@ -198,7 +266,11 @@ class NFU2(wiring.Component):
             # On the iCE40 every adder bit is then a 3-input LUT beside its carry (base bit,
             # sum bit, carry in), which lets the 48-bit chain pack unbroken.
             base = Signal(signed(self.acc_width), name=f"base{j}")
-            m.d.comb += base.eq(Mux(first | max_mode, 0, acc))
+            if self.psum_depth:
+                m.d.comb += base.eq(Mux(max_mode, 0, Mux(first, Mux(psum_in, self.psum_r.data[j], 0),
+                                                         acc)))
+            else:
+                m.d.comb += base.eq(Mux(first | max_mode, 0, acc))
             take = Signal(name=f"take{j}")
             if self.deep:
                 # With deep the maximum has its own register (the tree sum's width; the copy

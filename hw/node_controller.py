@@ -41,7 +41,8 @@ class NodeController(wiring.Component):
     being read, ``imem_en`` is high only while fetching, and the node keeps ``imem_data``
     stable until the next fetch, so the controller keeps no copy) and a decode cycle, then:
 
-    * ``LOAD``: one NM read a cycle for ``count`` cycles; each row goes down the fat tree to
+    * ``LOAD``: one NM read a cycle for each of its ``lines * runs * count`` rows (the
+      steps between runs and lines cost no cycle); row ``i`` goes down the fat tree to
       NBin row ``dst + i`` of every tile; then ``read latency + tree latency`` cycles drain
       the tree (read latency: ``config.node_read_latency``, 1, or 3 with ``deep_pipeline``).
     * ``CONV``/``MAXPOOL``/``AVGPOOL``: the decode cycle starts every tile on the
@@ -117,6 +118,11 @@ class NodeController(wiring.Component):
         src, dst = Signal(field_width("src")), Signal(field_width("dst"))
         rows_left = Signal(ROWS_WIDTH)
         more = Signal()
+        # A LOAD's runs and lines: those left after the current one, and the steps from a
+        # run's last row to the next run's (or line's) first, worked out in DECODE.
+        runs_left, lines_left = Signal(field_width("runs")), Signal(field_width("lines"))
+        run_gap = Signal(field_width("run_skip") + 1)
+        line_gap = Signal(field_width("line_skip") + 1)
         counts = Array([*self.nbout_count, C(0, len(self.nbout_count[0]))])
 
         # Rows issued this cycle reach the tree node_read_latency cycles later.
@@ -149,7 +155,10 @@ class NodeController(wiring.Component):
                 new = self.imem_data
                 rows = Mux(new.op == Op.LOAD, new.count, self.nbout_count[0])
                 m.d.sync += [src.eq(new.src), dst.eq(new.dst),
-                             rows_left.eq(rows), more.eq(rows != 0)]
+                             rows_left.eq(rows), more.eq(rows != 0),
+                             runs_left.eq(Mux(new.runs == 0, 0, new.runs - 1)),
+                             lines_left.eq(Mux(new.lines == 0, 0, new.lines - 1)),
+                             run_gap.eq(new.run_skip + 1), line_gap.eq(new.line_skip + 1)]
                 if not narrow:
                     m.d.sync += ins.eq(self.imem_data)
                 op = self.imem_data.op
@@ -173,8 +182,18 @@ class NodeController(wiring.Component):
             with m.State("LOAD"):
                 with m.If(more):
                     m.d.comb += [self.nm_raddr.eq(src), self.nm_ren.eq(1)]
-                    m.d.sync += [src.eq(src + 1), dst.eq(dst + 1),
-                                 rows_left.eq(rows_left - 1), more.eq(rows_left != 1)]
+                    m.d.sync += dst.eq(dst + 1)
+                    end_of_run = rows_left == 1
+                    with m.If(~end_of_run):
+                        m.d.sync += [src.eq(src + 1), rows_left.eq(rows_left - 1)]
+                    with m.Elif(runs_left != 0):
+                        m.d.sync += [src.eq(src + run_gap), rows_left.eq(ins.count),
+                                     runs_left.eq(runs_left - 1)]
+                    with m.Elif(lines_left != 0):
+                        m.d.sync += [src.eq(src + line_gap), rows_left.eq(ins.count),
+                                     runs_left.eq(Mux(ins.runs == 0, 0, ins.runs - 1)),
+                                     lines_left.eq(lines_left - 1)]
+                    m.d.sync += more.eq(~end_of_run | (runs_left != 0) | (lines_left != 0))
                 with m.Else():
                     m.d.sync += drain.eq(self.tree_latency + rl - 1)
                     m.next = "DRAIN"

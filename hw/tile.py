@@ -9,7 +9,7 @@ from diannao.hw.activation import Activation, TABLE_WORDS, TABLE_WORD_WIDTH
 from diannao.hw.config import Config
 from diannao.hw.instr import INSTR
 from diannao.hw.nbin import NBin
-from diannao.hw.nbout import NBout
+from diannao.hw.nbout import NBout, PartialSums
 from diannao.hw.nfu1 import NFU1
 from diannao.hw.nfu2 import NFU2
 from diannao.hw.pipe import delay
@@ -42,7 +42,9 @@ class Tile(wiring.Component):
     address; one cycle later the NBin row (or the bias row, or a zero padding row) and the
     SB row enter :class:`NFU1`; products flow through :class:`NFU2` (adder trees,
     accumulators, shifter) and :class:`Activation` (NFU-3) into :class:`NBout`, tagged with
-    their NM address. Partial sums stay in the NFU-2 accumulators for the whole reduction.
+    their NM address. Partial sums stay in the NFU-2 accumulators for the whole reduction
+    held in NBin; a reduction split into chunks keeps them between chunks in the
+    :class:`hw.nbout.PartialSums` buffer (with ``config.psum_depth``).
 
     Between the stages rows travel as streams without back-pressure
     (``stream.Signature(..., always_ready=True)``: NFU-1 ``o``, NFU-2 ``o`` -> NFU-3 ``i``,
@@ -101,6 +103,8 @@ class Tile(wiring.Component):
         self.nbin = NBin(config.tn, config.nbin_depth, read_latency=rl)
         self.sb = SB(config.tn, config.sb_depth, read_latency=rl)
         self.nbout = NBout(config.tn, config.nbout_depth, read_latency=rl)
+        self.psum = (PartialSums(config.tn, config.acc_width, config.psum_depth, read_latency=rl)
+                     if config.psum_depth else None)
         super().__init__({
             "index": In(range(config.tiles)),
             "instr": In(INSTR),
@@ -138,7 +142,15 @@ class Tile(wiring.Component):
                                                   latch_instr=self.latch_instr)
         deep = cfg.deep_pipeline
         m.submodules.nfu1 = nfu1 = NFU1(tn, input_regs=deep)
-        m.submodules.nfu2 = nfu2 = NFU2(tn, cfg.acc_width, deep=deep)
+        m.submodules.nfu2 = nfu2 = NFU2(tn, cfg.acc_width, deep=deep,
+                                        psum_depth=cfg.psum_depth,
+                                        read_latency=cfg.read_latency)
+        if self.psum is not None:
+            m.submodules.psum = psum = self.psum
+            wiring.connect(m, psum.read, nfu2.psum_r)
+            wiring.connect(m, psum.write, nfu2.psum_w)
+            m.d.comb += [nfu2.restart.eq(self.start), nfu2.psum_in.eq(ctrl.psum_in),
+                         nfu2.psum_out.eq(ctrl.psum_out)]
         m.submodules.nfu3 = nfu3 = Activation(tn, cfg.act_tables, deep=deep)
 
         wiring.connect(m, wiring.flipped(self.nbin_w), nbin.write)

@@ -52,15 +52,15 @@ class TileController(wiring.Component):
     ``ob ≡ index mod G`` and output rows ``[p*oy_band, (p+1)*oy_band)`` with
     ``p = index >> log2_gob``. Then it walks the loop nest documented in :mod:`hw.isa`,
     emitting one row a cycle: the NBin and SB addresses, whether the input is the bias row
-    (``x = (1 << bias_exp, 0, ...)``) or a zero padding row, the accumulator ``first`` and
-    ``last`` flags and, on ``last``, the NM address of the output row. Pointers advance by
-    additions only.
+    (``x = (1 << bias_exp, 0, ...)``; a CONV with ``psum_in`` has none) or a zero padding
+    row, the accumulator ``first`` and ``last`` flags and, on ``last``, the NM address of
+    the output row. Pointers advance by additions only.
 
     Timing: three set-up cycles, then one cycle per emitted row with no bubbles (II = 1),
     then ``drain`` cycles while the last row crosses the pipeline; ``done`` pulses in the
     last of those cycles. A tile with no share finishes in the second set-up cycle. Emitted rows::
 
-        blocks * rows_of_band * ow * (kh * kw * cb + 1)       CONV
+        blocks * rows_of_band * ow * (kh * kw * cb + 1)       CONV (+ 0 with psum_in)
         blocks * rows_of_band * ow * (kh * kw)                MAXPOOL, AVGPOOL
 
     Parameters
@@ -114,6 +114,8 @@ class TileController(wiring.Component):
             "bias_exp": Out(field_width("bias_exp")),
             "act": Out(field_width("act")),
             "table": Out(field_width("table")),
+            "psum_in": Out(1),
+            "psum_out": Out(1),
         })
 
     def elaborate(self, platform):
@@ -123,16 +125,22 @@ class TileController(wiring.Component):
         # Whether the instruction is a CONV: latched with it (a register: it selects the
         # pointer steps), or decoded from an unlatched instruction.
         conv = Signal()
+        # Whether each output starts with a bias row: a CONV that does not resume partial
+        # sums (latched or decoded like `conv`).
+        bias_rows = Signal()
         if self.latch_instr:
-            latch = [ins.eq(self.instr), conv.eq(self.instr.op == Op.CONV)]
+            latch = [ins.eq(self.instr), conv.eq(self.instr.op == Op.CONV),
+                     bias_rows.eq((self.instr.op == Op.CONV) & ~self.instr.psum_in)]
         else:
-            m.d.comb += conv.eq(ins.op == Op.CONV)
+            m.d.comb += [conv.eq(ins.op == Op.CONV), bias_rows.eq(conv & ~ins.psum_in)]
         m.d.comb += [
             self.max_mode.eq(ins.op == Op.MAXPOOL),
             self.shift.eq(ins.shift),
             self.bias_exp.eq(ins.bias_exp),
             self.act.eq(ins.act),
             self.table.eq(ins.table),
+            self.psum_in.eq(ins.psum_in & conv),
+            self.psum_out.eq(ins.psum_out & conv),
         ]
 
         # The share of this tile (docs/architecture.md, "Mapping"): its group offsets and
@@ -186,7 +194,7 @@ class TileController(wiring.Component):
 
         def branch(pos_start, last):
             # Each term a flat AND (not a chain through the levels): two LUT levels.
-            bias = pos_start & conv
+            bias = pos_start & bias_rows
             sel, names = {"bias": bias}, list(levels)
             for i, n in enumerate(names):
                 sel[n] = Cat(~bias, *(last[k] for k in names[:i]), ~last[n]).all()
@@ -363,7 +371,7 @@ class TileController(wiring.Component):
             nxt, y = p_oy + ins.oy_step, iy_base + ins.stride
             m.d.sync += [ix_base.eq(ix0), ix.eq(ix0), iy_base.eq(y), iy.eq(y),
                          p_oy.eq(nxt), p_ox.eq(nxt), p_ky.eq(nxt), p_kx.eq(nxt), p_c.eq(nxt),
-                         out.eq(out + ins.ocb)]
+                         out.eq(out + ins.out_row_step)]
         with m.If(on("k")):
             nxt, nsb, nout = p_kb + pk_step, sb_k + ins.sb_step, out_k + g
             m.d.sync += [ix_base.eq(ix0), ix.eq(ix0), iy_base.eq(iy0), iy.eq(iy0),

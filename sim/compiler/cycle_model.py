@@ -6,7 +6,7 @@ simulation, and the latencies from the stage counts documented in ``docs/archite
 the RTL's latencies against a table of their own.
 """
 
-from diannao.hw.isa import INSTR_WIDTH, Op
+from diannao.hw.isa import INSTR_WIDTH, Op, load_rows
 
 
 __all__ = ["tile_share", "tile_emissions", "tile_cycles", "instruction_cycles",
@@ -52,7 +52,10 @@ def tile_emissions(f, index):
     """Rows tile ``index`` feeds into its NFU for compute instruction fields ``f``."""
     nblocks, rows = tile_share(f, index)
     window = f["kh"] * f["kw"]
-    per_pos = window * f["cb"] + 1 if f["op"] == Op.CONV else window
+    if f["op"] == Op.CONV:
+        per_pos = window * f["cb"] + (0 if f.get("psum_in") else 1)    # the bias row
+    else:
+        per_pos = window
     return nblocks * rows * f["ow"] * per_pos
 
 
@@ -75,14 +78,15 @@ def instruction_cycles(f, config, nbout_counts):
     if op == Op.HALT:
         return fd
     if op == Op.LOAD:
-        return fd + f["count"] + 1 + (lat + rl)
+        return fd + load_rows(f) + 1 + (lat + rl)
     if op == Op.STORE:
         total = sum(nbout_counts)
         nbout_counts[:] = [0] * config.tiles
         return fd + total + config.tiles + 1 + (lat + rl)
     for t in range(config.tiles):
         nblocks, rows = tile_share(f, t)
-        nbout_counts[t] += nblocks * rows * f["ow"]
+        if not f.get("psum_out"):
+            nbout_counts[t] += nblocks * rows * f["ow"]
     return fd + max(tile_cycles(f, t, config) for t in range(config.tiles))
 
 
@@ -102,7 +106,8 @@ def _inside(o0, o1, stride, kernel, off, size):
 def tile_traffic(f, index):
     """Counter increments of tile ``index`` for compute instruction fields ``f``: a dict of
     ``nfu_busy`` and ``sb_reads`` (rows into NFU-1), ``nbin_reads`` (rows read from NBin: not
-    the bias rows, not the zero rows of padding) and ``nbout_writes`` (output rows)."""
+    the bias rows, not the zero rows of padding) and ``nbout_writes`` (output rows; none
+    with ``psum_out``, whose sums go to the partial-sum buffer)."""
     nblocks, rows = tile_share(f, index)
     emissions = tile_emissions(f, index)
     oy0 = (index >> f["log2_gob"]) * f["oy_band"]
@@ -110,7 +115,7 @@ def tile_traffic(f, index):
               * _inside(0, f["ow"], f["stride"], f["kw"], f["x_off"], f["in_w"]))
     per = f["cb"] if f["op"] == Op.CONV else 1
     return dict(nfu_busy=emissions, sb_reads=emissions, nbin_reads=nblocks * inside * per,
-                nbout_writes=nblocks * rows * f["ow"])
+                nbout_writes=0 if f.get("psum_out") else nblocks * rows * f["ow"])
 
 
 def program_counters(program):
@@ -122,7 +127,7 @@ def program_counters(program):
     STORE collects (every output row); a tile counts the :func:`tile_cycles` of each compute
     instruction as busy."""
     cfg = program.config
-    loads = sum(f["count"] for f in program.instructions if f["op"] == Op.LOAD)
+    loads = sum(load_rows(f) for f in program.instructions if f["op"] == Op.LOAD)
     tiles = [dict(cycles=0, nfu_busy=0, nbin_reads=0, sb_reads=0, nbout_writes=0)
              for _ in range(cfg.tiles)]
     for f in program.instructions:

@@ -24,10 +24,10 @@ import numpy as np
 from diannao.golden.formats import INT16_MIN, MAX_BIAS_EXP, avg_reciprocal
 from diannao.golden.layers import accumulator_bound
 from diannao.hw.config import Config
-from diannao.hw.isa import Op, check_fields, encode
+from diannao.hw.isa import Op, check_fields, compute_fields, encode, load_fields
 from diannao.sim.compiler import cycle_model
-from diannao.sim.compiler.mapping import (as_chw, blocks, conv_sb_rows, layer_fields, pool_sb_row,
-                                          to_rows)
+from diannao.sim.compiler.mapping import as_chw, blocks, conv_sb_rows, pool_sb_row, to_rows
+from diannao.sim.compiler.tiling import TilingError, geometry, plan_layer
 
 
 __all__ = ["Program", "LayerInfo", "compile_network", "CompileError", "layer_acc_bound",
@@ -149,52 +149,68 @@ def acc_bits(bound):
     return int(bound).bit_length() + 1
 
 
-def _bands(layer, cfg, where):
-    """``[((o0, o1), (r0, r1))]``: bands of output rows and the input rows each needs, so
-    that every band's input fits NBin (one band when the whole input fits)."""
-    tn = cfg.tn
-    c, h, w = as_chw(layer.in_shape)
-    oh = as_chw(layer.out_shape)[1]
-    per_row = w * blocks(c, tn)
-    if h * per_row <= cfg.nbin_depth:
-        return [((0, oh), (0, h))]
-    if layer.kind == "fc":
-        raise CompileError(f"{where}: its input needs {h * per_row} NBin rows, but NBin has "
-                           f"{cfg.nbin_depth} (nbin_depth); a fully connected layer needs its "
-                           f"whole input at once")
-    k, s = layer.kernel, layer.stride
-    pad = layer.pad if layer.kind == "conv" else 0
-    band = (cfg.nbin_depth // per_row - k) // s + 1
-    if band < 1:
-        raise CompileError(f"{where}: one output row needs {k * per_row} NBin rows, but NBin "
-                           f"has {cfg.nbin_depth} (nbin_depth)")
-    out = []
-    for o0 in range(0, oh, band):
-        o1 = min(o0 + band, oh)
-        r0, r1 = max(0, o0 * s - pad), min(h, (o1 - 1) * s - pad + k)
-        out.append(((o0, o1), (r0, r1)))
-    return out
-
-
-def _choose_split(base_fields, cfg):
-    """Fields with the tile split (log2_gob, oy_band) that finishes soonest."""
+def _tile_fields(layer, plan, tile, chunk, cfg, *, sb_base, out_base, log2_gob=None,
+                 **settings):
+    """The compute instruction of chunk number ``chunk`` of output ``tile`` of ``plan``
+    (:mod:`diannao.sim.compiler.tiling`), with the tile split ``log2_gob`` (None: the one
+    that finishes soonest by the cycle model)."""
+    g = plan.g
+    oy0, oy1, ox0, ox1, b0, b1 = tile
+    chunks = plan.chunks
+    k0, k1, c0, c1 = chunks[chunk]
+    box = plan.box(tile, chunks[chunk])
+    conv = g.kind == "conv"
+    if conv:
+        op = Op.CONV
+        # SB rows of an output block: the bias row, then the chunks' rows in order
+        # (_chunk_order); a chunk after the first starts past the bias row.
+        before = sum((b - a) * g.kw * (d - c) for a, b, c, d in chunks[:chunk])
+        sb = sb_base + (1 + before if chunk else 0)
+        sb_step = 1 + g.kh * g.kw * g.cb
+        shift = settings["shift"]
+    else:
+        op = Op.MAXPOOL if layer.kind == "maxpool" else Op.AVGPOOL
+        sb, sb_step = sb_base, 0
+        shift = avg_reciprocal(layer.kernel ** 2)[1] if layer.kind == "avgpool" else 0
+    oh = oy1 - oy0
+    base = dict(op=op, in_h=box.y1 - box.y0, in_w=box.x1 - box.x0, cb=box.c1 - box.c0,
+                kh=k1 - k0, kw=g.kw, stride=g.stride,
+                y_off=g.pad + box.y0 - oy0 * g.stride - k0,
+                x_off=g.pad + box.x0 - ox0 * g.stride,
+                oh=oh, ow=ox1 - ox0, ob=b1 - b0, ocb=g.ob, out_w=g.ow,
+                out_base=out_base + (oy0 * g.ow + ox0) * g.ob + b0, sb_base=sb,
+                sb_step=sb_step, psum_in=int(conv and chunk > 0),
+                psum_out=int(conv and chunk < len(chunks) - 1),
+                **dict(settings, shift=shift))
     best = None
-    for log2_gob in range(cfg.log2_tiles + 1):
-        groups = cfg.tiles >> log2_gob
-        oy_band = -(-base_fields["oh"] // groups)
-        f = layer_fields_with(base_fields, log2_gob=log2_gob, oy_band=oy_band)
+    for lg in ([log2_gob] if log2_gob is not None else range(cfg.log2_tiles + 1)):
+        f = compute_fields(**base, log2_gob=lg, oy_band=-(-oh // (cfg.tiles >> lg)))
         cycles = max(cycle_model.tile_cycles(f, t, cfg) for t in range(cfg.tiles))
         if best is None or cycles < best[0]:
             best = (cycles, f)
     return best[1]
 
 
-def layer_fields_with(f, **changes):
-    """Instruction fields ``f`` with its tile split changed (derived steps recomputed)."""
-    f = dict(f, **changes)
-    f["band_in_step"] = f["oy_band"] * f["stride"] * f["in_w"] * f["cb"]
-    f["band_out_step"] = f["oy_band"] * f["ow"] * f["ocb"]
-    return f
+def _chunk_order(g, plan):
+    """Indices of an output block's SB rows (:func:`mapping.conv_sb_rows`: the bias row,
+    then ``(ky, kx, cb)`` in loop order) with the chunks' rows one after the other."""
+    order = [0]
+    for k0, k1, c0, c1 in plan.chunks:
+        order += [1 + (ky * g.kw + kx) * g.cb + c for ky in range(k0, k1)
+                  for kx in range(g.kw) for c in range(c0, c1)]
+    return order
+
+
+def _load(box, g, in_base):
+    """The LOAD of ``box`` of the input tensor at NM row ``in_base`` (rows of ``g.cb``
+    channel blocks by position) into NBin from row 0."""
+    rx, cc = box.x1 - box.x0, box.c1 - box.c0
+    src = in_base + (box.y0 * g.w + box.x0) * g.cb + box.c0
+    if cc == g.cb:          # whole positions: a line of the box is one run
+        return load_fields(src=src, count=rx * cc, lines=box.y1 - box.y0,
+                           line_skip=(g.w - rx) * g.cb)
+    return load_fields(src=src, count=cc, runs=rx, run_skip=g.cb - cc,
+                       lines=box.y1 - box.y0, line_skip=(g.w - rx + 1) * g.cb - cc)
 
 
 def compile_network(qnet, config):
@@ -251,43 +267,36 @@ def compile_network(qnet, config):
                                f"bits (|acc| <= {bound:.3g}), but Config.acc_width is "
                                f"{cfg.acc_width}")
         out_rows = rows_of(layer.out_shape)
-        bands = _bands(layer, cfg, where)
         out_base = nm_next
         nm_next += out_rows
         if nm_next > cfg.nm_depth:
             raise CompileError(f"{where}: NM needs {nm_next} rows, but has {cfg.nm_depth} "
                                f"(nm_depth)")
-        table = layer.table
-        act = int(table is not None and layer.activation != "identity")
-        c, h, w_in = as_chw(layer.in_shape)
-        o, oh, ow = as_chw(layer.out_shape)
-        cb, ob = blocks(c, tn), blocks(o, tn)
-        band_fields = []
-        for (o0, o1), (r0, r1) in bands:
-            f = layer_fields(layer.kind, (c, r1 - r0, w_in), (o, o1 - o0, ow), tn=tn,
-                             kernel=layer.kernel, stride=layer.stride, pad=layer.pad,
-                             sb_base=sb_next, nbin_base=0, out_base=out_base + o0 * ow * ob,
-                             shift=layer.shift, bias_exp=layer.bias_exp, act=act,
-                             table=slots[_table_key(table)] if act else 0)
-            if len(bands) > 1:
-                # Rows of this band: local input row = real row - r0.
-                f["y_off"] = (layer.pad if layer.kind == "conv" else 0) + r0 - o0 * layer.stride
-                f["nbin_org"] = -(f["y_off"] * w_in + f["x_off"]) * cb
-            band_fields.append(((r0, r1), f))
-        # One split of the tiles per layer (it fixes the SB layout), chosen on the first band.
-        log2_gob = _choose_split(band_fields[0][1], cfg)["log2_gob"]
-        band_fields = [(rows, layer_fields_with(
-            f, log2_gob=log2_gob, oy_band=-(-f["oh"] // (cfg.tiles >> log2_gob))))
-            for rows, f in band_fields]
-        f = band_fields[0][1]
+        act = int(layer.table is not None and layer.activation != "identity")
+        settings = dict(shift=layer.shift, bias_exp=layer.bias_exp, act=act,
+                        table=slots[_table_key(layer.table)] if act else 0)
+        g = geometry(layer, tn)
+
+        def split(plan, tile, log2_gob=None, chunk=0):
+            return _tile_fields(layer, plan, tile, chunk, cfg, sb_base=sb_next,
+                                out_base=out_base, log2_gob=log2_gob, **settings)
+
+        try:
+            plan = plan_layer(g, cfg, split, where)
+        except TilingError as exc:
+            raise CompileError(str(exc)) from None
+        tiles = plan.out_tiles()
+        log2_gob = split(plan, tiles[0])["log2_gob"]
+        f = split(plan, tiles[0], log2_gob)
 
         # SB images: tile t holds its blocks in order.
-        g = 1 << f["log2_gob"]
-        if f["op"] == Op.CONV:
+        g_tiles = 1 << log2_gob
+        if g.kind == "conv":
             w = layer.w_q if layer.kind == "conv" else layer.w_q.reshape(
                 (layer.w_q.shape[0],) + as_chw(layer.in_shape))
             rows = conv_sb_rows(w, layer.b_q, tn)          # [OB, sb_step, tn, tn]
-            per_tile = [rows[t & (g - 1)::g] for t in range(cfg.tiles)]
+            rows = rows[:, _chunk_order(g, plan)]
+            per_tile = [rows[t & (g_tiles - 1)::g_tiles] for t in range(cfg.tiles)]
             per_tile = [r.reshape(-1, tn, tn) for r in per_tile]
         else:
             row = pool_sb_row(layer.kind, layer.kernel, tn)[None]
@@ -299,21 +308,19 @@ def compile_network(qnet, config):
         for t in range(cfg.tiles):
             pad = np.zeros((used - len(per_tile[t]), tn, tn), dtype=np.int64)
             sb_images[t].append(np.concatenate([per_tile[t], pad]))
-        sb_next += used
 
         pcs = []
-        for (r0, r1), bf in band_fields:
-            for t in range(cfg.tiles):
-                nb, nr = cycle_model.tile_share(bf, t)
-                if nb * nr * bf["ow"] > cfg.nbout_depth:
-                    raise CompileError(f"{where}: tile {t} produces {nb * nr * bf['ow']} "
-                                       f"output rows, but NBout has {cfg.nbout_depth} "
-                                       f"(nbout_depth)")
-            pcs += [len(program), len(program) + 1, len(program) + 2]
-            emit(where, dict(op=Op.LOAD, src=in_base + r0 * w_in * cb, dst=0,
-                             count=(r1 - r0) * w_in * cb))
-            emit(where, bf)
+        for tile in tiles:
+            for j, chunk in enumerate(plan.chunks):
+                box = plan.box(tile, chunk)
+                if box.rows:
+                    pcs.append(len(program))
+                    emit(where, _load(box, g, in_base))
+                pcs.append(len(program))
+                emit(where, split(plan, tile, log2_gob, j))
+            pcs.append(len(program))
             emit(where, dict(op=Op.STORE))
+        sb_next += used
         infos.append(LayerInfo(layer.index, layer.kind, tuple(layer.in_shape),
                                tuple(layer.out_shape), in_base, out_base, _macs(layer), f, pcs))
         in_base = out_base

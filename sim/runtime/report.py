@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from diannao.hw.isa import Op
+from diannao.hw.isa import Op, load_rows
 from diannao.sim.compiler import cycle_model
 
 
@@ -97,9 +97,9 @@ def build_report(program, config_name="", rtl_cycles=None, clock_mhz=1000.0, run
         computes = [f for f in instrs if f["op"] in (Op.CONV, Op.MAXPOOL, Op.AVGPOOL)]
         emitted = sum(cycle_model.tile_emissions(f, t) for f in computes
                       for t in range(cfg.tiles))
-        outputs = sum(cycle_model.tile_share(f, t)[0] * cycle_model.tile_share(f, t)[1]
-                      * f["ow"] for f in computes for t in range(cfg.tiles))
-        loads = sum(f["count"] for f in instrs if f["op"] == Op.LOAD)
+        outputs = sum(cycle_model.tile_traffic(f, t)["nbout_writes"] for f in computes
+                      for t in range(cfg.tiles))
+        loads = sum(load_rows(f) for f in instrs if f["op"] == Op.LOAD)
         layers.append(LayerReport(
             index=info.index, kind=info.kind, macs=info.macs,
             cycles=sum(per_instr[pc] for pc in info.pcs),

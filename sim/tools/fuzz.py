@@ -26,6 +26,7 @@ from hypothesis import reject, strategies as st
 from diannao.golden.formats import INT16_MAX, INT16_MIN, PWLTable, SEGMENTS, to_fixed
 from diannao.golden.network import Network, Conv, FC, MaxPool, AvgPool, ACTIVATIONS
 from diannao.golden.quant import quantize
+from diannao.hw.isa import Op
 from diannao.hw.config import Config, min_acc_width
 from diannao.sim.compiler import cycle_model
 from diannao.sim.compiler.program import CompileError, compile_network
@@ -81,6 +82,8 @@ def configs(draw, tn=None, variant=None, max_multipliers=None, tiles=None, small
         acc_width=draw(st.one_of(st.just(48), st.integers(min_acc, 64))),
         nbin_depth=draw(st.integers(24, 96) if small_nbin else st.integers(97, 256)),
         nbout_depth=draw(st.integers(24, 256)),
+        # Mostly a partial-sum buffer (chunked reductions), sometimes none.
+        psum_depth=draw(st.integers(0, 256).map(lambda d: 0 if d < 24 else d)),
         sb_depth=draw(st.integers(32, 512)),
         nm_depth=draw(st.integers(256, 2048)),
         imem_depth=draw(st.integers(24, 128)),
@@ -257,8 +260,16 @@ def _features(case):
         if getattr(layer, "activation", None):
             out.add(layer.activation)
     for info in case.program.layers:
-        if len(info.pcs) > 3:
+        instrs = [case.program.instructions[pc] for pc in info.pcs]
+        if sum(f["op"] == Op.STORE for f in instrs) > 1:
             out.add("bands")
+        if any(f.get("psum_out") for f in instrs):
+            out.add("partial sums")
+        if any(f["op"] == Op.LOAD and f["runs"] > 1 for f in instrs):
+            out.add("channel chunks")
+        if any(f["op"] not in (Op.LOAD, Op.STORE) and f["out_row_step"] != f["ocb"]
+               for f in instrs):
+            out.add("column tiles")
         out.add(f"split {info.fields['log2_gob']}/{cfg.log2_tiles}")
     return out
 

@@ -141,6 +141,8 @@ def test_presets_and_validation():
         Config(tiles=0)
     with pytest.raises(ValueError, match="nbin_depth must be >= 2, not 1"):
         Config(nbin_depth=1)
+    with pytest.raises(ValueError, match="psum_depth.*1"):
+        Config(psum_depth=1)
     with pytest.raises(TypeError, match="tn must be an int, not '4'"):
         Config(tn="4")
     with pytest.raises(ValueError, match="unknown configuration 'big'"):

@@ -104,6 +104,48 @@ def test_layers_larger_than_nbin_run_in_bands():
     assert all(f["count"] <= cfg.nbin_depth for f in loads)
 
 
+def _uses(program, layer):
+    """What the tiling of layer ``layer`` uses: partial sums, column tiles, channel
+    chunks (LOADs in runs), output tiles (STOREs)."""
+    instrs = [program.instructions[pc] for pc in program.layers[layer].pcs]
+    computes = [f for f in instrs if f["op"] in (2, 3, 4)]
+    return dict(psums=sum(f["psum_out"] for f in computes),
+                columns=any(f["out_row_step"] != f["ocb"] for f in computes),
+                channel_chunks=any(f["op"] == 1 and f["runs"] > 1 for f in instrs),
+                stores=sum(f["op"] == 5 for f in instrs))
+
+
+@pytest.mark.parametrize("config", [SMALL, DEEP], ids=["plain", "deep"])
+def test_fc_larger_than_nbin_keeps_exact_partial_sums(config):
+    # 300 inputs are 75 NBin rows at tn=4; NBin holds 32: the reduction goes in chunks,
+    # the partial sums exact in between (a large fan-in makes them exceed int16).
+    net = _net(np.random.default_rng(12), (300,), [("fc", 9, "relu"), ("fc", 5, "identity")])
+    program, _ = _check(net, config.replace(nbin_depth=32), batch=1)
+    assert _uses(program, 0)["psums"] >= 2
+
+
+@pytest.mark.parametrize("shape, layer, uses", [
+    # 24 channels (6 blocks) of 9x9, 5x5 pad 2: one output position alone needs 150 NBin
+    # rows; NBin holds 24. Some chunks of the top and bottom rows fall in the padding only.
+    ((24, 9, 9), ("conv", 6, 5, 1, 2, "tanh"), ("psums", "channel_chunks")),
+    # 8 channels of 6x30: one input row is 60 NBin rows.
+    ((8, 6, 30), ("conv", 6, 3, 1, 1, "relu"), ("psums", "columns")),
+], ids=["channels and kernel rows", "column tiles"])
+def test_conv_larger_than_its_buffers_runs_in_tiles_and_chunks(shape, layer, uses):
+    net = _net(np.random.default_rng(13), shape, [layer])
+    program, _ = _check(net, SMALL.replace(nbin_depth=24, psum_depth=24, imem_depth=1024),
+                        batch=1)
+    used = _uses(program, 0)
+    assert all(used[u] for u in uses) and used["stores"] > 1, used
+
+
+def test_pooling_in_column_tiles_and_channel_chunks():
+    net = _net(np.random.default_rng(14), (20, 8, 10), [("avgpool", 2, 2), ("maxpool", 2, 1)])
+    program, _ = _check(net, SMALL.replace(nbin_depth=16), batch=1)
+    used = _uses(program, 0)
+    assert used["columns"] and used["channel_chunks"] and not used["psums"]
+
+
 def test_mapping_spreads_few_blocks_over_tiles():
     # One output block on four tiles: the compiler splits output rows instead.
     net = _net(np.random.default_rng(7), (1, 8, 8), [("conv", 3, 3, 1, 1, "relu")])
@@ -121,14 +163,15 @@ def _err(net, config, match):
 def test_compile_errors_name_layer_and_limit():
     rng = np.random.default_rng(8)
     big_in = _net(rng, (4, 20, 20), [("conv", 4, 3, 1, 1, "relu")])
-    _err(big_in, SMALL.replace(nbin_depth=40), r"layer 0 \(conv\): one output row needs 60 NBin "
-                                               r"rows.*nbin_depth")
+    _err(big_in, SMALL.replace(nbin_depth=2), r"layer 0 \(conv\): no tiling fits: one output "
+                                              r"needs at least 3 NBin rows; NBin has 2 rows "
+                                              r"\(nbin_depth\)")
     big_fc = _net(rng, (300,), [("fc", 4, "relu")])
-    _err(big_fc, SMALL.replace(nbin_depth=64), r"layer 0 \(fc\).*75 NBin rows.*whole input")
+    _err(big_fc, SMALL.replace(nbin_depth=64, psum_depth=0),
+         r"layer 0 \(fc\): no tiling fits.*no partial sums \(psum_depth=0\).*75 rows must "
+         r"fit NBin whole")
     wide = _net(rng, (64,), [("fc", 64, "relu")])
     _err(wide, SMALL.replace(sb_depth=8), r"layer 0 \(fc\).*SB needs .*sb_depth")
     _err(wide, SMALL.replace(nm_depth=20), r"layer 0 \(fc\).*NM needs .*nm_depth")
-    many_out = _net(rng, (1, 12, 12), [("conv", 4, 1, 1, 0, "relu")])
-    _err(many_out, SMALL.replace(nbout_depth=16), r"layer 0 \(conv\): tile 0 produces .*nbout_depth")
     tables = _net(rng, (8,), [("fc", 8, "sigmoid"), ("fc", 8, "tanh"), ("fc", 8, "relu")])
     _err(tables, SMALL.replace(act_tables=2), r"3 distinct activation tables.*holds 2")

@@ -22,6 +22,8 @@ from diannao.hw.tile_controller import TileController
     (lambda: NFU2(12), "12"),
     (lambda: NFU2(4, 20), "20"),
     (lambda: NFU2(4, acc_width=30), "30"),
+    (lambda: NFU2(4, psum_depth=-1), "psum_depth.*-1"),
+    (lambda: NFU2(4, psum_depth=8, read_latency=3), "read_latency.*3"),
     (lambda: Activation(3, 4), "3"),
     (lambda: Activation(4, 0), "0"),
     (lambda: Activation(4, 9), "9"),

@@ -12,6 +12,7 @@ from hypothesis import given, settings, strategies as st
 
 from diannao.golden.network import Network, FC, AvgPool, MaxPool
 from diannao.golden.quant import quantize
+from diannao.hw.isa import Op
 from diannao.hw.config import preset
 from diannao.sim.compiler.program import CompileError, acc_bits, compile_network, layer_acc_bound
 from diannao.sim.compiler.mapping import pool_sb_row
@@ -172,14 +173,14 @@ def test_compute_field_out_of_range_names_layer_and_field():
     assert len(program.words) == len(program.instructions)
 
 
-def test_load_field_out_of_range_names_layer_and_field():
-    # A 4x256x256 input is 65536 NBin rows: NBin holds them, but LOAD's count has 16 bits.
+def test_a_load_beyond_its_count_field_goes_by_lines():
+    # A 4x256x256 input is 65536 NBin rows: NBin holds them, but LOAD's count has 16 bits,
+    # so the LOAD moves 256 lines of 256 rows.
     net = Network((4, 256, 256), [MaxPool(2)])
     cfg = SMALL.replace(nbin_depth=1 << 16, nm_depth=1 << 17, nbout_depth=4096)
-    with pytest.raises(CompileError, match=r"^layer 0 \(maxpool\): instruction field "
-                                           r"count=65536 is out of range \[0, 65535\] "
-                                           r"\(16 bits\)$"):
-        compile_network(quantize(net), cfg)
+    program = compile_network(quantize(net), cfg)
+    [load] = [f for f in program.instructions if f["op"] == Op.LOAD]
+    assert (load["count"], load["lines"], load["line_skip"]) == (256, 256, 0)
 
 
 def test_bias_exp_beyond_int16_is_rejected():

@@ -78,7 +78,7 @@ def _campaign(request, engine, tn, variant, networks, max_multipliers, per_confi
 
 #: The ``ci`` and ``dev`` profiles' shards, one Verilator build each: ``(tn, variant, tiles,
 #: small_nbin)``. Every tn twice, every variant, every tile count, half with an NBin small
-#: enough for bands; ``fuzz`` runs every tn with every variant and draws the rest.
+#: enough for bands and chunked reductions; ``fuzz`` runs every tn with every variant and draws the rest.
 CI_SHARDS = [(2, "narrow", 16, True), (2, "deep", 8, False), (4, "plain", 1, True),
              (4, "narrow", 8, True), (8, "deep", 4, True), (8, "plain", 2, False),
              (16, "plain", 2, True), (16, "deep", 1, False)]
@@ -107,10 +107,11 @@ def test_fuzz_verilator(request, tn, variant, tiles, small_nbin):
     stats = _campaign(request, "verilator", tn, variant, networks, CI_MULTIPLIERS[tn],
                       tiles=tiles, small_nbin=small_nbin)
     if profile == "ci":
-        # Coverage the shard exists for: every split of its tiles, and bands.
+        # Coverage the shard exists for: every split of its tiles, and with a small NBin
+        # bands and reductions in chunks (exact partial sums).
         log2_tiles = tiles.bit_length() - 1
         want = {f"split {g}/{log2_tiles}" for g in range(log2_tiles + 1)}
-        want |= {"bands"} if small_nbin else set()
+        want |= {"bands", "partial sums"} if small_nbin else set()
         assert want <= set(stats.seen), f"not covered: {sorted(want - set(stats.seen))}"
 
 

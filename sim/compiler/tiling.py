@@ -1,0 +1,233 @@
+"""Tiling: how a layer larger than the buffers is cut into boxes that fit them.
+
+A layer's outputs are cut into *output tiles* (a range of output rows and of output
+columns; for pooling also a range of channel blocks) and, for a convolution whose
+reduction does not fit NBin, its reduction into *chunks* (a range of kernel rows and of
+input channel blocks). For each output tile and chunk, one LOAD brings the *box* of input
+the chunk needs (rows x columns x channel blocks of the input tensor, clipped to it) into
+NBin and one compute instruction walks it; the partial sums stay exact in each tile's
+partial-sum buffer between chunks (``Config.psum_depth``), the bias row is added by the
+first chunk, the shifter and activation apply after the last, and a STORE collects the
+output tile. A layer that fits is one output tile of one chunk (or bands of whole output
+rows when only its input does not fit): the plan the compiler always made.
+
+Among the plans that fit NBin, the partial-sum buffer and NBout, the one with the fewest
+cycles by the cycle model (loads, compute, instruction overheads) is chosen.
+"""
+
+from dataclasses import dataclass
+
+from diannao.sim.compiler import cycle_model
+from diannao.sim.compiler.mapping import as_chw, blocks
+
+
+__all__ = ["Geometry", "Plan", "Box", "geometry", "plan_layer", "TilingError"]
+
+
+class TilingError(ValueError):
+    """No plan fits the configuration; the message says which buffer is too small."""
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """A layer's shape as the machine sees it: a convolution (FC: a kernel over the whole
+    input) or a pooling, over tensors of channel blocks."""
+    kind: str           # "conv" (conv and fc) or "pool"
+    cb: int             # input channel blocks
+    h: int
+    w: int
+    ob: int             # output channel blocks
+    oh: int
+    ow: int
+    kh: int
+    kw: int
+    stride: int
+    pad: int
+
+
+def geometry(layer, tn):
+    """The :class:`Geometry` of a quantized layer."""
+    c, h, w = as_chw(layer.in_shape)
+    o, oh, ow = as_chw(layer.out_shape)
+    if layer.kind == "fc":
+        return Geometry("conv", blocks(c, tn), h, w, blocks(o, tn), 1, 1, h, w, 1, 0)
+    kind = "conv" if layer.kind == "conv" else "pool"
+    pad = layer.pad if layer.kind == "conv" else 0
+    return Geometry(kind, blocks(c, tn), h, w, blocks(o, tn), oh, ow, layer.kernel,
+                    layer.kernel, layer.stride, pad)
+
+
+@dataclass(frozen=True)
+class Box:
+    """The input one chunk of one output tile needs, clipped to the input tensor:
+    rows ``[y0, y1)``, columns ``[x0, x1)``, channel blocks ``[c0, c1)``."""
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    c0: int
+    c1: int
+
+    @property
+    def rows(self):
+        """NBin rows it fills."""
+        return max(0, self.y1 - self.y0) * max(0, self.x1 - self.x0) * (self.c1 - self.c0)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Output tiles of ``band`` rows by ``cols`` columns (by ``cblk`` channel blocks for a
+    pooling), and chunks of ``krows`` kernel rows by ``cblk`` input channel blocks (a
+    convolution)."""
+    g: Geometry
+    band: int
+    cols: int
+    krows: int
+    cblk: int
+
+    @property
+    def chunks(self):
+        """``[(k0, k1, c0, c1)]``: the reduction's chunks in order (a pooling: one)."""
+        g = self.g
+        if g.kind == "pool":
+            return [(0, g.kh, 0, g.cb)]
+        return [(k0, min(k0 + self.krows, g.kh), c0, min(c0 + self.cblk, g.cb))
+                for k0 in range(0, g.kh, self.krows) for c0 in range(0, g.cb, self.cblk)]
+
+    def out_tiles(self):
+        """``[(oy0, oy1, ox0, ox1, b0, b1)]``: output rows, columns and blocks of each
+        output tile, in order."""
+        g = self.g
+        bstep = self.cblk if g.kind == "pool" else g.ob
+        return [(oy0, min(oy0 + self.band, g.oh), ox0, min(ox0 + self.cols, g.ow),
+                 b0, min(b0 + bstep, g.ob))
+                for b0 in range(0, g.ob, bstep)
+                for oy0 in range(0, g.oh, self.band)
+                for ox0 in range(0, g.ow, self.cols)]
+
+    def box(self, tile, chunk):
+        """The :class:`Box` of input an output tile's chunk needs."""
+        g = self.g
+        oy0, oy1, ox0, ox1, b0, b1 = tile
+        k0, k1, c0, c1 = chunk
+        if g.kind == "pool":
+            c0, c1 = b0, b1
+        y0 = max(0, oy0 * g.stride + k0 - g.pad)
+        y1 = min(g.h, (oy1 - 1) * g.stride + k1 - g.pad)
+        x0 = max(0, ox0 * g.stride - g.pad)
+        x1 = min(g.w, (ox1 - 1) * g.stride + g.kw - g.pad)
+        # Whole rows and the whole input when the plan has them (one contiguous LOAD, as
+        # the compiler always did), though a stride may leave the last ones unused.
+        if self.cols == g.ow:
+            x0, x1 = 0, g.w
+        if self.band == g.oh and len(self.chunks) == 1:
+            y0, y1 = 0, g.h
+        return Box(y0, max(y0, y1), x0, max(x0, x1), c0, c1)
+
+
+def _span(n, most):
+    """Pieces of at most ``most`` for ``n`` things, as even as possible: the piece size."""
+    parts = -(-n // most)
+    return -(-n // parts)
+
+
+def _candidates(n):
+    """Piece sizes worth trying for ``n`` things: ``ceil(n / k)`` for every ``k``."""
+    return sorted({-(-n // k) for k in range(1, n + 1)}, reverse=True)
+
+
+def _fits(plan, cfg, split):
+    """Whether every tile's share of every instruction fits the partial-sum buffer (with
+    more than one chunk) and NBout. The first output tile is the largest; the layer keeps
+    its tile split (:func:`plan_layer`'s ``split``)."""
+    chunked = len(plan.chunks) > 1
+    first = plan.out_tiles()[0]
+    log2_gob = split(plan, first)["log2_gob"]
+    for tile in (first, plan.out_tiles()[-1]):
+        f = split(plan, tile, log2_gob)
+        for t in range(cfg.tiles):
+            nb, nr = cycle_model.tile_share(f, t)
+            outputs = nb * nr * f["ow"]
+            if outputs > cfg.nbout_depth or (chunked and outputs > cfg.psum_depth):
+                return False
+    return True
+
+
+def plan_layer(g, cfg, split, where):
+    """The cheapest :class:`Plan` for geometry ``g`` on ``cfg``.
+
+    ``split(plan, tile, log2_gob=None)`` returns the fields of the output tile's first
+    compute instruction, with the tile split ``log2_gob`` (None: the one that finishes
+    soonest); they serve to check the shares and to estimate cycles.
+
+    Raises
+    ------
+    TilingError
+        If no plan fits, naming the buffer and what one output needs.
+    """
+    nbin = cfg.nbin_depth
+    # The plan the compiler always made, when it fits: the whole reduction over whole input
+    # rows, in bands of output rows when the whole input does not fit.
+    per_row = g.w * g.cb
+    band = g.oh if g.h * per_row <= nbin else (nbin // per_row - g.kh) // g.stride + 1
+    if band >= 1:
+        plan = Plan(g, min(band, g.oh), g.ow, g.kh, g.cb)
+        if _fits(plan, cfg, split):
+            return plan
+    best = None
+    cblks = _candidates(g.cb)
+    krows = _candidates(g.kh) if g.kind == "conv" else [g.kh]
+    for cblk in cblks:
+        for kr in krows:
+            if g.kind == "conv" and (cblk < g.cb or kr < g.kh) and cfg.psum_depth == 0:
+                continue
+            # One output position needs kr rows of kw columns of cblk blocks.
+            if kr * min(g.kw, g.w) * cblk > nbin and kr * g.kw * cblk > nbin:
+                continue
+            most_x = (nbin // (min(kr, g.h) * cblk) - g.kw) // g.stride + 1
+            cols_options = [g.ow] if most_x >= g.ow else ([_span(g.ow, most_x)] if most_x >= 1
+                                                          else [1])
+            for cols in cols_options:
+                rx = min(g.w, (cols - 1) * g.stride + g.kw)
+                most_y = (nbin // (rx * cblk) - kr) // g.stride + 1
+                if most_y < 1:
+                    continue
+                band = g.oh if most_y >= g.oh else _span(g.oh, most_y)
+                while band >= 1:
+                    plan = Plan(g, band, cols, kr, cblk)
+                    if _fits(plan, cfg, split):
+                        break
+                    band = band - 1 if band > 1 else 0
+                if band < 1:
+                    continue
+                cost = _estimate(plan, cfg, split)
+                if best is None or cost < best[0]:
+                    best = (cost, plan)
+    if best is None:
+        need = min(g.kw, g.w) * (1 if g.kind == "conv" else g.cb)
+        limits = [f"NBin has {nbin} rows (nbin_depth)"]
+        if g.kind == "conv" and cfg.psum_depth == 0:
+            limits.append("the configuration keeps no partial sums (psum_depth=0), so the "
+                          f"reduction of {g.kh * g.kw * g.cb} rows must fit NBin whole")
+        raise TilingError(f"{where}: no tiling fits: one output needs at least {need} NBin "
+                          f"rows; " + "; ".join(limits) + f"; NBout {cfg.nbout_depth} and "
+                          f"partial sums {cfg.psum_depth} rows per tile")
+    return best[1]
+
+
+def _estimate(plan, cfg, split):
+    """Cycles of ``plan`` by the cycle model, from a few representative instructions."""
+    tiles = plan.out_tiles()
+    chunks = plan.chunks
+    total = 0
+    # Every output tile costs about what the first of its size does: sample the first, and
+    # scale by the count (the edges are smaller, so this errs on the large side).
+    f = split(plan, tiles[0])
+    compute = 0
+    for j, chunk in enumerate(chunks):
+        fj = dict(f, psum_in=int(j > 0), kh=chunk[1] - chunk[0], cb=chunk[3] - chunk[2])
+        compute += max(cycle_model.tile_cycles(fj, t, cfg) for t in range(cfg.tiles))
+    loads = sum(plan.box(tiles[0], chunk).rows for chunk in chunks)
+    overhead = 2 * len(chunks) + 1        # instructions per output tile
+    total = len(tiles) * (compute + loads + overhead * (cycle_model.fetch_cycles(cfg) + 8))
+    return total

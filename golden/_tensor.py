@@ -10,7 +10,26 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["conv_out_size", "windows", "conv_sum", "fc_sum"]
+__all__ = ["conv_out_size", "windows", "conv_sum", "fc_sum", "EXACT_FLOAT_BOUND"]
+
+#: Integers of magnitude up to ``2**53`` are exact in float64.
+EXACT_FLOAT_BOUND = 1 << 53
+
+
+def _exact_in_float(x, w):
+    """Whether integer sums of products of ``x`` and ``w`` are exact in float64 in any order.
+
+    Every product ``|x*w| <= max|x| * max|w|`` and every partial sum of one output (however
+    BLAS orders and blocks it) is bounded by ``max|x| * sum|w|`` over that output's weights.
+    When that bound stays below ``2**53`` every product and every partial sum is an integer
+    float64 holds exactly, so each addition is exact and the float result, converted back,
+    equals the int64 sum bit for bit. (For 16-bit values the bound is ``32768 * sum|w|``:
+    about ``2**23`` terms of the largest magnitude before it fails.)
+    """
+    if x.dtype.kind not in "iu" or w.dtype.kind not in "iu" or not x.size or not w.size:
+        return False
+    per_out = np.abs(w.reshape(w.shape[0], -1)).sum(axis=1, dtype=np.float64).max()
+    return float(np.abs(x).max()) * per_out < EXACT_FLOAT_BOUND
 
 
 def conv_out_size(size, kernel, stride, pad):
@@ -77,6 +96,11 @@ def conv_sum(x, w, stride, pad):
     if w.shape[1] != x.shape[0]:
         raise ValueError(
             f"conv weights expect {w.shape[1]} input channels, input has {x.shape[0]}")
+    if _exact_in_float(x, w):
+        # BLAS in float64, exact here (_exact_in_float): far faster than int64 loops.
+        win = windows(x.astype(np.float64), w.shape[2], stride, pad)
+        out = np.tensordot(w.astype(np.float64), win, axes=([1, 2, 3], [0, 3, 4]))
+        return out.astype(np.int64)
     win = windows(x, w.shape[2], stride, pad)
     return np.tensordot(w, win, axes=([1, 2, 3], [0, 3, 4]))
 
@@ -88,4 +112,6 @@ def fc_sum(x, w):
         raise ValueError(
             f"fc weights must be [O, {flat.size}] for an input of {flat.size} values, "
             f"got shape {w.shape}")
+    if _exact_in_float(flat, w):
+        return (w.astype(np.float64) @ flat.astype(np.float64)).astype(np.int64)
     return w @ flat

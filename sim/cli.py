@@ -25,9 +25,12 @@ from diannao.golden.quant import quantize, run_float
 from diannao.hw.config import PRESETS, load_config
 from diannao.sim.engines import verilog
 from diannao.sim.engines.registry import engine_names, run_network
+from diannao.sim.runtime.report import plot_report
 from diannao.sim.runtime.host import RunBudgetError
 from diannao.sim.runtime.inputs import load_array
 from diannao.sim.tools import bench, digits, waveforms
+from diannao.sim.tools.workloads import (WORKLOADS, load_workload, network_stats, random_input,
+                                         workload_names)
 
 __all__ = ["main", "build_parser"]
 
@@ -101,7 +104,10 @@ def _check_run_outputs(args):
         Naming the option and path: a missing or unwritable directory, a path that is a
         directory (or, for ``--intermediates``, one that is not).
     """
-    _check_output_file("--out", args.out, _npy_path(args.out))
+    if args.out:
+        _check_output_file("--out", args.out, _npy_path(args.out))
+    if args.plot:
+        _check_output_file("--plot", args.plot, Path(args.plot), create_parent=True)
     if args.float_out:
         _check_output_file("--float-out", args.float_out, _npy_path(args.float_out))
     if args.intermediates:
@@ -116,23 +122,38 @@ def _check_run_outputs(args):
         _check_output_file("--vcd", args.vcd, vcd.with_suffix(".gtkw"), create_parent=True)
 
 
+def _load_network(name):
+    """``--network``: a network file, or the name of a built-in network."""
+    if Path(name).exists() or name.endswith(".json"):
+        return load(name)
+    return load_workload(name)
+
+
 def _cmd_run(args):
 
     _check_run_outputs(args)
-    net = load(args.network)
+    net = _load_network(args.network)
     qnet = quantize(net)
-    x = load_array(args.input)
-    result = run_network(qnet, x, engine=args.engine, source=args.input, strict=args.strict,
+    if args.input is None:
+        x, source = random_input(net), "a seeded random input"
+        print(f"input: no --input given: a seeded random input {list(net.input_shape)}, "
+              f"uniform in [-1, 1) (seed 0)")
+    else:
+        x, source = load_array(args.input), args.input
+    result = run_network(qnet, x, engine=args.engine, source=source, strict=args.strict,
                          config=args.config, vcd=args.vcd, clock_mhz=args.clock_mhz,
                          progress=sys.stderr.isatty(), port=args.port)
     if result.saturated:
         print(f"{PROG}: warning: {result.input.saturation_note} (--strict makes this an error)",
               file=sys.stderr)
     y, per_layer = result.outputs, result.layer_outputs
-    out = _npy_path(args.out)
-    np.save(out, y.astype(np.int16))
+    saved = ""
+    if args.out:
+        out = _npy_path(args.out)
+        np.save(out, y.astype(np.int16))
+        saved = f" -> {out}"
     print(f"output {list(y.shape)} int16 in {q_name(qnet.output_frac)} "
-          f"(value = int / 2**{qnet.output_frac}) -> {out}")
+          f"(value = int / 2**{qnet.output_frac}){saved}")
     if args.float_out:
         float_out = _npy_path(args.float_out)
         np.save(float_out, run_float(net, result.input.real))
@@ -145,8 +166,24 @@ def _cmd_run(args):
         print(f"{len(per_layer)} per-layer outputs -> {out_dir}/")
     if result.report is not None:
         print(result.report.format())
+        if args.plot:
+            plot_report(result.report, args.plot)
+            print(f"plot -> {args.plot}")
+    elif args.plot:
+        print(f"{PROG}: warning: --plot: the golden engine has no report; use --engine model",
+              file=sys.stderr)
     if args.vcd:
         print(f"waveform -> {args.vcd} (GTKWave save file: {Path(args.vcd).with_suffix('.gtkw')})")
+    return 0
+
+
+def _cmd_networks(args):
+
+    print(f"{'name':12} {'layers':>6} {'parameters':>13} {'MACs':>16}  description")
+    for name in workload_names():
+        layers, params, macs = network_stats(load_workload(name))
+        print(f"{name:12} {layers:>6} {params:>13,} {macs:>16,}  {WORKLOADS[name].description}")
+    print("(diannao run --network NAME: a built-in network by name; MACs of conv and fc)")
     return 0
 
 
@@ -227,13 +264,19 @@ def build_parser():
                         help="let errors through with their Python traceback")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("run", help="run a network file on an input with an engine")
-    p.add_argument("--network", required=True, help="network JSON file")
-    p.add_argument("--input", required=True,
+    p = sub.add_parser("run", help="run a network on an input with an engine")
+    p.add_argument("--network", required=True,
+                   help="network JSON file, or a built-in network (diannao networks)")
+    p.add_argument("--input",
                    help=".npy input: float (quantized at the input format) or int16 "
-                        "(already quantized); one sample or a batch")
-    p.add_argument("--engine", default="golden", choices=engine_names())
-    p.add_argument("--out", required=True, help="output .npy (int16)")
+                        "(already quantized); one sample or a batch (default: a seeded "
+                        "random input)")
+    p.add_argument("--engine", default="golden", choices=engine_names(),
+                   help="golden (values only), model (golden values, model cycles), pysim, "
+                        "verilator, icarus, board")
+    p.add_argument("--out", help="output .npy (int16)")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="plot each layer's utilization and what bounds it")
     p.add_argument("--float-out", help="also write the float reference output (.npy)")
     p.add_argument("--intermediates", metavar="DIR", help="write each layer's int16 output to DIR")
     p.add_argument("--strict", action="store_true",
@@ -246,6 +289,9 @@ def build_parser():
     verilog.add_subcommand(sub)
     waveforms.add_subcommand(sub)
     build.add_subcommand(sub)
+    p = sub.add_parser("networks", help="the built-in networks: layers, parameters, MACs")
+    p.set_defaults(func=_cmd_networks)
+
     p = sub.add_parser("bench", help="benchmarks: tile utilization, simulation speed")
     p.set_defaults(func=_cmd_bench)
 

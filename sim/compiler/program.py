@@ -167,10 +167,13 @@ def _tile_fields(layer, plan, tile, chunk, cfg, *, sb_base, out_base, log2_gob=N
         before = sum((b - a) * g.kw * (d - c) for a, b, c, d in chunks[:chunk])
         sb = sb_base + (1 + before if chunk else 0)
         sb_step = 1 + g.kh * g.kw * g.cb
+        # Blocks from b0 (a multiple of the tile count, so of every group count) start
+        # b0 / groups blocks into each tile's SB.
+        first_block = b0
         shift = settings["shift"]
     else:
         op = Op.MAXPOOL if layer.kind == "maxpool" else Op.AVGPOOL
-        sb, sb_step = sb_base, 0
+        sb, sb_step, first_block = sb_base, 0, 0
         shift = avg_reciprocal(layer.kernel ** 2)[1] if layer.kind == "avgpool" else 0
     oh = oy1 - oy0
     base = dict(op=op, in_h=box.y1 - box.y0, in_w=box.x1 - box.x0, cb=box.c1 - box.c0,
@@ -178,13 +181,14 @@ def _tile_fields(layer, plan, tile, chunk, cfg, *, sb_base, out_base, log2_gob=N
                 y_off=g.pad + box.y0 - oy0 * g.stride - k0,
                 x_off=g.pad + box.x0 - ox0 * g.stride,
                 oh=oh, ow=ox1 - ox0, ob=b1 - b0, ocb=g.ob, out_w=g.ow,
-                out_base=out_base + (oy0 * g.ow + ox0) * g.ob + b0, sb_base=sb,
+                out_base=out_base + (oy0 * g.ow + ox0) * g.ob + b0,
                 sb_step=sb_step, psum_in=int(conv and chunk > 0),
                 psum_out=int(conv and chunk < len(chunks) - 1),
                 **dict(settings, shift=shift))
     best = None
     for lg in ([log2_gob] if log2_gob is not None else range(cfg.log2_tiles + 1)):
-        f = compute_fields(**base, log2_gob=lg, oy_band=-(-oh // (cfg.tiles >> lg)))
+        f = compute_fields(**base, log2_gob=lg, oy_band=-(-oh // (cfg.tiles >> lg)),
+                           sb_base=sb + (first_block >> lg) * sb_step)
         cycles = max(cycle_model.tile_cycles(f, t, cfg) for t in range(cfg.tiles))
         if best is None or cycles < best[0]:
             best = (cycles, f)
@@ -303,8 +307,13 @@ def compile_network(qnet, config):
             per_tile = [row for _ in range(cfg.tiles)]
         used = max(len(r) for r in per_tile)
         if sb_next + used > cfg.sb_depth:
-            raise CompileError(f"{where}: SB needs {sb_next + used} rows per tile, but has "
-                               f"{cfg.sb_depth} (sb_depth)")
+            row_bytes = tn * tn * 2
+            raise CompileError(f"{where}: SB needs {sb_next + used} rows per tile "
+                               f"({(sb_next + used) * row_bytes:,} bytes; this layer's weights "
+                               f"{used * row_bytes:,}), but has {cfg.sb_depth} (sb_depth, "
+                               f"{cfg.sb_depth * row_bytes:,} bytes); weights beyond the "
+                               f"node's SB need streaming from a main memory or more nodes, "
+                               f"neither built yet")
         for t in range(cfg.tiles):
             pad = np.zeros((used - len(per_tile[t]), tn, tn), dtype=np.int64)
             sb_images[t].append(np.concatenate([per_tile[t], pad]))
@@ -313,6 +322,9 @@ def compile_network(qnet, config):
         for tile in tiles:
             for j, chunk in enumerate(plan.chunks):
                 box = plan.box(tile, chunk)
+                if box.rows > cfg.nbin_depth:       # the tiling's own promise, checked
+                    raise CompileError(f"{where}: internal error: a box of {box.rows} rows "
+                                       f"for NBin of {cfg.nbin_depth} (nbin_depth)")
                 if box.rows:
                     pcs.append(len(program))
                     emit(where, _load(box, g, in_base))

@@ -84,6 +84,12 @@ class Plan:
     cols: int
     krows: int
     cblk: int
+    #: Load whole input rows (and the whole input with one band), as the compiler always
+    #: did, though a stride may leave the last ones unused: only where they fit NBin.
+    whole: bool = False
+    #: Output blocks per output tile of a convolution (0: all; else a multiple of the tile
+    #: count, so that each tile's blocks stay in order in its SB).
+    oblk: int = 0
 
     @property
     def chunks(self):
@@ -98,7 +104,7 @@ class Plan:
         """``[(oy0, oy1, ox0, ox1, b0, b1)]``: output rows, columns and blocks of each
         output tile, in order."""
         g = self.g
-        bstep = self.cblk if g.kind == "pool" else g.ob
+        bstep = self.cblk if g.kind == "pool" else (self.oblk or g.ob)
         return [(oy0, min(oy0 + self.band, g.oh), ox0, min(ox0 + self.cols, g.ow),
                  b0, min(b0 + bstep, g.ob))
                 for b0 in range(0, g.ob, bstep)
@@ -116,12 +122,10 @@ class Plan:
         y1 = min(g.h, (oy1 - 1) * g.stride + k1 - g.pad)
         x0 = max(0, ox0 * g.stride - g.pad)
         x1 = min(g.w, (ox1 - 1) * g.stride + g.kw - g.pad)
-        # Whole rows and the whole input when the plan has them (one contiguous LOAD, as
-        # the compiler always did), though a stride may leave the last ones unused.
-        if self.cols == g.ow:
+        if self.whole:
             x0, x1 = 0, g.w
-        if self.band == g.oh and len(self.chunks) == 1:
-            y0, y1 = 0, g.h
+            if self.band == g.oh:
+                y0, y1 = 0, g.h
         return Box(y0, max(y0, y1), x0, max(x0, x1), c0, c1)
 
 
@@ -171,9 +175,32 @@ def plan_layer(g, cfg, split, where):
     per_row = g.w * g.cb
     band = g.oh if g.h * per_row <= nbin else (nbin // per_row - g.kh) // g.stride + 1
     if band >= 1:
-        plan = Plan(g, min(band, g.oh), g.ow, g.kh, g.cb)
+        plan = Plan(g, min(band, g.oh), g.ow, g.kh, g.cb, whole=True)
         if _fits(plan, cfg, split):
             return plan
+    # Output blocks per tile: all, or (when one output position of every block does not
+    # fit NBout or the partial sums) fewer, a multiple of the tile count.
+    oblks = [0]
+    if g.kind == "conv" and g.ob > cfg.tiles:
+        oblks += [n * cfg.tiles for n in range(-(-g.ob // cfg.tiles) - 1, 0, -1)]
+    for oblk in oblks:
+        best = _search(g, cfg, split, oblk)
+        if best is not None:
+            return best[1]
+    need = (1 if g.kind == "conv" else min(g.kh, g.h)) * min(g.kw, g.w)
+    limits = [f"NBin has {nbin} rows (nbin_depth)"]
+    if g.kind == "conv" and cfg.psum_depth == 0:
+        limits.append("the configuration keeps no partial sums (psum_depth=0), so the "
+                      f"reduction of {g.kh * g.kw * g.cb} rows must fit NBin whole")
+    raise TilingError(f"{where}: no tiling fits: one output needs at least {need} NBin "
+                      f"rows; " + "; ".join(limits) + f"; NBout {cfg.nbout_depth} and "
+                      f"partial sums {cfg.psum_depth} rows per tile")
+
+
+def _search(g, cfg, split, oblk):
+    """``(cost, plan)``: the cheapest plan with ``oblk`` output blocks per output tile, or
+    None."""
+    nbin = cfg.nbin_depth
     best = None
     cblks = _candidates(g.cb)
     krows = _candidates(g.kh) if g.kind == "conv" else [g.kh]
@@ -182,44 +209,29 @@ def plan_layer(g, cfg, split, where):
             if g.kind == "conv" and (cblk < g.cb or kr < g.kh) and cfg.psum_depth == 0:
                 continue
             # One output position needs kr rows of kw columns of cblk blocks.
-            if kr * min(g.kw, g.w) * cblk > nbin and kr * g.kw * cblk > nbin:
+            if min(kr, g.h) * min(g.kw, g.w) * cblk > nbin:
                 continue
             most_x = (nbin // (min(kr, g.h) * cblk) - g.kw) // g.stride + 1
-            cols_options = [g.ow] if most_x >= g.ow else ([_span(g.ow, most_x)] if most_x >= 1
-                                                          else [1])
-            for cols in cols_options:
+            for cols in [c for c in _candidates(g.ow) if c <= max(1, most_x)]:
                 rx = min(g.w, (cols - 1) * g.stride + g.kw)
                 most_y = (nbin // (rx * cblk) - kr) // g.stride + 1
-                if most_y < 1:
-                    continue
-                band = g.oh if most_y >= g.oh else _span(g.oh, most_y)
-                while band >= 1:
-                    plan = Plan(g, band, cols, kr, cblk)
-                    if _fits(plan, cfg, split):
-                        break
-                    band = band - 1 if band > 1 else 0
-                if band < 1:
+                # The tallest output tile that fits NBout and the partial sums.
+                plan = next((p for p in (Plan(g, band, cols, kr, cblk, oblk=oblk)
+                                         for band in _candidates(g.oh) if band <= most_y)
+                             if _fits(p, cfg, split)), None)
+                if plan is None:
                     continue
                 cost = _estimate(plan, cfg, split)
                 if best is None or cost < best[0]:
                     best = (cost, plan)
-    if best is None:
-        need = min(g.kw, g.w) * (1 if g.kind == "conv" else g.cb)
-        limits = [f"NBin has {nbin} rows (nbin_depth)"]
-        if g.kind == "conv" and cfg.psum_depth == 0:
-            limits.append("the configuration keeps no partial sums (psum_depth=0), so the "
-                          f"reduction of {g.kh * g.kw * g.cb} rows must fit NBin whole")
-        raise TilingError(f"{where}: no tiling fits: one output needs at least {need} NBin "
-                          f"rows; " + "; ".join(limits) + f"; NBout {cfg.nbout_depth} and "
-                          f"partial sums {cfg.psum_depth} rows per tile")
-    return best[1]
+                break           # narrower tiles of the same height only cost more
+    return best
 
 
 def _estimate(plan, cfg, split):
     """Cycles of ``plan`` by the cycle model, from a few representative instructions."""
     tiles = plan.out_tiles()
     chunks = plan.chunks
-    total = 0
     # Every output tile costs about what the first of its size does: sample the first, and
     # scale by the count (the edges are smaller, so this errs on the large side).
     f = split(plan, tiles[0])
@@ -229,5 +241,4 @@ def _estimate(plan, cfg, split):
         compute += max(cycle_model.tile_cycles(fj, t, cfg) for t in range(cfg.tiles))
     loads = sum(plan.box(tiles[0], chunk).rows for chunk in chunks)
     overhead = 2 * len(chunks) + 1        # instructions per output tile
-    total = len(tiles) * (compute + loads + overhead * (cycle_model.fetch_cycles(cfg) + 8))
-    return total
+    return len(tiles) * (compute + loads + overhead * (cycle_model.fetch_cycles(cfg) + 8))

@@ -20,6 +20,7 @@ def _board(*, port=None, board=None, config=None, **options):
 #: Engine factories by name; each takes the engine's keyword options.
 ENGINES = {
     "golden": lambda **options: run.Golden(),
+    "model": lambda **options: run.Model(),
     "pysim": lambda *, host_port=False: AmaranthEngine(host_port=host_port),
     "verilator": lambda: HDLEngine("verilator"),
     "icarus": lambda: HDLEngine("icarus"),

@@ -6,7 +6,24 @@ from diannao.hw.isa import Op, load_rows
 from diannao.sim.compiler import cycle_model
 
 
-__all__ = ["LayerReport", "Report", "build_report"]
+__all__ = ["LayerReport", "Report", "build_report", "merge_reports", "plot_report",
+           "peak_ops_per_cycle",
+           "PAPER_PEAKS"]
+
+
+def peak_ops_per_cycle(config):
+    """The node's peak: ``2 * tiles * tn * tn`` operations a cycle (each of the
+    ``tiles * tn * tn`` NFU-1 multipliers and its NFU-2 addition, one MAC, counted as two
+    operations; pooling, NFU-3 and the shifter not counted)."""
+    return 2 * config.tiles * config.tn * config.tn
+
+
+#: The papers' peaks, as they state them: ``(machine, GOP/s, MHz, how it is counted)``.
+PAPER_PEAKS = (
+    ("DaDianNao node", 5580.0, 606.0, "16 tiles of 16x16 multipliers and adders (MICRO 2014)"),
+    ("DianNao", 452.0, 980.0, "one NFU of 16x16 multipliers and their adder trees "
+                              "(ASPLOS 2014)"),
+)
 
 
 @dataclass
@@ -20,10 +37,30 @@ class LayerReport:
     nm_writes: int
     sb_reads: int
     tree_rows: int
+    compute: int = 0     # cycles the busiest tile emits rows, over the layer's computes
+    data: int = 0        # cycles of its LOADs and STOREs (NM and the fat tree)
+    note: str = ""       # why the layer has no figures (it does not fit the node)
 
     @property
     def utilization(self):
         return self.ideal / self.cycles if self.cycles else 0.0
+
+    def losses(self):
+        """Where the layer's cycles go: ``{cause: cycles}``: ``compute`` (the ideal),
+        ``padding`` (channels padded to tn, shares uneven over the tiles, bias rows),
+        ``NM/fat tree`` (LOAD and STORE) and ``fill/drain`` (fetch, set-up, the pipeline
+        filling and draining)."""
+        return {"compute": self.ideal, "padding": self.compute - self.ideal,
+                "NM/fat tree": self.data,
+                "fill/drain": self.cycles - self.compute - self.data}
+
+    @property
+    def bound(self):
+        """The largest of :meth:`losses`: what bounds the layer."""
+        if not self.cycles:
+            return ""
+        losses = self.losses()
+        return max(losses, key=losses.get)
 
 
 #: Counters shown beside the model's: the node's, then the tiles' (summed over the tiles).
@@ -47,6 +84,7 @@ def _flat(node, tiles, mask=-1):
 
 @dataclass
 class Report:
+    """A performance report; :meth:`format` prints it."""
     config_name: str
     layers: list
     model_cycles: int         # whole program, cycle model
@@ -57,22 +95,41 @@ class Report:
     rtl_counters: dict = None     # the RTL's (first sample), or None
     runs: list = None             # every sample's run (diannao.sim.runtime.host.run_sample)
     hdl: object = None            # what the engine said about itself (build times), or None
+    source: str = "RTL"           # "RTL" (the counters come from a run) or "model"
+    peak: int = 0                 # the node's peak operations per cycle
 
     def gops(self, layer):
         return 2 * layer.macs * self.clock_mhz * 1e6 / layer.cycles / 1e9 if layer.cycles else 0.0
 
     def format(self):
-        head = (f"{'layer':>5} {'kind':8} {'MACs':>10} {'cycles':>9} {'ideal':>8} {'util':>6} "
-                f"{'NM rd':>7} {'NM wr':>7} {'SB rd':>8} {'tree':>7} {'GOP/s':>7}")
-        lines = [f"performance ({self.config_name}, {self.clock_mhz:g} MHz):", head]
+        what = "cycle model: golden values, model cycles" if self.source == "model" else "cycle model"
+        head = (f"{'layer':>5} {'kind':8} {'MACs':>14} {'cycles':>11} {'ideal':>11} {'util':>6} "
+                f"{'bound':>11} {'GOP/s':>8} {'NM rd':>9} {'NM wr':>9} {'SB rd':>11}")
+        lines = [f"performance ({self.config_name}, {self.clock_mhz:g} MHz; {what}):"]
+        if self.peak:
+            peak = self.peak * self.clock_mhz / 1e3
+            lines.append(f"node peak: {self.peak:,} ops/cycle (2 per MAC), {peak:,.1f} GOP/s at "
+                         f"{self.clock_mhz:g} MHz; papers: " + "; ".join(
+                             f"{m} {g:,.0f} GOP/s at {mhz:g} MHz" for m, g, mhz, _ in PAPER_PEAKS))
+        lines.append(head)
         for l in self.layers:
-            lines.append(f"{l.index:>5} {l.kind:8} {l.macs:>10,} {l.cycles:>9,} {l.ideal:>8,} "
-                         f"{l.utilization:>6.1%} {l.nm_reads:>7,} {l.nm_writes:>7,} "
-                         f"{l.sb_reads:>8,} {l.tree_rows:>7,} {self.gops(l):>7.2f}")
-        macs = sum(l.macs for l in self.layers)
-        ideal = sum(l.ideal for l in self.layers)
-        lines.append(f"{'total':>5} {'':8} {macs:>10,} {self.model_cycles:>9,} {ideal:>8,} "
-                     f"{ideal / self.model_cycles:>6.1%}")
+            if l.note:
+                lines.append(f"{l.index:>5} {l.kind:8} {l.macs:>14,}  not run: {l.note}")
+                continue
+            lines.append(f"{l.index:>5} {l.kind:8} {l.macs:>14,} {l.cycles:>11,} {l.ideal:>11,} "
+                         f"{l.utilization:>6.1%} {l.bound:>11} {self.gops(l):>8.1f} "
+                         f"{l.nm_reads:>9,} {l.nm_writes:>9,} {l.sb_reads:>11,}")
+        run = [l for l in self.layers if not l.note]
+        macs = sum(l.macs for l in run)
+        ideal = sum(l.ideal for l in run)
+        util = ideal / self.model_cycles if self.model_cycles else 0.0
+        gops = 2 * macs * self.clock_mhz / 1e3 / self.model_cycles if self.model_cycles else 0.0
+        lines.append(f"{'total':>5} {'':8} {macs:>14,} {self.model_cycles:>11,} {ideal:>11,} "
+                     f"{util:>6.1%} {'':>11} {gops:>8.1f}")
+        skipped = len(self.layers) - len(run)
+        if skipped:
+            lines.append(f"({skipped} layer{'s' * (skipped > 1)} not run: the total covers "
+                         f"the others)")
         if self.rtl_cycles is not None:
             same = "equal" if self.rtl_cycles == self.model_cycles else "DIFFERENT"
             lines.append(f"RTL cycle counter: {self.rtl_cycles:,} per sample "
@@ -86,29 +143,108 @@ class Report:
         return "\n".join(lines)
 
 
+def _layer_report(program, info, per_instr):
+    cfg = program.config
+    instrs = [program.instructions[pc] for pc in info.pcs]
+    computes = [f for f in instrs if f["op"] in (Op.CONV, Op.MAXPOOL, Op.AVGPOOL)]
+    emitted = sum(cycle_model.tile_emissions(f, t) for f in computes for t in range(cfg.tiles))
+    outputs = sum(cycle_model.tile_traffic(f, t)["nbout_writes"] for f in computes
+                  for t in range(cfg.tiles))
+    loads = sum(load_rows(f) for f in instrs if f["op"] == Op.LOAD)
+    return LayerReport(
+        index=info.index, kind=info.kind, macs=info.macs,
+        cycles=sum(per_instr[pc] for pc in info.pcs),
+        ideal=-(-info.macs // (cfg.tiles * cfg.tn * cfg.tn)),
+        nm_reads=loads, nm_writes=outputs, sb_reads=emitted, tree_rows=loads + outputs,
+        compute=sum(max(cycle_model.tile_emissions(f, t) for t in range(cfg.tiles))
+                    for f in computes),
+        data=sum(per_instr[pc] for pc in info.pcs
+                 if program.instructions[pc]["op"] in (Op.LOAD, Op.STORE)))
+
+
 def build_report(program, config_name="", rtl_cycles=None, clock_mhz=1000.0, run=None):
     """A :class:`Report` for ``program`` from the cycle model, with the RTL's counters of
     ``run`` (one sample's, :func:`diannao.sim.runtime.host.run_sample`) beside the model's."""
     cfg = program.config
     per_instr = cycle_model.program_cycles(program.instructions, cfg)
-    layers = []
-    for info in program.layers:
-        instrs = [program.instructions[pc] for pc in info.pcs]
-        computes = [f for f in instrs if f["op"] in (Op.CONV, Op.MAXPOOL, Op.AVGPOOL)]
-        emitted = sum(cycle_model.tile_emissions(f, t) for f in computes
-                      for t in range(cfg.tiles))
-        outputs = sum(cycle_model.tile_traffic(f, t)["nbout_writes"] for f in computes
-                      for t in range(cfg.tiles))
-        loads = sum(load_rows(f) for f in instrs if f["op"] == Op.LOAD)
-        layers.append(LayerReport(
-            index=info.index, kind=info.kind, macs=info.macs,
-            cycles=sum(per_instr[pc] for pc in info.pcs),
-            ideal=-(-info.macs // (cfg.tiles * cfg.tn * cfg.tn)),
-            nm_reads=loads, nm_writes=outputs, sb_reads=emitted,
-            tree_rows=loads + outputs))
+    layers = [_layer_report(program, info, per_instr) for info in program.layers]
     node, tiles = cycle_model.program_counters(program)
     rtl = None if run is None else _flat({k: run[k] for k in node}, run["tiles"])
     return Report(config_name, layers, sum(per_instr), rtl_cycles, clock_mhz,
                   model_counters=_flat(node, tiles),
                   model_wrapped=_flat(node, tiles, (1 << cfg.counter_width) - 1),
-                  rtl_counters=rtl)
+                  rtl_counters=rtl, peak=peak_ops_per_cycle(cfg))
+
+
+def merge_reports(programs, layers, config_name, clock_mhz):
+    """The model's :class:`Report` of a network compiled one layer at a time: ``programs``
+    holds, for each of ``layers`` (its quantized layers), the layer's one-layer program, or
+    the text of the :class:`~diannao.sim.compiler.program.CompileError` that rejected it.
+    The total is the layers' cycles plus one HALT; the counters are summed."""
+    rows, total, counters, cfg, halt = [], 0, {}, None, 0
+    for program, layer in zip(programs, layers):
+        if isinstance(program, str):
+            rows.append(LayerReport(layer.index, layer.kind, 0, 0, 0, 0, 0, 0, 0,
+                                    note=program))
+            continue
+        cfg = program.config
+        per_instr = cycle_model.program_cycles(program.instructions, cfg)
+        [info] = program.layers
+        rows.append(_layer_report(program, info, per_instr))
+        halt = per_instr[-1]
+        total += sum(per_instr) - halt
+        node, tiles = cycle_model.program_counters(program)
+        for name, value in _flat(node, tiles).items():
+            counters[name] = counters.get(name, 0) + value
+    for row, layer in zip(rows, layers):
+        if row.note:
+            row.macs = _macs_of(layer)
+    return Report(config_name, rows, total + halt, None, clock_mhz, model_counters=counters,
+                  source="model", peak=peak_ops_per_cycle(cfg) if cfg else 0)
+
+
+def _macs_of(layer):
+    """Multiply-accumulates of a quantized conv or fc layer (0 for pooling)."""
+    if layer.w_q is None:
+        return 0
+    per_output = 1
+    for n in layer.w_q.shape[1:]:
+        per_output *= int(n)
+    outputs = 1
+    for n in layer.out_shape:
+        outputs *= int(n)
+    return outputs * per_output
+
+
+def plot_report(report, path):
+    """Save a PNG of ``report``: per layer, its cycles split into what they went to
+    (:meth:`LayerReport.losses`), with its utilization above each bar."""
+    import matplotlib            # only for plots: it takes a second to import
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [l for l in report.layers if not l.note]
+    if not rows:
+        raise ValueError("--plot: no layer ran, nothing to plot")
+    causes = list(rows[0].losses())
+    colors = {"compute": "#2b8cbe", "padding": "#a6bddb", "NM/fat tree": "#fdae6b",
+              "fill/drain": "#e34a33"}
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(rows) + 2), 4.5))
+    x = list(range(len(rows)))
+    bottom = [0.0] * len(rows)
+    for cause in causes:
+        share = [l.losses()[cause] / l.cycles for l in rows]
+        ax.bar(x, share, bottom=bottom, color=colors[cause], label=cause)
+        bottom = [b + s for b, s in zip(bottom, share)]
+    for i, l in enumerate(rows):
+        ax.text(i, 1.01, f"{l.utilization:.0%}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(x, [f"{l.index} {l.kind}" for l in rows], rotation=60, ha="right",
+                  fontsize=7)
+    ax.set_ylim(0, 1.12)
+    ax.set_ylabel("share of the layer's cycles")
+    ax.set_title(f"{report.config_name} at {report.clock_mhz:g} MHz ({report.source}): "
+                 f"utilization above each layer", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from diannao.hw.config import Config, preset
-from diannao.sim.compiler.program import compile_network
+from diannao.sim.compiler.program import CompileError, compile_network
 from diannao.sim.runtime.inputs import CheckedInput, ensure_checked
-from diannao.sim.runtime.report import build_report
+from diannao.sim.runtime.report import build_report, merge_reports
 
 
-__all__ = ["Engine", "Golden", "RunResult", "run_network"]
+__all__ = ["Engine", "Golden", "Model", "RunResult", "run_network"]
 
 
 @dataclass
@@ -76,6 +76,23 @@ class Engine:
             return "custom", config
         return config, preset(config)
 
+    def execute(self, qnet, x, config_name, config, *, progress=False, vcd=None,
+                clock_mhz=None):
+        """Compile ``qnet`` for ``config``, :meth:`run` it on the checked input ``x`` and
+        build the report: a :class:`RunResult`."""
+        program = compile_network(qnet, config)
+        runs, details = self.run(program, x.batch, progress=progress, vcd=vcd)
+        if len(runs) != len(x.batch):
+            raise RuntimeError(f"engine {self.name} returned {len(runs)} runs for "
+                               f"{len(x.batch)} samples")
+        per_layer = [np.stack([r["layer_outputs"][i] for r in runs])
+                     for i in range(len(program.layers))]
+        report = build_report(program, config_name, rtl_cycles=runs[0]["cycles"], run=runs[0],
+                              clock_mhz=clock_mhz or self.clock_mhz)
+        report.runs, report.hdl = runs, details
+        return RunResult(x.unbatch(per_layer[-1]), [x.unbatch(a) for a in per_layer], report,
+                         input=x)
+
     def run(self, program, batch, *, progress=False, vcd=None):
         """Load ``program`` and run it on every sample of the int16 ``batch``.
 
@@ -94,6 +111,39 @@ class Golden(Engine):
 
     name = "golden"
     compiles = False
+
+
+class _OneLayer:
+    """A quantized network of one layer of another (what :func:`compile_network` reads)."""
+
+    def __init__(self, layer):
+        self.layers = [layer]
+
+
+class Model(Engine):
+    """Engine ``model``: values from the golden model, cycles and traffic from the cycle
+    model (exact: the tests hold the RTL's counters to it), for networks too large to
+    simulate. Each layer is compiled on its own (as if its weights were in SB when it
+    starts), so a layer that does not fit the node is reported with the reason instead of
+    stopping the others; the report says it is the model's."""
+
+    name = "model"
+    default_config = "dadiannao"
+
+    def execute(self, qnet, x, config_name, config, *, progress=False, vcd=None,
+                clock_mhz=None):
+        if vcd is not None:
+            raise ValueError("--vcd needs a simulator; the model engine simulates nothing")
+        y, per_layer = qnet.run(x.batch, intermediates=True)
+        programs = []
+        for layer in qnet.layers:
+            try:
+                programs.append(compile_network(_OneLayer(layer), config))
+            except CompileError as exc:
+                programs.append(str(exc))
+        report = merge_reports(programs, qnet.layers, config_name,
+                               clock_mhz or self.clock_mhz)
+        return RunResult(x.unbatch(y), [x.unbatch(a) for a in per_layer], report, input=x)
 
 
 def run_network(qnet, x_q, engine, *, config=None, source="input", strict=False,
@@ -138,15 +188,4 @@ def run_network(qnet, x_q, engine, *, config=None, source="input", strict=False,
         y, per_layer = qnet.run(x.batch, intermediates=True)
         return RunResult(x.unbatch(y), [x.unbatch(a) for a in per_layer], input=x)
     name, cfg = engine.resolve_config(config)
-    program = compile_network(qnet, cfg)
-    runs, details = engine.run(program, x.batch, progress=progress, vcd=vcd)
-    if len(runs) != len(x.batch):
-        raise RuntimeError(f"engine {engine.name} returned {len(runs)} runs for "
-                           f"{len(x.batch)} samples")
-    per_layer = [np.stack([r["layer_outputs"][i] for r in runs])
-                 for i in range(len(program.layers))]
-    report = build_report(program, name, rtl_cycles=runs[0]["cycles"], run=runs[0],
-                          clock_mhz=clock_mhz or engine.clock_mhz)
-    report.runs, report.hdl = runs, details
-    return RunResult(x.unbatch(per_layer[-1]), [x.unbatch(a) for a in per_layer], report,
-                     input=x)
+    return engine.execute(qnet, x, name, cfg, progress=progress, vcd=vcd, clock_mhz=clock_mhz)

@@ -6,6 +6,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from diannao.golden._tensor import conv_sum, fc_sum
 from diannao.golden.formats import build_table
 from diannao.golden.layers import (accumulator_bound, activation_int, avgpool_int, conv2d_int,
                                    fc_int, maxpool_int)
@@ -130,3 +131,26 @@ def test_layers_reject_non_int16():
         fc_int(np.array([40000]), np.array([[1]]), np.array([0]), 0, 0)
     with pytest.raises(ValueError, match="integer dtype"):
         maxpool_int(np.zeros((1, 2, 2)), 2, 2)
+
+
+def test_extreme_int16_sums_stay_exact():
+    # Every input and weight at -32768: each product is 2**30 and an output of 4096 of them
+    # is 2**42, still exact through float64 BLAS (the bound is 2**53).
+    x = np.full(4096, -32768)
+    w = np.full((3, 4096), -32768)
+    assert fc_int(x, w, [0, 0, 0], 0, 0).tolist() == [32767] * 3
+    xc = np.full((64, 5, 5), -32768)
+    wc = np.full((2, 64, 3, 3), 32767)
+    want = loop_conv(xc.tolist(), wc.tolist(), [0, 0], 1, 1, 0, 30)
+    assert conv2d_int(xc, wc, [0, 0], 1, 1, 0, 30).tolist() == want
+
+
+def test_sums_beyond_float_precision_use_integers():
+    # Values beyond int16 (conv_sum and fc_sum take any integers): the bound passes 2**53,
+    # so the sums stay in int64; float64 would lose the low bits.
+    big = np.array([(1 << 40) + 1, (1 << 40) + 3], dtype=np.int64)
+    w = np.array([[(1 << 20) + 1, -((1 << 20) + 5)]], dtype=np.int64)
+    want = sum(int(a) * int(b) for a, b in zip(big, w[0]))
+    assert int(fc_sum(big, w)[0]) == want
+    x = big.reshape(2, 1, 1)
+    assert int(conv_sum(x, w.reshape(1, 2, 1, 1), 1, 0)[0, 0, 0]) == want

@@ -139,6 +139,16 @@ def test_conv_larger_than_its_buffers_runs_in_tiles_and_chunks(shape, layer, use
     assert all(used[u] for u in uses) and used["stores"] > 1, used
 
 
+def test_more_output_blocks_than_nbout_go_in_groups_of_blocks():
+    # 64 outputs are 16 blocks on one tile whose NBout holds 6 rows, and a reduction of
+    # 40 rows in NBin of 16: output tiles of 6 blocks, each in chunks.
+    net = _net(np.random.default_rng(15), (160,), [("fc", 64, "tanh")])
+    cfg = SMALL.replace(tiles=1, nbin_depth=16, nbout_depth=6, psum_depth=8, sb_depth=1024)
+    program, _ = _check(net, cfg, batch=1)
+    used = _uses(program, 0)
+    assert used["stores"] == 3 and used["psums"] >= 3
+
+
 def test_pooling_in_column_tiles_and_channel_chunks():
     net = _net(np.random.default_rng(14), (20, 8, 10), [("avgpool", 2, 2), ("maxpool", 2, 1)])
     program, _ = _check(net, SMALL.replace(nbin_depth=16), batch=1)
@@ -171,7 +181,10 @@ def test_compile_errors_name_layer_and_limit():
          r"layer 0 \(fc\): no tiling fits.*no partial sums \(psum_depth=0\).*75 rows must "
          r"fit NBin whole")
     wide = _net(rng, (64,), [("fc", 64, "relu")])
-    _err(wide, SMALL.replace(sb_depth=8), r"layer 0 \(fc\).*SB needs .*sb_depth")
+    _err(wide, SMALL.replace(sb_depth=8), r"layer 0 \(fc\): SB needs 68 rows per tile "
+                                          r"\(2,176 bytes.*sb_depth, 256 bytes\); weights "
+                                          r"beyond the node's SB need streaming from a main "
+                                          r"memory or more nodes")
     _err(wide, SMALL.replace(nm_depth=20), r"layer 0 \(fc\).*NM needs .*nm_depth")
     tables = _net(rng, (8,), [("fc", 8, "sigmoid"), ("fc", 8, "tanh"), ("fc", 8, "relu")])
     _err(tables, SMALL.replace(act_tables=2), r"3 distinct activation tables.*holds 2")

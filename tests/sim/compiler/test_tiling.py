@@ -1,0 +1,99 @@
+"""The tiling's plans, checked against their definition for random layers and buffers
+(fast: no RTL; the node tests and the fuzz campaign run tiled layers on the RTL)."""
+
+from hypothesis import given, strategies as st
+
+from diannao.hw.config import preset
+from diannao.sim.compiler import cycle_model
+from diannao.sim.compiler.tiling import Geometry, TilingError, plan_layer
+
+
+@st.composite
+def _cases(draw):
+    kind = draw(st.sampled_from(["conv", "pool"]))
+    k = draw(st.integers(1, 5))
+    stride = draw(st.integers(1, 3))
+    pad = draw(st.integers(0, k - 1)) if kind == "conv" else 0
+    h, w = draw(st.integers(k, 14)), draw(st.integers(k, 14))
+    cb = draw(st.integers(1, 6))
+    ob = draw(st.integers(1, 6)) if kind == "conv" else cb
+    g = Geometry(kind, cb, h, w, ob, (h + 2 * pad - k) // stride + 1,
+                 (w + 2 * pad - k) // stride + 1, k, k, stride, pad)
+    cfg = preset("small").replace(nbin_depth=draw(st.integers(2, 200)),
+                                  nbout_depth=draw(st.integers(2, 64)),
+                                  psum_depth=draw(st.sampled_from([0, 2, 8, 64])))
+    return g, cfg
+
+
+def _split(plan, tile, log2_gob=None):
+    """Fields enough for the shares (cycle_model.tile_share) and the estimate, with the
+    split that spreads the outputs best when none is given."""
+    oy0, oy1, ox0, ox1, b0, b1 = tile
+    oh = oy1 - oy0
+
+    def fields(lg):
+        return dict(op=2 if plan.g.kind == "conv" else 3, log2_gob=lg, ob=b1 - b0, oh=oh,
+                    oy_band=-(-oh // (4 >> lg)), ow=ox1 - ox0, kh=plan.krows, kw=plan.g.kw,
+                    cb=plan.cblk)
+
+    if log2_gob is not None:
+        return fields(log2_gob)
+    return min((fields(lg) for lg in range(3)), key=lambda f: max(
+        cycle_model.tile_share(f, t)[0] * cycle_model.tile_share(f, t)[1] for t in range(4)))
+
+
+@given(_cases())
+def test_a_plan_covers_every_output_and_every_term_once_within_the_buffers(case):
+    g, cfg = case
+    # The least NBin one output needs: a kernel row of one channel block with partial
+    # sums; without them (or for a pooling, whose window is not split) the whole window.
+    window = min(g.kh, g.h) * min(g.kw, g.w)
+    if g.kind == "pool":
+        least = window
+    else:
+        least = min(g.kw, g.w) if cfg.psum_depth else window * g.cb
+    try:
+        plan = plan_layer(g, cfg, _split, "layer")
+    except TilingError as exc:
+        assert "no tiling fits" in str(exc) and least > cfg.nbin_depth
+        return
+    assert least <= cfg.nbin_depth
+    # Outputs: every (oy, ox, block) in exactly one output tile.
+    seen = {}
+    for tile in plan.out_tiles():
+        oy0, oy1, ox0, ox1, b0, b1 = tile
+        for key in ((y, x, b) for y in range(oy0, oy1) for x in range(ox0, ox1)
+                    for b in range(b0, b1)):
+            seen[key] = seen.get(key, 0) + 1
+    blocks = g.ob
+    assert seen == {(y, x, b): 1 for y in range(g.oh) for x in range(g.ow)
+                    for b in range(blocks)}
+    # Reduction: every (ky, channel block) in exactly one chunk.
+    terms = {}
+    for k0, k1, c0, c1 in plan.chunks:
+        for key in ((ky, c) for ky in range(k0, k1) for c in range(c0, c1)):
+            terms[key] = terms.get(key, 0) + 1
+    assert terms == {(ky, c): 1 for ky in range(g.kh) for c in range(g.cb)}
+    if len(plan.chunks) > 1:
+        assert g.kind == "conv" and cfg.psum_depth
+    for tile in plan.out_tiles():
+        oy0, oy1, ox0, ox1, b0, b1 = tile
+        for chunk in plan.chunks:
+            box = plan.box(tile, chunk)
+            assert box.rows <= cfg.nbin_depth
+            # Every input inside the tensor that the chunk reads lies in the box.
+            k0, k1, c0, c1 = chunk
+            for oy in range(oy0, oy1):
+                for ky in range(k0, k1):
+                    iy = oy * g.stride + ky - g.pad
+                    assert not 0 <= iy < g.h or box.y0 <= iy < box.y1
+            for ox in range(ox0, ox1):
+                for kx in range(g.kw):
+                    ix = ox * g.stride + kx - g.pad
+                    assert not 0 <= ix < g.w or box.x0 <= ix < box.x1
+        f = _split(plan, tile)
+        for t in range(cfg.tiles):
+            nb, nr = cycle_model.tile_share(f, t)
+            assert nb * nr * f["ow"] <= cfg.nbout_depth
+            if len(plan.chunks) > 1:
+                assert nb * nr * f["ow"] <= cfg.psum_depth

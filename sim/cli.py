@@ -29,8 +29,7 @@ from diannao.sim.runtime.report import plot_report
 from diannao.sim.runtime.host import RunBudgetError
 from diannao.sim.runtime.inputs import load_array
 from diannao.sim.tools import bench, digits, waveforms
-from diannao.sim.tools.workloads import (WORKLOADS, load_workload, network_stats, random_input,
-                                         workload_names)
+from diannao.sim.tools.workloads import WORKLOADS, load_workload, random_input, workload_names
 
 __all__ = ["main", "build_parser"]
 
@@ -181,7 +180,7 @@ def _cmd_networks(args):
 
     print(f"{'name':12} {'layers':>6} {'parameters':>13} {'MACs':>16}  description")
     for name in workload_names():
-        layers, params, macs = network_stats(load_workload(name))
+        layers, params, macs = WORKLOADS[name].stats()
         print(f"{name:12} {layers:>6} {params:>13,} {macs:>16,}  {WORKLOADS[name].description}")
     print("(diannao run --network NAME: a built-in network by name; MACs of conv and fc)")
     return 0

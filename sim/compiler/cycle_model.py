@@ -6,12 +6,14 @@ simulation, and the latencies from the stage counts documented in ``docs/archite
 the RTL's latencies against a table of their own.
 """
 
+from functools import lru_cache
+
 from diannao.hw.isa import INSTR_WIDTH, Op, load_rows
 
 
-__all__ = ["tile_share", "tile_emissions", "tile_cycles", "instruction_cycles",
-           "program_cycles", "program_counters", "pipeline_latency", "fetch_cycles",
-           "tree_latency"]
+__all__ = ["tile_share", "tile_emissions", "tile_cycles", "tile_traffic", "compute_profile",
+           "instruction_cycles", "program_cycles", "program_counters", "pipeline_latency",
+           "fetch_cycles", "tree_latency"]
 
 
 def pipeline_latency(config):
@@ -83,11 +85,10 @@ def instruction_cycles(f, config, nbout_counts):
         total = sum(nbout_counts)
         nbout_counts[:] = [0] * config.tiles
         return fd + total + config.tiles + 1 + (lat + rl)
+    cycles, traffic = compute_profile(f, config)
     for t in range(config.tiles):
-        nblocks, rows = tile_share(f, t)
-        if not f.get("psum_out"):
-            nbout_counts[t] += nblocks * rows * f["ow"]
-    return fd + max(tile_cycles(f, t, config) for t in range(config.tiles))
+        nbout_counts[t] += traffic[t]["nbout_writes"]
+    return fd + max(cycles)
 
 
 def program_cycles(instructions, config):
@@ -98,9 +99,14 @@ def program_cycles(instructions, config):
 
 def _inside(o0, o1, stride, kernel, off, size):
     """Pairs ``(o, k)`` with ``o`` in ``[o0, o1)``, ``k`` in ``[0, kernel)`` whose input
-    coordinate ``o * stride + k - off`` lies in ``[0, size)`` (not zero padding)."""
-    return sum(1 for o in range(o0, o1) for k in range(kernel)
-               if 0 <= o * stride + k - off < size)
+    coordinate ``o * stride + k - off`` lies in ``[0, size)`` (not zero padding): for each
+    ``k``, the ``o`` with ``off - k <= o * stride <= size - 1 + off - k``."""
+    total = 0
+    for k in range(kernel):
+        lo = max(o0, -((k - off) // stride))           # ceil((off - k) / stride)
+        hi = min(o1 - 1, (size - 1 + off - k) // stride)
+        total += max(0, hi - lo + 1)
+    return total
 
 
 def tile_traffic(f, index):
@@ -132,11 +138,31 @@ def program_counters(program):
              for _ in range(cfg.tiles)]
     for f in program.instructions:
         if f["op"] in (Op.CONV, Op.MAXPOOL, Op.AVGPOOL):
-            for t, counts in enumerate(tiles):
-                for name, n in tile_traffic(f, t).items():
+            cycles, traffic = compute_profile(f, cfg)
+            for counts, busy, moved in zip(tiles, cycles, traffic):
+                for name, n in moved.items():
                     counts[name] += n
-                counts["cycles"] += tile_cycles(f, t, cfg)
+                counts["cycles"] += busy
     stored = sum(t["nbout_writes"] for t in tiles)
     node = dict(cycles=sum(program_cycles(program.instructions, cfg)), nm_reads=loads,
                 nm_writes=stored, tree_down_rows=loads, tree_up_rows=stored)
     return node, tiles
+
+
+#: The fields a compute instruction's cycles and traffic depend on (not its addresses).
+_SHAPE = ("op", "log2_gob", "ob", "oh", "oy_band", "ow", "kh", "kw", "cb", "stride", "y_off",
+          "x_off", "in_h", "in_w", "psum_in", "psum_out")
+
+
+def compute_profile(f, config):
+    """``(cycles, traffic)`` of compute instruction fields ``f``: per tile, its
+    :func:`tile_cycles` and :func:`tile_traffic`. Instructions that differ only in their
+    addresses share one computation (a real layer repeats a few shapes thousands of times)."""
+    return _profile(tuple(f.get(k, 0) for k in _SHAPE), config)
+
+
+@lru_cache(maxsize=1 << 14)
+def _profile(key, config):
+    f = dict(zip(_SHAPE, key))
+    return (tuple(tile_cycles(f, t, config) for t in range(config.tiles)),
+            tuple(tile_traffic(f, t) for t in range(config.tiles)))

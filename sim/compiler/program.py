@@ -185,14 +185,14 @@ def _tile_fields(layer, plan, tile, chunk, cfg, *, sb_base, out_base, log2_gob=N
                 sb_step=sb_step, psum_in=int(conv and chunk > 0),
                 psum_out=int(conv and chunk < len(chunks) - 1),
                 **dict(settings, shift=shift))
-    best = None
-    for lg in ([log2_gob] if log2_gob is not None else range(cfg.log2_tiles + 1)):
-        f = compute_fields(**base, log2_gob=lg, oy_band=-(-oh // (cfg.tiles >> lg)),
-                           sb_base=sb + (first_block >> lg) * sb_step)
-        cycles = max(cycle_model.tile_cycles(f, t, cfg) for t in range(cfg.tiles))
-        if best is None or cycles < best[0]:
-            best = (cycles, f)
-    return best[1]
+    def fields(lg):
+        return compute_fields(**base, log2_gob=lg, oy_band=-(-oh // (cfg.tiles >> lg)),
+                              sb_base=sb + (first_block >> lg) * sb_step)
+
+    if log2_gob is not None:
+        return fields(log2_gob)
+    return min((fields(lg) for lg in range(cfg.log2_tiles + 1)),
+               key=lambda f: max(cycle_model.compute_profile(f, cfg)[0]))
 
 
 def _chunk_order(g, plan):

@@ -238,7 +238,7 @@ def _estimate(plan, cfg, split):
     compute = 0
     for j, chunk in enumerate(chunks):
         fj = dict(f, psum_in=int(j > 0), kh=chunk[1] - chunk[0], cb=chunk[3] - chunk[2])
-        compute += max(cycle_model.tile_cycles(fj, t, cfg) for t in range(cfg.tiles))
+        compute += max(cycle_model.compute_profile(fj, cfg)[0])
     loads = sum(plan.box(tiles[0], chunk).rows for chunk in chunks)
     overhead = 2 * len(chunks) + 1        # instructions per output tile
     return len(tiles) * (compute + loads + overhead * (cycle_model.fetch_cycles(cfg) + 8))

@@ -40,6 +40,7 @@ class LayerReport:
     compute: int = 0     # cycles the busiest tile emits rows, over the layer's computes
     data: int = 0        # cycles of its LOADs and STOREs (NM and the fat tree)
     note: str = ""       # why the layer has no figures (it does not fit the node)
+    caveat: str = ""     # what its figures assume (a larger NM)
 
     @property
     def utilization(self):
@@ -126,6 +127,9 @@ class Report:
         gops = 2 * macs * self.clock_mhz / 1e3 / self.model_cycles if self.model_cycles else 0.0
         lines.append(f"{'total':>5} {'':8} {macs:>14,} {self.model_cycles:>11,} {ideal:>11,} "
                      f"{util:>6.1%} {'':>11} {gops:>8.1f}")
+        for l in self.layers:
+            if l.caveat:
+                lines.append(f"  layer {l.index}: {l.caveat}")
         skipped = len(self.layers) - len(run)
         if skipped:
             lines.append(f"({skipped} layer{'s' * (skipped > 1)} not run: the total covers "
@@ -146,18 +150,17 @@ class Report:
 def _layer_report(program, info, per_instr):
     cfg = program.config
     instrs = [program.instructions[pc] for pc in info.pcs]
-    computes = [f for f in instrs if f["op"] in (Op.CONV, Op.MAXPOOL, Op.AVGPOOL)]
-    emitted = sum(cycle_model.tile_emissions(f, t) for f in computes for t in range(cfg.tiles))
-    outputs = sum(cycle_model.tile_traffic(f, t)["nbout_writes"] for f in computes
-                  for t in range(cfg.tiles))
+    computes = [cycle_model.compute_profile(f, cfg)[1] for f in instrs
+                if f["op"] in (Op.CONV, Op.MAXPOOL, Op.AVGPOOL)]
+    emitted = sum(t["nfu_busy"] for traffic in computes for t in traffic)
+    outputs = sum(t["nbout_writes"] for traffic in computes for t in traffic)
     loads = sum(load_rows(f) for f in instrs if f["op"] == Op.LOAD)
     return LayerReport(
         index=info.index, kind=info.kind, macs=info.macs,
         cycles=sum(per_instr[pc] for pc in info.pcs),
         ideal=-(-info.macs // (cfg.tiles * cfg.tn * cfg.tn)),
         nm_reads=loads, nm_writes=outputs, sb_reads=emitted, tree_rows=loads + outputs,
-        compute=sum(max(cycle_model.tile_emissions(f, t) for t in range(cfg.tiles))
-                    for f in computes),
+        compute=sum(max(t["nfu_busy"] for t in traffic) for traffic in computes),
         data=sum(per_instr[pc] for pc in info.pcs
                  if program.instructions[pc]["op"] in (Op.LOAD, Op.STORE)))
 
@@ -176,11 +179,12 @@ def build_report(program, config_name="", rtl_cycles=None, clock_mhz=1000.0, run
                   rtl_counters=rtl, peak=peak_ops_per_cycle(cfg))
 
 
-def merge_reports(programs, layers, config_name, clock_mhz):
+def merge_reports(programs, layers, config_name, clock_mhz, caveats=None):
     """The model's :class:`Report` of a network compiled one layer at a time: ``programs``
     holds, for each of ``layers`` (its quantized layers), the layer's one-layer program, or
     the text of the :class:`~diannao.sim.compiler.program.CompileError` that rejected it.
-    The total is the layers' cycles plus one HALT; the counters are summed."""
+    The total is the layers' cycles plus one HALT; the counters are summed. ``caveats``
+    (one text per layer, or empty) say what a layer's figures assume."""
     rows, total, counters, cfg, halt = [], 0, {}, None, 0
     for program, layer in zip(programs, layers):
         if isinstance(program, str):
@@ -196,9 +200,13 @@ def merge_reports(programs, layers, config_name, clock_mhz):
         node, tiles = cycle_model.program_counters(program)
         for name, value in _flat(node, tiles).items():
             counters[name] = counters.get(name, 0) + value
-    for row, layer in zip(rows, layers):
+    for row, layer, caveat in zip(rows, layers, caveats or [""] * len(rows)):
         if row.note:
             row.macs = _macs_of(layer)
+        else:
+            row.caveat = caveat
+    if counters:
+        counters["cycles"] = total + halt       # one program: one HALT
     return Report(config_name, rows, total + halt, None, clock_mhz, model_counters=counters,
                   source="model", peak=peak_ops_per_cycle(cfg) if cfg else 0)
 

@@ -113,6 +113,17 @@ class Golden(Engine):
     compiles = False
 
 
+def _size(n):
+    """Bytes as KB or MB."""
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 2**10:.1f} KB"
+
+
+def _nm_rows(shape, tn):
+    """NM rows of a tensor of ``shape`` (``[N]`` or ``[C, H, W]``)."""
+    c, h, w = (shape[0], 1, 1) if len(shape) == 1 else shape
+    return h * w * -(-c // tn)
+
+
 class _OneLayer:
     """A quantized network of one layer of another (what :func:`compile_network` reads)."""
 
@@ -135,14 +146,25 @@ class Model(Engine):
         if vcd is not None:
             raise ValueError("--vcd needs a simulator; the model engine simulates nothing")
         y, per_layer = qnet.run(x.batch, intermediates=True)
-        programs = []
+        programs, caveats = [], []
         for layer in qnet.layers:
+            # NM's size changes no cycle: a layer whose input and output need more than
+            # the node's NM gets the figures of a node with enough, and says so.
+            need = _nm_rows(layer.in_shape, config.tn) + _nm_rows(layer.out_shape, config.tn)
+            cfg, caveat = config, ""
+            if need > config.nm_depth:
+                cfg = config.replace(nm_depth=need)
+                row = config.tn * 2
+                caveat = (f"its input and output need {_size(need * row)} of NM, the node "
+                          f"has {_size(config.nm_depth * row)} (nm_depth): figures for a node "
+                          f"with enough")
             try:
-                programs.append(compile_network(_OneLayer(layer), config))
-            except CompileError as exc:
+                programs.append(compile_network(_OneLayer(layer), cfg))
+            except (CompileError, ValueError) as exc:
                 programs.append(str(exc))
+            caveats.append(caveat)
         report = merge_reports(programs, qnet.layers, config_name,
-                               clock_mhz or self.clock_mhz)
+                               clock_mhz or self.clock_mhz, caveats)
         return RunResult(x.unbatch(y), [x.unbatch(a) for a in per_layer], report, input=x)
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from diannao.golden._tensor import conv_out_size
 from diannao.golden.network import FC, Conv, MaxPool, Network
 from diannao.sim.tools import digits
 
@@ -36,69 +37,103 @@ from diannao.sim.tools import digits
 __all__ = ["WORKLOADS", "workload_names", "load_workload", "network_stats", "random_input"]
 
 
-def _conv(rng, c, o, k, stride=1, pad=0, activation="relu"):
-    fan_in = c * k * k
-    return Conv(rng.normal(0.0, math.sqrt(2.0 / fan_in), (o, c, k, k)),
-                rng.normal(0.0, 0.01, o), stride=stride, pad=pad, activation=activation)
+def _conv(c, o, k, stride=1, pad=0, activation="relu"):
+    return ("conv", c, o, k, stride, pad, activation)
 
 
-def _fc(rng, n, o, activation="relu"):
-    return FC(rng.normal(0.0, math.sqrt(2.0 / n), (o, n)), rng.normal(0.0, 0.01, o),
-              activation=activation)
+def _fc(n, o, activation="relu"):
+    return ("fc", n, o, activation)
 
 
-def _alexnet(seed=0):
+def _build(input_shape, specs, seed):
+    """A :class:`Network` from layer specs, with He-normal weights from ``seed``."""
     rng = np.random.default_rng(seed)
-    return Network((3, 227, 227), [
-        _conv(rng, 3, 96, 11, stride=4), MaxPool(3, 2),
-        _conv(rng, 96, 256, 5, pad=2), MaxPool(3, 2),
-        _conv(rng, 256, 384, 3, pad=1), _conv(rng, 384, 384, 3, pad=1),
-        _conv(rng, 384, 256, 3, pad=1), MaxPool(3, 2),
-        _fc(rng, 256 * 6 * 6, 4096), _fc(rng, 4096, 4096),
-        _fc(rng, 4096, 1000, activation="identity")])
+    layers = []
+    for spec in specs:
+        if spec[0] == "conv":
+            _, c, o, k, stride, pad, act = spec
+            fan_in = c * k * k
+            layers.append(Conv(rng.normal(0.0, math.sqrt(2.0 / fan_in), (o, c, k, k)),
+                               rng.normal(0.0, 0.01, o), stride=stride, pad=pad,
+                               activation=act))
+        elif spec[0] == "fc":
+            _, n, o, act = spec
+            layers.append(FC(rng.normal(0.0, math.sqrt(2.0 / n), (o, n)),
+                             rng.normal(0.0, 0.01, o), activation=act))
+        else:
+            layers.append(MaxPool(spec[1], spec[2]))
+    return Network(input_shape, layers)
 
 
-#: VGG-16's stages: (maps, convolutions).
-_VGG16 = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
+_ALEXNET = [_conv(3, 96, 11, stride=4), ("maxpool", 3, 2),
+            _conv(96, 256, 5, pad=2), ("maxpool", 3, 2),
+            _conv(256, 384, 3, pad=1), _conv(384, 384, 3, pad=1),
+            _conv(384, 256, 3, pad=1), ("maxpool", 3, 2),
+            _fc(256 * 6 * 6, 4096), _fc(4096, 4096), _fc(4096, 1000, activation="identity")]
 
 
-def _vgg16_layers(rng):
-    layers, c = [], 3
-    for maps, convs in _VGG16:
+def _vgg16_convs():
+    """VGG-16's stages of 3x3 convolutions (64, 128, 256, 512, 512 maps; 2, 2, 3, 3, 3
+    convolutions), each ended by max pooling 2/2."""
+    specs, c = [], 3
+    for maps, convs in ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3)):
         for _ in range(convs):
-            layers.append(_conv(rng, c, maps, 3, pad=1))
+            specs.append(_conv(c, maps, 3, pad=1))
             c = maps
-        layers.append(MaxPool(2, 2))
-    return layers
+        specs.append(("maxpool", 2, 2))
+    return specs
 
 
-def _vgg16(seed=1):
-    rng = np.random.default_rng(seed)
-    layers = _vgg16_layers(rng)
-    layers += [_fc(rng, 512 * 7 * 7, 4096), _fc(rng, 4096, 4096),
-               _fc(rng, 4096, 1000, activation="identity")]
-    return Network((3, 224, 224), layers)
-
-
-def _vgg16_conv(seed=1):
-    return Network((3, 224, 224), _vgg16_layers(np.random.default_rng(seed)))
+_VGG16_CONV = _vgg16_convs()
+_VGG16 = _VGG16_CONV + [_fc(512 * 7 * 7, 4096), _fc(4096, 4096),
+                        _fc(4096, 1000, activation="identity")]
 
 
 @dataclass(frozen=True)
 class Workload:
     name: str
     description: str
-    build: object          # () -> Network
+    input_shape: tuple = None
+    specs: list = None     # layer specs of a built network (None: a file)
+    seed: int = 0
+
+    def build(self):
+        if self.specs is None:
+            return digits.load_network(self.name.split("-")[1])
+        return _build(self.input_shape, self.specs, self.seed)
+
+    def stats(self):
+        """``(layers, parameters, MACs)`` as :func:`network_stats`, from the shapes alone
+        (no weights drawn)."""
+        if self.specs is None:
+            return network_stats(self.build())
+        params = macs = 0
+        c, h, w = self.input_shape
+        for spec in self.specs:
+            if spec[0] == "conv":
+                _, ci, o, k, stride, pad, _ = spec
+                h, w = (conv_out_size(n, k, stride, pad) for n in (h, w))
+                params += o * ci * k * k + o
+                macs += o * h * w * ci * k * k
+                c = o
+            elif spec[0] == "fc":
+                _, n, o, _ = spec
+                params += o * n + o
+                macs += o * n
+                c, h, w = o, 1, 1
+            else:
+                h, w = (conv_out_size(n, spec[1], spec[2], 0) for n in (h, w))
+        return len(self.specs), params, macs
 
 
 #: The built-in networks by name.
 WORKLOADS = {w.name: w for w in (
-    Workload("digits-mlp", "trained digits MLP (8x8 images)", lambda: digits.load_network("mlp")),
-    Workload("digits-cnn", "trained digits CNN (8x8 images)", lambda: digits.load_network("cnn")),
-    Workload("alexnet", "AlexNet shapes, random weights, no LRN", _alexnet),
-    Workload("vgg16", "VGG-16 shapes, random weights", _vgg16),
+    Workload("digits-mlp", "trained digits MLP (8x8 images)"),
+    Workload("digits-cnn", "trained digits CNN (8x8 images)"),
+    Workload("alexnet", "AlexNet shapes, random weights, no LRN", (3, 227, 227), _ALEXNET, 0),
+    Workload("vgg16", "VGG-16 shapes, random weights", (3, 224, 224), _VGG16, 1),
     Workload("vgg16-conv", "VGG-16's 13 convolutions and 5 poolings, random weights",
-             _vgg16_conv),
+             (3, 224, 224), _VGG16_CONV, 1),
 )}
 
 

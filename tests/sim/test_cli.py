@@ -396,3 +396,30 @@ def test_bad_config_and_clock_options(tmp_path, capsys, option, value, message):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert f"argument {option}: " in err and message in err
+
+
+def test_networks_lists_the_built_in_networks(capsys):
+    assert main(["networks"]) == 0
+    out = capsys.readouterr().out
+    # The published parameter counts: VGG-16 138,357,544 (15.47 G MACs); AlexNet without its
+    # two-GPU groups 62,378,344 (convolutions 3,747,200, fc 58,631,144).
+    assert "vgg16" in out and "138,357,544" in out and "15,470,264,320" in out
+    assert "alexnet" in out and "62,378,344" in out
+    assert "digits-mlp" in out and "digits-cnn" in out
+
+
+def test_run_a_built_in_network_by_name_without_input_or_out(tmp_path, capsys):
+    plot = tmp_path / "util.png"
+    assert main(["run", "--network", "digits-cnn", "--engine", "model", "--config", "small",
+                 "--plot", str(plot)]) == 0
+    out = capsys.readouterr().out
+    assert "no --input given: a seeded random input [1, 8, 8]" in out
+    assert "cycle model: golden values, model cycles" in out and "bound" in out
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_unknown_network_names_the_choices(capsys):
+    assert main(["run", "--network", "resnet", "--engine", "model"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown network 'resnet': neither a file nor a built-in network" in err
+    assert "alexnet" in err

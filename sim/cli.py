@@ -243,11 +243,13 @@ def _cmd_bench(args):
     return bench.main()
 
 
-def _rtl_options(p):
-    p.add_argument("--config", default="small", type=_config_arg, metavar="NAME|FILE.json",
-                   help=f"node configuration for RTL engines: a preset "
-                        f"({', '.join(sorted(PRESETS))}; default small) or a JSON file of "
-                        f"Config fields")
+def _rtl_options(p, config_default="small"):
+    default = ("the engine's: small for the simulators, dadiannao for the model"
+               if config_default is None else config_default)
+    p.add_argument("--config", default=config_default, type=_config_arg,
+                   metavar="NAME|FILE.json",
+                   help=f"node configuration: a preset ({', '.join(sorted(PRESETS))}; default "
+                        f"{default}) or a JSON file of Config fields")
     p.add_argument("--clock-mhz", type=_positive_mhz, default=None,
                    help="clock for the throughput column of the report (default: 1000 for "
                         "the simulators, the board's clock for a board)")
@@ -281,7 +283,7 @@ def build_parser():
     p.add_argument("--strict", action="store_true",
                    help="reject float inputs outside the input format (default: saturate "
                         "them and print how many)")
-    _rtl_options(p)
+    _rtl_options(p, config_default=None)
     p.add_argument("--vcd", metavar="FILE", help="RTL engines: write a VCD (and a .gtkw beside it)")
     p.set_defaults(func=_cmd_run)
 

@@ -21,7 +21,7 @@ from diannao.sim.runtime.inputs import CheckedInput, ensure_checked
 from diannao.sim.runtime.report import build_report, merge_reports
 
 
-__all__ = ["Engine", "Golden", "Model", "RunResult", "run_network"]
+__all__ = ["Engine", "Golden", "Model", "RunResult", "run_network", "model_report"]
 
 
 @dataclass
@@ -146,26 +146,31 @@ class Model(Engine):
         if vcd is not None:
             raise ValueError("--vcd needs a simulator; the model engine simulates nothing")
         y, per_layer = qnet.run(x.batch, intermediates=True)
-        programs, caveats = [], []
-        for layer in qnet.layers:
-            # NM's size changes no cycle: a layer whose input and output need more than
-            # the node's NM gets the figures of a node with enough, and says so.
-            need = _nm_rows(layer.in_shape, config.tn) + _nm_rows(layer.out_shape, config.tn)
-            cfg, caveat = config, ""
-            if need > config.nm_depth:
-                cfg = config.replace(nm_depth=need)
-                row = config.tn * 2
-                caveat = (f"its input and output need {_size(need * row)} of NM, the node "
-                          f"has {_size(config.nm_depth * row)} (nm_depth): figures for a node "
-                          f"with enough")
-            try:
-                programs.append(compile_network(_OneLayer(layer), cfg))
-            except (CompileError, ValueError) as exc:
-                programs.append(str(exc))
-            caveats.append(caveat)
-        report = merge_reports(programs, qnet.layers, config_name,
-                               clock_mhz or self.clock_mhz, caveats)
+        report = model_report(qnet, config, config_name, clock_mhz or self.clock_mhz)
         return RunResult(x.unbatch(y), [x.unbatch(a) for a in per_layer], report, input=x)
+
+
+def model_report(qnet, config, config_name="", clock_mhz=1000.0):
+    """The :class:`Model` engine's report of ``qnet`` on ``config`` (cycles alone, no
+    values): each layer compiled on its own; a layer that does not fit is reported with the
+    reason, one whose input and output need more NM than ``config`` has gets the figures of
+    a node with enough NM (NM's size changes no cycle) and says so."""
+    programs, caveats = [], []
+    for layer in qnet.layers:
+        need = _nm_rows(layer.in_shape, config.tn) + _nm_rows(layer.out_shape, config.tn)
+        cfg, caveat = config, ""
+        if need > config.nm_depth:
+            cfg = config.replace(nm_depth=need)
+            row = config.tn * 2
+            caveat = (f"its input and output need {_size(need * row)} of NM, the node "
+                      f"has {_size(config.nm_depth * row)} (nm_depth): figures for a node "
+                      f"with enough")
+        try:
+            programs.append(compile_network(_OneLayer(layer), cfg))
+        except (CompileError, ValueError) as exc:
+            programs.append(str(exc))
+        caveats.append(caveat)
+    return merge_reports(programs, qnet.layers, config_name, clock_mhz, caveats)
 
 
 def run_network(qnet, x_q, engine, *, config=None, source="input", strict=False,

@@ -6,7 +6,12 @@ checks the outputs against the golden model bit for bit, and reports the measure
 busy / cycles, the target, the analytic cycle model's prediction
 (:func:`diannao.sim.compiler.cycle_model.tile_cycles`), and the MAC utilization MACs / (cycles * tn * tn).
 
-``diannao bench`` calls :func:`main`. About 15 s in Amaranth's simulator.
+Then the real-size table (:func:`real_size`): the cycle model's utilization of AlexNet's and
+VGG-16's convolutions on the ``dadiannao`` node (batch 1) against the targets, and how long
+the model engine takes on the VGG-16 conv stack.
+
+``diannao bench`` calls :func:`main`. About 15 s in Amaranth's simulator, then a minute or two
+for the model.
 """
 
 import time
@@ -14,14 +19,19 @@ import time
 import numpy as np
 
 from diannao.golden.layers import conv2d_int, fc_int
+from diannao.golden.quant import quantize
 from diannao.hw.config import preset
 from diannao.sim.compiler.cycle_model import tile_cycles, tile_emissions
 from diannao.sim.compiler.mapping import conv_sb_rows, layer_fields, to_rows
 from diannao.sim.engines.pysim_tile import assemble, run_tile
+from diannao.sim.engines.registry import run_network
+from diannao.sim.runtime.run import model_report
 from diannao.sim.tools import speed
+from diannao.sim.tools.workloads import load_workload, random_input
 
 
-__all__ = ["TARGETS", "LAYERS", "run_layer", "tile_utilization", "format_table", "main"]
+__all__ = ["TARGETS", "LAYERS", "REAL_TARGETS", "run_layer", "tile_utilization", "format_table",
+           "real_size", "main"]
 
 #: Minimum utilization (NFU busy / cycles) per layer kind.
 TARGETS = {"fc": 0.90, "conv": 0.85}
@@ -99,17 +109,73 @@ def format_table(rows):
     return "\n".join(lines)
 
 
+#: Real-size targets on the ``dadiannao`` node (cycle model, batch 1): utilization of each
+#: AlexNet convolution with at least 64 input channels and of each VGG-16 convolution but
+#: conv1_1, of the whole VGG-16 conv stack; seconds of the model engine on that stack with
+#: values and with cycles alone.
+REAL_TARGETS = {"layer": 0.85, "vgg16 conv stack": 0.80, "model seconds": 120.0,
+                "cycles seconds": 5.0}
+
+
+def real_size(clock_mhz=606.0):
+    """Print the real-size table; return whether every target is met."""
+    cfg = preset("dadiannao")
+    rows, good = [], True
+    for name in ("alexnet", "vgg16-conv"):
+        qnet = quantize(load_workload(name))
+        report = model_report(qnet, cfg, "dadiannao", clock_mhz)
+        convs = [l for l in report.layers if l.kind == "conv"]
+        for i, (q, l) in enumerate(zip([q for q in qnet.layers if q.kind == "conv"], convs)):
+            counted = q.in_shape[0] >= 64 if name == "alexnet" else i > 0
+            met = l.utilization >= REAL_TARGETS["layer"] if counted else None
+            good &= met is not False
+            rows.append((f"{name} conv{i + 1} {list(q.in_shape)} -> {q.out_shape[0]}",
+                         l.cycles, l.ideal, l.utilization, l.bound, met))
+        if name == "vgg16-conv":
+            ideal = sum(l.ideal for l in report.layers)
+            util = ideal / report.model_cycles
+            met = util >= REAL_TARGETS["vgg16 conv stack"]
+            good &= met
+            rows.append(("vgg16 conv stack (pooling included)", report.model_cycles, ideal, util,
+                         "", met))
+    print(f"real-size layers (dadiannao node, cycle model, batch 1; target utilization >= "
+          f"{REAL_TARGETS['layer']:.2f} per layer marked, >= "
+          f"{REAL_TARGETS['vgg16 conv stack']:.2f} for the VGG-16 conv stack):")
+    head = f"{'layer':<44} {'cycles':>11} {'ideal':>11} {'util':>6} {'bound':>11} {'met':>4}"
+    print(head)
+    print("-" * len(head))
+    for name, cycles, ideal, util, bound, met in rows:
+        mark = "" if met is None else ("yes" if met else "NO")
+        print(f"{name:<44} {cycles:>11,} {ideal:>11,} {util:>6.1%} {bound:>11} {mark:>4}")
+    qnet = quantize(load_workload("vgg16-conv"))
+    t0 = time.time()
+    model_report(qnet, cfg, "dadiannao", clock_mhz)
+    cycles_s = time.time() - t0
+    t0 = time.time()
+    run_network(qnet, random_input(load_workload("vgg16-conv")), "model", config=cfg)
+    model_s = time.time() - t0
+    fast = (model_s <= REAL_TARGETS["model seconds"]
+            and cycles_s <= REAL_TARGETS["cycles seconds"])
+    print(f"model engine on the VGG-16 conv stack: {model_s:.1f} s with values (target <= "
+          f"{REAL_TARGETS['model seconds']:g}), {cycles_s:.1f} s cycles alone (target <= "
+          f"{REAL_TARGETS['cycles seconds']:g})")
+    return good and fast
+
+
 def main(argv=None):
-    """Print the tile utilization table and the simulation-speed table (:mod:`diannao.sim.tools.speed`);
-    exit status 0 when every target is met, outputs equal golden and the cycle model equals
-    the RTL."""
+    """Print the tile utilization table, the simulation-speed table
+    (:mod:`diannao.sim.tools.speed`) and the real-size table (:func:`real_size`); exit
+    status 0 when every target is met, outputs equal golden and the cycle model equals the
+    RTL."""
     print("tile utilization (tn=16 tile, Amaranth simulator):")
     rows = tile_utilization()
     good = all(r["met"] and r["ok"] and r["cycles"] == r["model_cycles"]
                and r["busy"] == r["model_busy"] for r in rows)
     print()
     _, fast_enough = speed.main()
-    return 0 if good and fast_enough else 1
+    print()
+    real_ok = real_size()
+    return 0 if good and fast_enough and real_ok else 1
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from diannao.hw.config import preset
 from diannao.hw.node import HostBus
 from diannao.sim.compiler.program import compile_network
 from diannao.sim.tools.fuzz import differences
+from diannao.sim.tools.workloads import load_workload
 from diannao.sim.engines import hdl
 from diannao.sim.engines.hdl import run_hdl, simulator_available, verilator_env
 from diannao.sim.engines.verilog import generate
@@ -101,3 +102,22 @@ def test_generated_verilog_lints_clean(tmp_path):
                           env={**os.environ, **env})
     errors = [l for l in proc.stderr.splitlines() if l.startswith("%Error")]
     assert proc.returncode == 0 and not errors, "\n".join(errors[:20])
+
+
+@pytest.mark.slow
+def test_verilator_alexnet_conv3_on_the_full_size_node():
+    # A real-size layer on 16 tiles of tn=16 with the paper's 2 KB NBin and NBout: AlexNet's
+    # conv3 (256x13x13 -> 384, 3x3 pad 1), whose window of 144 rows does not fit NBin's 64:
+    # tiled, its reduction in chunks with exact partial sums. SB and NM are sized to the
+    # layer (their paper sizes only lengthen the Verilog's memory initialization).
+    _require("verilator")
+    conv3 = load_workload("alexnet").layers[4]
+    net = Network((256, 13, 13), [conv3])
+    qnet = quantize(net)
+    config = preset("dadiannao").replace(sb_depth=512, nm_depth=8192, imem_depth=1024)
+    program = compile_network(qnet, config)
+    assert any(f.get("psum_out") for f in program.instructions)
+    x = to_fixed(np.random.default_rng(4).uniform(-1, 1, (1,) + net.input_shape), 8)
+    y, runs, info = run_hdl(program, x, simulator="verilator")
+    assert differences(qnet, program, x, runs) == []
+    assert np.array_equal(y[0], qnet.run(x[0]))

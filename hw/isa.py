@@ -14,7 +14,8 @@ LOAD      broadcast NM rows down the fat tree into every tile's NBin rows from `
           densely: ``lines`` lines of ``runs`` runs of ``count`` consecutive rows from
           ``src``, skipping ``run_skip`` rows after each run and ``line_skip`` after each
           line (a box of a tensor: runs are the channel blocks of a position, lines the rows
-          of the box; ``runs`` and ``lines`` of 0 read as 1).
+          of the box; ``runs`` and ``lines`` of 0 read as 1). With ``sync`` it first waits
+          until the tiles are done (they may be reading those NBin rows).
 CONV      every tile runs its share of a convolution (FC is a convolution whose kernel covers
           the whole input) from NBin and SB into NBout. A reduction split into chunks
           (one CONV each) keeps exact partial sums in the tile's partial-sum buffer: with
@@ -24,8 +25,15 @@ CONV      every tile runs its share of a convolution (FC is a convolution whose 
 MAXPOOL   per-lane max over a window (NFU-1 with a diagonal ``1`` SB row, NFU-2 max).
 AVGPOOL   per-lane average: NFU-1 with a diagonal SB row holding the rounded reciprocal
           ``r``, NFU-2 sum, shifter by ``R`` (``docs/numbers.md``).
-STORE     collect every tile's NBout rows up the fat tree into NM (each row carries its NM
-          address) and empty the NBouts.
+STORE     collect every tile's NBout rows of half ``nbout_half`` up the fat tree into NM
+          (each row carries its NM address) and empty that half. With ``sync`` it first
+          waits until the tiles are done; without, it drains while they compute (the rows
+          are an earlier instruction's, the running one writes the other half).
+
+A compute instruction does not hold the node: it starts once the tiles are done with the
+previous one, and the node fetches on while they compute, so a LOAD into the other half of
+NBin or a STORE of the other half of NBout overlaps it (with a narrow instruction memory the
+node waits for the tiles: they read the instruction it holds). HALT waits for the tiles.
 ========  ====================================================================================
 
 The tile's loop nest for CONV/MAXPOOL/AVGPOOL (see :class:`hw.tile_controller.TileController`)::
@@ -92,6 +100,8 @@ _FIELDS = {
     "out_row_step": (False, 24),   # NM rows from a row's last output to the next row's first
     "psum_in": (False, 1),      # CONV: no bias row; each output resumes its partial sum
     "psum_out": (False, 1),     # CONV: each output's sum goes to the partial-sum buffer
+    "nbout_half": (False, 1),   # compute: NBout half written; STORE: NBout half drained
+    "sync": (False, 1),         # LOAD, STORE: wait until the tiles are done first
     "src": (False, 24),         # LOAD: NM row
     "dst": (False, 16),         # LOAD: NBin row
     "count": (False, 16),       # LOAD: rows per run
@@ -213,13 +223,13 @@ def decode(word):
 
 _SHOW = {
     Op.HALT: (),
-    Op.LOAD: ("src", "dst", "count", "runs", "run_skip", "lines", "line_skip"),
-    Op.STORE: (),
+    Op.LOAD: ("src", "dst", "count", "runs", "run_skip", "lines", "line_skip", "sync"),
+    Op.STORE: ("nbout_half", "sync"),
 }
 _COMPUTE_SHOW = ("in_h", "in_w", "cb", "kh", "kw", "stride", "y_off", "x_off", "oh", "ow",
                  "ob", "log2_gob", "oy_band", "sb_base", "sb_step", "nbin_org", "out_base",
-                 "ocb", "out_row_step", "psum_in", "psum_out", "shift", "bias_exp", "act",
-                 "table")
+                 "ocb", "out_row_step", "psum_in", "psum_out", "nbout_half", "shift",
+                 "bias_exp", "act", "table")
 
 
 def disassemble(words):
@@ -237,7 +247,8 @@ def disassemble(words):
 
 def compute_fields(*, op, in_h, in_w, cb, kh, kw, stride, y_off, x_off, oh, ow, ob, ocb,
                    log2_gob=0, oy_band=None, sb_base=0, sb_step=0, nbin_base=0, out_base=0,
-                   out_w=None, psum_in=0, psum_out=0, shift=0, bias_exp=0, act=0, table=0):
+                   out_w=None, psum_in=0, psum_out=0, nbout_half=0, shift=0, bias_exp=0,
+                   act=0, table=0):
     """The fields of a CONV/MAXPOOL/AVGPOOL instruction, derived steps included.
 
     ``nbin_base`` is the NBin row of input position ``(0, 0)``; ``out_w`` the width of the
@@ -254,14 +265,14 @@ def compute_fields(*, op, in_h, in_w, cb, kh, kw, stride, y_off, x_off, oh, ow, 
                 row_step=in_w * cb, ox_step=stride * cb, oy_step=stride * in_w * cb,
                 band_in_step=oy_band * stride * in_w * cb, out_base=out_base, ocb=ocb,
                 band_out_step=oy_band * out_w * ocb, out_row_step=(out_w - ow + 1) * ocb,
-                psum_in=psum_in, psum_out=psum_out, shift=shift, bias_exp=bias_exp, act=act,
-                table=table)
+                psum_in=psum_in, psum_out=psum_out, nbout_half=nbout_half, shift=shift,
+                bias_exp=bias_exp, act=act, table=table)
 
 
-def load_fields(*, src, dst=0, count, runs=1, run_skip=0, lines=1, line_skip=0):
+def load_fields(*, src, dst=0, count, runs=1, run_skip=0, lines=1, line_skip=0, sync=0):
     """The fields of a LOAD of ``lines * runs * count`` rows."""
     return dict(op=Op.LOAD, src=src, dst=dst, count=count, runs=runs, run_skip=run_skip,
-                lines=lines, line_skip=line_skip)
+                lines=lines, line_skip=line_skip, sync=sync)
 
 
 def load_rows(f):

@@ -274,6 +274,7 @@ class Node(wiring.Component):
                 tile.nbin_w.addr.eq(tree.leaf.payload.addr),
                 tile.nbin_w.data.eq(tree.leaf.payload.data),
                 tile.nbout_clear.eq(ctrl.nbout_clear),
+                tile.nbout_sel.eq(ctrl.nbout_sel),
                 tile.clear_counters.eq(host.start & ~ctrl.busy),
                 tree.up[t].valid.eq(ctrl.up_valid[t]),
                 tree.up[t].payload.eq(tile.nbout_r.data),

@@ -15,7 +15,8 @@ __all__ = ["NodeController", "fetch_cycles", "STATES"]
 
 #: The controller's states; ``state`` reports the index of the current one (the host reads
 #: it in the node's ``status`` register when a run overruns its budget).
-STATES = ("IDLE", "FETCH", "DECODE", "LOAD", "WAIT", "STORE", "DRAIN")
+STATES = ("IDLE", "FETCH", "DECODE", "LOAD", "ISSUE", "WAIT", "SYNC", "STORE", "DRAIN",
+          "HALT")
 
 #: Bits of the row counts and the STORE row index, derived: a LOAD's ``count``, or a tile's
 #: NBout rows in a STORE (up to ``nbout_depth``, which :class:`Config` keeps below
@@ -93,6 +94,7 @@ class NodeController(wiring.Component):
             "nbout_addr": Out(self.nbout_width),
             "nbout_en": Out(tiles),
             "nbout_clear": Out(1),
+            "nbout_sel": Out(1),
             "up_valid": Out(tiles),
             "nm_raddr": Out(field_width("src")),       # a LOAD's NM row
             "nm_ren": Out(1),
@@ -110,6 +112,10 @@ class NodeController(wiring.Component):
         i = Signal(ROWS_WIDTH)   # STORE row within the current tile
         tile = Signal(range(cfg.tiles + 1))
         pending = self.pending         # tiles not yet done with the compute instruction
+        # Tiles not done, with this cycle's done pulses: all idle when it is 0.
+        left = Signal.like(pending)
+        m.d.comb += left.eq(pending & ~self.tile_done)
+        m.d.sync += pending.eq(left)         # (a start overrides this below)
         rl = cfg.node_read_latency
         drain = Signal(range(self.tree_latency + rl + 1))
         # LOAD and STORE keep their pointers and the rows left as registers, and whether a
@@ -124,12 +130,17 @@ class NodeController(wiring.Component):
         run_gap = Signal(field_width("run_skip") + 1)
         line_gap = Signal(field_width("line_skip") + 1)
         counts = Array([*self.nbout_count, C(0, len(self.nbout_count[0]))])
+        # The STORE's NBout half starts at row 0 or nbout_depth // 2.
+        half_base = Mux(ins.nbout_half, cfg.nbout_depth // 2, 0)
 
         # Rows issued this cycle reach the tree node_read_latency cycles later.
         m.d.sync += [self.down_valid.eq(delay(m, self.nm_ren, rl - 1, "down_valid_d")),
                      self.up_valid.eq(delay(m, self.nbout_en, rl - 1, "up_valid_d")),
                      self.down_addr.eq(delay(m, dst, rl - 1, "down_addr_d"))]
-        m.d.comb += self.tile_instr.eq(self.imem_data)
+        # The tiles latch the instruction when they start (in ISSUE, after DECODE has copied
+        # it: the instruction memory has moved on); with a narrow instruction memory they
+        # read it for the whole compute instruction, held until the next fetch.
+        m.d.comb += [self.tile_instr.eq(ins), self.nbout_sel.eq(ins.nbout_half)]
         if not narrow:
             m.d.comb += self.imem_en.eq(1)
 
@@ -153,9 +164,8 @@ class NodeController(wiring.Component):
             with m.State("DECODE"):
                 m.d.sync += [self.pc.eq(self.pc + 1), i.eq(0), tile.eq(0)]
                 new = self.imem_data
-                rows = Mux(new.op == Op.LOAD, new.count, self.nbout_count[0])
                 m.d.sync += [src.eq(new.src), dst.eq(new.dst),
-                             rows_left.eq(rows), more.eq(rows != 0),
+                             rows_left.eq(new.count), more.eq(new.count != 0),
                              runs_left.eq(Mux(new.runs == 0, 0, new.runs - 1)),
                              lines_left.eq(Mux(new.lines == 0, 0, new.lines - 1)),
                              run_gap.eq(new.run_skip + 1), line_gap.eq(new.line_skip + 1)]
@@ -164,17 +174,22 @@ class NodeController(wiring.Component):
                 op = self.imem_data.op
                 with m.Switch(op):
                     with m.Case(Op.HALT):
-                        m.d.comb += self.done.eq(1)
-                        m.d.sync += self.busy.eq(0)
-                        m.next = "IDLE"
+                        # Done once the tiles are (else in HALT).
+                        with m.If(left == 0):
+                            m.d.comb += self.done.eq(1)
+                            m.d.sync += self.busy.eq(0)
+                            m.next = "IDLE"
+                        with m.Else():
+                            m.next = "HALT"
                     with m.Case(Op.LOAD):
-                        m.next = "LOAD"
+                        with m.If(new.sync):
+                            m.next = "SYNC"
+                        with m.Else():
+                            m.next = "LOAD"
                     with m.Case(Op.CONV, Op.MAXPOOL, Op.AVGPOOL):
-                        m.d.comb += self.tile_start.eq(1)
-                        m.d.sync += pending.eq((1 << cfg.tiles) - 1)
-                        m.next = "WAIT"
+                        m.next = "ISSUE"
                     with m.Case(Op.STORE):
-                        m.next = "STORE"
+                        m.next = "SYNC"
                     with m.Default():
                         m.d.sync += [self.error.eq(1), self.busy.eq(0)]
                         m.d.comb += self.done.eq(1)
@@ -197,17 +212,40 @@ class NodeController(wiring.Component):
                 with m.Else():
                     m.d.sync += drain.eq(self.tree_latency + rl - 1)
                     m.next = "DRAIN"
+            with m.State("ISSUE"):
+                # Start the tiles once the previous compute instruction is done (pending
+                # is 0: its done pulses are in the past, the tiles idle); then fetch on
+                # while they compute, or with a narrow instruction memory wait for them.
+                with m.If(pending == 0):
+                    m.d.comb += self.tile_start.eq(1)
+                    m.d.sync += pending.eq((1 << cfg.tiles) - 1)
+                    m.next = "WAIT" if narrow else "FETCH"
             with m.State("WAIT"):
-                left = pending & ~self.tile_done
-                m.d.sync += pending.eq(left)
                 with m.If(left == 0):
                     m.next = "FETCH"
+            with m.State("SYNC"):
+                # A STORE: with `sync`, once the tiles are done (its rows are the last
+                # compute instruction's); without, at once (its rows are an earlier one's,
+                # and the running instruction writes the other NBout half). A LOAD with
+                # `sync` (its NBin rows may be in use), once the tiles are done.
+                with m.If(~ins.sync | (pending == 0)):
+                    with m.If(ins.op == Op.LOAD):
+                        m.next = "LOAD"
+                    with m.Else():
+                        count = self.nbout_count[0]
+                        m.d.sync += [rows_left.eq(count), more.eq(count != 0)]
+                        m.next = "STORE"
+            with m.State("HALT"):
+                with m.If(left == 0):
+                    m.d.comb += self.done.eq(1)
+                    m.d.sync += self.busy.eq(0)
+                    m.next = "IDLE"
             with m.State("STORE"):
                 with m.If(tile == cfg.tiles):
                     m.d.sync += drain.eq(self.tree_latency + rl - 1)
                     m.next = "DRAIN"
                 with m.Elif(more):
-                    m.d.comb += [self.nbout_addr.eq(i), self.nbout_en.eq(1 << tile)]
+                    m.d.comb += [self.nbout_addr.eq(half_base + i), self.nbout_en.eq(1 << tile)]
                     m.d.sync += [i.eq(i + 1),
                                  rows_left.eq(rows_left - 1), more.eq(rows_left != 1)]
                 with m.Else():

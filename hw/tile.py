@@ -85,8 +85,12 @@ class Tile(wiring.Component):
     nbout_r : ``Out(ReadPort.Signature)``
         Read port of NBout.
     nbout_count : ``Out``
-        Rows written to NBout since the last ``nbout_clear``.
+        Rows written to NBout half ``nbout_sel`` since it was last cleared.
     nbout_clear : ``In(1)``
+        Empty NBout half ``nbout_sel``.
+    nbout_sel : ``In(1)``
+        The NBout half the node reads (a STORE's ``nbout_half``); a compute instruction
+        writes the half its own ``nbout_half`` names.
     clear_counters : ``In(1)``
         Zero the performance counters (the node does it when it starts a program).
     cycles, nfu_busy, nbin_reads, sb_reads, nbout_writes : ``Out(config.counter_width)``
@@ -123,6 +127,7 @@ class Tile(wiring.Component):
             "nbout_r": Out(self.nbout.read.signature),
             "nbout_count": Out(range(config.nbout_depth + 1)),
             "nbout_clear": In(1),
+            "nbout_sel": In(1),
             "clear_counters": In(1),
             **{name: Out(config.counter_width) for name in COUNTERS},
         })
@@ -210,18 +215,24 @@ class Tile(wiring.Component):
         line = Signal(aw * lat, name="out_addr_line", reset_less=True)
         m.d.sync += line.eq(Cat(addr, line[:aw * (lat - 1)]))
         addr = line[aw * (lat - 1):]
-        count = Signal.like(self.nbout_count)
+        # NBout's two halves, each with its count of rows: a compute instruction writes
+        # the half it names (from row 0 or nbout_depth // 2; a half may run into the other
+        # when a program uses one), the node reads, counts and empties the half it selects.
+        counts = [Signal.like(self.nbout_count, name=f"nbout_count{h}") for h in (0, 1)]
+        half = ctrl.nbout_half
+        count = Mux(half, counts[1], counts[0])
         m.d.comb += [
             nbout.write.en.eq(nfu3.o.valid),
-            nbout.write.addr.eq(count),
+            nbout.write.addr.eq(Mux(half, cfg.nbout_depth // 2, 0) + count),
             nbout.write.data.data.eq(nfu3.o.payload),
             nbout.write.data.addr.eq(addr),
-            self.nbout_count.eq(count),
+            self.nbout_count.eq(Mux(self.nbout_sel, counts[1], counts[0])),
         ]
-        with m.If(self.nbout_clear):
-            m.d.sync += count.eq(0)
-        with m.Elif(nfu3.o.valid):
-            m.d.sync += count.eq(count + 1)
+        for h, c in enumerate(counts):
+            with m.If(self.nbout_clear & (self.nbout_sel == h)):
+                m.d.sync += c.eq(0)
+            with m.Elif(nfu3.o.valid & (half == h)):
+                m.d.sync += c.eq(c + 1)
         wiring.connect(m, wiring.flipped(self.nbout_r), nbout.read)
 
         # Counters.

@@ -116,6 +116,7 @@ class TileController(wiring.Component):
             "table": Out(field_width("table")),
             "psum_in": Out(1),
             "psum_out": Out(1),
+            "nbout_half": Out(1),
         })
 
     def elaborate(self, platform):
@@ -141,6 +142,7 @@ class TileController(wiring.Component):
             self.table.eq(ins.table),
             self.psum_in.eq(ins.psum_in & conv),
             self.psum_out.eq(ins.psum_out & conv),
+            self.nbout_half.eq(ins.nbout_half),
         ]
 
         # The share of this tile (docs/architecture.md, "Mapping"): its group offsets and

@@ -12,7 +12,7 @@ from diannao.hw.isa import INSTR_WIDTH, Op, load_rows
 
 
 __all__ = ["tile_share", "tile_emissions", "tile_cycles", "tile_traffic", "compute_profile",
-           "instruction_cycles", "program_cycles", "program_counters", "pipeline_latency",
+           "program_cycles", "program_counters", "pipeline_latency",
            "fetch_cycles", "tree_latency"]
 
 
@@ -67,34 +67,54 @@ def tile_cycles(f, index, config):
     return 3 + e + pipeline_latency(config) if e else 2
 
 
-def instruction_cycles(f, config, nbout_counts):
-    """Node cycles of one instruction (fetch and decode included).
+def program_cycles(instructions, config):
+    """Node cycles of every instruction of a program, from its fields alone: each the time
+    from its fetch to the next instruction's (for HALT, to ``done``), so that they sum to
+    the program's cycles.
 
-    ``nbout_counts`` is the list of rows each tile's NBout holds; it is updated in place
-    (compute instructions add rows, STORE empties them).
+    The node follows a timeline (``hw.node_controller.NodeController``): every instruction
+    is fetched (``F`` cycles, :func:`fetch_cycles`) and decoded (1 cycle), then
+
+    * ``LOAD``: ``rows + 1 + (tree + R)`` cycles (R the node's read latency), after a SYNC
+      cycle that waits until the tiles are free with ``sync``;
+    * compute: an ISSUE cycle that waits until the tiles are free (the cycle after the last
+      tile's ``done``), starts them, and moves on; the tiles are busy :func:`tile_cycles`.
+      With ``imem_narrow`` the node waits for them (``WAIT``) before fetching on;
+    * ``STORE``: a SYNC cycle (with ``sync`` it waits until the tiles are free), then
+      ``rows + tiles + 1 + (tree + R)`` cycles for the rows of its NBout half;
+    * ``HALT``: ``done`` in the decode cycle, or in the cycle the last tile's ``done`` comes.
     """
     lat = tree_latency(config.tiles)
-    fd = fetch_cycles(config) + 1        # fetch and decode
-    rl = config.node_read_latency        # NM and NBout reads
-    op = f["op"]
-    if op == Op.HALT:
-        return fd
-    if op == Op.LOAD:
-        return fd + load_rows(f) + 1 + (lat + rl)
-    if op == Op.STORE:
-        total = sum(nbout_counts)
-        nbout_counts[:] = [0] * config.tiles
-        return fd + total + config.tiles + 1 + (lat + rl)
-    cycles, traffic = compute_profile(f, config)
-    for t in range(config.tiles):
-        nbout_counts[t] += traffic[t]["nbout_writes"]
-    return fd + max(cycles)
-
-
-def program_cycles(instructions, config):
-    """Cycles of every instruction of a program, from its fields alone."""
-    counts = [0] * config.tiles
-    return [instruction_cycles(f, config, counts) for f in instructions]
+    fetch = fetch_cycles(config)
+    rl = config.node_read_latency
+    rows = [[0] * config.tiles, [0] * config.tiles]   # NBout rows held, by half and tile
+    t = 0            # the cycle the current instruction's fetch starts
+    free = 0         # the first cycle the tiles may start again
+    out = []
+    for f in instructions:
+        op = f["op"]
+        after = t + fetch + 1                          # the cycle after the decode
+        if op == Op.LOAD:
+            start = max(after, free) + 1 if f.get("sync") else after    # SYNC, then LOAD
+            end = start + load_rows(f) + 1 + lat + rl
+        elif op == Op.STORE:
+            half = f.get("nbout_half", 0)
+            start = max(after, free) if f.get("sync") else after
+            end = start + 1 + sum(rows[half]) + config.tiles + 1 + lat + rl
+            rows[half] = [0] * config.tiles
+        elif op == Op.HALT:
+            end = max(after, free)     # done in the cycle before: the last one counted
+        else:
+            cycles, traffic = compute_profile(f, config)
+            start = max(after, free)
+            free = start + max(cycles) + 1
+            half = f.get("nbout_half", 0)
+            for tile, moved in enumerate(traffic):
+                rows[half][tile] += moved["nbout_writes"]
+            end = free if config.imem_narrow else start + 1
+        out.append(end - t)
+        t = end
+    return out
 
 
 def _inside(o0, o1, stride, kernel, off, size):

@@ -150,7 +150,7 @@ def acc_bits(bound):
 
 
 def _tile_fields(layer, plan, tile, chunk, cfg, *, sb_base, out_base, log2_gob=None,
-                 **settings):
+                 nbin_base=0, nbout_half=0, **settings):
     """The compute instruction of chunk number ``chunk`` of output ``tile`` of ``plan``
     (:mod:`diannao.sim.compiler.tiling`), with the tile split ``log2_gob`` (None: the one
     that finishes soonest by the cycle model)."""
@@ -182,7 +182,8 @@ def _tile_fields(layer, plan, tile, chunk, cfg, *, sb_base, out_base, log2_gob=N
                 x_off=g.pad + box.x0 - ox0 * g.stride,
                 oh=oh, ow=ox1 - ox0, ob=b1 - b0, ocb=g.ob, out_w=g.ow,
                 out_base=out_base + (oy0 * g.ow + ox0) * g.ob + b0,
-                sb_step=sb_step, psum_in=int(conv and chunk > 0),
+                sb_step=sb_step, nbin_base=nbin_base, nbout_half=nbout_half,
+                psum_in=int(conv and chunk > 0),
                 psum_out=int(conv and chunk < len(chunks) - 1),
                 **dict(settings, shift=shift))
     def fields(lg):
@@ -281,9 +282,9 @@ def compile_network(qnet, config):
                         table=slots[_table_key(layer.table)] if act else 0)
         g = geometry(layer, tn)
 
-        def split(plan, tile, log2_gob=None, chunk=0):
+        def split(plan, tile, log2_gob=None, chunk=0, **place):
             return _tile_fields(layer, plan, tile, chunk, cfg, sb_base=sb_next,
-                                out_base=out_base, log2_gob=log2_gob, **settings)
+                                out_base=out_base, log2_gob=log2_gob, **place, **settings)
 
         try:
             plan = plan_layer(g, cfg, split, where)
@@ -318,20 +319,43 @@ def compile_network(qnet, config):
             pad = np.zeros((used - len(per_tile[t]), tn, tn), dtype=np.int64)
             sb_images[t].append(np.concatenate([per_tile[t], pad]))
 
-        pcs = []
-        for tile in tiles:
+        # Boxes alternate between NBin's halves and output tiles between NBout's (a plan of
+        # one box has all of NBin): a LOAD fills one half while the tiles compute from the
+        # other, and the STORE of an output tile follows the first compute instruction of
+        # the next (which starts once the tiles are done with it), so it drains its half
+        # while they compute into the other. The last STORE waits for the tiles (sync), so
+        # the next layer finds its input in NM. Without halves each LOAD and each STORE
+        # waits for the tiles (sync).
+        nbin_half = cfg.nbin_depth // 2
+        pcs, store, boxes = [], None, 0
+        for i, tile in enumerate(tiles):
+            out_half = i % 2 if plan.double else 0
             for j, chunk in enumerate(plan.chunks):
                 box = plan.box(tile, chunk)
-                if box.rows > cfg.nbin_depth:       # the tiling's own promise, checked
+                nbin_base = (boxes % 2) * nbin_half if plan.double else 0
+                boxes += 1
+                if box.rows > (nbin_half if plan.double else cfg.nbin_depth):
                     raise CompileError(f"{where}: internal error: a box of {box.rows} rows "
                                        f"for NBin of {cfg.nbin_depth} (nbin_depth)")
                 if box.rows:
                     pcs.append(len(program))
-                    emit(where, _load(box, g, in_base))
+                    emit(where, dict(_load(box, g, in_base), dst=nbin_base,
+                                     sync=int(not plan.double and plan.boxes > 1)))
                 pcs.append(len(program))
-                emit(where, split(plan, tile, log2_gob, j))
+                emit(where, split(plan, tile, log2_gob, j, nbin_base=nbin_base,
+                                  nbout_half=out_half))
+                if j == 0 and store is not None:
+                    pcs.append(len(program))
+                    emit(where, store)
+                    store = None
+            store = dict(op=Op.STORE, nbout_half=out_half, sync=0)
+            if not plan.double:
+                pcs.append(len(program))
+                emit(where, dict(store, sync=1))
+                store = None
+        if store is not None:
             pcs.append(len(program))
-            emit(where, dict(op=Op.STORE))
+            emit(where, dict(store, sync=1))
         sb_next += used
         infos.append(LayerInfo(layer.index, layer.kind, tuple(layer.in_shape),
                                tuple(layer.out_shape), in_base, out_base, _macs(layer), f, pcs))

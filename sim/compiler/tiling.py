@@ -90,6 +90,15 @@ class Plan:
     #: Output blocks per output tile of a convolution (0: all; else a multiple of the tile
     #: count, so that each tile's blocks stay in order in its SB).
     oblk: int = 0
+    #: Boxes alternate between NBin's halves and output tiles between NBout's, so that a
+    #: LOAD and a STORE overlap the computation (a plan of several boxes); else each LOAD
+    #: waits for the tiles.
+    double: bool = False
+
+    @property
+    def boxes(self):
+        """How many LOADs (boxes) the plan has, empty ones included."""
+        return len(self.out_tiles()) * len(self.chunks)
 
     @property
     def chunks(self):
@@ -145,14 +154,15 @@ def _fits(plan, cfg, split):
     more than one chunk) and NBout. The first output tile is the largest; the layer keeps
     its tile split (:func:`plan_layer`'s ``split``)."""
     chunked = len(plan.chunks) > 1
-    first = plan.out_tiles()[0]
-    log2_gob = split(plan, first)["log2_gob"]
-    for tile in (first, plan.out_tiles()[-1]):
+    tiles = plan.out_tiles()
+    nbout = cfg.nbout_depth // 2 if plan.double and len(tiles) > 1 else cfg.nbout_depth
+    log2_gob = split(plan, tiles[0])["log2_gob"]
+    for tile in (tiles[0], tiles[-1]):
         f = split(plan, tile, log2_gob)
         for t in range(cfg.tiles):
             nb, nr = cycle_model.tile_share(f, t)
             outputs = nb * nr * f["ow"]
-            if outputs > cfg.nbout_depth or (chunked and outputs > cfg.psum_depth):
+            if outputs > nbout or (chunked and outputs > cfg.psum_depth):
                 return False
     return True
 
@@ -170,12 +180,10 @@ def plan_layer(g, cfg, split, where):
         If no plan fits, naming the buffer and what one output needs.
     """
     nbin = cfg.nbin_depth
-    # The plan the compiler always made, when it fits: the whole reduction over whole input
-    # rows, in bands of output rows when the whole input does not fit.
-    per_row = g.w * g.cb
-    band = g.oh if g.h * per_row <= nbin else (nbin // per_row - g.kh) // g.stride + 1
-    if band >= 1:
-        plan = Plan(g, min(band, g.oh), g.ow, g.kh, g.cb, whole=True)
+    # The whole input in NBin and every output in NBout at once: one LOAD, one compute, one
+    # STORE, as the compiler always made it.
+    if g.h * g.w * g.cb <= nbin:
+        plan = Plan(g, g.oh, g.ow, g.kh, g.cb, whole=True)
         if _fits(plan, cfg, split):
             return plan
     # Output blocks per tile: all, or (when one output position of every block does not
@@ -183,10 +191,13 @@ def plan_layer(g, cfg, split, where):
     oblks = [0]
     if g.kind == "conv" and g.ob > cfg.tiles:
         oblks += [n * cfg.tiles for n in range(-(-g.ob // cfg.tiles) - 1, 0, -1)]
+    # Several boxes: in NBin's halves, so that each LOAD overlaps the computation before it,
+    # or in the whole of it (bigger boxes, each LOAD waiting for the tiles): the cheaper.
     for oblk in oblks:
-        best = _search(g, cfg, split, oblk)
-        if best is not None:
-            return best[1]
+        found = [f for f in (_search(g, cfg, split, oblk, double) for double in (True, False))
+                 if f is not None]
+        if found:
+            return min(found, key=lambda f: f[0])[1]
     need = (1 if g.kind == "conv" else min(g.kh, g.h)) * min(g.kw, g.w)
     limits = [f"NBin has {nbin} rows (nbin_depth)"]
     if g.kind == "conv" and cfg.psum_depth == 0:
@@ -197,10 +208,12 @@ def plan_layer(g, cfg, split, where):
                       f"partial sums {cfg.psum_depth} rows per tile")
 
 
-def _search(g, cfg, split, oblk):
-    """``(cost, plan)``: the cheapest plan with ``oblk`` output blocks per output tile, or
-    None."""
-    nbin = cfg.nbin_depth
+def _search(g, cfg, split, oblk, double):
+    """``(cost, plan)``: the cheapest plan with ``oblk`` output blocks per output tile (in
+    halves of NBin and NBout with ``double``), or None."""
+    nbin = cfg.nbin_depth // 2 if double else cfg.nbin_depth
+    if nbin < 1:
+        return None
     best = None
     cblks = _candidates(g.cb)
     krows = _candidates(g.kh) if g.kind == "conv" else [g.kh]
@@ -216,7 +229,7 @@ def _search(g, cfg, split, oblk):
                 rx = min(g.w, (cols - 1) * g.stride + g.kw)
                 most_y = (nbin // (rx * cblk) - kr) // g.stride + 1
                 # The tallest output tile that fits NBout and the partial sums.
-                plan = next((p for p in (Plan(g, band, cols, kr, cblk, oblk=oblk)
+                plan = next((p for p in (Plan(g, band, cols, kr, cblk, oblk=oblk, double=double)
                                          for band in _candidates(g.oh) if band <= most_y)
                              if _fits(p, cfg, split)), None)
                 if plan is None:
@@ -229,16 +242,17 @@ def _search(g, cfg, split, oblk):
 
 
 def _estimate(plan, cfg, split):
-    """Cycles of ``plan`` by the cycle model, from a few representative instructions."""
+    """About the cycles of ``plan`` by the cycle model's timeline: every output tile costs
+    what the first (the largest) does; with ``plan.double`` each chunk's LOAD overlaps the
+    chunk before, so a chunk costs the longer of its computation and its LOAD."""
     tiles = plan.out_tiles()
-    chunks = plan.chunks
-    # Every output tile costs about what the first of its size does: sample the first, and
-    # scale by the count (the edges are smaller, so this errs on the large side).
     f = split(plan, tiles[0])
-    compute = 0
-    for j, chunk in enumerate(chunks):
+    fetch = cycle_model.fetch_cycles(cfg) + 1
+    move = cycle_model.tree_latency(cfg.tiles) + cfg.node_read_latency + 1
+    per_tile = 0
+    for j, chunk in enumerate(plan.chunks):
         fj = dict(f, psum_in=int(j > 0), kh=chunk[1] - chunk[0], cb=chunk[3] - chunk[2])
-        compute += max(cycle_model.compute_profile(fj, cfg)[0])
-    loads = sum(plan.box(tiles[0], chunk).rows for chunk in chunks)
-    overhead = 2 * len(chunks) + 1        # instructions per output tile
-    return len(tiles) * (compute + loads + overhead * (cycle_model.fetch_cycles(cfg) + 8))
+        compute = max(cycle_model.compute_profile(fj, cfg)[0]) + 1
+        load = plan.box(tiles[0], chunk).rows + fetch + move
+        per_tile += max(compute, load + fetch) if plan.double else compute + load + fetch
+    return len(tiles) * per_tile

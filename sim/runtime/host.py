@@ -183,7 +183,7 @@ def _where(program, status):
         layer = next((l for l in program.layers if pc in l.pcs), None)
         text += f" of layer {layer.index} ({layer.kind}))" if layer else ")"
     text += f", controller state {status['state']}"
-    if status["state"] == "WAIT":
+    if status["state"] in ("ISSUE", "WAIT", "SYNC", "HALT"):       # waiting for the tiles
         text += f", tiles not done: {status['tiles_busy'] or 'none'}"
     return text
 

@@ -38,7 +38,7 @@ class LayerReport:
     sb_reads: int
     tree_rows: int
     compute: int = 0     # cycles the busiest tile emits rows, over the layer's computes
-    data: int = 0        # cycles of its LOADs and STOREs (NM and the fat tree)
+    busy: int = 0        # cycles the tiles are busy (the busiest), over the layer's computes
     note: str = ""       # why the layer has no figures (it does not fit the node)
     caveat: str = ""     # what its figures assume (a larger NM)
 
@@ -49,19 +49,23 @@ class LayerReport:
     def losses(self):
         """Where the layer's cycles go: ``{cause: cycles}``: ``compute`` (the ideal),
         ``padding`` (channels padded to tn, shares uneven over the tiles, bias rows),
-        ``NM/fat tree`` (LOAD and STORE) and ``fill/drain`` (fetch, set-up, the pipeline
-        filling and draining)."""
+        ``fill/drain`` (the tiles' set-up and their pipeline filling and draining) and
+        ``NM/fat tree`` (the tiles idle: waiting for a LOAD or a STORE that the computation
+        does not hide, and for the instructions' fetch)."""
         return {"compute": self.ideal, "padding": self.compute - self.ideal,
-                "NM/fat tree": self.data,
-                "fill/drain": self.cycles - self.compute - self.data}
+                "fill/drain": self.busy - self.compute,
+                "NM/fat tree": self.cycles - self.busy}
 
     @property
     def bound(self):
-        """The largest of :meth:`losses`: what bounds the layer."""
+        """What bounds the layer: the largest of :meth:`losses` but ``compute`` when it
+        takes a tenth of the cycles or more, else ``compute``."""
         if not self.cycles:
             return ""
-        losses = self.losses()
-        return max(losses, key=losses.get)
+        losses = dict(self.losses())
+        del losses["compute"]
+        worst = max(losses, key=losses.get)
+        return worst if losses[worst] >= self.cycles / 10 else "compute"
 
 
 #: Counters shown beside the model's: the node's, then the tiles' (summed over the tiles).
@@ -150,19 +154,18 @@ class Report:
 def _layer_report(program, info, per_instr):
     cfg = program.config
     instrs = [program.instructions[pc] for pc in info.pcs]
-    computes = [cycle_model.compute_profile(f, cfg)[1] for f in instrs
+    computes = [cycle_model.compute_profile(f, cfg) for f in instrs
                 if f["op"] in (Op.CONV, Op.MAXPOOL, Op.AVGPOOL)]
-    emitted = sum(t["nfu_busy"] for traffic in computes for t in traffic)
-    outputs = sum(t["nbout_writes"] for traffic in computes for t in traffic)
+    emitted = sum(t["nfu_busy"] for _, traffic in computes for t in traffic)
+    outputs = sum(t["nbout_writes"] for _, traffic in computes for t in traffic)
     loads = sum(load_rows(f) for f in instrs if f["op"] == Op.LOAD)
     return LayerReport(
         index=info.index, kind=info.kind, macs=info.macs,
         cycles=sum(per_instr[pc] for pc in info.pcs),
         ideal=-(-info.macs // (cfg.tiles * cfg.tn * cfg.tn)),
         nm_reads=loads, nm_writes=outputs, sb_reads=emitted, tree_rows=loads + outputs,
-        compute=sum(max(t["nfu_busy"] for t in traffic) for traffic in computes),
-        data=sum(per_instr[pc] for pc in info.pcs
-                 if program.instructions[pc]["op"] in (Op.LOAD, Op.STORE)))
+        compute=sum(max(t["nfu_busy"] for t in traffic) for _, traffic in computes),
+        busy=sum(max(cycles) for cycles, _ in computes))
 
 
 def build_report(program, config_name="", rtl_cycles=None, clock_mhz=1000.0, run=None):
@@ -235,8 +238,8 @@ def plot_report(report, path):
     if not rows:
         raise ValueError("--plot: no layer ran, nothing to plot")
     causes = list(rows[0].losses())
-    colors = {"compute": "#2b8cbe", "padding": "#a6bddb", "NM/fat tree": "#fdae6b",
-              "fill/drain": "#e34a33"}
+    colors = {"compute": "#2b8cbe", "padding": "#a6bddb", "fill/drain": "#e34a33",
+              "NM/fat tree": "#fdae6b"}
     fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(rows) + 2), 4.5))
     x = list(range(len(rows)))
     bottom = [0.0] * len(rows)

@@ -120,13 +120,15 @@ def test_field_ranges_and_check():
 def test_disassembler_text():
     f = compute_fields(op=Op.CONV, in_h=8, in_w=8, cb=1, kh=3, kw=3, stride=1, y_off=1,
                        x_off=1, oh=8, ow=8, ob=2, ocb=2, shift=13, act=1)
-    text = disassemble([encode(Op.LOAD, src=3, dst=0, count=64), encode(**f), encode(Op.STORE),
-                        encode(Op.HALT)])
+    text = disassemble([encode(Op.LOAD, src=3, dst=0, count=8, lines=8),
+                        encode(**f), encode(Op.STORE, sync=1), encode(Op.HALT)])
     lines = text.splitlines()
-    assert lines[0] == "   0: LOAD    src=3 dst=0 count=64"
+    assert lines[0] == ("   0: LOAD    src=3 dst=0 count=8 runs=0 run_skip=0 lines=8 "
+                        "line_skip=0 sync=0")
     assert lines[1].startswith("   1: CONV    in_h=8 in_w=8 cb=1 kh=3 kw=3 stride=1 y_off=1")
     assert "nbin_org=-9" in lines[1] and "shift=13" in lines[1]
-    assert lines[2] == "   2: STORE" and lines[3] == "   3: HALT"
+    assert "psum_in=0 psum_out=0 nbout_half=0" in lines[1]
+    assert lines[2] == "   2: STORE   nbout_half=0 sync=1" and lines[3] == "   3: HALT"
 
 
 def test_presets_and_validation():
@@ -134,6 +136,7 @@ def test_presets_and_validation():
     assert preset("diannao").tiles == 1 and preset("diannao").nbin_depth == 64  # 2 KB
     assert preset("diannao").sb_depth == 64                                    # 32 KB
     assert preset("dadiannao").sb_depth == 4096                                # 2 MB
+    assert preset("dadiannao").nm_depth * 16 * 2 == 4 << 20                      # 4 MB
     assert set(PRESETS) >= {"diannao", "dadiannao", "small"}
     with pytest.raises(ValueError, match="tn must be a power of two >= 2, not 6"):
         Config(tn=6)

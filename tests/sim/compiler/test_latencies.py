@@ -50,8 +50,18 @@ def _expected(cfg, fetch, n, o):
     per_tile = -(-ob // cfg.tiles)                     # blocks of the busiest tile
     load = fd + cb + 1 + tree + rl
     emissions = per_tile * (1 + cb)                    # a bias row, then the input rows
-    conv = fd + 3 + emissions + PIPELINE[(tn, cfg.deep_pipeline)]
-    store = fd + ob + cfg.tiles + 1 + tree + rl
+    busy = 3 + emissions + PIPELINE[(tn, cfg.deep_pipeline)]    # tiles, start to done
+    drain = ob + cfg.tiles + 1 + tree + rl             # a STORE's rows, tile steps, tree
+    if cfg.imem_narrow:
+        # ISSUE starts the tiles and WAIT holds the node through their done cycle; the
+        # STORE's SYNC cycle finds them free.
+        conv = fd + 1 + busy
+        store = fd + 1 + drain
+    else:
+        # ISSUE starts the tiles and the node moves on: the STORE is fetched and decoded
+        # while they work, and its SYNC waits until the cycle after their done.
+        conv = fd + 1
+        store = busy + 1 + drain
     return load + conv + store + fd
 
 

@@ -34,7 +34,8 @@ def _split(plan, tile, log2_gob=None):
     def fields(lg):
         return dict(op=2 if plan.g.kind == "conv" else 3, log2_gob=lg, ob=b1 - b0, oh=oh,
                     oy_band=-(-oh // (4 >> lg)), ow=ox1 - ox0, kh=plan.krows, kw=plan.g.kw,
-                    cb=plan.cblk)
+                    cb=plan.cblk, stride=plan.g.stride, in_h=plan.g.h, in_w=plan.g.w,
+                    y_off=plan.g.pad, x_off=plan.g.pad)
 
     if log2_gob is not None:
         return fields(log2_gob)
@@ -80,7 +81,7 @@ def test_a_plan_covers_every_output_and_every_term_once_within_the_buffers(case)
         oy0, oy1, ox0, ox1, b0, b1 = tile
         for chunk in plan.chunks:
             box = plan.box(tile, chunk)
-            assert box.rows <= cfg.nbin_depth
+            assert box.rows <= (cfg.nbin_depth // 2 if plan.double else cfg.nbin_depth)
             # Every input inside the tensor that the chunk reads lies in the box.
             k0, k1, c0, c1 = chunk
             for oy in range(oy0, oy1):
@@ -92,8 +93,10 @@ def test_a_plan_covers_every_output_and_every_term_once_within_the_buffers(case)
                     ix = ox * g.stride + kx - g.pad
                     assert not 0 <= ix < g.w or box.x0 <= ix < box.x1
         f = _split(plan, tile)
+        nbout = cfg.nbout_depth // 2 if plan.double and len(plan.out_tiles()) > 1 \
+            else cfg.nbout_depth
         for t in range(cfg.tiles):
             nb, nr = cycle_model.tile_share(f, t)
-            assert nb * nr * f["ow"] <= cfg.nbout_depth
+            assert nb * nr * f["ow"] <= nbout
             if len(plan.chunks) > 1:
                 assert nb * nr * f["ow"] <= cfg.psum_depth

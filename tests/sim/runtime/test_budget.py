@@ -38,7 +38,7 @@ def case():
     qnet = quantize(_network())
     program = compile_network(qnet, SMALL)
     x = np.random.default_rng(1).integers(-256, 256, (1, 3, 6, 6))
-    # A budget that ends inside the first CONV: the LOAD and 5 cycles of the CONV.
+    # A budget that ends while the tiles run the first CONV: the LOAD and 5 cycles more.
     cycles = cycle_model.program_cycles(program.instructions, SMALL)
     assert [f["op"].name for f in program.instructions[:2]] == ["LOAD", "CONV"]
     return qnet, program, x, cycles[0] + 5
@@ -50,7 +50,8 @@ def test_default_budget_is_twice_the_model_plus_a_margin(case):
         cycle_model.program_cycles(program.instructions, SMALL)) + BUDGET_MARGIN == 2 * 541 + 1000
 
 
-WHERE = ("pc 1 (CONV of layer 0 (conv)), controller state WAIT, "
+# The CONV started the tiles and the node went on to the STORE, whose SYNC waits for them.
+WHERE = ("pc 2 (STORE of layer 0 (conv)), controller state SYNC, "
          "tiles not done: [0, 1, 2, 3]")
 
 
@@ -60,7 +61,7 @@ def test_pysim_overrun_reports_where_the_node_stands(case):
                                              rf"\(the cycle model predicts 541\)") as err:
         run_program(program, x, budget=budget)
     assert WHERE in str(err.value)
-    assert err.value.status == dict(busy=1, error=0, pc=2, state="WAIT",
+    assert err.value.status == dict(busy=1, error=0, pc=3, state="SYNC",
                                     tiles_busy=[0, 1, 2, 3])
 
 

@@ -11,11 +11,11 @@ opcode    meaning
 ========  ====================================================================================
 HALT      end of program; the node raises ``done``.
 LOAD      broadcast NM rows down the fat tree into every tile's NBin rows from ``dst`` on,
-          densely: ``lines`` lines of ``runs`` runs of ``count`` consecutive rows from
-          ``src``, skipping ``run_skip`` rows after each run and ``line_skip`` after each
-          line (a box of a tensor: runs are the channel blocks of a position, lines the rows
-          of the box; ``runs`` and ``lines`` of 0 read as 1). With ``sync`` it first waits
-          until the tiles are done (they may be reading those NBin rows).
+          densely: ``lines_m1 + 1`` lines of ``runs_m1 + 1`` runs of ``count`` consecutive
+          rows from ``src``; from a run's last row the next run starts ``run_step`` rows on,
+          from a line's last row the next line ``line_step`` rows on (a box of a tensor:
+          runs are the channel blocks of a position, lines the rows of the box). With
+          ``sync`` it first waits until the tiles are done (they may read those NBin rows).
 CONV      every tile runs its share of a convolution (FC is a convolution whose kernel covers
           the whole input) from NBin and SB into NBout. A reduction split into chunks
           (one CONV each) keeps exact partial sums in the tile's partial-sum buffer: with
@@ -105,10 +105,10 @@ _FIELDS = {
     "src": (False, 24),         # LOAD: NM row
     "dst": (False, 16),         # LOAD: NBin row
     "count": (False, 16),       # LOAD: rows per run
-    "runs": (False, 12),        # LOAD: runs per line (0 reads as 1)
-    "run_skip": (False, 24),    # LOAD: NM rows skipped between runs
-    "lines": (False, 12),       # LOAD: lines (0 reads as 1)
-    "line_skip": (False, 24),   # LOAD: NM rows skipped between lines
+    "runs_m1": (False, 12),     # LOAD: runs per line, minus one
+    "run_step": (False, 11),    # LOAD: NM step from a run's last row to the next run's first
+    "lines_m1": (False, 12),    # LOAD: lines, minus one
+    "line_step": (False, 24),   # LOAD: NM step from a line's last row to the next line's
 }
 
 #: Bits of the program counter: an instruction's address in the instruction memory, as the
@@ -223,7 +223,7 @@ def decode(word):
 
 _SHOW = {
     Op.HALT: (),
-    Op.LOAD: ("src", "dst", "count", "runs", "run_skip", "lines", "line_skip", "sync"),
+    Op.LOAD: ("src", "dst", "count", "runs_m1", "run_step", "lines_m1", "line_step", "sync"),
     Op.STORE: ("nbout_half", "sync"),
 }
 _COMPUTE_SHOW = ("in_h", "in_w", "cb", "kh", "kw", "stride", "y_off", "x_off", "oh", "ow",
@@ -270,11 +270,12 @@ def compute_fields(*, op, in_h, in_w, cb, kh, kw, stride, y_off, x_off, oh, ow, 
 
 
 def load_fields(*, src, dst=0, count, runs=1, run_skip=0, lines=1, line_skip=0, sync=0):
-    """The fields of a LOAD of ``lines * runs * count`` rows."""
-    return dict(op=Op.LOAD, src=src, dst=dst, count=count, runs=runs, run_skip=run_skip,
-                lines=lines, line_skip=line_skip, sync=sync)
+    """The fields of a LOAD of ``lines`` lines of ``runs`` runs of ``count`` rows, skipping
+    ``run_skip`` NM rows between runs and ``line_skip`` between lines."""
+    return dict(op=Op.LOAD, src=src, dst=dst, count=count, runs_m1=runs - 1,
+                run_step=run_skip + 1, lines_m1=lines - 1, line_step=line_skip + 1, sync=sync)
 
 
 def load_rows(f):
-    """Rows a LOAD with fields ``f`` moves (``runs`` and ``lines`` of 0 read as 1)."""
-    return f.get("count", 0) * max(1, f.get("runs", 0)) * max(1, f.get("lines", 0))
+    """Rows a LOAD with fields ``f`` moves."""
+    return f.get("count", 0) * (f.get("runs_m1", 0) + 1) * (f.get("lines_m1", 0) + 1)

@@ -124,14 +124,12 @@ class NodeController(wiring.Component):
         src, dst = Signal(field_width("src")), Signal(field_width("dst"))
         rows_left = Signal(ROWS_WIDTH)
         more = Signal()
-        # A LOAD's runs and lines: those left after the current one, and the steps from a
-        # run's last row to the next run's (or line's) first, worked out in DECODE.
-        runs_left, lines_left = Signal(field_width("runs")), Signal(field_width("lines"))
-        run_gap = Signal(field_width("run_skip") + 1)
-        line_gap = Signal(field_width("line_skip") + 1)
+        # A LOAD's runs and lines left after the current one.
+        runs_left, lines_left = Signal(field_width("runs_m1")), Signal(field_width("lines_m1"))
         counts = Array([*self.nbout_count, C(0, len(self.nbout_count[0]))])
-        # The STORE's NBout half starts at row 0 or nbout_depth // 2.
-        half_base = Mux(ins.nbout_half, cfg.nbout_depth // 2, 0)
+        # The STORE's NBout half starts at row 0 or nbout_depth // 2 (a narrow instruction
+        # memory overlaps nothing: NBout is one).
+        half_base = 0 if narrow else Mux(ins.nbout_half, cfg.nbout_depth // 2, 0)
 
         # Rows issued this cycle reach the tree node_read_latency cycles later.
         m.d.sync += [self.down_valid.eq(delay(m, self.nm_ren, rl - 1, "down_valid_d")),
@@ -166,9 +164,7 @@ class NodeController(wiring.Component):
                 new = self.imem_data
                 m.d.sync += [src.eq(new.src), dst.eq(new.dst),
                              rows_left.eq(new.count), more.eq(new.count != 0),
-                             runs_left.eq(Mux(new.runs == 0, 0, new.runs - 1)),
-                             lines_left.eq(Mux(new.lines == 0, 0, new.lines - 1)),
-                             run_gap.eq(new.run_skip + 1), line_gap.eq(new.line_skip + 1)]
+                             runs_left.eq(new.runs_m1), lines_left.eq(new.lines_m1)]
                 if not narrow:
                     m.d.sync += ins.eq(self.imem_data)
                 op = self.imem_data.op
@@ -202,12 +198,11 @@ class NodeController(wiring.Component):
                     with m.If(~end_of_run):
                         m.d.sync += [src.eq(src + 1), rows_left.eq(rows_left - 1)]
                     with m.Elif(runs_left != 0):
-                        m.d.sync += [src.eq(src + run_gap), rows_left.eq(ins.count),
+                        m.d.sync += [src.eq(src + ins.run_step), rows_left.eq(ins.count),
                                      runs_left.eq(runs_left - 1)]
                     with m.Elif(lines_left != 0):
-                        m.d.sync += [src.eq(src + line_gap), rows_left.eq(ins.count),
-                                     runs_left.eq(Mux(ins.runs == 0, 0, ins.runs - 1)),
-                                     lines_left.eq(lines_left - 1)]
+                        m.d.sync += [src.eq(src + ins.line_step), rows_left.eq(ins.count),
+                                     runs_left.eq(ins.runs_m1), lines_left.eq(lines_left - 1)]
                     m.d.sync += more.eq(~end_of_run | (runs_left != 0) | (lines_left != 0))
                 with m.Else():
                     m.d.sync += drain.eq(self.tree_latency + rl - 1)

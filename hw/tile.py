@@ -218,15 +218,19 @@ class Tile(wiring.Component):
         # NBout's two halves, each with its count of rows: a compute instruction writes
         # the half it names (from row 0 or nbout_depth // 2; a half may run into the other
         # when a program uses one), the node reads, counts and empties the half it selects.
-        counts = [Signal.like(self.nbout_count, name=f"nbout_count{h}") for h in (0, 1)]
-        half = ctrl.nbout_half
-        count = Mux(half, counts[1], counts[0])
+        # With a narrow instruction memory the node never overlaps a STORE with the tiles'
+        # work (it waits for them), so NBout is one: half 0.
+        counts = [Signal.like(self.nbout_count, name=f"nbout_count{h}")
+                  for h in range(1 if cfg.imem_narrow else 2)]
+        half = C(0, 1) if cfg.imem_narrow else ctrl.nbout_half
+        count = counts[0] if cfg.imem_narrow else Mux(half, counts[1], counts[0])
         m.d.comb += [
             nbout.write.en.eq(nfu3.o.valid),
             nbout.write.addr.eq(Mux(half, cfg.nbout_depth // 2, 0) + count),
             nbout.write.data.data.eq(nfu3.o.payload),
             nbout.write.data.addr.eq(addr),
-            self.nbout_count.eq(Mux(self.nbout_sel, counts[1], counts[0])),
+            self.nbout_count.eq(counts[0] if cfg.imem_narrow
+                                else Mux(self.nbout_sel, counts[1], counts[0])),
         ]
         for h, c in enumerate(counts):
             with m.If(self.nbout_clear & (self.nbout_sel == h)):

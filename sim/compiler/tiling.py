@@ -193,8 +193,10 @@ def plan_layer(g, cfg, split, where):
         oblks += [n * cfg.tiles for n in range(-(-g.ob // cfg.tiles) - 1, 0, -1)]
     # Several boxes: in NBin's halves, so that each LOAD overlaps the computation before it,
     # or in the whole of it (bigger boxes, each LOAD waiting for the tiles): the cheaper.
+    # (A narrow instruction memory overlaps nothing: the node waits for the tiles.)
+    doubles = (False,) if cfg.imem_narrow else (True, False)
     for oblk in oblks:
-        found = [f for f in (_search(g, cfg, split, oblk, double) for double in (True, False))
+        found = [f for f in (_search(g, cfg, split, oblk, double) for double in doubles)
                  if f is not None]
         if found:
             return min(found, key=lambda f: f[0])[1]

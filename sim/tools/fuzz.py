@@ -265,11 +265,13 @@ def _features(case):
             out.add("bands")
         if any(f.get("psum_out") for f in instrs):
             out.add("partial sums")
-        if any(f["op"] == Op.LOAD and f["runs"] > 1 for f in instrs):
+        if any(f["op"] == Op.LOAD and f["runs_m1"] for f in instrs):
             out.add("channel chunks")
-        if any(f["op"] not in (Op.LOAD, Op.STORE) and f["out_row_step"] != f["ocb"]
+        if any(f["op"] not in (Op.LOAD, Op.STORE, Op.HALT) and f["out_row_step"] != f["ocb"]
                for f in instrs):
             out.add("column tiles")
+        if any(f["op"] == Op.STORE and not f["sync"] for f in instrs):
+            out.add("overlap")
         out.add(f"split {info.fields['log2_gob']}/{cfg.log2_tiles}")
     return out
 

@@ -6,8 +6,8 @@ from amaranth import Elaboratable
 from hypothesis import given, settings, strategies as st
 
 from diannao.hw.config import Config, PRESETS, load_config, preset
-from diannao.hw.isa import (Op, encode, decode, disassemble, compute_fields, _FIELDS, field_range,
-                            field_width, check_fields)
+from diannao.hw.isa import (Op, encode, decode, disassemble, compute_fields, load_fields,
+                            _FIELDS, field_range, field_width, check_fields)
 from diannao.hw.node import host_imem_addr, host_sb_addr, instr_chunks
 from diannao.hw.nbin import NBin
 from diannao.hw.nbout import NBout
@@ -120,11 +120,11 @@ def test_field_ranges_and_check():
 def test_disassembler_text():
     f = compute_fields(op=Op.CONV, in_h=8, in_w=8, cb=1, kh=3, kw=3, stride=1, y_off=1,
                        x_off=1, oh=8, ow=8, ob=2, ocb=2, shift=13, act=1)
-    text = disassemble([encode(Op.LOAD, src=3, dst=0, count=8, lines=8),
+    text = disassemble([encode(**load_fields(src=3, count=8, lines=8)),
                         encode(**f), encode(Op.STORE, sync=1), encode(Op.HALT)])
     lines = text.splitlines()
-    assert lines[0] == ("   0: LOAD    src=3 dst=0 count=8 runs=0 run_skip=0 lines=8 "
-                        "line_skip=0 sync=0")
+    assert lines[0] == ("   0: LOAD    src=3 dst=0 count=8 runs_m1=0 run_step=1 lines_m1=7 "
+                        "line_step=1 sync=0")
     assert lines[1].startswith("   1: CONV    in_h=8 in_w=8 cb=1 kh=3 kw=3 stride=1 y_off=1")
     assert "nbin_org=-9" in lines[1] and "shift=13" in lines[1]
     assert "psum_in=0 psum_out=0 nbout_half=0" in lines[1]

@@ -111,7 +111,7 @@ def _uses(program, layer):
     computes = [f for f in instrs if f["op"] in (2, 3, 4)]
     return dict(psums=sum(f["psum_out"] for f in computes),
                 columns=any(f["out_row_step"] != f["ocb"] for f in computes),
-                channel_chunks=any(f["op"] == 1 and f["runs"] > 1 for f in instrs),
+                channel_chunks=any(f["op"] == 1 and f["runs_m1"] for f in instrs),
                 stores=sum(f["op"] == 5 for f in instrs))
 
 

@@ -180,7 +180,7 @@ def test_a_load_beyond_its_count_field_goes_by_lines():
     cfg = SMALL.replace(nbin_depth=1 << 16, nm_depth=1 << 17, nbout_depth=4096)
     program = compile_network(quantize(net), cfg)
     [load] = [f for f in program.instructions if f["op"] == Op.LOAD]
-    assert (load["count"], load["lines"], load["line_skip"]) == (256, 256, 0)
+    assert (load["count"], load["lines_m1"], load["line_step"]) == (256, 255, 1)
 
 
 def test_bias_exp_beyond_int16_is_rejected():

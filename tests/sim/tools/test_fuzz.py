@@ -108,10 +108,11 @@ def test_fuzz_verilator(request, tn, variant, tiles, small_nbin):
                       tiles=tiles, small_nbin=small_nbin)
     if profile == "ci":
         # Coverage the shard exists for: every split of its tiles, and with a small NBin
-        # bands and reductions in chunks (exact partial sums).
+        # bands, reductions in chunks (exact partial sums) and STOREs overlapping the
+        # computation.
         log2_tiles = tiles.bit_length() - 1
         want = {f"split {g}/{log2_tiles}" for g in range(log2_tiles + 1)}
-        want |= {"bands", "partial sums"} if small_nbin else set()
+        want |= {"bands", "partial sums", "overlap"} if small_nbin else set()
         assert want <= set(stats.seen), f"not covered: {sorted(want - set(stats.seen))}"
 
 

@@ -163,8 +163,9 @@ class NodeController(wiring.Component):
                 m.d.sync += [self.pc.eq(self.pc + 1), i.eq(0), tile.eq(0)]
                 new = self.imem_data
                 m.d.sync += [src.eq(new.src), dst.eq(new.dst),
-                             rows_left.eq(new.count), more.eq(new.count != 0),
-                             runs_left.eq(new.runs_m1), lines_left.eq(new.lines_m1)]
+                             rows_left.eq(new.count), more.eq(new.count != 0)]
+                if not narrow:
+                    m.d.sync += [runs_left.eq(new.runs_m1), lines_left.eq(new.lines_m1)]
                 if not narrow:
                     m.d.sync += ins.eq(self.imem_data)
                 op = self.imem_data.op
@@ -195,15 +196,22 @@ class NodeController(wiring.Component):
                     m.d.comb += [self.nm_raddr.eq(src), self.nm_ren.eq(1)]
                     m.d.sync += dst.eq(dst + 1)
                     end_of_run = rows_left == 1
-                    with m.If(~end_of_run):
-                        m.d.sync += [src.eq(src + 1), rows_left.eq(rows_left - 1)]
-                    with m.Elif(runs_left != 0):
-                        m.d.sync += [src.eq(src + ins.run_step), rows_left.eq(ins.count),
-                                     runs_left.eq(runs_left - 1)]
-                    with m.Elif(lines_left != 0):
-                        m.d.sync += [src.eq(src + ins.line_step), rows_left.eq(ins.count),
-                                     runs_left.eq(ins.runs_m1), lines_left.eq(lines_left - 1)]
-                    m.d.sync += more.eq(~end_of_run | (runs_left != 0) | (lines_left != 0))
+                    if narrow:
+                        # A small FPGA's node loads one run (its programs hold a few
+                        # instructions, none of them a tiled layer's).
+                        m.d.sync += [src.eq(src + 1), rows_left.eq(rows_left - 1),
+                                     more.eq(~end_of_run)]
+                    else:
+                        with m.If(~end_of_run):
+                            m.d.sync += [src.eq(src + 1), rows_left.eq(rows_left - 1)]
+                        with m.Elif(runs_left != 0):
+                            m.d.sync += [src.eq(src + ins.run_step), rows_left.eq(ins.count),
+                                         runs_left.eq(runs_left - 1)]
+                        with m.Elif(lines_left != 0):
+                            m.d.sync += [src.eq(src + ins.line_step), rows_left.eq(ins.count),
+                                         runs_left.eq(ins.runs_m1),
+                                         lines_left.eq(lines_left - 1)]
+                        m.d.sync += more.eq(~end_of_run | (runs_left != 0) | (lines_left != 0))
                 with m.Else():
                     m.d.sync += drain.eq(self.tree_latency + rl - 1)
                     m.next = "DRAIN"

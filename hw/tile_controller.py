@@ -129,11 +129,13 @@ class TileController(wiring.Component):
         # Whether each output starts with a bias row: a CONV that does not resume partial
         # sums (latched or decoded like `conv`).
         bias_rows = Signal()
+        # (Without a partial-sum buffer no program sets psum_in.)
+        resume = self.instr.psum_in if cfg.psum_depth else C(0, 1)
         if self.latch_instr:
             latch = [ins.eq(self.instr), conv.eq(self.instr.op == Op.CONV),
-                     bias_rows.eq((self.instr.op == Op.CONV) & ~self.instr.psum_in)]
+                     bias_rows.eq((self.instr.op == Op.CONV) & ~resume)]
         else:
-            m.d.comb += [conv.eq(ins.op == Op.CONV), bias_rows.eq(conv & ~ins.psum_in)]
+            m.d.comb += [conv.eq(ins.op == Op.CONV), bias_rows.eq(conv & ~resume)]
         m.d.comb += [
             self.max_mode.eq(ins.op == Op.MAXPOOL),
             self.shift.eq(ins.shift),

@@ -24,7 +24,7 @@ import numpy as np
 from diannao.golden.formats import INT16_MIN, MAX_BIAS_EXP, avg_reciprocal
 from diannao.golden.layers import accumulator_bound
 from diannao.hw.config import Config
-from diannao.hw.isa import Op, check_fields, compute_fields, encode, load_fields
+from diannao.hw.isa import Op, check_fields, compute_fields, encode, field_range, load_fields
 from diannao.sim.compiler import cycle_model
 from diannao.sim.compiler.mapping import as_chw, blocks, conv_sb_rows, pool_sb_row, to_rows
 from diannao.sim.compiler.tiling import TilingError, geometry, plan_layer
@@ -211,6 +211,8 @@ def _load(box, g, in_base):
     channel blocks by position) into NBin from row 0."""
     rx, cc = box.x1 - box.x0, box.c1 - box.c0
     src = in_base + (box.y0 * g.w + box.x0) * g.cb + box.c0
+    if cc == g.cb and rx == g.w and box.rows <= field_range("count")[1]:
+        return load_fields(src=src, count=box.rows)        # whole rows: one run
     if cc == g.cb:          # whole positions: a line of the box is one run
         return load_fields(src=src, count=rx * cc, lines=box.y1 - box.y0,
                            line_skip=(g.w - rx) * g.cb)

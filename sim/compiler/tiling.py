@@ -216,6 +216,13 @@ def _search(g, cfg, split, oblk, double):
     nbin = cfg.nbin_depth // 2 if double else cfg.nbin_depth
     if nbin < 1:
         return None
+    if cfg.imem_narrow:
+        # A small FPGA's node loads one run a LOAD: bands of whole input rows only.
+        most_y = (nbin // (g.w * g.cb) - g.kh) // g.stride + 1
+        plan = next((p for p in (Plan(g, band, g.ow, g.kh, g.cb, whole=True)
+                                 for band in _candidates(g.oh) if band <= most_y)
+                     if _fits(p, cfg, split)), None)
+        return None if plan is None else (0, plan)
     best = None
     cblks = _candidates(g.cb)
     krows = _candidates(g.kh) if g.kind == "conv" else [g.kh]

@@ -175,7 +175,7 @@ def test_compute_field_out_of_range_names_layer_and_field():
 
 def test_a_load_beyond_its_count_field_goes_by_lines():
     # A 4x256x256 input is 65536 NBin rows: NBin holds them, but LOAD's count has 16 bits,
-    # so the LOAD moves 256 lines of 256 rows.
+    # so the LOAD moves 256 lines of 256 rows (one run when they fit the count).
     net = Network((4, 256, 256), [MaxPool(2)])
     cfg = SMALL.replace(nbin_depth=1 << 16, nm_depth=1 << 17, nbout_depth=4096)
     program = compile_network(quantize(net), cfg)

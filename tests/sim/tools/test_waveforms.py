@@ -129,10 +129,11 @@ def test_instructions_decode_the_program(run, capsys):
     for tile in range(SMALL.tiles):
         mine = [(e.pc, e.word) for e in events if e.register == f"tile{tile}.ctrl.ins"]
         assert mine == compute
-    # Each tile latches in the cycle after the node's decode, as the node's register does.
+    # Each tile latches in the cycle after the node's ISSUE, one after the node's register
+    # (latched by the decode; ISSUE starts the tiles once they are free, here at once).
     for e in events:
         if e.register != "ctrl.ins":
-            assert e.cycle == node[e.pc].cycle
+            assert e.cycle == node[e.pc].cycle + 1
     # The cycles between latches are the cycle model's instruction cycles.
     model = cycle_model.program_cycles(program.instructions, SMALL)
     assert [b.cycle - a.cycle for a, b in zip(node, node[1:])] == model[:-1]
@@ -332,7 +333,8 @@ def test_verilator_style_vcd(tmp_path, capsys):
     assert tile == [(5, 1, spec["conv"]), (8, 2, spec["conv"])]
     out = _wave_cli(capsys, vcd, "--instructions")
     assert "CONV    in_h=4 in_w=4 cb=1 kh=3 kw=3" in out and "nbin_org=-5" in out
-    assert re.search(r"^\s+2\s+diannao_node\.ctrl\.ins\s+0\s+LOAD\s+src=3 dst=0 count=2$", out, re.M)
+    assert re.search(r"^\s+2\s+diannao_node\.ctrl\.ins\s+0\s+LOAD\s+src=3 dst=0 count=2 runs_m1=0 run_step=0 lines_m1=0 line_step=0 sync=0$",
+                     out, re.M)
 
     # Activity, gated by the node's busy, TOP.host__busy (cycles 1..9), not tile0.ctrl.busy.
     act = w.activity(window=4)

@@ -15,13 +15,19 @@ from diannao.golden.formats import avg_reciprocal
 from diannao.hw.isa import Op, compute_fields
 
 
-__all__ = ["blocks", "as_chw", "to_rows", "from_rows", "conv_sb_rows", "pool_sb_row",
+__all__ = ["blocks", "as_chw", "tensor_rows", "to_rows", "from_rows", "conv_sb_rows", "pool_sb_row",
            "layer_fields"]
 
 
 def blocks(n, tn):
     """Blocks of ``tn`` needed for ``n`` values."""
     return -(-n // tn)
+
+
+def tensor_rows(shape, tn):
+    """NM rows of a tensor of ``shape`` (``[N]`` or ``[C, H, W]``): ``H * W * CB``."""
+    c, h, w = as_chw(shape)
+    return h * w * blocks(c, tn)
 
 
 def as_chw(shape):

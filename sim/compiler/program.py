@@ -26,12 +26,12 @@ from diannao.golden.layers import accumulator_bound
 from diannao.hw.config import Config
 from diannao.hw.isa import Op, check_fields, compute_fields, encode, field_range, load_fields
 from diannao.sim.compiler import cycle_model
-from diannao.sim.compiler.mapping import as_chw, blocks, conv_sb_rows, pool_sb_row, to_rows
+from diannao.sim.compiler.mapping import as_chw, conv_sb_rows, pool_sb_row, tensor_rows, to_rows
 from diannao.sim.compiler.tiling import TilingError, geometry, plan_layer
 
 
 __all__ = ["Program", "LayerInfo", "compile_network", "CompileError", "layer_acc_bound",
-           "acc_bits"]
+           "acc_bits", "layer_macs"]
 
 #: The largest magnitude of an int16 input, ``|x| <= 32768``.
 _X_MAX = -INT16_MIN
@@ -97,7 +97,8 @@ def _table_key(t):
     return (t.x_lo, t.k, t.f, tuple(t.a), tuple(t.b))
 
 
-def _macs(layer):
+def layer_macs(layer):
+    """Multiply-accumulates of a quantized layer (a pooling: one per window element)."""
     o, oh, ow = as_chw(layer.out_shape)
     c, _, _ = as_chw(layer.in_shape)
     if layer.kind == "fc":
@@ -241,13 +242,9 @@ def compile_network(qnet, config):
         raise CompileError(f"the network uses {len(tables)} distinct activation tables; "
                            f"the configuration holds {cfg.act_tables}")
 
-    def rows_of(shape):
-        c, h, w = as_chw(shape)
-        return h * w * blocks(c, tn)
-
     nm_next = 0
     input_base = 0
-    nm_next += rows_of(layers[0].in_shape)
+    nm_next += tensor_rows(layers[0].in_shape, tn)
     sb_images = [[] for _ in range(cfg.tiles)]
     sb_next = 0
     program, infos = [], []
@@ -273,7 +270,7 @@ def compile_network(qnet, config):
             raise CompileError(f"{where}: the worst-case accumulator needs {acc_bits(bound)} "
                                f"bits (|acc| <= {bound:.3g}), but Config.acc_width is "
                                f"{cfg.acc_width}")
-        out_rows = rows_of(layer.out_shape)
+        out_rows = tensor_rows(layer.out_shape, tn)
         out_base = nm_next
         nm_next += out_rows
         if nm_next > cfg.nm_depth:
@@ -360,7 +357,7 @@ def compile_network(qnet, config):
             emit(where, dict(store, sync=1))
         sb_next += used
         infos.append(LayerInfo(layer.index, layer.kind, tuple(layer.in_shape),
-                               tuple(layer.out_shape), in_base, out_base, _macs(layer), f, pcs))
+                               tuple(layer.out_shape), in_base, out_base, layer_macs(layer), f, pcs))
         in_base = out_base
     program.append(dict(op=Op.HALT))
     if len(program) > cfg.imem_depth:

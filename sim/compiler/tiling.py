@@ -138,12 +138,6 @@ class Plan:
         return Box(y0, max(y0, y1), x0, max(x0, x1), c0, c1)
 
 
-def _span(n, most):
-    """Pieces of at most ``most`` for ``n`` things, as even as possible: the piece size."""
-    parts = -(-n // most)
-    return -(-n // parts)
-
-
 def _candidates(n):
     """Piece sizes worth trying for ``n`` things: ``ceil(n / k)`` for every ``k``."""
     return sorted({-(-n // k) for k in range(1, n + 1)}, reverse=True)

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from diannao.hw.isa import Op, load_rows
 from diannao.sim.compiler import cycle_model
+from diannao.sim.compiler.program import layer_macs
 
 
 __all__ = ["LayerReport", "Report", "build_report", "merge_reports", "plot_report",
@@ -189,42 +190,25 @@ def merge_reports(programs, layers, config_name, clock_mhz, caveats=None):
     The total is the layers' cycles plus one HALT; the counters are summed. ``caveats``
     (one text per layer, or empty) say what a layer's figures assume."""
     rows, total, counters, cfg, halt = [], 0, {}, None, 0
-    for program, layer in zip(programs, layers):
+    for program, layer, caveat in zip(programs, layers, caveats or [""] * len(layers)):
         if isinstance(program, str):
-            rows.append(LayerReport(layer.index, layer.kind, 0, 0, 0, 0, 0, 0, 0,
-                                    note=program))
+            rows.append(LayerReport(layer.index, layer.kind, layer_macs(layer), 0, 0, 0, 0, 0,
+                                    0, note=program))
             continue
         cfg = program.config
         per_instr = cycle_model.program_cycles(program.instructions, cfg)
         [info] = program.layers
         rows.append(_layer_report(program, info, per_instr))
+        rows[-1].caveat = caveat
         halt = per_instr[-1]
         total += sum(per_instr) - halt
         node, tiles = cycle_model.program_counters(program)
         for name, value in _flat(node, tiles).items():
             counters[name] = counters.get(name, 0) + value
-    for row, layer, caveat in zip(rows, layers, caveats or [""] * len(rows)):
-        if row.note:
-            row.macs = _macs_of(layer)
-        else:
-            row.caveat = caveat
     if counters:
         counters["cycles"] = total + halt       # one program: one HALT
     return Report(config_name, rows, total + halt, None, clock_mhz, model_counters=counters,
                   source="model", peak=peak_ops_per_cycle(cfg) if cfg else 0)
-
-
-def _macs_of(layer):
-    """Multiply-accumulates of a quantized conv or fc layer (0 for pooling)."""
-    if layer.w_q is None:
-        return 0
-    per_output = 1
-    for n in layer.w_q.shape[1:]:
-        per_output *= int(n)
-    outputs = 1
-    for n in layer.out_shape:
-        outputs *= int(n)
-    return outputs * per_output
 
 
 def plot_report(report, path):

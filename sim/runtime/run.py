@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from diannao.hw.config import Config, preset
+from diannao.sim.compiler.mapping import tensor_rows
 from diannao.sim.compiler.program import CompileError, compile_network
 from diannao.sim.runtime.inputs import CheckedInput, ensure_checked
 from diannao.sim.runtime.report import build_report, merge_reports
@@ -118,12 +119,6 @@ def _size(n):
     return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 2**10:.1f} KB"
 
 
-def _nm_rows(shape, tn):
-    """NM rows of a tensor of ``shape`` (``[N]`` or ``[C, H, W]``)."""
-    c, h, w = (shape[0], 1, 1) if len(shape) == 1 else shape
-    return h * w * -(-c // tn)
-
-
 class _OneLayer:
     """A quantized network of one layer of another (what :func:`compile_network` reads)."""
 
@@ -157,7 +152,7 @@ def model_report(qnet, config, config_name="", clock_mhz=1000.0):
     a node with enough NM (NM's size changes no cycle) and says so."""
     programs, caveats = [], []
     for layer in qnet.layers:
-        need = _nm_rows(layer.in_shape, config.tn) + _nm_rows(layer.out_shape, config.tn)
+        need = tensor_rows(layer.in_shape, config.tn) + tensor_rows(layer.out_shape, config.tn)
         cfg, caveat = config, ""
         if need > config.nm_depth:
             cfg = config.replace(nm_depth=need)

@@ -108,19 +108,18 @@ class Workload:
         if self.specs is None:
             return network_stats(self.build())
         params = macs = 0
-        c, h, w = self.input_shape
+        _, h, w = self.input_shape
         for spec in self.specs:
             if spec[0] == "conv":
                 _, ci, o, k, stride, pad, _ = spec
                 h, w = (conv_out_size(n, k, stride, pad) for n in (h, w))
                 params += o * ci * k * k + o
                 macs += o * h * w * ci * k * k
-                c = o
             elif spec[0] == "fc":
                 _, n, o, _ = spec
                 params += o * n + o
                 macs += o * n
-                c, h, w = o, 1, 1
+                h, w = 1, 1
             else:
                 h, w = (conv_out_size(n, spec[1], spec[2], 0) for n in (h, w))
         return len(self.specs), params, macs

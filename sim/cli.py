@@ -140,7 +140,7 @@ def _cmd_run(args):
     else:
         x, source = load_array(args.input), args.input
     result = run_network(qnet, x, engine=args.engine, source=source, strict=args.strict,
-                         config=args.config, vcd=args.vcd, clock_mhz=args.clock_mhz,
+                         config=args.config, intermediates=bool(args.intermediates), vcd=args.vcd, clock_mhz=args.clock_mhz,
                          progress=sys.stderr.isatty(), port=args.port)
     if result.saturated:
         print(f"{PROG}: warning: {result.input.saturation_note} (--strict makes this an error)",
@@ -279,7 +279,9 @@ def build_parser():
     p.add_argument("--plot", metavar="FILE.png",
                    help="plot each layer's utilization and what bounds it")
     p.add_argument("--float-out", help="also write the float reference output (.npy)")
-    p.add_argument("--intermediates", metavar="DIR", help="write each layer's int16 output to DIR")
+    p.add_argument("--intermediates", metavar="DIR",
+                   help="write each layer's int16 output to DIR (the program then keeps every "
+                        "layer's output in NM instead of reusing dead tensors' rows)")
     p.add_argument("--strict", action="store_true",
                    help="reject float inputs outside the input format (default: saturate "
                         "them and print how many)")

@@ -9,7 +9,10 @@ layer the compiler chooses how many tile groups share the output blocks (the res
 the output rows), picking the split with the fewest cycles by the cycle model, so a layer
 with fewer output blocks than tiles still keeps tiles busy.
 
-NM holds every layer's output at its own address, so intermediates can be read back.
+NM holds the live tensors only, as DaDianNao's central eDRAM does: a layer's input and its
+output. A layer's output goes to row 0 when it fits below its input, else right after its
+input, so it overwrites tensors that are dead. With ``intermediates`` every layer's output
+keeps its own address instead, so that all of them can be read back after the run.
 
 A network that cannot run on the configuration raises :class:`CompileError` naming the layer
 and the limit: a buffer too small, a worst-case accumulator wider than ``Config.acc_width``
@@ -52,6 +55,7 @@ class LayerInfo:
     macs: int
     fields: dict         # the first compute instruction
     pcs: list            # every instruction of the layer (LOAD, compute, STORE per band)
+    kept: bool = True    # its output is still in NM after the run (the last layer's always)
 
 
 @dataclass
@@ -72,6 +76,8 @@ class Program:
     layers : list of LayerInfo
     nm_rows : int
         NM rows used.
+    intermediates : bool
+        Every layer's output is kept in NM (:attr:`LayerInfo.kept`); else only the last.
     """
     config: Config
     instructions: list
@@ -83,6 +89,7 @@ class Program:
     output_shape: tuple
     layers: list
     nm_rows: int
+    intermediates: bool = False
 
     @property
     def words(self):
@@ -221,8 +228,29 @@ def _load(box, g, in_base):
                        lines=box.y1 - box.y0, line_skip=(g.w - rx + 1) * g.cb - cc)
 
 
-def compile_network(qnet, config):
-    """Compile a :class:`golden.quant.QNetwork` for ``config``. Raises :class:`CompileError`."""
+def _place(in_base, in_rows, out_rows, intermediates, used):
+    """NM row of a layer's output: after everything (``used`` rows) with ``intermediates``;
+    else at row 0 when it fits below the layer's input, else right after the input."""
+    if intermediates:
+        return used
+    return 0 if out_rows <= in_base else in_base + in_rows
+
+
+def compile_network(qnet, config, *, intermediates=False):
+    """Compile a :class:`golden.quant.QNetwork` for ``config``.
+
+    Parameters
+    ----------
+    qnet : golden.quant.QNetwork
+    config : Config
+    intermediates : bool
+        Keep every layer's output in NM (each at its own address) to read it back after the
+        run; by default NM holds the live tensors only (a layer's input and output).
+
+    Raises
+    ------
+    CompileError
+    """
     if not isinstance(config, Config):
         raise TypeError(f"config must be a Config, not {config!r}")
     cfg, tn = config, config.tn
@@ -242,9 +270,8 @@ def compile_network(qnet, config):
         raise CompileError(f"the network uses {len(tables)} distinct activation tables; "
                            f"the configuration holds {cfg.act_tables}")
 
-    nm_next = 0
     input_base = 0
-    nm_next += tensor_rows(layers[0].in_shape, tn)
+    nm_next = tensor_rows(layers[0].in_shape, tn)      # NM rows used so far
     sb_images = [[] for _ in range(cfg.tiles)]
     sb_next = 0
     program, infos = [], []
@@ -270,12 +297,14 @@ def compile_network(qnet, config):
             raise CompileError(f"{where}: the worst-case accumulator needs {acc_bits(bound)} "
                                f"bits (|acc| <= {bound:.3g}), but Config.acc_width is "
                                f"{cfg.acc_width}")
-        out_rows = tensor_rows(layer.out_shape, tn)
-        out_base = nm_next
-        nm_next += out_rows
-        if nm_next > cfg.nm_depth:
-            raise CompileError(f"{where}: NM needs {nm_next} rows, but has {cfg.nm_depth} "
-                               f"(nm_depth)")
+        in_rows, out_rows = tensor_rows(layer.in_shape, tn), tensor_rows(layer.out_shape, tn)
+        out_base = _place(in_base, in_rows, out_rows, intermediates, nm_next)
+        if out_base + out_rows > cfg.nm_depth:
+            what = ("with every layer's output kept" if intermediates else
+                    f"for its input ({in_rows} rows) and output ({out_rows} rows)")
+            raise CompileError(f"{where}: NM needs {out_base + out_rows} rows {what}, but "
+                               f"has {cfg.nm_depth} (nm_depth)")
+        nm_next = max(nm_next, out_base + out_rows)
         act = int(layer.table is not None and layer.activation != "identity")
         settings = dict(shift=layer.shift, bias_exp=layer.bias_exp, act=act,
                         table=slots[_table_key(layer.table)] if act else 0)
@@ -357,7 +386,8 @@ def compile_network(qnet, config):
             emit(where, dict(store, sync=1))
         sb_next += used
         infos.append(LayerInfo(layer.index, layer.kind, tuple(layer.in_shape),
-                               tuple(layer.out_shape), in_base, out_base, layer_macs(layer), f, pcs))
+                               tuple(layer.out_shape), in_base, out_base, layer_macs(layer), f,
+                               pcs, kept=intermediates or layer is layers[-1]))
         in_base = out_base
     program.append(dict(op=Op.HALT))
     if len(program) > cfg.imem_depth:
@@ -366,4 +396,5 @@ def compile_network(qnet, config):
     sb = [np.concatenate(imgs) if imgs else np.zeros((0, tn, tn), dtype=np.int64)
           for imgs in sb_images]
     return Program(cfg, program, sb, tables, input_base, tuple(layers[0].in_shape),
-                   infos[-1].out_base, tuple(layers[-1].out_shape), infos, nm_next)
+                   infos[-1].out_base, tuple(layers[-1].out_shape), infos, nm_next,
+                   intermediates)

@@ -189,9 +189,10 @@ def _where(program, status):
 
 
 async def run_sample(port, program, x, budget=None):
-    """Write one input, run the program, read every layer's output and the counters.
+    """Write one input, run the program, read the layers' outputs and the counters.
 
-    Returns a dict: ``layer_outputs``, the node counters (``cycles``, ...), ``tiles`` (per
+    Returns a dict: ``layer_outputs`` (per layer its output, or None for a layer whose
+    output NM no longer holds: :attr:`LayerInfo.kept`), the node counters (``cycles``, ...), ``tiles`` (per
     tile counters; the node zeroes all counters when it starts), ``status`` (the node's
     registers after the run, :func:`read_status`), ``error`` and ``seconds`` (wall time of
     the run from ``start`` to idle, for simulation-speed figures).
@@ -219,5 +220,5 @@ async def run_sample(port, program, x, budget=None):
     run["status"] = await read_status(port)
     run["error"] = run["status"]["error"]
     run["layer_outputs"] = [await _read_tensor(port, l.out_base, l.out_shape, tn)
-                            for l in program.layers]
+                            if l.kept else None for l in program.layers]
     return run

@@ -33,8 +33,9 @@ class RunResult:
     ----------
     outputs : numpy.ndarray
         int16 outputs (batch axis kept if the input had one).
-    layer_outputs : list of numpy.ndarray
-        Each layer's int16 output, same batch convention.
+    layer_outputs : list of numpy.ndarray or None
+        Each layer's int16 output, same batch convention, when the run was asked for them
+        (``intermediates``: the program then keeps every layer's output in NM); else None.
     report : diannao.sim.runtime.report.Report or None
         Performance report (engines that run a program); its ``runs`` hold each sample's
         counters and its ``hdl`` what the engine says about itself (build times).
@@ -42,7 +43,7 @@ class RunResult:
         The checked input: its real values, its source and how many values saturated.
     """
     outputs: np.ndarray
-    layer_outputs: list
+    layer_outputs: list | None
     report: object = None
     input: CheckedInput | None = None
 
@@ -77,21 +78,23 @@ class Engine:
             return "custom", config
         return config, preset(config)
 
-    def execute(self, qnet, x, config_name, config, *, progress=False, vcd=None,
-                clock_mhz=None):
-        """Compile ``qnet`` for ``config``, :meth:`run` it on the checked input ``x`` and
-        build the report: a :class:`RunResult`."""
-        program = compile_network(qnet, config)
+    def execute(self, qnet, x, config_name, config, *, intermediates=False, progress=False,
+                vcd=None, clock_mhz=None):
+        """Compile ``qnet`` for ``config`` (keeping every layer's output in NM with
+        ``intermediates``), :meth:`run` it on the checked input ``x`` and build the report:
+        a :class:`RunResult`."""
+        program = compile_network(qnet, config, intermediates=intermediates)
         runs, details = self.run(program, x.batch, progress=progress, vcd=vcd)
         if len(runs) != len(x.batch):
             raise RuntimeError(f"engine {self.name} returned {len(runs)} runs for "
                                f"{len(x.batch)} samples")
-        per_layer = [np.stack([r["layer_outputs"][i] for r in runs])
+        per_layer = [None if runs[0]["layer_outputs"][i] is None else
+                     x.unbatch(np.stack([r["layer_outputs"][i] for r in runs]))
                      for i in range(len(program.layers))]
         report = build_report(program, config_name, rtl_cycles=runs[0]["cycles"], run=runs[0],
                               clock_mhz=clock_mhz or self.clock_mhz)
         report.runs, report.hdl = runs, details
-        return RunResult(x.unbatch(per_layer[-1]), [x.unbatch(a) for a in per_layer], report,
+        return RunResult(per_layer[-1], per_layer if intermediates else None, report,
                          input=x)
 
     def run(self, program, batch, *, progress=False, vcd=None):
@@ -136,13 +139,20 @@ class Model(Engine):
     name = "model"
     default_config = "dadiannao"
 
-    def execute(self, qnet, x, config_name, config, *, progress=False, vcd=None,
-                clock_mhz=None):
+    def execute(self, qnet, x, config_name, config, *, intermediates=False, progress=False,
+                vcd=None, clock_mhz=None):
         if vcd is not None:
             raise ValueError("--vcd needs a simulator; the model engine simulates nothing")
-        y, per_layer = qnet.run(x.batch, intermediates=True)
+        y, per_layer = _golden(qnet, x, intermediates)
         report = model_report(qnet, config, config_name, clock_mhz or self.clock_mhz)
-        return RunResult(x.unbatch(y), [x.unbatch(a) for a in per_layer], report, input=x)
+        return RunResult(y, per_layer, report, input=x)
+
+
+def _golden(qnet, x, intermediates):
+    """``(outputs, layer_outputs)`` of the golden model on the checked input ``x``
+    (``layer_outputs`` None unless ``intermediates``)."""
+    y, per_layer = qnet.run(x.batch, intermediates=True)
+    return x.unbatch(y), [x.unbatch(a) for a in per_layer] if intermediates else None
 
 
 def model_report(qnet, config, config_name="", clock_mhz=1000.0):
@@ -169,7 +179,7 @@ def model_report(qnet, config, config_name="", clock_mhz=1000.0):
 
 
 def run_network(qnet, x_q, engine, *, config=None, source="input", strict=False,
-                progress=False, vcd=None, clock_mhz=None):
+                intermediates=False, progress=False, vcd=None, clock_mhz=None):
     """Run a quantized network on an input with ``engine``.
 
     Parameters
@@ -185,6 +195,9 @@ def run_network(qnet, x_q, engine, *, config=None, source="input", strict=False,
         The file the input came from, named in error messages.
     strict : bool
         Reject float values outside the input format instead of saturating them.
+    intermediates : bool
+        Return every layer's output (:attr:`RunResult.layer_outputs`); the program then
+        keeps them all in NM (else NM holds the live tensors only).
     progress : bool
         Progress on stderr.
     vcd : path, optional
@@ -207,7 +220,7 @@ def run_network(qnet, x_q, engine, *, config=None, source="input", strict=False,
     """
     x = ensure_checked(qnet, x_q, source, strict=strict)
     if not engine.compiles:
-        y, per_layer = qnet.run(x.batch, intermediates=True)
-        return RunResult(x.unbatch(y), [x.unbatch(a) for a in per_layer], input=x)
+        return RunResult(*_golden(qnet, x, intermediates), input=x)
     name, cfg = engine.resolve_config(config)
-    return engine.execute(qnet, x, name, cfg, progress=progress, vcd=vcd, clock_mhz=clock_mhz)
+    return engine.execute(qnet, x, name, cfg, intermediates=intermediates, progress=progress,
+                          vcd=vcd, clock_mhz=clock_mhz)

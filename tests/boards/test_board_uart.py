@@ -87,7 +87,8 @@ def test_digits_mlp_over_simulated_uart(board, mlp):
     assert top.config == cfg
     preload_weights(top, program)            # SB images; the rest goes over the UART
     uart = SimUART(top)
-    result = run_network(qnet, x_q, BoardEngine(uart, board, load_weights=False))
+    result = run_network(qnet, x_q, BoardEngine(uart, board, load_weights=False),
+                         intermediates=True)
     assert np.array_equal(result.outputs, qnet.run(x_q))
     for ours, ref in zip(result.layer_outputs, qnet.run(x_q, intermediates=True)[1]):
         assert np.array_equal(ours, ref)

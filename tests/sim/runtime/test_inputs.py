@@ -262,7 +262,7 @@ def test_run_network_checks_once_and_reports_saturation(qnet, monkeypatch):
     assert want.saturated == 0
     assert np.array_equal(got.outputs, want.outputs) and np.array_equal(got.outputs, qnet.run(x_q))
     assert got.outputs.shape == (3, 3)
-    single = run_network(qnet, x_q[0], engine="golden")
+    single = run_network(qnet, x_q[0], engine="golden", intermediates=True)
     assert single.outputs.shape == (3,) and single.layer_outputs[0].shape == (2, 4, 4)
     with pytest.raises(ValueError, match=r"value 1000.0 at index \[2, 0, 1, 1\]"):
         run_network(qnet, x, engine="golden", strict=True)

@@ -25,8 +25,8 @@ def test_model_values_are_golden_and_cycles_the_rtl_counters(rng):
     qnet = quantize(_network(rng))
     cfg = SMALL.replace(nbin_depth=40, imem_depth=1024)
     x = to_fixed(rng.uniform(-1, 1, (1, 3, 10, 10)), qnet.input_frac)
-    model = run_network(qnet, x, "model", config=cfg)
-    rtl = run_network(qnet, x, "pysim", config=cfg)
+    model = run_network(qnet, x, "model", config=cfg, intermediates=True)
+    rtl = run_network(qnet, x, "pysim", config=cfg, intermediates=True)
     assert np.array_equal(model.outputs, qnet.run(x))
     assert all(np.array_equal(a, b) for a, b in zip(model.layer_outputs, rtl.layer_outputs))
     assert model.report.source == "model" and model.report.rtl_counters is None

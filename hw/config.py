@@ -224,10 +224,12 @@ PRESETS = {
     # DianNao (ASPLOS 2014): one NFU, NBin 2 KB, NBout 2 KB, SB 32 KB.
     "diannao": Config(tn=16, tiles=1, nbin_depth=_kb_rows(2, 16), nbout_depth=_kb_rows(2, 16),
                       psum_depth=_kb_rows(2, 16), sb_depth=_kb_rows(32, 256), nm_depth=4096),
-    # DaDianNao (MICRO 2014): 16 tiles, SB 2 MB per tile, central memory (NM) 4 MB; room
-    # for the programs of real-size networks (65,536 instructions).
-    "dadiannao": Config(tn=16, tiles=16, nbin_depth=_kb_rows(2, 16), nbout_depth=_kb_rows(2, 16),
-                        psum_depth=_kb_rows(2, 16), sb_depth=_kb_rows(2048, 256),
+    # DaDianNao (MICRO 2014): 16 tiles, each with SB 2 MB (eDRAM) and NBin and NBout 16 KB
+    # (SRAM), central memory (NM) 4 MB; the partial sums of as many outputs as NBout holds;
+    # room for the programs of real-size networks (65,536 instructions).
+    "dadiannao": Config(tn=16, tiles=16, nbin_depth=_kb_rows(16, 16),
+                        nbout_depth=_kb_rows(16, 16), psum_depth=_kb_rows(16, 16),
+                        sb_depth=_kb_rows(2048, 256),
                         nm_depth=_kb_rows(4096, 16), imem_depth=65536),
     # Fast tests: 4 tiles of tn=4.
     "small": Config(tn=4, tiles=4, nbin_depth=256, nbout_depth=256, sb_depth=256, nm_depth=1024),

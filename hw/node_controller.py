@@ -49,10 +49,18 @@ class NodeController(wiring.Component):
     * ``CONV``/``MAXPOOL``/``AVGPOOL``: the decode cycle starts every tile on the
       instruction; the controller waits until the last tile is done (``max`` over tiles of
       :func:`diannao.sim.compiler.cycle_model.tile_cycles`).
-    * ``STORE``: tiles in order ``0 .. tiles-1``: one NBout read a cycle for each row the
-      tile holds, plus one cycle to move to the next tile; then ``read latency + tree
-      latency`` cycles drain the tree into NM; NBouts are emptied.
-    * ``HALT``: ``done`` pulses in the decode cycle and the node goes idle.
+    * ``STORE``: a SYNC cycle hands the NBout half to the *store engine* (once it is idle,
+      and with ``sync`` once the tiles are done), which collects it while the controller
+      goes on (paper: DaDianNao's central eDRAM keeps input and output neurons in separate
+      banks; here NM's read port serves LOADs and its write port the STORE, and the fat
+      tree moves rows down and up at once): tiles in order ``0 .. tiles-1``, one NBout read
+      a cycle for each row the tile holds, plus one cycle to move to the next tile; then
+      ``read latency + tree latency`` cycles drain the tree into NM, and the half is
+      emptied. A STORE with ``sync`` (the last of a layer, whose rows the next layer
+      loads), or any STORE with ``imem_narrow``, waits in ``STORE`` until the engine is
+      done; a compute instruction that writes the half being stored waits for it in ISSUE.
+    * ``HALT``: ``done`` pulses in the decode cycle (or once the tiles and the store engine
+      are done) and the node goes idle.
 
     An unknown opcode sets ``error`` and halts.
 
@@ -127,9 +135,19 @@ class NodeController(wiring.Component):
         # A LOAD's runs and lines left after the current one.
         runs_left, lines_left = Signal(field_width("runs_m1")), Signal(field_width("lines_m1"))
         counts = Array([*self.nbout_count, C(0, len(self.nbout_count[0]))])
-        # The STORE's NBout half starts at row 0 or nbout_depth // 2 (a narrow instruction
-        # memory overlaps nothing: NBout is one).
-        half_base = 0 if narrow else Mux(ins.nbout_half, cfg.nbout_depth // 2, 0)
+        # The store engine: the NBout half it collects (selected for the tiles' row counts
+        # from the cycle it is handed the STORE), its row count and flag, its drain. With a
+        # narrow instruction memory every STORE waits for it, so it shares the LOAD's
+        # registers (a small FPGA saves the logic cells).
+        kick, s_done = Signal(), Signal()
+        s_half = Signal()
+        s_rows, s_more = (rows_left, more) if narrow else (Signal(ROWS_WIDTH), Signal())
+        s_drain = drain if narrow else Signal.like(drain, name="s_drain")
+        # The half starts at row 0 or nbout_depth // 2 (a narrow instruction memory overlaps
+        # nothing: NBout is one).
+        half_base = 0 if narrow else Mux(s_half, cfg.nbout_depth // 2, 0)
+        blocking = C(1, 1) if narrow else ins.sync
+        s_busy = Signal()
 
         # Rows issued this cycle reach the tree node_read_latency cycles later.
         m.d.sync += [self.down_valid.eq(delay(m, self.nm_ren, rl - 1, "down_valid_d")),
@@ -138,7 +156,8 @@ class NodeController(wiring.Component):
         # The tiles latch the instruction when they start (in ISSUE, after DECODE has copied
         # it: the instruction memory has moved on); with a narrow instruction memory they
         # read it for the whole compute instruction, held until the next fetch.
-        m.d.comb += [self.tile_instr.eq(ins), self.nbout_sel.eq(ins.nbout_half)]
+        m.d.comb += [self.tile_instr.eq(ins),
+                     self.nbout_sel.eq(Mux(kick, ins.nbout_half, s_half))]
         if not narrow:
             m.d.comb += self.imem_en.eq(1)
 
@@ -160,7 +179,7 @@ class NodeController(wiring.Component):
                     with m.Else():
                         m.d.sync += self.fetch_chunk.eq(self.fetch_chunk + 1)
             with m.State("DECODE"):
-                m.d.sync += [self.pc.eq(self.pc + 1), i.eq(0), tile.eq(0)]
+                m.d.sync += self.pc.eq(self.pc + 1)
                 new = self.imem_data
                 m.d.sync += [src.eq(new.src), dst.eq(new.dst),
                              rows_left.eq(new.count), more.eq(new.count != 0)]
@@ -171,8 +190,8 @@ class NodeController(wiring.Component):
                 op = self.imem_data.op
                 with m.Switch(op):
                     with m.Case(Op.HALT):
-                        # Done once the tiles are (else in HALT).
-                        with m.If(left == 0):
+                        # Done once the tiles and the store engine are (else in HALT).
+                        with m.If((left == 0) & ~s_busy):
                             m.d.comb += self.done.eq(1)
                             m.d.sync += self.busy.eq(0)
                             m.next = "IDLE"
@@ -217,9 +236,10 @@ class NodeController(wiring.Component):
                     m.next = "DRAIN"
             with m.State("ISSUE"):
                 # Start the tiles once the previous compute instruction is done (pending
-                # is 0: its done pulses are in the past, the tiles idle); then fetch on
-                # while they compute, or with a narrow instruction memory wait for them.
-                with m.If(pending == 0):
+                # is 0: its done pulses are in the past, the tiles idle) and the store
+                # engine is not collecting the NBout half they write; then fetch on while
+                # they compute, or with a narrow instruction memory wait for them.
+                with m.If((pending == 0) & ~(s_busy & (s_half == ins.nbout_half))):
                     m.d.comb += self.tile_start.eq(1)
                     m.d.sync += pending.eq((1 << cfg.tiles) - 1)
                     m.next = "WAIT" if narrow else "FETCH"
@@ -227,41 +247,63 @@ class NodeController(wiring.Component):
                 with m.If(left == 0):
                     m.next = "FETCH"
             with m.State("SYNC"):
-                # A STORE: with `sync`, once the tiles are done (its rows are the last
-                # compute instruction's); without, at once (its rows are an earlier one's,
-                # and the running instruction writes the other NBout half). A LOAD with
-                # `sync` (its NBin rows may be in use), once the tiles are done.
-                with m.If(~ins.sync | (pending == 0)):
-                    with m.If(ins.op == Op.LOAD):
+                # A LOAD with `sync` (its NBin rows may be in use): once the tiles are done.
+                # A STORE: once the store engine is idle, and with `sync` once the tiles are
+                # done (its rows are the last compute instruction's); without, at once (its
+                # rows are an earlier one's, and the running instruction writes the other
+                # NBout half). Handed to the engine, it waits for it with `sync`.
+                with m.If(ins.op == Op.LOAD):
+                    with m.If(pending == 0):
                         m.next = "LOAD"
-                    with m.Else():
-                        count = self.nbout_count[0]
-                        m.d.sync += [rows_left.eq(count), more.eq(count != 0)]
+                with m.Elif((~blocking | (pending == 0)) & ~s_busy):
+                    m.d.comb += kick.eq(1)
+                    with m.If(blocking):
                         m.next = "STORE"
+                    with m.Else():
+                        m.next = "FETCH"
             with m.State("HALT"):
-                with m.If(left == 0):
+                with m.If((left == 0) & ~s_busy):
                     m.d.comb += self.done.eq(1)
                     m.d.sync += self.busy.eq(0)
                     m.next = "IDLE"
             with m.State("STORE"):
-                with m.If(tile == cfg.tiles):
-                    m.d.sync += drain.eq(self.tree_latency + rl - 1)
-                    m.next = "DRAIN"
-                with m.Elif(more):
-                    m.d.comb += [self.nbout_addr.eq(half_base + i), self.nbout_en.eq(1 << tile)]
-                    m.d.sync += [i.eq(i + 1),
-                                 rows_left.eq(rows_left - 1), more.eq(rows_left != 1)]
-                with m.Else():
-                    count = counts[tile + 1]
-                    m.d.sync += [i.eq(0), tile.eq(tile + 1),
-                                 rows_left.eq(count), more.eq(count != 0)]
+                # A STORE with `sync`: until the store engine's last cycle.
+                with m.If(s_done):
+                    m.next = "FETCH"
             with m.State("DRAIN"):
-                # The last row crosses the buffer read and the tree.
+                # The last row of a LOAD crosses the buffer read and the tree.
                 m.d.sync += drain.eq(drain - 1)
                 with m.If(drain == 0):
-                    m.d.comb += self.nbout_clear.eq(ins.op == Op.STORE)
                     m.next = "FETCH"
         for code, name in enumerate(STATES):
             with m.If(fsm.ongoing(name)):
                 m.d.comb += self.state.eq(code)
+
+        # The store engine: from the cycle after it is handed a STORE, the rows of each
+        # tile's NBout half in turn, then the drain; the half is emptied in its last cycle.
+        with m.FSM(name="store") as store:
+            with m.State("IDLE"):
+                with m.If(kick):
+                    count = self.nbout_count[0]
+                    m.d.sync += [s_half.eq(ins.nbout_half), i.eq(0), tile.eq(0),
+                                 s_rows.eq(count), s_more.eq(count != 0)]
+                    m.next = "RUN"
+            with m.State("RUN"):
+                with m.If(tile == cfg.tiles):
+                    m.d.sync += s_drain.eq(self.tree_latency + rl - 1)
+                    m.next = "DRAIN"
+                with m.Elif(s_more):
+                    m.d.comb += [self.nbout_addr.eq(half_base + i), self.nbout_en.eq(1 << tile)]
+                    m.d.sync += [i.eq(i + 1),
+                                 s_rows.eq(s_rows - 1), s_more.eq(s_rows != 1)]
+                with m.Else():
+                    count = counts[tile + 1]
+                    m.d.sync += [i.eq(0), tile.eq(tile + 1),
+                                 s_rows.eq(count), s_more.eq(count != 0)]
+            with m.State("DRAIN"):
+                m.d.sync += s_drain.eq(s_drain - 1)
+                with m.If(s_drain == 0):
+                    m.d.comb += [self.nbout_clear.eq(1), s_done.eq(1)]
+                    m.next = "IDLE"
+        m.d.comb += s_busy.eq(~store.ongoing("IDLE"))
         return m

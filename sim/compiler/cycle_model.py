@@ -11,7 +11,8 @@ from functools import lru_cache
 from diannao.hw.isa import INSTR_WIDTH, Op, load_rows
 
 
-__all__ = ["tile_share", "tile_emissions", "tile_cycles", "tile_traffic", "compute_profile",
+__all__ = ["tile_share", "tile_emissions", "tile_cycles", "tile_traffic", "compute_cycles",
+           "compute_profile",
            "program_cycles", "program_counters", "pipeline_latency",
            "fetch_cycles", "tree_latency"]
 
@@ -78,11 +79,15 @@ def program_cycles(instructions, config):
     * ``LOAD``: ``rows + 1 + (tree + R)`` cycles (R the node's read latency), after a SYNC
       cycle that waits until the tiles are free with ``sync``;
     * compute: an ISSUE cycle that waits until the tiles are free (the cycle after the last
-      tile's ``done``), starts them, and moves on; the tiles are busy :func:`tile_cycles`.
-      With ``imem_narrow`` the node waits for them (``WAIT``) before fetching on;
-    * ``STORE``: a SYNC cycle (with ``sync`` it waits until the tiles are free), then
-      ``rows + tiles + 1 + (tree + R)`` cycles for the rows of its NBout half;
-    * ``HALT``: ``done`` in the decode cycle, or in the cycle the last tile's ``done`` comes.
+      tile's ``done``) and the store engine is not collecting the NBout half it writes,
+      starts them, and moves on; the tiles are busy :func:`tile_cycles`. With
+      ``imem_narrow`` the node waits for them (``WAIT``) before fetching on;
+    * ``STORE``: a SYNC cycle that waits until the store engine is idle (with ``sync``
+      also until the tiles are free) and hands it the STORE; the engine is busy
+      ``rows + tiles + 1 + (tree + R)`` cycles after it for the rows of the NBout half.
+      With ``sync`` (or ``imem_narrow``) the node waits for it; else it fetches on;
+    * ``HALT``: ``done`` in the decode cycle, or in the cycle the last tile's ``done`` comes
+      or the store engine finishes.
     """
     lat = tree_latency(config.tiles)
     fetch = fetch_cycles(config)
@@ -90,6 +95,7 @@ def program_cycles(instructions, config):
     rows = [[0] * config.tiles, [0] * config.tiles]   # NBout rows held, by half and tile
     t = 0            # the cycle the current instruction's fetch starts
     free = 0         # the first cycle the tiles may start again
+    stored, half_stored = 0, None    # the store engine: idle from cycle `stored`
     out = []
     for f in instructions:
         op = f["op"]
@@ -99,18 +105,20 @@ def program_cycles(instructions, config):
             end = start + load_rows(f) + 1 + lat + rl
         elif op == Op.STORE:
             half = f.get("nbout_half", 0)
-            start = max(after, free) if f.get("sync") else after
-            end = start + 1 + sum(rows[half]) + config.tiles + 1 + lat + rl
+            blocking = f.get("sync") or config.imem_narrow
+            start = max(after, stored, free if blocking else 0)      # the SYNC cycle
+            stored, half_stored = start + 1 + sum(rows[half]) + config.tiles + 1 + lat + rl, half
+            end = stored if blocking else start + 1
             rows[half] = [0] * config.tiles
         elif op == Op.HALT:
-            end = max(after, free)     # done in the cycle before: the last one counted
+            end = max(after, free, stored)     # done in the cycle before: the last counted
         else:
-            cycles, traffic = compute_profile(f, config)
-            start = max(after, free)
-            free = start + max(cycles) + 1
+            cycles, writes = compute_cycles(f, config)
             half = f.get("nbout_half", 0)
-            for tile, moved in enumerate(traffic):
-                rows[half][tile] += moved["nbout_writes"]
+            start = max(after, free, stored if half == half_stored else 0)
+            free = start + max(cycles) + 1
+            for tile, moved in enumerate(writes):
+                rows[half][tile] += moved
             end = free if config.imem_narrow else start + 1
         out.append(end - t)
         t = end
@@ -172,6 +180,21 @@ def program_counters(program):
 #: The fields a compute instruction's cycles and traffic depend on (not its addresses).
 _SHAPE = ("op", "log2_gob", "ob", "oh", "oy_band", "ow", "kh", "kw", "cb", "stride", "y_off",
           "x_off", "in_h", "in_w", "psum_in", "psum_out")
+
+
+def compute_cycles(f, config):
+    """``(cycles, nbout_writes)`` of compute instruction fields ``f``: per tile, its
+    :func:`tile_cycles` and the output rows it writes to NBout (what the timeline needs, at
+    a fraction of :func:`compute_profile`'s cost: the compiler weighs many plans)."""
+    return _cycles(tuple(f.get(k, 0) for k in _SHAPE), config)
+
+
+@lru_cache(maxsize=1 << 16)
+def _cycles(key, config):
+    f = dict(zip(_SHAPE, key))
+    shares = [tile_share(f, t) for t in range(config.tiles)]
+    return (tuple(tile_cycles(f, t, config) for t in range(config.tiles)),
+            tuple(0 if f["psum_out"] else nb * nr * f["ow"] for nb, nr in shares))
 
 
 def compute_profile(f, config):

@@ -201,7 +201,7 @@ def _tile_fields(layer, plan, tile, chunk, cfg, *, sb_base, out_base, log2_gob=N
     if log2_gob is not None:
         return fields(log2_gob)
     return min((fields(lg) for lg in range(cfg.log2_tiles + 1)),
-               key=lambda f: max(cycle_model.compute_profile(f, cfg)[0]))
+               key=lambda f: max(cycle_model.compute_cycles(f, cfg)[0]))
 
 
 def _chunk_order(g, plan):
@@ -347,43 +347,23 @@ def compile_network(qnet, config, *, intermediates=False):
             pad = np.zeros((used - len(per_tile[t]), tn, tn), dtype=np.int64)
             sb_images[t].append(np.concatenate([per_tile[t], pad]))
 
-        # Boxes alternate between NBin's halves and output tiles between NBout's (a plan of
-        # one box has all of NBin): a LOAD fills one half while the tiles compute from the
-        # other, and the STORE of an output tile follows the first compute instruction of
-        # the next (which starts once the tiles are done with it), so it drains its half
-        # while they compute into the other. The last STORE waits for the tiles (sync), so
-        # the next layer finds its input in NM. Without halves each LOAD and each STORE
-        # waits for the tiles (sync).
-        nbin_half = cfg.nbin_depth // 2
-        pcs, store, boxes = [], None, 0
-        for i, tile in enumerate(tiles):
-            out_half = i % 2 if plan.double else 0
-            for j, chunk in enumerate(plan.chunks):
-                box = plan.box(tile, chunk)
-                nbin_base = (boxes % 2) * nbin_half if plan.double else 0
-                boxes += 1
-                if box.rows > (nbin_half if plan.double else cfg.nbin_depth):
+        # The plan's instructions in order (tiling.Plan.steps: LOADs into NBin's halves,
+        # STOREs overlapping the next output tile's computation).
+        pcs = []
+        limit = cfg.nbin_depth // 2 if plan.double else cfg.nbin_depth
+        for step in plan.steps(cfg):
+            pcs.append(len(program))
+            if step.kind == "load":
+                box = plan.box(step.tile, plan.chunks[step.chunk])
+                if box.rows > limit:
                     raise CompileError(f"{where}: internal error: a box of {box.rows} rows "
                                        f"for NBin of {cfg.nbin_depth} (nbin_depth)")
-                if box.rows:
-                    pcs.append(len(program))
-                    emit(where, dict(_load(box, g, in_base), dst=nbin_base,
-                                     sync=int(not plan.double and plan.boxes > 1)))
-                pcs.append(len(program))
-                emit(where, split(plan, tile, log2_gob, j, nbin_base=nbin_base,
-                                  nbout_half=out_half))
-                if j == 0 and store is not None:
-                    pcs.append(len(program))
-                    emit(where, store)
-                    store = None
-            store = dict(op=Op.STORE, nbout_half=out_half, sync=0)
-            if not plan.double:
-                pcs.append(len(program))
-                emit(where, dict(store, sync=1))
-                store = None
-        if store is not None:
-            pcs.append(len(program))
-            emit(where, dict(store, sync=1))
+                emit(where, dict(_load(box, g, in_base), dst=step.nbin_base, sync=step.sync))
+            elif step.kind == "compute":
+                emit(where, split(plan, step.tile, log2_gob, step.chunk,
+                                  nbin_base=step.nbin_base, nbout_half=step.nbout_half))
+            else:
+                emit(where, dict(op=Op.STORE, nbout_half=step.nbout_half, sync=step.sync))
         sb_next += used
         infos.append(LayerInfo(layer.index, layer.kind, tuple(layer.in_shape),
                                tuple(layer.out_shape), in_base, out_base, layer_macs(layer), f,

@@ -16,12 +16,14 @@ cycles by the cycle model (loads, compute, instruction overheads) is chosen.
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 
+from diannao.hw.isa import Op
 from diannao.sim.compiler import cycle_model
 from diannao.sim.compiler.mapping import as_chw, blocks
 
 
-__all__ = ["Geometry", "Plan", "Box", "geometry", "plan_layer", "TilingError"]
+__all__ = ["Geometry", "Plan", "Box", "Step", "geometry", "plan_layer", "TilingError"]
 
 
 class TilingError(ValueError):
@@ -100,7 +102,7 @@ class Plan:
         """How many LOADs (boxes) the plan has, empty ones included."""
         return len(self.out_tiles()) * len(self.chunks)
 
-    @property
+    @cached_property
     def chunks(self):
         """``[(k0, k1, c0, c1)]``: the reduction's chunks in order (a pooling: one)."""
         g = self.g
@@ -112,6 +114,10 @@ class Plan:
     def out_tiles(self):
         """``[(oy0, oy1, ox0, ox1, b0, b1)]``: output rows, columns and blocks of each
         output tile, in order."""
+        return self._out_tiles
+
+    @cached_property
+    def _out_tiles(self):
         g = self.g
         bstep = self.cblk if g.kind == "pool" else (self.oblk or g.ob)
         return [(oy0, min(oy0 + self.band, g.oh), ox0, min(ox0 + self.cols, g.ow),
@@ -119,6 +125,10 @@ class Plan:
                 for b0 in range(0, g.ob, bstep)
                 for oy0 in range(0, g.oh, self.band)
                 for ox0 in range(0, g.ow, self.cols)]
+
+    def steps(self, cfg, count=None):
+        """The plan's instructions in program order: :func:`_steps`."""
+        return _steps(self, cfg, count)
 
     def box(self, tile, chunk):
         """The :class:`Box` of input an output tile's chunk needs."""
@@ -136,6 +146,53 @@ class Plan:
             if self.band == g.oh:
                 y0, y1 = 0, g.h
         return Box(y0, max(y0, y1), x0, max(x0, x1), c0, c1)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One instruction of a plan in program order (:meth:`Plan.steps`): a ``"load"`` of the
+    box of output tile ``tile`` (an element of :meth:`Plan.out_tiles`) and chunk number
+    ``chunk`` into NBin from row ``nbin_base``, the ``"compute"`` of it into NBout half
+    ``nbout_half``, or a ``"store"`` of NBout half ``nbout_half``; ``sync``: the LOAD or
+    STORE waits for the tiles."""
+    kind: str
+    tile: tuple = None
+    chunk: int = 0
+    nbin_base: int = 0
+    nbout_half: int = 0
+    sync: int = 0
+
+
+def _steps(plan, cfg, count=None):
+    """The :class:`Step` s of ``plan`` on ``cfg`` (of its first ``count`` output tiles).
+
+    Boxes alternate between NBin's halves and output tiles between NBout's (``plan.double``;
+    a plan of one box has all of NBin): a LOAD fills one half while the tiles compute from
+    the other, and the STORE of an output tile follows the first compute instruction of the
+    next (which starts once the tiles are done with it), so it drains its half while they
+    compute into the other. The last STORE waits for the tiles (sync), so that the next
+    layer finds its input in NM. Without halves each LOAD and each STORE waits for the
+    tiles."""
+    half = cfg.nbin_depth // 2
+    store, boxes = None, 0
+    for i, tile in enumerate(plan.out_tiles()[:count]):
+        out_half = i % 2 if plan.double else 0
+        for j, chunk in enumerate(plan.chunks):
+            nbin_base = (boxes % 2) * half if plan.double else 0
+            boxes += 1
+            if plan.box(tile, chunk).rows:
+                yield Step("load", tile, j, nbin_base,
+                           sync=int(not plan.double and plan.boxes > 1))
+            yield Step("compute", tile, j, nbin_base, out_half)
+            if j == 0 and store is not None:
+                yield store
+                store = None
+        store = Step("store", nbout_half=out_half)
+        if not plan.double:
+            yield Step("store", nbout_half=out_half, sync=1)
+            store = None
+    if store is not None:
+        yield Step("store", nbout_half=store.nbout_half, sync=1)
 
 
 def _candidates(n):
@@ -204,6 +261,10 @@ def plan_layer(g, cfg, split, where):
                       f"partial sums {cfg.psum_depth} rows per tile")
 
 
+#: Output tile widths tried past the cheapest so far (:func:`_search`).
+_PATIENCE = 3
+
+
 def _search(g, cfg, split, oblk, double):
     """``(cost, plan)``: the cheapest plan with ``oblk`` output blocks per output tile (in
     halves of NBin and NBout with ``double``), or None."""
@@ -228,6 +289,10 @@ def _search(g, cfg, split, oblk, double):
             if min(kr, g.h) * min(g.kw, g.w) * cblk > nbin:
                 continue
             most_x = (nbin // (min(kr, g.h) * cblk) - g.kw) // g.stride + 1
+            # Narrower output tiles are taller (more rows to share among the tiles, less
+            # input loaded twice between bands, more between columns): the cost falls,
+            # then rises; the scan stops once it has risen _PATIENCE times in a row.
+            pair_best, rises = None, 0
             for cols in [c for c in _candidates(g.ow) if c <= max(1, most_x)]:
                 rx = min(g.w, (cols - 1) * g.stride + g.kw)
                 most_y = (nbin // (rx * cblk) - kr) // g.stride + 1
@@ -240,22 +305,45 @@ def _search(g, cfg, split, oblk, double):
                 cost = _estimate(plan, cfg, split)
                 if best is None or cost < best[0]:
                     best = (cost, plan)
-                break           # narrower tiles of the same height only cost more
+                if pair_best is None or cost < pair_best:
+                    pair_best, rises = cost, 0
+                else:
+                    rises += 1
+                    if rises == _PATIENCE:
+                        break
     return best
 
 
 def _estimate(plan, cfg, split):
-    """About the cycles of ``plan`` by the cycle model's timeline: every output tile costs
-    what the first (the largest) does; with ``plan.double`` each chunk's LOAD overlaps the
-    chunk before, so a chunk costs the longer of its computation and its LOAD."""
+    """About the cycles of ``plan`` by the cycle model's timeline, from its first output tile
+    and its first two (every later one taken to cost what the second adds: the first is
+    the largest)."""
     tiles = plan.out_tiles()
-    f = split(plan, tiles[0])
-    fetch = cycle_model.fetch_cycles(cfg) + 1
-    move = cycle_model.tree_latency(cfg.tiles) + cfg.node_read_latency + 1
-    per_tile = 0
-    for j, chunk in enumerate(plan.chunks):
-        fj = dict(f, psum_in=int(j > 0), kh=chunk[1] - chunk[0], cb=chunk[3] - chunk[2])
-        compute = max(cycle_model.compute_profile(fj, cfg)[0]) + 1
-        load = plan.box(tiles[0], chunk).rows + fetch + move
-        per_tile += max(compute, load + fetch) if plan.double else compute + load + fetch
-    return len(tiles) * per_tile
+    log2_gob = split(plan, tiles[0])["log2_gob"]
+    chunks = plan.chunks
+    # A compute instruction's cycles depend on its output tile's and chunk's extents and on
+    # whether it is the first or last chunk, not on where they lie: one set of fields each.
+    shapes = {}
+
+    def compute(tile, j, half):
+        k0, k1, c0, c1 = chunks[j]
+        key = (tile[1] - tile[0], tile[3] - tile[2], tile[5] - tile[4], k1 - k0, c1 - c0,
+               j == 0, j == len(chunks) - 1)
+        if key not in shapes:
+            shapes[key] = split(plan, tile, log2_gob, j)
+        return dict(shapes[key], nbout_half=half)
+
+    def cycles(count):
+        program = []
+        for s in plan.steps(cfg, count):
+            if s.kind == "load":
+                rows = plan.box(s.tile, chunks[s.chunk]).rows
+                program.append(dict(op=Op.LOAD, count=rows, sync=s.sync))
+            elif s.kind == "compute":
+                program.append(compute(s.tile, s.chunk, s.nbout_half))
+            else:
+                program.append(dict(op=Op.STORE, nbout_half=s.nbout_half, sync=s.sync))
+        return sum(cycle_model.program_cycles(program, cfg))
+
+    one = cycles(1)
+    return one if len(tiles) == 1 else one + (len(tiles) - 1) * (cycles(2) - one)

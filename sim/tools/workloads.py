@@ -15,6 +15,9 @@ name               what it is
                    3x3 pad 1 in five stages of 64, 128, 256, 512, 512 maps, each stage
                    ended by max pooling 2/2, then fc 4096, 4096, 1000; 3x224x224 input
 ``vgg16-conv``     the 13 convolutions and 5 poolings of ``vgg16`` (its "conv stack")
+``diannao-*``      the layers of DianNao's benchmark (Chen et al., ASPLOS 2014, Table 1),
+                   one network each: ``diannao-conv1`` .. ``diannao-conv5``, ``-pool1``,
+                   ``-pool3``, ``-pool5``, ``-class1``, ``-class3`` (:data:`DIANNAO_LAYERS`)
 =================  ========================================================================
 
 Random weights are drawn with one seed per network, He-normal (``std = sqrt(2 / fan_in)``),
@@ -34,7 +37,7 @@ from diannao.golden.network import FC, Conv, MaxPool, Network
 from diannao.sim.tools import digits
 
 
-__all__ = ["WORKLOADS", "workload_names", "load_workload", "network_stats", "random_input"]
+__all__ = ["WORKLOADS", "DIANNAO_LAYERS", "workload_names", "load_workload", "network_stats", "random_input"]
 
 
 def _conv(c, o, k, stride=1, pad=0, activation="relu"):
@@ -85,6 +88,42 @@ def _vgg16_convs():
 
 
 _VGG16_CONV = _vgg16_convs()
+
+#: DianNao's benchmark layers (Chen et al., ASPLOS 2014, Table 1): ``name: (Nx, Ny, Kx, Ky,
+#: Ni, No)`` (input width and height, kernel or pooling window, input and output maps).
+#: The paper's PDF was not at hand: the figures are those of the DianNao workloads of
+#: PolyArch's stream-dataflow (ISCA 2017) artifact, ``workloads/diannao/Makefile`` (commit
+#: 38f30b0), which reuses DianNao's benchmark; CLASS1 (960 -> 20) and CLASS3 (200 -> 100)
+#: follow its build targets (its comment block swaps the two). Ours: convolutions with
+#: stride 1 and no padding, pooling windows with stride equal to the window, max pooling,
+#: ReLU; a pooling keeps its maps (No = Ni). CONV2 and CONV5 have private kernels in the
+#: paper (a kernel per output position); they run here as shared-kernel convolutions of
+#: the same shape until locally connected layers are built.
+DIANNAO_LAYERS = {
+    "conv1": (500, 375, 9, 9, 32, 48),
+    "pool1": (492, 367, 2, 2, 12, 12),
+    "class1": (1, 1, 1, 1, 960, 20),
+    "conv2": (200, 200, 18, 18, 8, 8),
+    "conv3": (32, 32, 4, 4, 108, 200),
+    "pool3": (32, 32, 4, 4, 100, 100),
+    "class3": (1, 1, 1, 1, 200, 100),
+    "conv4": (32, 32, 7, 7, 16, 512),
+    "conv5": (256, 256, 11, 11, 256, 384),
+    "pool5": (256, 256, 2, 2, 256, 256),
+}
+
+
+def _diannao_layer(name):
+    """``(input_shape, specs, description)`` of DianNao's benchmark layer ``name``."""
+    nx, ny, kx, ky, ni, no = DIANNAO_LAYERS[name]
+    if name.startswith("class"):
+        return (ni,), [_fc(ni, no)], f"DianNao benchmark {name.upper()}: fc {ni} -> {no}"
+    if name.startswith("pool"):
+        return ((ni, ny, nx), [("maxpool", kx, kx)],
+                f"DianNao benchmark {name.upper()}: {kx}x{ky} max pooling of {ni}x{ny}x{nx}")
+    private = " (private kernels in the paper, shared here)" if name in ("conv2", "conv5") else ""
+    return ((ni, ny, nx), [_conv(ni, no, kx)],
+            f"DianNao benchmark {name.upper()}: conv {ni}x{ny}x{nx} {kx}x{ky} -> {no}{private}")
 _VGG16 = _VGG16_CONV + [_fc(512 * 7 * 7, 4096), _fc(4096, 4096),
                         _fc(4096, 1000, activation="identity")]
 
@@ -108,7 +147,7 @@ class Workload:
         if self.specs is None:
             return network_stats(self.build())
         params = macs = 0
-        _, h, w = self.input_shape
+        _, h, w = self.input_shape if len(self.input_shape) == 3 else (0, 1, 1)
         for spec in self.specs:
             if spec[0] == "conv":
                 _, ci, o, k, stride, pad, _ = spec
@@ -133,6 +172,8 @@ WORKLOADS = {w.name: w for w in (
     Workload("vgg16", "VGG-16 shapes, random weights", (3, 224, 224), _VGG16, 1),
     Workload("vgg16-conv", "VGG-16's 13 convolutions and 5 poolings, random weights",
              (3, 224, 224), _VGG16_CONV, 1),
+    *(Workload(f"diannao-{name}", description, shape, specs, 2)
+      for name in DIANNAO_LAYERS for shape, specs, description in [_diannao_layer(name)]),
 )}
 
 

@@ -25,17 +25,20 @@ def _cases(draw):
     return g, cfg
 
 
-def _split(plan, tile, log2_gob=None):
-    """Fields enough for the shares (cycle_model.tile_share) and the estimate, with the
-    split that spreads the outputs best when none is given."""
+def _split(plan, tile, log2_gob=None, chunk=0, nbin_base=0, nbout_half=0):
+    """Fields enough for the shares (cycle_model.tile_share) and the estimate (of chunk
+    number ``chunk``), with the split that spreads the outputs best when none is given."""
     oy0, oy1, ox0, ox1, b0, b1 = tile
     oh = oy1 - oy0
+    k0, k1, c0, c1 = plan.chunks[chunk]
+    last = len(plan.chunks) - 1
 
     def fields(lg):
         return dict(op=2 if plan.g.kind == "conv" else 3, log2_gob=lg, ob=b1 - b0, oh=oh,
-                    oy_band=-(-oh // (4 >> lg)), ow=ox1 - ox0, kh=plan.krows, kw=plan.g.kw,
-                    cb=plan.cblk, stride=plan.g.stride, in_h=plan.g.h, in_w=plan.g.w,
-                    y_off=plan.g.pad, x_off=plan.g.pad)
+                    oy_band=-(-oh // (4 >> lg)), ow=ox1 - ox0, kh=k1 - k0, kw=plan.g.kw,
+                    cb=c1 - c0, stride=plan.g.stride, in_h=plan.g.h, in_w=plan.g.w,
+                    y_off=plan.g.pad, x_off=plan.g.pad, psum_in=int(chunk > 0),
+                    psum_out=int(chunk < last), nbout_half=nbout_half)
 
     if log2_gob is not None:
         return fields(log2_gob)

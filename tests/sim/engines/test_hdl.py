@@ -13,6 +13,7 @@ from diannao.golden.network import Network, Conv, FC, MaxPool, AvgPool
 from diannao.golden.quant import quantize
 from diannao.hw.config import preset
 from diannao.hw.node import HostBus
+from diannao.hw.isa import Op
 from diannao.sim.compiler.program import compile_network
 from diannao.sim.tools.fuzz import differences
 from diannao.sim.tools.workloads import load_workload
@@ -106,10 +107,11 @@ def test_generated_verilog_lints_clean(tmp_path):
 
 @pytest.mark.slow
 def test_verilator_alexnet_conv3_on_the_full_size_node():
-    # A real-size layer on 16 tiles of tn=16 with the paper's 2 KB NBin and NBout: AlexNet's
-    # conv3 (256x13x13 -> 384, 3x3 pad 1), whose window of 144 rows does not fit NBin's 64:
-    # tiled, its reduction in chunks with exact partial sums. SB and NM are sized to the
-    # layer (their paper sizes only lengthen the Verilog's memory initialization).
+    # A real-size layer on 16 tiles of tn=16 with the paper's 16 KB NBin and NBout: AlexNet's
+    # conv3 (256x13x13 -> 384, 3x3 pad 1, 2,704 input rows for NBin's 512): tiled, its
+    # reduction in chunks with exact partial sums, its STOREs in the store engine while the
+    # tiles compute. SB and NM are sized to the layer (their paper sizes only lengthen the
+    # Verilog's memory initialization).
     _require("verilator")
     conv3 = load_workload("alexnet").layers[4]
     net = Network((256, 13, 13), [conv3])
@@ -117,6 +119,7 @@ def test_verilator_alexnet_conv3_on_the_full_size_node():
     config = preset("dadiannao").replace(sb_depth=512, nm_depth=8192, imem_depth=1024)
     program = compile_network(qnet, config)
     assert any(f.get("psum_out") for f in program.instructions)
+    assert any(f["op"] == Op.STORE and not f["sync"] for f in program.instructions)
     x = to_fixed(np.random.default_rng(4).uniform(-1, 1, (1,) + net.input_shape), 8)
     y, runs, info = run_hdl(program, x, simulator="verilator")
     assert differences(qnet, program, x, runs) == []

@@ -31,3 +31,22 @@ def test_weights_and_inputs_are_seeded():
     x = random_input(a)
     assert x.shape == (3, 227, 227) and np.array_equal(x, random_input(b))
     assert -1 <= x.min() and x.max() < 1
+
+
+def test_diannao_benchmark_layers():
+    """Each layer of DianNao's benchmark is a network of one layer of the table's shape;
+    the table agrees with itself where its rows meet (CONV1's 9x9 output of its 500x375
+    input is POOL1's 492x367), and its classifier layers have Ni x No MACs."""
+    for name in ("conv1", "pool1", "class1", "conv2", "conv3", "pool3", "class3", "conv4",
+                 "conv5", "pool5"):
+        net = load_workload(f"diannao-{name}")
+        assert len(net.layers) == 1, name
+    conv1 = load_workload("diannao-conv1")
+    assert conv1.input_shape == (32, 375, 500) and conv1.output_shape == (48, 367, 492)
+    assert load_workload("diannao-pool1").input_shape == (12, 367, 492)
+    assert load_workload("diannao-pool3").output_shape == (100, 8, 8)
+    assert WORKLOADS["diannao-class1"].stats() == (1, 960 * 20 + 20, 960 * 20)
+    assert WORKLOADS["diannao-class3"].stats() == (1, 200 * 100 + 100, 200 * 100)
+    # From the shapes alone (CONV5's 11.9 M weights are not drawn for this).
+    assert WORKLOADS["diannao-conv5"].stats()[2] == 384 * 246 * 246 * 256 * 11 * 11
+    assert WORKLOADS["diannao-conv4"].stats() == network_stats(load_workload("diannao-conv4"))

@@ -25,10 +25,10 @@ __all__ = ["BOARDS", "BuildResult", "TimingError", "toolchain_env", "board_top",
 #: plus :data:`_AFTER_SYNTH` because its AUTONAME pass (cosmetic: it renames wires) traps
 #: (wasm ``unreachable``) on the 4-tile node; the rest of the ``check`` step runs as usual.
 BOARDS = {
-    "ulx3s": ("amaranth_boards.ulx3s:ULX3S_85F_Platform", "boards.ulx3s:ULX3STop",
+    "ulx3s": ("amaranth_boards.ulx3s:ULX3S_85F_Platform", "diannao.boards.ulx3s:ULX3STop",
               "-noabc9 -run :check"),
     "icebreaker": ("amaranth_boards.icebreaker:ICEBreakerPlatform",
-                   "boards.icebreaker:ICEBreakerTop", "-dsp"),
+                   "diannao.boards.icebreaker:ICEBreakerTop", "-dsp"),
 }
 
 #: Yosys commands after reading the design, by board. Amaranth names the fields of a

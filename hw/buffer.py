@@ -37,6 +37,12 @@ class Buffer(wiring.Component):
     in the cycle its read address is presented reads as written: never the case in the
     programs); elsewhere a fabric register.
 
+    A platform may build the storage itself: if it has a method ``get_buffer``,
+    :meth:`elaborate` returns ``platform.get_buffer(self)`` (as Amaranth platforms provide
+    ``get_ff_sync`` and the like). The simulated Verilog does so
+    (:class:`diannao.sim.engines.verilog.BlankMemories`): its memories have no initial
+    contents, so that a memory of megabytes is not megabytes of Verilog text.
+
     Latency: a read returns the row ``read_latency`` cycles after ``read.addr`` is presented
     with ``read.en``. Throughput: one read and one write per cycle.
 
@@ -80,6 +86,8 @@ class Buffer(wiring.Component):
         return self.data.depth
 
     def elaborate(self, platform):
+        if hasattr(platform, "get_buffer"):
+            return platform.get_buffer(self)
         m = Module()
         ecp5 = self.read_latency == 2 and is_ecp5(platform)
         if ecp5 and DISTRIBUTED_DEPTH < self.depth <= 4096:

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from amaranth.back import verilog
-from amaranth.hdl import ClockDomain, ClockSignal, Instance, ResetSignal, Value
+from amaranth.hdl import ClockDomain, ClockSignal, Instance, Module, ResetSignal, Shape, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
@@ -12,7 +12,74 @@ from diannao.hw.node import Node
 from diannao.hw.tile import Tile, COUNTERS
 
 
-__all__ = ["generate", "add_subcommand", "TileInstance", "port_signals"]
+__all__ = ["generate", "add_subcommand", "TileInstance", "BlankMemories", "port_signals"]
+
+
+#: The simulated node's buffers (:class:`BlankMemories`): a memory with one write port
+#: (``GRANULES`` write enables of ``WIDTH / GRANULES`` bits) and one read port whose data
+#: follows ``ren`` with its address by ``LATENCY`` cycles (1 or 2), not transparent (a row
+#: written in the cycle it is read reads as it was), and no initial contents.
+_RAM = """
+module {name} #(parameter WIDTH = 1, DEPTH = 1, ABITS = 1, GRANULES = 1, LATENCY = 1) (
+    input clk,
+    input [ABITS-1:0] waddr,
+    input [WIDTH-1:0] wdata,
+    input [GRANULES-1:0] wen,
+    input [ABITS-1:0] raddr,
+    input ren,
+    output [WIDTH-1:0] rdata
+);
+    localparam GRANULE = WIDTH / GRANULES;
+    reg [WIDTH-1:0] mem [0:DEPTH-1];
+    reg [WIDTH-1:0] q, q2;
+    integer g;
+    always @(posedge clk) begin
+        for (g = 0; g < GRANULES; g = g + 1)
+            if (wen[g])
+                mem[waddr][g*GRANULE +: GRANULE] <= wdata[g*GRANULE +: GRANULE];
+        if (ren)
+            q <= mem[raddr];
+        q2 <= q;
+    end
+    assign rdata = LATENCY == 1 ? q : q2;
+endmodule
+"""
+
+
+class BlankMemories:
+    """The platform :func:`generate` elaborates for: every :class:`hw.buffer.Buffer` (NBin,
+    NBout, SB, the partial sums, NM, the instruction memory, NFU-3's coefficients) becomes
+    an instance of the Verilog module ``{name}_ram`` (:meth:`verilog`), whose memory has no
+    initial contents. Amaranth writes a memory's initial contents into the Verilog text
+    (zeros for ours), which for the ``dadiannao`` node's 2 MB SB and 4 MB NM would be
+    megabytes of text and minutes of conversion; the engines fill the memories through the
+    host port anyway. Reading a row never written gives what the simulator starts memories
+    with (Verilator: zeros with ``--x-initial fast``; Icarus: ``x``); no program does.
+
+    Parameters
+    ----------
+    name : str
+        Prefix of the RAM module's name.
+    """
+
+    def __init__(self, name):
+        self.module = f"{name}_ram"
+
+    def verilog(self):
+        """The RAM module's Verilog text."""
+        return _RAM.format(name=self.module)
+
+    def get_buffer(self, buffer):
+        """The storage of ``buffer``: an instance of the RAM module."""
+        m = Module()
+        write, read = buffer.write, buffer.read
+        m.submodules.ram = Instance(
+            self.module,
+            p_WIDTH=Shape.cast(buffer.data.shape).width, p_DEPTH=buffer.depth,
+            p_ABITS=len(read.addr), p_GRANULES=len(write.en), p_LATENCY=buffer.read_latency,
+            i_clk=ClockSignal("sync"), i_waddr=write.addr, i_wdata=Value.cast(write.data),
+            i_wen=write.en, i_raddr=read.addr, i_ren=read.en, o_rdata=Value.cast(read.data))
+        return m
 
 
 def generate(config, *, top="node", name=None):
@@ -36,11 +103,16 @@ def generate(config, *, top="node", name=None):
 
         node = Node(config, tile=tile)
         module = made[0]
-        return (verilog.convert(module, name=tile_module, emit_src=False,
+        memories = BlankMemories(name)
+        return (verilog.convert(module, name=tile_module, emit_src=False, platform=memories,
                                 ports=[signal for _, _, signal in port_signals(module)])
-                + verilog.convert(node, name=name, emit_src=False))
+                + verilog.convert(node, name=name, emit_src=False, platform=memories)
+                + memories.verilog())
     elif top == "tile":
-        return verilog.convert(Tile(config), name=name or "diannao_tile", emit_src=False)
+        name = name or "diannao_tile"
+        memories = BlankMemories(name)
+        return (verilog.convert(Tile(config), name=name, emit_src=False, platform=memories)
+                + memories.verilog())
     raise ValueError(f"unknown top {top!r}; choose 'node' or 'tile'")
 
 

@@ -107,16 +107,16 @@ def test_generated_verilog_lints_clean(tmp_path):
 
 @pytest.mark.slow
 def test_verilator_alexnet_conv3_on_the_full_size_node():
-    # A real-size layer on 16 tiles of tn=16 with the paper's 16 KB NBin and NBout: AlexNet's
-    # conv3 (256x13x13 -> 384, 3x3 pad 1, 2,704 input rows for NBin's 512): tiled, its
-    # reduction in chunks with exact partial sums, its STOREs in the store engine while the
-    # tiles compute. SB and NM are sized to the layer (their paper sizes only lengthen the
-    # Verilog's memory initialization).
+    # A real-size layer on the full-size dadiannao node (16 tiles of tn=16, NBin and NBout
+    # 16 KB, SB 2 MB per tile, NM 4 MB; memories without initial contents, filled through
+    # the host port): AlexNet's conv3 (256x13x13 -> 384, 3x3 pad 1, 2,704 input rows for
+    # NBin's 512), tiled, its reduction in chunks with exact partial sums, its STOREs in the
+    # store engine while the tiles compute.
     _require("verilator")
     conv3 = load_workload("alexnet").layers[4]
     net = Network((256, 13, 13), [conv3])
     qnet = quantize(net)
-    config = preset("dadiannao").replace(sb_depth=512, nm_depth=8192, imem_depth=1024)
+    config = preset("dadiannao")
     program = compile_network(qnet, config)
     assert any(f.get("psum_out") for f in program.instructions)
     assert any(f["op"] == Op.STORE and not f["sync"] for f in program.instructions)

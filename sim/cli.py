@@ -29,6 +29,7 @@ from diannao.sim.runtime.report import plot_report
 from diannao.sim.runtime.host import RunBudgetError
 from diannao.sim.runtime.inputs import load_array
 from diannao.sim.tools import bench, digits, waveforms
+from diannao.sim.tools.onnx_import import import_onnx
 from diannao.sim.tools.workloads import WORKLOADS, load_workload, random_input, workload_names
 
 __all__ = ["main", "build_parser"]
@@ -122,16 +123,26 @@ def _check_run_outputs(args):
 
 
 def _load_network(name):
-    """``--network``: a network file, or the name of a built-in network."""
+    """``--network``: a network file (ours, or an ONNX model), or the name of a built-in
+    network; ``(network, host_softmax)``."""
+    if name.endswith(".onnx"):
+        imported = import_onnx(name)
+        return imported.network, imported.host_softmax
     if Path(name).exists() or name.endswith(".json"):
-        return load(name)
-    return load_workload(name)
+        return load(name), False
+    return load_workload(name), False
+
+
+def _softmax(y):
+    """Softmax over the last axis (the host's part of an imported model)."""
+    e = np.exp(y - y.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 def _cmd_run(args):
 
     _check_run_outputs(args)
-    net = _load_network(args.network)
+    net, host_softmax = _load_network(args.network)
     qnet = quantize(net)
     if args.input is None:
         x, source = random_input(net), "a seeded random input"
@@ -153,6 +164,12 @@ def _cmd_run(args):
         saved = f" -> {out}"
     print(f"output {list(y.shape)} int16 in {q_name(qnet.output_frac)} "
           f"(value = int / 2**{qnet.output_frac}){saved}")
+    if host_softmax:
+        p = _softmax(qnet.dequantize_output(y))
+        top = np.argmax(p, axis=-1)
+        print(f"host: the model's final Softmax, applied to the output on the host (float): "
+              f"class {top.tolist()} with probability "
+              f"{np.round(np.take_along_axis(p, top[..., None], -1)[..., 0], 4).tolist()}")
     if args.float_out:
         float_out = _npy_path(args.float_out)
         np.save(float_out, run_float(net, result.input.real))
@@ -173,6 +190,20 @@ def _cmd_run(args):
               file=sys.stderr)
     if args.vcd:
         print(f"waveform -> {args.vcd} (GTKWave save file: {Path(args.vcd).with_suffix('.gtkw')})")
+    return 0
+
+
+def _cmd_import(args):
+    imported = import_onnx(args.model)
+    out = Path(args.output)
+    _check_output_file("-o", args.output, out, create_parent=True)
+    imported.network.save(out)
+    kinds = ", ".join(layer.kind for layer in imported.network.layers)
+    print(f"{args.model}: {len(imported.network.layers)} layers ({kinds}), input "
+          f"{list(imported.network.input_shape)} -> {out}")
+    if imported.host_softmax:
+        print("the model's final Softmax is not a layer of the accelerator: the host applies "
+              "it (diannao run does, and says so)")
     return 0
 
 
@@ -267,7 +298,8 @@ def build_parser():
 
     p = sub.add_parser("run", help="run a network on an input with an engine")
     p.add_argument("--network", required=True,
-                   help="network JSON file, or a built-in network (diannao networks)")
+                   help="network JSON file, an ONNX model (.onnx), or a built-in network "
+                        "(diannao networks)")
     p.add_argument("--input",
                    help=".npy input: float (quantized at the input format) or int16 "
                         "(already quantized); one sample or a batch (default: a seeded "
@@ -292,6 +324,11 @@ def build_parser():
     verilog.add_subcommand(sub)
     waveforms.add_subcommand(sub)
     build.add_subcommand(sub)
+    p = sub.add_parser("import", help="an ONNX model -> our network format (JSON and .npz)")
+    p.add_argument("model", help="the .onnx file")
+    p.add_argument("-o", "--output", required=True, help="network JSON file to write")
+    p.set_defaults(func=_cmd_import)
+
     p = sub.add_parser("networks", help="the built-in networks: layers, parameters, MACs")
     p.set_defaults(func=_cmd_networks)
 

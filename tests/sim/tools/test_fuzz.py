@@ -125,7 +125,8 @@ def test_fuzz_pysim(request, tn, variant):
 
 
 def _case(config):
-    """A fixed case: a conv with a user table, max pooling and an fc."""
+    """A fixed case: a conv with a user table, max pooling and an fc (every layer's output
+    kept in NM, so that every one is compared)."""
     rng = np.random.default_rng(3)
     table = PWLTable(-300, 5, 6, tuple(rng.integers(-500, 500, 16)),
                      tuple(rng.integers(-500, 500, 16)), name="user")
@@ -135,7 +136,7 @@ def _case(config):
         MaxPool(2), FC(rng.normal(0, .3, (3, 30)), rng.normal(0, .1, 3))])
     qnet = quantize(network)
     x = rng.integers(-32768, 32768, (2, 2, 6, 5))
-    return Case(config, network, x, qnet, compile_network(qnet, config))
+    return Case(config, network, x, qnet, compile_network(qnet, config, intermediates=True))
 
 
 def test_differences_find_a_wrong_value_and_a_wrong_counter():

@@ -143,7 +143,14 @@ def _cmd_run(args):
 
     _check_run_outputs(args)
     net, host_softmax = _load_network(args.network)
-    qnet = quantize(net)
+    if args.calib:
+        calib = load_array(args.calib)
+        qnet = quantize(net, calib=calib)
+        print(f"calibration: {args.calib}: each layer's fraction bits chosen from its largest "
+              f"pre-activation over {len(calib) if calib.ndim > len(net.input_shape) else 1} "
+              f"samples")
+    else:
+        qnet = quantize(net)
     if args.input is None:
         x, source = random_input(net), "a seeded random input"
         print(f"input: no --input given: a seeded random input {list(net.input_shape)}, "
@@ -240,7 +247,11 @@ def _cmd_demo(args):
         acc_float = digits.accuracy(run_float(net, x), labels)
         golden = run_network(qnet, x_q, engine="golden")
         acc_golden = digits.accuracy(golden.outputs, labels)
-        row = [name, acc_float, acc_golden, None, None, qnet]
+        # Fraction bits from the training images' pre-activations instead of the worst case.
+        calibrated = quantize(net, calib=digits.load_split()[0].reshape(
+            (-1,) + tuple(net.input_shape)))
+        acc_calib = digits.accuracy(calibrated.run(calibrated.quantize_input(x)), labels)
+        row = [name, acc_float, acc_golden, None, None, qnet, acc_calib]
         if args.engine != "golden":
             print(f"{name}: {len(x)} images on the {args.config} node ({args.engine})...",
                   file=sys.stderr)
@@ -253,12 +264,14 @@ def _cmd_demo(args):
         rows.append(row)
     print(f"digits test set: {len(labels)} images (sklearn load_digits, fixed split; "
           f"--limit 0 for all 360)")
-    print(f"  {'network':8s} {'float':>8s} {'golden':>8s} {'RTL':>8s}  RTL == golden (bit for bit)")
-    for name, acc_float, acc_golden, acc_rtl, same, _ in rows:
+    print(f"  {'network':8s} {'float':>8s} {'golden':>8s} {'RTL':>8s}  RTL == golden (bit for "
+          f"bit)  golden calibrated (--calib: training images)")
+    for name, acc_float, acc_golden, acc_rtl, same, _, acc_calib in rows:
         rtl = "-" if acc_rtl is None else f"{100 * acc_rtl:7.2f}%"
         print(f"  {name:8s} {100 * acc_float:7.2f}% {100 * acc_golden:7.2f}% {rtl:>8s}  "
-              f"{'-' if same is None else ('yes' if same else 'NO')}")
-    for name, _, _, _, _, qnet in rows:
+              f"{'-' if same is None else ('yes' if same else 'NO'):>28s}  "
+              f"{100 * acc_calib:7.2f}%")
+    for name, _, _, _, _, qnet, _ in rows:
         print(f"{name} layer formats:")
         for q in qnet.layers:
             print(_format_layer(q))
@@ -317,6 +330,10 @@ def build_parser():
     p.add_argument("--strict", action="store_true",
                    help="reject float inputs outside the input format (default: saturate "
                         "them and print how many)")
+    p.add_argument("--calib", metavar="X.npy",
+                   help="float inputs (one sample or a batch) that choose each layer's "
+                        "fraction bits from the pre-activations they reach (default: from "
+                        "the weights' worst case)")
     _rtl_options(p, config_default=None)
     p.add_argument("--vcd", metavar="FILE", help="RTL engines: write a VCD (and a .gtkw beside it)")
     p.set_defaults(func=_cmd_run)

@@ -423,3 +423,25 @@ def test_unknown_network_names_the_choices(capsys):
     err = capsys.readouterr().err
     assert "unknown network 'resnet': neither a file nor a built-in network" in err
     assert "alexnet" in err
+
+
+def test_calib_chooses_the_formats_from_data(tmp_path, capsys):
+    """``--calib``: the fraction bits come from the calibration inputs' pre-activations
+    (golden.quant.quantize(calib=...)): a layer whose outputs reach about 500 gets fewer
+    than the default 8 (Q7.8 ends at 128), and the run says so."""
+    from diannao.golden.network import FC, Network
+    from diannao.golden.quant import quantize
+    rng = np.random.default_rng(1)
+    net = Network((16,), [FC(rng.normal(0, 60, (4, 16)), np.zeros(4))])
+    net.save(tmp_path / "net.json")
+    calib = rng.uniform(-1, 1, (20, 16))
+    np.save(tmp_path / "calib.npy", calib)
+    x = rng.uniform(-1, 1, (3, 16))
+    np.save(tmp_path / "x.npy", x)
+    assert main(["run", "--network", str(tmp_path / "net.json"), "--calib",
+                 str(tmp_path / "calib.npy"), "--input", str(tmp_path / "x.npy"),
+                 "--out", str(tmp_path / "y.npy")]) == 0
+    assert "calibration: " in capsys.readouterr().out
+    qnet = quantize(net, calib=calib)
+    assert qnet.layers[0].out_frac < quantize(net).layers[0].out_frac == 8
+    assert np.array_equal(np.load(tmp_path / "y.npy"), qnet.run(qnet.quantize_input(x)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["conv_out_size", "windows", "conv_sum", "fc_sum", "EXACT_FLOAT_BOUND"]
+__all__ = ["conv_out_size", "windows", "conv_sum", "local_sum", "fc_sum", "EXACT_FLOAT_BOUND"]
 
 #: Integers of magnitude up to ``2**53`` are exact in float64.
 EXACT_FLOAT_BOUND = 1 << 53
@@ -103,6 +103,34 @@ def conv_sum(x, w, stride, pad):
         return out.astype(np.int64)
     win = windows(x, w.shape[2], stride, pad)
     return np.tensordot(w, win, axes=([1, 2, 3], [0, 3, 4]))
+
+
+def local_sum(x, w, stride, pad):
+    """Locally connected sums (a kernel per output position): ``sum_{c,ky,kx}
+    w[o,oy,ox,c,ky,kx] * x_padded[c, oy*s+ky, ox*s+kx]``, in the common dtype of ``x`` and
+    ``w`` (int64 inputs give exact sums).
+
+    Parameters
+    ----------
+    x : numpy.ndarray, shape [C, H, W]
+    w : numpy.ndarray, shape [O, OH, OW, C, K, K]
+    stride, pad : int
+
+    Returns
+    -------
+    numpy.ndarray, shape [O, OH, OW]
+    """
+    if w.ndim != 6 or w.shape[4] != w.shape[5]:
+        raise ValueError(f"locally connected weights must be [O, OH, OW, C, K, K], got shape "
+                         f"{w.shape}")
+    if w.shape[3] != x.shape[0]:
+        raise ValueError(f"locally connected weights expect {w.shape[3]} input channels, "
+                         f"input has {x.shape[0]}")
+    win = windows(x, w.shape[4], stride, pad)              # [C, OH, OW, K, K]
+    if win.shape[1:3] != w.shape[1:3]:
+        raise ValueError(f"locally connected weights are for {w.shape[1]}x{w.shape[2]} "
+                         f"outputs, the input gives {win.shape[1]}x{win.shape[2]}")
+    return np.einsum("opqckl,cpqkl->opq", w, win)
 
 
 def fc_sum(x, w):

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from diannao.golden._tensor import conv_sum, fc_sum, windows
+from diannao.golden._tensor import conv_sum, fc_sum, local_sum, windows
 from diannao.golden.formats import EXACT_ACTIVATIONS
 
-__all__ = ["conv2d", "fc", "maxpool", "avgpool", "activation", "EXACT_ACTIVATIONS"]
+__all__ = ["conv2d", "local", "fc", "maxpool", "avgpool", "activation", "EXACT_ACTIVATIONS"]
 
 
 def _f64(x):
@@ -21,6 +21,11 @@ def _f64(x):
 def conv2d(x, w, b, stride=1, pad=0):
     """Float convolution of [C, H, W] by [O, C, K, K] plus bias [O]."""
     return conv_sum(_f64(x), _f64(w), stride, pad) + _f64(b)[:, None, None]
+
+
+def local(x, w, b, stride=1, pad=0):
+    """Float locally connected layer: [C, H, W] by [O, OH, OW, C, K, K] plus bias [O]."""
+    return local_sum(_f64(x), _f64(w), stride, pad) + _f64(b)[:, None, None]
 
 
 def fc(x, w, b):

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from diannao.golden._tensor import conv_sum, fc_sum, windows
+from diannao.golden._tensor import conv_sum, fc_sum, local_sum, windows
 from diannao.golden.formats import INT16_MAX, INT16_MIN, avg_reciprocal, shift_round
 
-__all__ = ["conv2d_int", "fc_int", "maxpool_int", "avgpool_int", "activation_int",
+__all__ = ["conv2d_int", "local_int", "fc_int", "maxpool_int", "avgpool_int", "activation_int",
            "accumulator_bound", "as_int16_values"]
 
 
@@ -63,6 +63,18 @@ def conv2d_int(x, w, b, stride, pad, bias_exp, shift):
     return shift_round(acc + _bias_acc(b, bias_exp)[:, None, None], shift)
 
 
+def local_int(x, w, b, stride, pad, bias_exp, shift):
+    """Integer locally connected layer (a kernel per output position, DianNao's "private
+    kernels"): as :func:`conv2d_int` with ``w`` of shape [O, OH, OW, C, K, K].
+
+    Returns
+    -------
+    numpy.ndarray of int64, [O, OH, OW]
+    """
+    acc = local_sum(as_int16_values(x), as_int16_values(w, "weights"), stride, pad)
+    return shift_round(acc + _bias_acc(b, bias_exp)[:, None, None], shift)
+
+
 def fc_int(x, w, b, bias_exp, shift):
     """Integer fully-connected layer; ``x`` is flattened C-major first.
 
@@ -95,7 +107,8 @@ def accumulator_bound(w, b, bias_exp):
     """Worst-case accumulator magnitude of each output neuron.
 
     ``32768 * sum|w| + |b| << bias_exp``, the reduction running over every
-    axis of ``w`` but the first.
+    axis of ``w`` but the first; for locally connected weights ([O, OH, OW, C, K, K]) over
+    each position's kernel, the largest position's bound for each output channel.
 
     Parameters
     ----------
@@ -108,5 +121,8 @@ def accumulator_bound(w, b, bias_exp):
     numpy.ndarray of int64, [O]
     """
     w = np.abs(as_int16_values(w, "weights"))
-    per_out = w.reshape(w.shape[0], -1).sum(axis=1)
+    if w.ndim == 6:
+        per_out = w.reshape(w.shape[:3] + (-1,)).sum(axis=3).reshape(w.shape[0], -1).max(axis=1)
+    else:
+        per_out = w.reshape(w.shape[0], -1).sum(axis=1)
     return 32768 * per_out + (np.abs(as_int16_values(b, "bias")) << int(bias_exp))

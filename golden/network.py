@@ -1,7 +1,7 @@
 """Sequential float networks and the ``diannao-network`` file format.
 
 A :class:`Network` is an input shape plus a list of layers (:class:`Conv`,
-:class:`FC`, :class:`MaxPool`, :class:`AvgPool`).  Shapes are [C, H, W] for
+:class:`Local`, :class:`FC`, :class:`MaxPool`, :class:`AvgPool`).  Shapes are [C, H, W] for
 images and (N,) for vectors; :class:`FC` flattens its input C-major.  The
 JSON file format is described in ``docs/network-format.md``.
 
@@ -23,7 +23,7 @@ from diannao.golden import float_ref
 from diannao.golden._tensor import conv_out_size
 from diannao.golden.formats import DEFAULT_ACT_FRAC, EXACT_ACTIVATIONS, MAX_FRAC, PWLTable
 
-__all__ = ["Conv", "FC", "MaxPool", "AvgPool", "Network", "ACTIVATIONS",
+__all__ = ["Conv", "Local", "FC", "MaxPool", "AvgPool", "Network", "ACTIVATIONS",
            "FORMAT_NAME", "FORMAT_VERSION", "load", "save"]
 
 #: Activation names accepted by :class:`Conv` and :class:`FC`.
@@ -170,6 +170,38 @@ class Conv(_Weighted):
 
 
 @dataclass(eq=False)
+class Local(Conv):
+    """Locally connected layer (DianNao's "private kernels", DeepFace's locally connected
+    layers): a convolution whose kernel differs at every output position; weights
+    [O, OH, OW, C, K, K], bias [O], zero padding on all sides."""
+
+    kind: ClassVar[str] = "local"
+
+    @property
+    def kernel(self):
+        return int(np.shape(self.weights)[4])
+
+    def output_shape(self, in_shape):
+        """Check the layer against ``in_shape`` and return its output shape."""
+        _check_image(in_shape)
+        w = _check_array("weights", self.weights, 6)
+        if w.shape[4] != w.shape[5]:
+            raise FieldError("weights", f"kernel must be square, got shape {list(w.shape)}")
+        self.stride = _check_int("stride", self.stride, 1)
+        self.pad = _check_int("pad", self.pad, 0)
+        try:
+            oh = conv_out_size(in_shape[1], self.kernel, self.stride, self.pad)
+            ow = conv_out_size(in_shape[2], self.kernel, self.stride, self.pad)
+        except ValueError as exc:
+            raise FieldError("kernel", str(exc)) from None
+        self._check_weights(6, (w.shape[0], oh, ow, in_shape[0], w.shape[4], w.shape[5]))
+        return (w.shape[0], oh, ow)
+
+    def pre_activation(self, x):
+        return float_ref.local(x, self.weights, self.bias, self.stride, self.pad)
+
+
+@dataclass(eq=False)
 class FC(_Weighted):
     """Fully-connected layer, weights [O, N], bias [O]; the input is flattened C-major."""
 
@@ -231,7 +263,7 @@ class AvgPool(_Pool):
         return float_ref.avgpool(x, self.size, self.stride)
 
 
-LAYER_TYPES = {cls.kind: cls for cls in (Conv, FC, MaxPool, AvgPool)}
+LAYER_TYPES = {cls.kind: cls for cls in (Conv, Local, FC, MaxPool, AvgPool)}
 
 
 @dataclass(eq=False)
@@ -314,6 +346,8 @@ class Network:
 _LAYER_FIELDS = {
     "conv": ({"type", "kernel", "out_channels", "weights", "bias"},
              {"stride", "pad", "activation", "out_frac", "table"}),
+    "local": ({"type", "kernel", "out_channels", "weights", "bias"},
+              {"stride", "pad", "activation", "out_frac", "table"}),
     "fc": ({"type", "out_features", "weights", "bias"}, {"activation", "out_frac", "table"}),
     "maxpool": ({"type", "size"}, {"stride"}),
     "avgpool": ({"type", "size"}, {"stride"}),
@@ -373,9 +407,10 @@ def _parse_layer(d, store):
     _check_keys(d, *_LAYER_FIELDS[kind], f"a {kind} layer")
     if kind in ("maxpool", "avgpool"):
         return LAYER_TYPES[kind](size=d["size"], stride=d.get("stride"))
-    w = _check_array("weights", store.resolve("weights", d["weights"]), 4 if kind == "conv" else 2)
+    w = _check_array("weights", store.resolve("weights", d["weights"]),
+                     {"conv": 4, "local": 6, "fc": 2}[kind])
     b = store.resolve("bias", d["bias"])
-    count = "out_channels" if kind == "conv" else "out_features"
+    count = "out_features" if kind == "fc" else "out_channels"
     n_out = _check_int(count, d[count], 1)
     if w.shape[0] != n_out:
         raise FieldError("weights", f"first dimension must be {count}={n_out}, got shape {list(w.shape)}")
@@ -384,10 +419,11 @@ def _parse_layer(d, store):
     if kind == "fc":
         return FC(**common)
     kernel = _check_int("kernel", d["kernel"], 1)
-    if w.shape[2:] != (kernel, kernel):
-        raise FieldError("weights", f"must be [{n_out}, C, {kernel}, {kernel}] for kernel={kernel}, "
-                                    f"got shape {list(w.shape)}")
-    return Conv(stride=d.get("stride", 1), pad=d.get("pad", 0), **common)
+    if w.shape[-2:] != (kernel, kernel):
+        shape = "C" if kind == "conv" else "OH, OW, C"
+        raise FieldError("weights", f"must be [{n_out}, {shape}, {kernel}, {kernel}] for "
+                                    f"kernel={kernel}, got shape {list(w.shape)}")
+    return LAYER_TYPES[kind](stride=d.get("stride", 1), pad=d.get("pad", 0), **common)
 
 
 def load(path):

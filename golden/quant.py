@@ -43,14 +43,15 @@ class QLayer:
     index : int
         Position in the network.
     kind : str
-        "conv", "fc", "maxpool" or "avgpool".
+        "conv", "local", "fc", "maxpool" or "avgpool".
     in_shape, out_shape : tuple of int
     kernel, stride, pad : int
         Window geometry (``kernel`` = pooling size; 0 for "fc").
     activation : str or None
         Activation name, None for pooling.
     w_q, b_q : numpy.ndarray of int64 or None
-        int16-valued weights ([O, C, K, K] or [O, N]) and biases [O]; None for pooling.
+        int16-valued weights ([O, C, K, K], [O, OH, OW, C, K, K] or [O, N]) and biases [O];
+        None for pooling.
     in_frac, w_frac, b_frac, out_frac : int
         Fraction bits of input, weights, bias and output (``w_frac`` and
         ``b_frac`` are 0 for pooling).
@@ -90,6 +91,9 @@ class QLayer:
         if self.kind == "conv":
             return L.conv2d_int(x, self.w_q, self.b_q, self.stride, self.pad,
                                 self.bias_exp, self.shift)
+        if self.kind == "local":
+            return L.local_int(x, self.w_q, self.b_q, self.stride, self.pad,
+                               self.bias_exp, self.shift)
         if self.kind == "fc":
             return L.fc_int(x, self.w_q, self.b_q, self.bias_exp, self.shift)
         if self.kind == "maxpool":
@@ -345,12 +349,20 @@ def quantize(network, act_frac=None, calib=None, acc_width=ACC_WIDTH_DEFAULT):
     return QNetwork(tuple(network.input_shape), tuple(qlayers), int(acc_width))
 
 
+def _kernels(layer):
+    """A weighted layer's weights as ``[outputs, terms]``: one row per output neuron's
+    reduction (a locally connected layer: per output channel and position)."""
+    w = np.asarray(layer.weights)
+    return w.reshape(-1, int(np.prod(w.shape[3:]))) if layer.kind == "local" else \
+        w.reshape(w.shape[0], -1)
+
+
 def _window_abs_sum(layer, x):
     """Largest sum of |x| over the inputs of one output neuron."""
     ax = np.abs(x)
     if isinstance(layer, FC):
         return float(ax.sum())
-    ones = np.ones((1,) + layer.weights.shape[1:])
+    ones = np.ones((1,) + layer.weights.shape[-3:])
     return float(Conv(ones, np.zeros(1), layer.stride, layer.pad).pre_activation(ax).max())
 
 
@@ -382,8 +394,8 @@ def error_bound(network, qnet, x):
         err = 2.0 ** -(qnet.input_frac + 1)  # input rounding
         for layer, q in zip(network.layers, qnet.layers):
             if isinstance(layer, (Conv, FC)):
-                n = int(np.prod(layer.weights.shape[1:]))
-                row = np.abs(layer.weights).reshape(layer.weights.shape[0], -1).sum(axis=1).max()
+                n = _kernels(layer).shape[1]
+                row = np.abs(_kernels(layer)).sum(axis=1).max()
                 w_half = 2.0 ** -(q.w_frac + 1)
                 pre = (row * err + w_half * (_window_abs_sum(layer, sample) + n * err)
                        + 2.0 ** -(q.b_frac + 1) + 2.0 ** -(q.out_frac + 1))

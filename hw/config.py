@@ -241,7 +241,7 @@ PRESETS = {
                     nm_depth=1024, psum_depth=0, imem_depth=32, act_tables=2, deep_pipeline=1),
     # iCEBreaker (iCE40UP5K, 8 SB_MAC16, 30 4 Kb block RAMs): 1 tile of tn=2 uses
     # 2 * 2 + 2 = 6 multipliers; a narrow instruction memory (one 32-bit host word wide)
-    # keeps the 490-bit instructions in 2 block RAMs; SB 768 rows keeps the total within
+    # keeps the 491-bit instructions in 2 block RAMs; SB 768 rows keeps the total within
     # the 30 block RAMs; 16-bit counters (65,536 cycles, 2.2 ms at 30 MHz; the digits CNN
     # takes about 4,100) and a 40-bit accumulator (the digits layers need at most 35) save
     # logic cells, as does having no partial-sum buffer. Runs the digits MLP and CNN.

@@ -43,6 +43,8 @@ The tile's loop nest for CONV/MAXPOOL/AVGPOOL (see :class:`hw.tile_controller.Ti
         for ox in range(ow):
           [CONV without psum_in: one bias row: x = (1 << bias_exp, 0, ...), SB row sb_base + k*sb_step]
           for ky in range(kh): for kx in range(kw): for c in range(cb if CONV else 1):
+            (SB: the next row; each output position starts again at block k's first row,
+             but with ``private`` (a locally connected layer) the rows run on)
             iy, ix = oy*stride + ky - y_off, ox*stride + kx - x_off   # zero row outside
             x = NBin[nbin_org + ((iy + y_off)*in_w + ix + x_off)*cb + (c if CONV else ob)]
           NBout <- (NM address out_base + oy*(out_row_step + (ow-1)*ocb) + ox*ocb + ob,
@@ -100,6 +102,7 @@ _FIELDS = {
     "out_row_step": (False, 24),   # NM rows from a row's last output to the next row's first
     "psum_in": (False, 1),      # CONV: no bias row; each output resumes its partial sum
     "psum_out": (False, 1),     # CONV: each output's sum goes to the partial-sum buffer
+    "private": (False, 1),      # CONV: every output position has its own kernel (SB rows)
     "nbout_half": (False, 1),   # compute: NBout half written; STORE: NBout half drained
     "sync": (False, 1),         # LOAD, STORE: wait until the tiles are done first
     "src": (False, 24),         # LOAD: NM row
@@ -228,7 +231,7 @@ _SHOW = {
 }
 _COMPUTE_SHOW = ("in_h", "in_w", "cb", "kh", "kw", "stride", "y_off", "x_off", "oh", "ow",
                  "ob", "log2_gob", "oy_band", "sb_base", "sb_step", "nbin_org", "out_base",
-                 "ocb", "out_row_step", "psum_in", "psum_out", "nbout_half", "shift",
+                 "ocb", "out_row_step", "psum_in", "psum_out", "private", "nbout_half", "shift",
                  "bias_exp", "act", "table")
 
 
@@ -247,8 +250,8 @@ def disassemble(words):
 
 def compute_fields(*, op, in_h, in_w, cb, kh, kw, stride, y_off, x_off, oh, ow, ob, ocb,
                    log2_gob=0, oy_band=None, sb_base=0, sb_step=0, nbin_base=0, out_base=0,
-                   out_w=None, psum_in=0, psum_out=0, nbout_half=0, shift=0, bias_exp=0,
-                   act=0, table=0):
+                   out_w=None, psum_in=0, psum_out=0, private=0, nbout_half=0, shift=0,
+                   bias_exp=0, act=0, table=0):
     """The fields of a CONV/MAXPOOL/AVGPOOL instruction, derived steps included.
 
     ``nbin_base`` is the NBin row of input position ``(0, 0)``; ``out_w`` the width of the
@@ -265,7 +268,8 @@ def compute_fields(*, op, in_h, in_w, cb, kh, kw, stride, y_off, x_off, oh, ow, 
                 row_step=in_w * cb, ox_step=stride * cb, oy_step=stride * in_w * cb,
                 band_in_step=oy_band * stride * in_w * cb, out_base=out_base, ocb=ocb,
                 band_out_step=oy_band * out_w * ocb, out_row_step=(out_w - ow + 1) * ocb,
-                psum_in=psum_in, psum_out=psum_out, nbout_half=nbout_half, shift=shift,
+                psum_in=psum_in, psum_out=psum_out, private=private, nbout_half=nbout_half,
+                shift=shift,
                 bias_exp=bias_exp, act=act, table=table)
 
 

@@ -356,7 +356,11 @@ class TileController(wiring.Component):
         def on(*names):
             return Cat(*(br[n] for n in names)).any()
 
-        with m.If(on("bias", "c", "kx", "ky")):
+        # The SB row steps on with every row of an output position; at the end of one (ox,
+        # oy) each position starts again at its block's first row, but a locally connected
+        # layer's (``private``) positions have rows of their own: they run on.
+        private = ins.private
+        with m.If(on("bias", "c", "kx", "ky") | (on("ox", "oy") & private)):
             m.d.sync += sb.eq(sb + conv)
         with m.If(on("c")):
             m.d.sync += p_c.eq(p_c + 1)
@@ -382,7 +386,7 @@ class TileController(wiring.Component):
                          p_kb.eq(nxt), p_oy.eq(nxt), p_ox.eq(nxt), p_ky.eq(nxt),
                          p_kx.eq(nxt), p_c.eq(nxt),
                          sb_k.eq(nsb), sb.eq(nsb), out_k.eq(nout), out.eq(nout)]
-        with m.If(on("ox", "oy")):
+        with m.If(on("ox", "oy") & ~private):
             m.d.sync += sb.eq(sb_k)
         with m.If(running):
             m.d.sync += pos_start.eq(pos_start_next)

@@ -13,9 +13,11 @@ import numpy as np
 
 from diannao.golden.formats import avg_reciprocal
 from diannao.hw.isa import Op, compute_fields
+from diannao.sim.compiler.cycle_model import tile_share
 
 
-__all__ = ["blocks", "as_chw", "tensor_rows", "to_rows", "from_rows", "conv_sb_rows", "pool_sb_row",
+__all__ = ["blocks", "as_chw", "tensor_rows", "to_rows", "from_rows", "conv_sb_rows",
+           "private_sb_rows", "pool_sb_row",
            "layer_fields"]
 
 
@@ -57,6 +59,65 @@ def from_rows(rows, shape, tn):
     cb = blocks(c, tn)
     rows = np.asarray(rows, dtype=np.int64).reshape(h, w, cb, tn)
     return rows.transpose(2, 3, 0, 1).reshape(cb * tn, h, w)[:c].reshape(shape)
+
+
+def private_sb_rows(w, b, f, out_tile, chunk, first, tn, tiles):
+    """Per tile, the SB rows of one compute instruction of a locally connected layer, in
+    the order the tile reads them: for each of its output blocks (``f["sb_step"]`` rows,
+    zero-padded, and as many blocks as the tile with the most), for each output position
+    of its share, the bias row (``first`` chunk only) and the chunk's ``(ky, kx, cb)``
+    rows of that position's own kernel (lane ``j``, element ``i``: ``w[ob*tn + j, oy, ox,
+    cb*tn + i, ky, kx]``).
+
+    Parameters
+    ----------
+    w : numpy.ndarray, [O, OH, OW, C, K, K]
+    b : numpy.ndarray, [O]
+    f : dict
+        The instruction's fields.
+    out_tile : tuple
+        ``(oy0, oy1, ox0, ox1, b0, b1)`` of the output tile (:meth:`tiling.Plan.out_tiles`).
+    chunk : tuple
+        ``(k0, k1, c0, c1)``: kernel rows and channel blocks of the reduction's chunk.
+    first : bool
+        The first chunk (it has the bias rows).
+    tn, tiles : int
+
+    Returns
+    -------
+    list of numpy.ndarray, each ``[rows, tn, tn]``, all of one length
+    """
+    o, _, _, c = w.shape[:4]
+    oy0, _, ox0, _, b0, _ = out_tile
+    k0, k1, c0, c1 = chunk
+    groups = 1 << f["log2_gob"]
+    step = f["sb_step"]
+    most = -(-f["ob"] // groups)
+    out = []
+    for t in range(tiles):
+        rows = np.zeros((most * step, tn, tn), dtype=np.int64)
+        nblocks, nrows = tile_share(f, t)
+        py0 = oy0 + (t >> f["log2_gob"]) * f["oy_band"]
+        for k in range(nblocks):
+            blk = b0 + (t & (groups - 1)) + k * groups
+            lanes = min(o, (blk + 1) * tn) - blk * tn
+            r = k * step
+            for py in range(py0, py0 + nrows):
+                for px in range(ox0, ox0 + f["ow"]):
+                    if first:
+                        rows[r, :lanes, 0] = b[blk * tn:blk * tn + lanes]
+                        r += 1
+                    # [lanes, channels of the chunk, ky, kx] -> rows (ky, kx, cb) of [j, i]
+                    kern = np.zeros((tn, (c1 - c0) * tn, k1 - k0, w.shape[5]), dtype=np.int64)
+                    chans = min(c, c1 * tn) - c0 * tn
+                    kern[:lanes, :chans] = w[blk * tn:blk * tn + lanes, py, px,
+                                             c0 * tn:c0 * tn + chans, k0:k1]
+                    kern = kern.reshape(tn, c1 - c0, tn, k1 - k0, -1).transpose(3, 4, 1, 0, 2)
+                    n = kern.shape[0] * kern.shape[1] * kern.shape[2]
+                    rows[r:r + n] = kern.reshape(n, tn, tn)
+                    r += n
+        out.append(rows)
+    return out
 
 
 def conv_sb_rows(w, b, tn):

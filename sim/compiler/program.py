@@ -29,7 +29,8 @@ from diannao.golden.layers import accumulator_bound
 from diannao.hw.config import Config
 from diannao.hw.isa import Op, check_fields, compute_fields, encode, field_range, load_fields
 from diannao.sim.compiler import cycle_model
-from diannao.sim.compiler.mapping import as_chw, conv_sb_rows, pool_sb_row, tensor_rows, to_rows
+from diannao.sim.compiler.mapping import (as_chw, conv_sb_rows, pool_sb_row, private_sb_rows,
+                                          tensor_rows, to_rows)
 from diannao.sim.compiler.tiling import TilingError, geometry, plan_layer
 
 
@@ -110,7 +111,7 @@ def layer_macs(layer):
     c, _, _ = as_chw(layer.in_shape)
     if layer.kind == "fc":
         return int(np.prod(layer.out_shape)) * int(np.prod(layer.in_shape))
-    if layer.kind == "conv":
+    if layer.kind in ("conv", "local"):
         return o * oh * ow * c * layer.kernel * layer.kernel
     return o * oh * ow * layer.kernel * layer.kernel
 
@@ -141,7 +142,7 @@ def layer_acc_bound(layer):
     -------
     int
     """
-    if layer.kind in ("conv", "fc"):
+    if layer.kind in ("conv", "local", "fc"):
         return int(accumulator_bound(layer.w_q, layer.b_q, layer.bias_exp).max())
     if layer.kind == "avgpool":
         r, _ = avg_reciprocal(layer.kernel * layer.kernel)
@@ -168,6 +169,7 @@ def _tile_fields(layer, plan, tile, chunk, cfg, *, sb_base, out_base, log2_gob=N
     k0, k1, c0, c1 = chunks[chunk]
     box = plan.box(tile, chunks[chunk])
     conv = g.kind == "conv"
+    private = layer.kind == "local"
     if conv:
         op = Op.CONV
         # SB rows of an output block: the bias row, then the chunks' rows in order
@@ -179,6 +181,11 @@ def _tile_fields(layer, plan, tile, chunk, cfg, *, sb_base, out_base, log2_gob=N
         # b0 / groups blocks into each tile's SB.
         first_block = b0
         shift = settings["shift"]
+        if private:
+            # A locally connected layer: the instruction's own SB rows from sb_base, each
+            # of its blocks oy_band * ow positions of (bias row +) the chunk's rows
+            # (_private_rows).
+            sb, first_block = sb_base, 0
     else:
         op = Op.MAXPOOL if layer.kind == "maxpool" else Op.AVGPOOL
         sb, sb_step, first_block = sb_base, 0, 0
@@ -190,13 +197,17 @@ def _tile_fields(layer, plan, tile, chunk, cfg, *, sb_base, out_base, log2_gob=N
                 x_off=g.pad + box.x0 - ox0 * g.stride,
                 oh=oh, ow=ox1 - ox0, ob=b1 - b0, ocb=g.ob, out_w=g.ow,
                 out_base=out_base + (oy0 * g.ow + ox0) * g.ob + b0,
-                sb_step=sb_step, nbin_base=nbin_base, nbout_half=nbout_half,
+                nbin_base=nbin_base, nbout_half=nbout_half,
                 psum_in=int(conv and chunk > 0),
-                psum_out=int(conv and chunk < len(chunks) - 1),
+                psum_out=int(conv and chunk < len(chunks) - 1), private=int(private),
                 **dict(settings, shift=shift))
+    per_pos = (k1 - k0) * g.kw * (c1 - c0) + (chunk == 0)
+
     def fields(lg):
-        return compute_fields(**base, log2_gob=lg, oy_band=-(-oh // (cfg.tiles >> lg)),
-                              sb_base=sb + (first_block >> lg) * sb_step)
+        band = -(-oh // (cfg.tiles >> lg))
+        step = band * (ox1 - ox0) * per_pos if private else sb_step
+        return compute_fields(**base, log2_gob=lg, oy_band=band, sb_step=step,
+                              sb_base=sb + (first_block >> lg) * step)
 
     if log2_gob is not None:
         return fields(log2_gob)
@@ -287,7 +298,7 @@ def compile_network(qnet, config, *, intermediates=False):
     in_base = input_base
     for layer in layers:
         where = f"layer {layer.index} ({layer.kind})"
-        if layer.kind in ("conv", "fc") and not 0 <= layer.bias_exp <= MAX_BIAS_EXP:
+        if layer.kind in ("conv", "local", "fc") and not 0 <= layer.bias_exp <= MAX_BIAS_EXP:
             # The bias row's input is the int16 1 << bias_exp: 1 << 15 would wrap.
             raise CompileError(f"{where}: bias_exp={layer.bias_exp} is outside [0, "
                                f"{MAX_BIAS_EXP}] (the bias row's input 1 << bias_exp must be "
@@ -310,8 +321,9 @@ def compile_network(qnet, config, *, intermediates=False):
                         table=slots[_table_key(layer.table)] if act else 0)
         g = geometry(layer, tn)
 
-        def split(plan, tile, log2_gob=None, chunk=0, **place):
-            return _tile_fields(layer, plan, tile, chunk, cfg, sb_base=sb_next,
+        def split(plan, tile, log2_gob=None, chunk=0, sb_base=None, **place):
+            return _tile_fields(layer, plan, tile, chunk, cfg,
+                                sb_base=sb_next if sb_base is None else sb_base,
                                 out_base=out_base, log2_gob=log2_gob, **place, **settings)
 
         try:
@@ -322,9 +334,13 @@ def compile_network(qnet, config, *, intermediates=False):
         log2_gob = split(plan, tiles[0])["log2_gob"]
         f = split(plan, tiles[0], log2_gob)
 
-        # SB images: tile t holds its blocks in order.
+        # SB images: tile t holds its blocks in order (a locally connected layer: the rows
+        # each instruction reads, laid out as the instructions are emitted, below).
         g_tiles = 1 << log2_gob
-        if g.kind == "conv":
+        private = layer.kind == "local"
+        if private:
+            per_tile = [[] for _ in range(cfg.tiles)]
+        elif g.kind == "conv":
             w = layer.w_q if layer.kind == "conv" else layer.w_q.reshape(
                 (layer.w_q.shape[0],) + as_chw(layer.in_shape))
             rows = conv_sb_rows(w, layer.b_q, tn)          # [OB, sb_step, tn, tn]
@@ -334,18 +350,24 @@ def compile_network(qnet, config, *, intermediates=False):
         else:
             row = pool_sb_row(layer.kind, layer.kernel, tn)[None]
             per_tile = [row for _ in range(cfg.tiles)]
-        used = max(len(r) for r in per_tile)
-        if sb_next + used > cfg.sb_depth:
-            row_bytes = tn * tn * 2
-            raise CompileError(f"{where}: SB needs {sb_next + used} rows per tile "
-                               f"({(sb_next + used) * row_bytes:,} bytes; this layer's weights "
-                               f"{used * row_bytes:,}), but has {cfg.sb_depth} (sb_depth, "
-                               f"{cfg.sb_depth * row_bytes:,} bytes); weights beyond the "
-                               f"node's SB need streaming from a main memory or more nodes, "
-                               f"neither built yet")
-        for t in range(cfg.tiles):
-            pad = np.zeros((used - len(per_tile[t]), tn, tn), dtype=np.int64)
-            sb_images[t].append(np.concatenate([per_tile[t], pad]))
+
+        def place_sb(per_tile):
+            """Check the layer's SB rows against SB and add them to the images."""
+            used = max(len(r) for r in per_tile)
+            if sb_next + used > cfg.sb_depth:
+                row_bytes = tn * tn * 2
+                raise CompileError(
+                    f"{where}: SB needs {sb_next + used} rows per tile ({(sb_next + used) * row_bytes:,} "
+                    f"bytes; this layer's weights {used * row_bytes:,}), but has {cfg.sb_depth} "
+                    f"(sb_depth, {cfg.sb_depth * row_bytes:,} bytes); weights beyond the node's "
+                    f"SB need streaming from a main memory or more nodes, neither built yet")
+            for t in range(cfg.tiles):
+                pad = np.zeros((used - len(per_tile[t]), tn, tn), dtype=np.int64)
+                sb_images[t].append(np.concatenate([per_tile[t], pad]))
+            return used
+
+        if not private:
+            used = place_sb(per_tile)
 
         # The plan's instructions in order (tiling.Plan.steps: LOADs into NBin's halves,
         # STOREs overlapping the next output tile's computation).
@@ -360,10 +382,19 @@ def compile_network(qnet, config, *, intermediates=False):
                                        f"for NBin of {cfg.nbin_depth} (nbin_depth)")
                 emit(where, dict(_load(box, g, in_base), dst=step.nbin_base, sync=step.sync))
             elif step.kind == "compute":
-                emit(where, split(plan, step.tile, log2_gob, step.chunk,
-                                  nbin_base=step.nbin_base, nbout_half=step.nbout_half))
+                at = sb_next + sum(len(r) for r in per_tile[0]) if private else None
+                fields = split(plan, step.tile, log2_gob, step.chunk, sb_base=at,
+                               nbin_base=step.nbin_base, nbout_half=step.nbout_half)
+                emit(where, fields)
+                if private:
+                    for t, rows in enumerate(private_sb_rows(
+                            layer.w_q, layer.b_q, fields, step.tile, plan.chunks[step.chunk],
+                            step.chunk == 0, tn, cfg.tiles)):
+                        per_tile[t].append(rows)
             else:
                 emit(where, dict(op=Op.STORE, nbout_half=step.nbout_half, sync=step.sync))
+        if private:
+            used = place_sb([np.concatenate(r) for r in per_tile])
         sb_next += used
         infos.append(LayerInfo(layer.index, layer.kind, tuple(layer.in_shape),
                                tuple(layer.out_shape), in_base, out_base, layer_macs(layer), f,

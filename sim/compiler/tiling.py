@@ -53,8 +53,8 @@ def geometry(layer, tn):
     o, oh, ow = as_chw(layer.out_shape)
     if layer.kind == "fc":
         return Geometry("conv", blocks(c, tn), h, w, blocks(o, tn), 1, 1, h, w, 1, 0)
-    kind = "conv" if layer.kind == "conv" else "pool"
-    pad = layer.pad if layer.kind == "conv" else 0
+    kind = "conv" if layer.kind in ("conv", "local") else "pool"
+    pad = layer.pad if kind == "conv" else 0
     return Geometry(kind, blocks(c, tn), h, w, blocks(o, tn), oh, ow, layer.kernel,
                     layer.kernel, layer.stride, pad)
 

@@ -24,7 +24,7 @@ import numpy as np
 from hypothesis import reject, strategies as st
 
 from diannao.golden.formats import INT16_MAX, INT16_MIN, PWLTable, SEGMENTS, to_fixed
-from diannao.golden.network import Network, Conv, FC, MaxPool, AvgPool, ACTIVATIONS
+from diannao.golden.network import Network, Conv, Local, FC, MaxPool, AvgPool, ACTIVATIONS
 from diannao.golden.quant import quantize
 from diannao.hw.isa import Op
 from diannao.hw.config import Config, min_acc_width
@@ -152,7 +152,7 @@ def _network(draw, tn):
     layers, shape = [], input_shape
     for _ in range(ints(1, 4)):
         image = len(shape) == 3
-        kind = pick(["fc", "conv", "conv", "maxpool", "avgpool"] if image else ["fc"])
+        kind = pick(["fc", "conv", "conv", "local", "maxpool", "avgpool"] if image else ["fc"])
         if kind in ("maxpool", "avgpool"):
             size = ints(1, min(3, shape[1], shape[2]))
             layer = (MaxPool if kind == "maxpool" else AvgPool)(size, ints(1, size + 1))
@@ -170,8 +170,16 @@ def _network(draw, tn):
                 c, h, w = shape
                 pad = ints(0, 2)
                 k = ints(1, min(4, min(h, w) + 2 * pad))
-                layer = Conv(_weights(rng, scale, (o, c, k, k), c * k * k),
-                             rng.normal(0, 0.2, o), stride=ints(1, 3), pad=pad, **common)
+                stride = ints(1, 3)
+                if kind == "conv":
+                    layer = Conv(_weights(rng, scale, (o, c, k, k), c * k * k),
+                                 rng.normal(0, 0.2, o), stride=stride, pad=pad, **common)
+                else:
+                    # A kernel per output position: a few output blocks, or SB overflows.
+                    o = min(o, 2 * tn)
+                    oh, ow = ((n + 2 * pad - k) // stride + 1 for n in (h, w))
+                    layer = Local(_weights(rng, scale, (o, oh, ow, c, k, k), c * k * k),
+                                  rng.normal(0, 0.2, o), stride=stride, pad=pad, **common)
         layers.append(layer)
         shape = Network(input_shape, layers).output_shape
     return Network(input_shape, layers, act_frac=ints(4, 12))

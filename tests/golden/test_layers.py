@@ -9,7 +9,7 @@ import pytest
 from diannao.golden._tensor import conv_sum, fc_sum
 from diannao.golden.formats import build_table
 from diannao.golden.layers import (accumulator_bound, activation_int, avgpool_int, conv2d_int,
-                                   fc_int, maxpool_int)
+                                   fc_int, local_int, maxpool_int)
 
 
 def rnd_shift(acc, s):
@@ -72,6 +72,48 @@ def test_conv2d_matches_loops(C, H, W, O, K, stride, pad):
         got = conv2d_int(xs, ws, b, stride, pad, bias_exp, shift)
         want = loop_conv(xs.tolist(), ws.tolist(), b.tolist(), stride, pad, bias_exp, shift)
         assert got.tolist() == want
+
+
+def loop_local(x, w, b, stride, pad, bias_exp, shift):
+    """A locally connected layer: the kernel of output (o, oy, ox) is w[o][oy][ox]."""
+    C, H, W = len(x), len(x[0]), len(x[0][0])
+    O, OH, OW, _, K = len(w), len(w[0]), len(w[0][0]), len(w[0][0][0]), len(w[0][0][0][0])
+    out = [[[0] * OW for _ in range(OH)] for _ in range(O)]
+    for o in range(O):
+        for oy in range(OH):
+            for ox in range(OW):
+                acc = b[o] * 2 ** bias_exp
+                for c in range(C):
+                    for ky in range(K):
+                        for kx in range(K):
+                            iy, ix = oy * stride + ky - pad, ox * stride + kx - pad
+                            if 0 <= iy < H and 0 <= ix < W:
+                                acc += w[o][oy][ox][c][ky][kx] * x[c][iy][ix]
+                out[o][oy][ox] = rnd_shift(acc, shift)
+    return out
+
+
+@pytest.mark.parametrize("C,H,W,O,K,stride,pad", CONV_CASES)
+def test_local_matches_loops(C, H, W, O, K, stride, pad):
+    rng = np.random.default_rng(C * 1000 + H * 100 + K + 7)
+    OH, OW = (H + 2 * pad - K) // stride + 1, (W + 2 * pad - K) // stride + 1
+    x, w, b = ints(rng, (C, H, W)), ints(rng, (O, OH, OW, C, K, K)), ints(rng, O)
+    for bias_exp, shift in ((0, 15), (5, 20), (3, 0)):
+        small = shift == 0
+        xs = x % 7 - 3 if small else x
+        ws = w % 5 - 2 if small else w
+        got = local_int(xs, ws, b, stride, pad, bias_exp, shift)
+        want = loop_local(xs.tolist(), ws.tolist(), b.tolist(), stride, pad, bias_exp, shift)
+        assert got.tolist() == want
+
+
+def test_local_accumulator_bound_is_per_position():
+    """A locally connected layer's bound is the largest position's, not the sum over them."""
+    w = np.zeros((2, 3, 3, 1, 2, 2), dtype=np.int64)
+    w[0, 1, 2] = 5           # output channel 0: one position with four weights of 5
+    w[1] = 1                 # output channel 1: every position four weights of 1
+    assert accumulator_bound(w, np.array([1, -2]), 3).tolist() == [
+        32768 * 20 + 8, 32768 * 4 + 16]
 
 
 @pytest.mark.parametrize("N,O", [(1, 1), (17, 3), (64, 10), (5, 33)])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from diannao.golden.formats import PWLTable
-from diannao.golden.network import FC, AvgPool, Conv, MaxPool, Network, load
+from diannao.golden.network import FC, AvgPool, Conv, Local, MaxPool, Network, load
 from diannao.golden.quant import quantize
 
 
@@ -51,6 +51,26 @@ def test_load_inline_and_roundtrip_npz(tmp_path):
             assert np.array_equal(a.weights, b.weights) and np.array_equal(a.bias, b.bias)
     net.save(tmp_path / "inline.json", inline=True)
     assert "weights_file" not in json.loads((tmp_path / "inline.json").read_text())
+
+
+def test_locally_connected_layer_round_trip_and_checks(tmp_path):
+    """A ``local`` layer: weights [O, OH, OW, C, K, K] (a kernel per output position), the
+    file round trip, and a kernel grid that does not match the output named."""
+    rng = np.random.default_rng(2)
+    net = Network((2, 6, 5), [Local(rng.normal(size=(3, 3, 3, 2, 3, 3)), np.zeros(3),
+                                    stride=2, pad=1, activation="tanh")])
+    assert net.output_shape == (3, 3, 3) and net.layers[0].kernel == 3
+    net.save(tmp_path / "local.json")
+    doc = json.loads((tmp_path / "local.json").read_text())
+    assert doc["layers"][0]["type"] == "local" and doc["layers"][0]["kernel"] == 3
+    again = load(tmp_path / "local.json")
+    assert type(again.layers[0]) is Local
+    assert np.array_equal(again.layers[0].weights, net.layers[0].weights)
+    bad = Network((2, 6, 5), [Local(np.zeros((3, 3, 2, 2, 3, 3)), np.zeros(3), stride=2,
+                                    pad=1)])
+    with pytest.raises(ValueError, match=r"layer 0 \(local\), field 'weights': must have "
+                                         r"shape \[3, 3, 3, 2, 3, 3\]"):
+        bad.validate()
 
 
 def test_out_frac_and_act_frac_fields(tmp_path):

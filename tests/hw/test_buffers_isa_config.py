@@ -127,7 +127,7 @@ def test_disassembler_text():
                         "line_step=1 sync=0")
     assert lines[1].startswith("   1: CONV    in_h=8 in_w=8 cb=1 kh=3 kw=3 stride=1 y_off=1")
     assert "nbin_org=-9" in lines[1] and "shift=13" in lines[1]
-    assert "psum_in=0 psum_out=0 nbout_half=0" in lines[1]
+    assert "psum_in=0 psum_out=0 private=0 nbout_half=0" in lines[1]
     assert lines[2] == "   2: STORE   nbout_half=0 sync=1" and lines[3] == "   3: HALT"
 
 

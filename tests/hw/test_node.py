@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from diannao.golden.formats import to_fixed
-from diannao.golden.network import Network, Conv, FC, MaxPool, AvgPool
+from diannao.golden.network import Network, Conv, Local, FC, MaxPool, AvgPool
 from diannao.golden.quant import quantize
 from diannao.hw.config import preset
 from diannao.sim.compiler import cycle_model
@@ -137,6 +137,24 @@ def test_conv_larger_than_its_buffers_runs_in_tiles_and_chunks(shape, layer, use
                         batch=1)
     used = _uses(program, 0)
     assert all(used[u] for u in uses) and used["stores"] > 1, used
+
+
+@pytest.mark.parametrize("config", [
+    SMALL.replace(sb_depth=2048),
+    SMALL.replace(nbin_depth=40, sb_depth=2048),
+    SMALL.replace(nbin_depth=24, psum_depth=24, sb_depth=4096, imem_depth=1024),
+    DEEP.replace(sb_depth=2048),
+], ids=["whole", "bands", "chunks", "deep"])
+def test_locally_connected_layer(config):
+    """A kernel per output position (5x7x6 -> 6, 3x3 pad 1): every output position reads
+    its own SB rows (``private``), whole, in bands, and with its reduction in chunks of
+    partial sums; the tiles split the outputs by blocks and rows."""
+    rng = np.random.default_rng(21)
+    w = rng.normal(0, 0.3, (6, 7, 6, 5, 3, 3))
+    net = Network((5, 7, 6), [Local(w, rng.normal(0, 0.1, 6), pad=1, activation="relu"),
+                              MaxPool(2), FC(rng.normal(0, 0.3, (3, 6 * 3 * 3)), np.zeros(3))])
+    program, _ = _check(net, config, batch=1)
+    assert any(f.get("private") for f in program.instructions)
 
 
 def test_more_output_blocks_than_nbout_go_in_groups_of_blocks():

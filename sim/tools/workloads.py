@@ -97,8 +97,9 @@ _VGG16_CONV = _vgg16_convs()
 #: follow its build targets (its comment block swaps the two). Ours: convolutions with
 #: stride 1 and no padding, pooling windows with stride equal to the window, max pooling,
 #: ReLU; a pooling keeps its maps (No = Ni). CONV2 and CONV5 have private kernels in the
-#: paper (a kernel per output position); they run here as shared-kernel convolutions of
-#: the same shape until locally connected layers are built.
+#: paper (a kernel per output position: 694 M and 720 G weights, which no SB holds and no
+#: generator should draw); they run here as shared-kernel convolutions of the same shape,
+#: whose cycles a locally connected layer (``local``) of that shape equals.
 DIANNAO_LAYERS = {
     "conv1": (500, 375, 9, 9, 32, 48),
     "pool1": (492, 367, 2, 2, 12, 12),

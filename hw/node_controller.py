@@ -149,6 +149,10 @@ class NodeController(wiring.Component):
         blocking = C(1, 1) if narrow else ins.sync
         s_busy = Signal()
 
+        # The read addresses follow the pointers whether or not a row is read (the enables
+        # say when): no decode of the controller's state on their wide paths to the block
+        # RAMs across the chip.
+        m.d.comb += [self.nm_raddr.eq(src), self.nbout_addr.eq(half_base + i)]
         # Rows issued this cycle reach the tree node_read_latency cycles later.
         m.d.sync += [self.down_valid.eq(delay(m, self.nm_ren, rl - 1, "down_valid_d")),
                      self.up_valid.eq(delay(m, self.nbout_en, rl - 1, "up_valid_d")),
@@ -212,7 +216,7 @@ class NodeController(wiring.Component):
                         m.next = "IDLE"
             with m.State("LOAD"):
                 with m.If(more):
-                    m.d.comb += [self.nm_raddr.eq(src), self.nm_ren.eq(1)]
+                    m.d.comb += self.nm_ren.eq(1)
                     m.d.sync += dst.eq(dst + 1)
                     end_of_run = rows_left == 1
                     if narrow:
@@ -293,7 +297,7 @@ class NodeController(wiring.Component):
                     m.d.sync += s_drain.eq(self.tree_latency + rl - 1)
                     m.next = "DRAIN"
                 with m.Elif(s_more):
-                    m.d.comb += [self.nbout_addr.eq(half_base + i), self.nbout_en.eq(1 << tile)]
+                    m.d.comb += self.nbout_en.eq(1 << tile)
                     m.d.sync += [i.eq(i + 1),
                                  s_rows.eq(s_rows - 1), s_more.eq(s_rows != 1)]
                 with m.Else():

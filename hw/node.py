@@ -347,13 +347,23 @@ class Node(wiring.Component):
             ]
 
         # Counters.
+        clear = host.start & ~ctrl.busy
         for name, inc in (("cycles", ctrl.busy), ("nm_reads", ctrl.nm_ren),
                           ("nm_writes", tree.root.valid), ("tree_down_rows", tree.leaf.valid),
                           ("tree_up_rows", tree.root.valid)):
-            with m.If(host.start & ~ctrl.busy):
-                m.d.sync += getattr(self, name).eq(0)
+            counter = total = getattr(self, name)
+            if name == "nm_reads":
+                # The increment is registered first and the counter reads as the register
+                # plus the pending increment (the same value every cycle): the controller's
+                # read enable does not feed a carry chain across the chip in its cycle.
+                pending = Signal(name="nm_reads_inc")
+                m.d.sync += pending.eq(inc & ~clear)
+                total, inc = Signal.like(counter, name="nm_reads_r"), pending
+                m.d.comb += counter.eq(total + pending)
+            with m.If(clear):
+                m.d.sync += total.eq(0)
             with m.Else():
-                m.d.sync += getattr(self, name).eq(getattr(self, name) + inc)
+                m.d.sync += total.eq(total + inc)
 
         # Host reads: NM rows or counters, node_read_latency cycles after host_re.
         status = Signal(STATUS)

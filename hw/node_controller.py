@@ -153,6 +153,10 @@ class NodeController(wiring.Component):
         # say when): no decode of the controller's state on their wide paths to the block
         # RAMs across the chip.
         m.d.comb += [self.nm_raddr.eq(src), self.nbout_addr.eq(half_base + i)]
+        # In LOAD: a register beside the state, so that the NM read enable (and the counter
+        # it feeds) comes from two registers instead of a decode of the state.
+        loading = Signal()
+        m.d.comb += self.nm_ren.eq(loading & more)
         # Rows issued this cycle reach the tree node_read_latency cycles later.
         m.d.sync += [self.down_valid.eq(delay(m, self.nm_ren, rl - 1, "down_valid_d")),
                      self.up_valid.eq(delay(m, self.nbout_en, rl - 1, "up_valid_d")),
@@ -205,6 +209,7 @@ class NodeController(wiring.Component):
                         with m.If(new.sync):
                             m.next = "SYNC"
                         with m.Else():
+                            m.d.sync += loading.eq(1)
                             m.next = "LOAD"
                     with m.Case(Op.CONV, Op.MAXPOOL, Op.AVGPOOL):
                         m.next = "ISSUE"
@@ -216,7 +221,6 @@ class NodeController(wiring.Component):
                         m.next = "IDLE"
             with m.State("LOAD"):
                 with m.If(more):
-                    m.d.comb += self.nm_ren.eq(1)
                     m.d.sync += dst.eq(dst + 1)
                     end_of_run = rows_left == 1
                     if narrow:
@@ -236,7 +240,7 @@ class NodeController(wiring.Component):
                                          lines_left.eq(lines_left - 1)]
                         m.d.sync += more.eq(~end_of_run | (runs_left != 0) | (lines_left != 0))
                 with m.Else():
-                    m.d.sync += drain.eq(self.tree_latency + rl - 1)
+                    m.d.sync += [drain.eq(self.tree_latency + rl - 1), loading.eq(0)]
                     m.next = "DRAIN"
             with m.State("ISSUE"):
                 # Start the tiles once the previous compute instruction is done (pending
@@ -258,6 +262,7 @@ class NodeController(wiring.Component):
                 # NBout half). Handed to the engine, it waits for it with `sync`.
                 with m.If(ins.op == Op.LOAD):
                     with m.If(pending == 0):
+                        m.d.sync += loading.eq(1)
                         m.next = "LOAD"
                 with m.Elif((~blocking | (pending == 0)) & ~s_busy):
                     m.d.comb += kick.eq(1)

@@ -351,9 +351,8 @@ def compile_network(qnet, config, *, intermediates=False):
             row = pool_sb_row(layer.kind, layer.kernel, tn)[None]
             per_tile = [row for _ in range(cfg.tiles)]
 
-        def place_sb(per_tile):
-            """Check the layer's SB rows against SB and add them to the images."""
-            used = max(len(r) for r in per_tile)
+        def check_sb(used):
+            """Raise if the layer's ``used`` SB rows per tile do not fit SB."""
             if sb_next + used > cfg.sb_depth:
                 row_bytes = tn * tn * 2
                 raise CompileError(
@@ -361,6 +360,11 @@ def compile_network(qnet, config, *, intermediates=False):
                     f"bytes; this layer's weights {used * row_bytes:,}), but has {cfg.sb_depth} "
                     f"(sb_depth, {cfg.sb_depth * row_bytes:,} bytes); weights beyond the node's "
                     f"SB need streaming from a main memory or more nodes, neither built yet")
+
+        def place_sb(per_tile):
+            """Check the layer's SB rows against SB and add them to the images."""
+            used = max(len(r) for r in per_tile)
+            check_sb(used)
             for t in range(cfg.tiles):
                 pad = np.zeros((used - len(per_tile[t]), tn, tn), dtype=np.int64)
                 sb_images[t].append(np.concatenate([per_tile[t], pad]))
@@ -368,6 +372,12 @@ def compile_network(qnet, config, *, intermediates=False):
 
         if not private:
             used = place_sb(per_tile)
+        else:
+            # Every instruction's rows: its most blocks of a tile, sb_step rows each; checked
+            # before any is built (a real layer's private kernels are hundreds of megabytes).
+            check_sb(sum(-(-f["ob"] // (1 << log2_gob)) * f["sb_step"]
+                         for f in (split(plan, s.tile, log2_gob, s.chunk)
+                                   for s in plan.steps(cfg) if s.kind == "compute")))
 
         # The plan's instructions in order (tiling.Plan.steps: LOADs into NBin's halves,
         # STOREs overlapping the next output tile's computation).

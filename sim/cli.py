@@ -216,11 +216,15 @@ def _cmd_import(args):
 
 def _cmd_networks(args):
 
-    print(f"{'name':12} {'layers':>6} {'parameters':>13} {'MACs':>16}  description")
+    print(f"{'name':14} {'layers':>6} {'parameters':>13} {'MACs':>17}  {'paper':>12}  description")
     for name in workload_names():
-        layers, params, macs = WORKLOADS[name].stats()
-        print(f"{name:12} {layers:>6} {params:>13,} {macs:>16,}  {WORKLOADS[name].description}")
-    print("(diannao run --network NAME: a built-in network by name; MACs of conv and fc)")
+        w = WORKLOADS[name]
+        layers, params, macs = w.stats()
+        paper = f"{w.paper[0]}, {w.paper[1]}" if w.paper else ""
+        print(f"{name:14} {layers:>6} {params:>13,} {macs:>17,}  {paper:>12}  {w.description}")
+    print("(diannao run --network NAME: a built-in network by name; MACs of conv and fc; "
+          "paper: layers and parameters in the Tonic suite's Table 1, which counts every "
+          "Caffe layer)")
     return 0
 
 

@@ -18,7 +18,22 @@ name               what it is
 ``diannao-*``      the layers of DianNao's benchmark (Chen et al., ASPLOS 2014, Table 1),
                    one network each: ``diannao-conv1`` .. ``diannao-conv5``, ``-pool1``,
                    ``-pool3``, ``-pool5``, ``-class1``, ``-class3`` (:data:`DIANNAO_LAYERS`)
+``tonic-dig``      the Tonic suite's digit recognition (Hauswald et al., ISCA 2015, Table 1:
+                   "MNIST", 7 layers, 60K parameters): LeNet-5 (LeCun et al. 1998) with a
+                   dense C3: 32x32 input, conv 6 5x5, 2x2 pooling, conv 16 5x5, pooling,
+                   conv 120 5x5, fc 84, fc 10, tanh (its pooling is an average here)
+``tonic-imc``      its image classification: AlexNet (as ``alexnet``, no LRN yet)
+``tonic-face``     its face recognition: DeepFace (Taigman et al., CVPR 2014): 152x152x3,
+                   conv 32 11x11, max pooling 3/2, conv 16 9x9, locally connected 16 9x9,
+                   16 7x7 stride 2 and 16 5x5, fc 4096, fc 4030, ReLU (C3 takes M2's 32
+                   maps; the paper's "9x9x16" does not chain). Our pooling has no padding,
+                   so M2 gives 70x70 where the paper has 71x71 and the later maps are one
+                   smaller: 113.0M parameters for the paper's 118.9M. Tonic retrains the
+                   last layer for 83 faces; Table 1's 120M counts DeepFace's 4030
 =================  ========================================================================
+
+The Tonic suite's speech (ASR, Kaldi) and language (POS, CHK, NER, SENNA) networks are not
+built: Table 1 gives their layer and parameter counts, not their shapes.
 
 Random weights are drawn with one seed per network, He-normal (``std = sqrt(2 / fan_in)``),
 biases small; ReLU after every layer but the last. The digits networks are JSON files;
@@ -33,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from diannao.golden._tensor import conv_out_size
-from diannao.golden.network import FC, Conv, MaxPool, Network
+from diannao.golden.network import FC, AvgPool, Conv, Local, MaxPool, Network
 from diannao.sim.tools import digits
 
 
@@ -44,6 +59,10 @@ def _conv(c, o, k, stride=1, pad=0, activation="relu"):
     return ("conv", c, o, k, stride, pad, activation)
 
 
+def _local(c, o, k, stride=1, pad=0, activation="relu"):
+    return ("local", c, o, k, stride, pad, activation)
+
+
 def _fc(n, o, activation="relu"):
     return ("fc", n, o, activation)
 
@@ -51,20 +70,26 @@ def _fc(n, o, activation="relu"):
 def _build(input_shape, specs, seed):
     """A :class:`Network` from layer specs, with He-normal weights from ``seed``."""
     rng = np.random.default_rng(seed)
-    layers = []
+    layers, shape = [], tuple(input_shape)
     for spec in specs:
-        if spec[0] == "conv":
+        if spec[0] in ("conv", "local"):
             _, c, o, k, stride, pad, act = spec
             fan_in = c * k * k
-            layers.append(Conv(rng.normal(0.0, math.sqrt(2.0 / fan_in), (o, c, k, k)),
-                               rng.normal(0.0, 0.01, o), stride=stride, pad=pad,
-                               activation=act))
+            if spec[0] == "conv":
+                w = rng.normal(0.0, math.sqrt(2.0 / fan_in), (o, c, k, k))
+            else:       # float32 draws: DeepFace's 73 M private weights
+                oh, ow = (conv_out_size(n, k, stride, pad) for n in shape[1:])
+                w = rng.standard_normal((o, oh, ow, c, k, k), dtype=np.float32)
+                w *= np.float32(math.sqrt(2.0 / fan_in))
+            layers.append((Conv if spec[0] == "conv" else Local)(
+                w, rng.normal(0.0, 0.01, o), stride=stride, pad=pad, activation=act))
         elif spec[0] == "fc":
             _, n, o, act = spec
             layers.append(FC(rng.normal(0.0, math.sqrt(2.0 / n), (o, n)),
                              rng.normal(0.0, 0.01, o), activation=act))
         else:
-            layers.append(MaxPool(spec[1], spec[2]))
+            layers.append((MaxPool if spec[0] == "maxpool" else AvgPool)(spec[1], spec[2]))
+        shape = Network(shape, [layers[-1]]).output_shape
     return Network(input_shape, layers)
 
 
@@ -129,6 +154,16 @@ _VGG16 = _VGG16_CONV + [_fc(512 * 7 * 7, 4096), _fc(4096, 4096),
                         _fc(4096, 1000, activation="identity")]
 
 
+_LENET5 = [_conv(1, 6, 5, activation="tanh"), ("avgpool", 2, 2),
+           _conv(6, 16, 5, activation="tanh"), ("avgpool", 2, 2),
+           _conv(16, 120, 5, activation="tanh"), _fc(120, 84, activation="tanh"),
+           _fc(84, 10, activation="identity")]
+
+_DEEPFACE = [_conv(3, 32, 11), ("maxpool", 3, 2), _conv(32, 16, 9), _local(16, 16, 9),
+             _local(16, 16, 7, stride=2), _local(16, 16, 5), _fc(16 * 20 * 20, 4096),
+             _fc(4096, 4030, activation="identity")]
+
+
 @dataclass(frozen=True)
 class Workload:
     name: str
@@ -136,6 +171,8 @@ class Workload:
     input_shape: tuple = None
     specs: list = None     # layer specs of a built network (None: a file)
     seed: int = 0
+    #: A published network's (layers, parameters) as its source gives them.
+    paper: tuple = None
 
     def build(self):
         if self.specs is None:
@@ -150,10 +187,10 @@ class Workload:
         params = macs = 0
         _, h, w = self.input_shape if len(self.input_shape) == 3 else (0, 1, 1)
         for spec in self.specs:
-            if spec[0] == "conv":
+            if spec[0] in ("conv", "local"):
                 _, ci, o, k, stride, pad, _ = spec
                 h, w = (conv_out_size(n, k, stride, pad) for n in (h, w))
-                params += o * ci * k * k + o
+                params += o * ci * k * k * (h * w if spec[0] == "local" else 1) + o
                 macs += o * h * w * ci * k * k
             elif spec[0] == "fc":
                 _, n, o, _ = spec
@@ -175,6 +212,13 @@ WORKLOADS = {w.name: w for w in (
              (3, 224, 224), _VGG16_CONV, 1),
     *(Workload(f"diannao-{name}", description, shape, specs, 2)
       for name in DIANNAO_LAYERS for shape, specs, description in [_diannao_layer(name)]),
+    # The Tonic suite (Hauswald et al., "DjiNN and Tonic", ISCA 2015, Table 1).
+    Workload("tonic-dig", "Tonic DIG: LeNet-5, random weights", (1, 32, 32), _LENET5, 3,
+             paper=(7, "60K")),
+    Workload("tonic-imc", "Tonic IMC: AlexNet shapes, random weights, no LRN",
+             (3, 227, 227), _ALEXNET, 0, paper=(22, "60M")),
+    Workload("tonic-face", "Tonic FACE: DeepFace shapes (locally connected), random weights",
+             (3, 152, 152), _DEEPFACE, 4, paper=(8, "120M")),
 )}
 
 

@@ -50,3 +50,18 @@ def test_diannao_benchmark_layers():
     # From the shapes alone (CONV5's 11.9 M weights are not drawn for this).
     assert WORKLOADS["diannao-conv5"].stats()[2] == 384 * 246 * 246 * 256 * 11 * 11
     assert WORKLOADS["diannao-conv4"].stats() == network_stats(load_workload("diannao-conv4"))
+
+
+def test_tonic_networks_beside_their_table():
+    """DIG is LeNet-5 (61,706 parameters: Table 1's 60K); FACE is DeepFace with its three
+    locally connected layers (from the shapes, without drawing its 113 M weights)."""
+    dig = load_workload("tonic-dig")
+    assert [s[1:] for s in dig.shapes()[1:6]] == [(28, 28), (14, 14), (10, 10), (5, 5), (1, 1)]
+    assert WORKLOADS["tonic-dig"].stats() == network_stats(dig) == (7, 61_706, 416_520)
+    # C1 11x11x3->32, C3 9x9x32->16, L4/L5/L6 a kernel per position over 62x62, 54x54 (stride
+    # 2) and 24x24 inputs, F7 from 16x20x20, F8 4096->4030.
+    face = (32 * 3 * 121 + 32 + 16 * 32 * 81 + 16 + 54 * 54 * 16 * 16 * 81 + 16
+            + 24 * 24 * 16 * 16 * 49 + 16 + 20 * 20 * 16 * 16 * 25 + 16
+            + 6400 * 4096 + 4096 + 4096 * 4030 + 4030)
+    assert WORKLOADS["tonic-face"].stats()[:2] == (8, face)
+    assert WORKLOADS["tonic-face"].paper == (8, "120M")

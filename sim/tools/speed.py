@@ -26,7 +26,8 @@ VERILATOR_BUILD_TARGET = 90.0
 
 def bench_config(config_name="dadiannao"):
     """The benchmark's node: the preset with SB and NM scaled to the digits CNN (the full
-    2 MB SB per tile only adds memory-init text to the Verilog)."""
+    2 MB SB per tile and 4 MB NM only lengthen the Amaranth simulator's set-up; the
+    Verilog's memories have no initial contents either way)."""
     return preset(config_name).replace(sb_depth=64, nm_depth=512, imem_depth=32)
 
 

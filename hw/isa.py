@@ -26,14 +26,19 @@ MAXPOOL   per-lane max over a window (NFU-1 with a diagonal ``1`` SB row, NFU-2 
 AVGPOOL   per-lane average: NFU-1 with a diagonal SB row holding the rounded reciprocal
           ``r``, NFU-2 sum, shifter by ``R`` (``docs/numbers.md``).
 STORE     collect every tile's NBout rows of half ``nbout_half`` up the fat tree into NM
-          (each row carries its NM address) and empty that half. With ``sync`` it first
-          waits until the tiles are done; without, it drains while they compute (the rows
-          are an earlier instruction's, the running one writes the other half).
+          (each row carries its NM address) and empty that half, in the node's store
+          engine, which runs beside the controller (LOADs go on meanwhile; a compute
+          instruction that writes that half waits for it). With ``sync`` it first waits
+          until the tiles are done and the node waits for the engine to finish (a layer's
+          last STORE: the next layer loads its rows); without, it drains while the tiles
+          compute (the rows are an earlier instruction's, the running one writes the other
+          half).
 
 A compute instruction does not hold the node: it starts once the tiles are done with the
 previous one, and the node fetches on while they compute, so a LOAD into the other half of
 NBin or a STORE of the other half of NBout overlaps it (with a narrow instruction memory the
-node waits for the tiles: they read the instruction it holds). HALT waits for the tiles.
+node waits for the tiles: they read the instruction it holds, and for every STORE). HALT
+waits for the tiles and the store engine.
 ========  ====================================================================================
 
 The tile's loop nest for CONV/MAXPOOL/AVGPOOL (see :class:`hw.tile_controller.TileController`)::

@@ -239,7 +239,7 @@ def plot_report(report, path):
     ax.set_ylabel("share of the layer's cycles")
     ax.set_title(f"{report.config_name} at {report.clock_mhz:g} MHz ({report.source}): "
                  f"utilization above each layer", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))   # beside the bars
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -129,12 +129,18 @@ class _OneLayer:
         self.layers = [layer]
 
 
+#: The papers' clocks for their presets: the model engine's report assumes them unless the
+#: caller gives one (DaDianNao 606 MHz, MICRO 2014; DianNao 0.98 GHz, ASPLOS 2014).
+PAPER_CLOCK_MHZ = {"dadiannao": 606.0, "diannao": 980.0}
+
+
 class Model(Engine):
     """Engine ``model``: values from the golden model, cycles and traffic from the cycle
     model (exact: the tests hold the RTL's counters to it), for networks too large to
     simulate. Each layer is compiled on its own (as if its weights were in SB when it
     starts), so a layer that does not fit the node is reported with the reason instead of
-    stopping the others; the report says it is the model's."""
+    stopping the others; the report says it is the model's. Its throughput assumes the
+    paper's clock for a paper preset (:data:`PAPER_CLOCK_MHZ`)."""
 
     name = "model"
     default_config = "dadiannao"
@@ -144,7 +150,8 @@ class Model(Engine):
         if vcd is not None:
             raise ValueError("--vcd needs a simulator; the model engine simulates nothing")
         y, per_layer = _golden(qnet, x, intermediates)
-        report = model_report(qnet, config, config_name, clock_mhz or self.clock_mhz)
+        clock = clock_mhz or PAPER_CLOCK_MHZ.get(config_name, self.clock_mhz)
+        report = model_report(qnet, config, config_name, clock)
         return RunResult(y, per_layer, report, input=x)
 
 

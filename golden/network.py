@@ -149,21 +149,30 @@ class Conv(_Weighted):
     def kernel(self):
         return int(np.shape(self.weights)[2])
 
-    def output_shape(self, in_shape):
-        """Check the layer against ``in_shape`` and return its output shape."""
-        _check_image(in_shape)
-        w = _check_array("weights", self.weights, 4)
-        if w.shape[2] != w.shape[3]:
+    def _square_weights(self, ndim):
+        """The weights as an ``ndim``-dimensional array whose last two axes (the kernel)
+        are equal."""
+        w = _check_array("weights", self.weights, ndim)
+        if w.shape[-2] != w.shape[-1]:
             raise FieldError("weights", f"kernel must be square, got shape {list(w.shape)}")
-        self._check_weights(4, (w.shape[0], in_shape[0], w.shape[2], w.shape[3]))
+        return w
+
+    def _out_size(self, in_shape):
+        """Check ``stride`` and ``pad``; the output's ``(OH, OW)`` for ``in_shape``."""
         self.stride = _check_int("stride", self.stride, 1)
         self.pad = _check_int("pad", self.pad, 0)
         try:
-            oh = conv_out_size(in_shape[1], self.kernel, self.stride, self.pad)
-            ow = conv_out_size(in_shape[2], self.kernel, self.stride, self.pad)
+            return tuple(conv_out_size(n, self.kernel, self.stride, self.pad)
+                         for n in in_shape[1:])
         except ValueError as exc:
             raise FieldError("kernel", str(exc)) from None
-        return (w.shape[0], oh, ow)
+
+    def output_shape(self, in_shape):
+        """Check the layer against ``in_shape`` and return its output shape."""
+        _check_image(in_shape)
+        w = self._square_weights(4)
+        self._check_weights(4, (w.shape[0], in_shape[0], w.shape[2], w.shape[3]))
+        return (w.shape[0], *self._out_size(in_shape))
 
     def pre_activation(self, x):
         return float_ref.conv2d(x, self.weights, self.bias, self.stride, self.pad)
@@ -184,16 +193,8 @@ class Local(Conv):
     def output_shape(self, in_shape):
         """Check the layer against ``in_shape`` and return its output shape."""
         _check_image(in_shape)
-        w = _check_array("weights", self.weights, 6)
-        if w.shape[4] != w.shape[5]:
-            raise FieldError("weights", f"kernel must be square, got shape {list(w.shape)}")
-        self.stride = _check_int("stride", self.stride, 1)
-        self.pad = _check_int("pad", self.pad, 0)
-        try:
-            oh = conv_out_size(in_shape[1], self.kernel, self.stride, self.pad)
-            ow = conv_out_size(in_shape[2], self.kernel, self.stride, self.pad)
-        except ValueError as exc:
-            raise FieldError("kernel", str(exc)) from None
+        w = self._square_weights(6)
+        oh, ow = self._out_size(in_shape)
         self._check_weights(6, (w.shape[0], oh, ow, in_shape[0], w.shape[4], w.shape[5]))
         return (w.shape[0], oh, ow)
 

@@ -184,7 +184,7 @@ def _tile_fields(layer, plan, tile, chunk, cfg, *, sb_base, out_base, log2_gob=N
         if private:
             # A locally connected layer: the instruction's own SB rows from sb_base, each
             # of its blocks oy_band * ow positions of (bias row +) the chunk's rows
-            # (_private_rows).
+            # (mapping.private_sb_rows).
             sb, first_block = sb_base, 0
     else:
         op = Op.MAXPOOL if layer.kind == "maxpool" else Op.AVGPOOL
@@ -370,20 +370,30 @@ def compile_network(qnet, config, *, intermediates=False):
                 sb_images[t].append(np.concatenate([per_tile[t], pad]))
             return used
 
-        if not private:
-            used = place_sb(per_tile)
+        # The compute instructions' fields, in order: a locally connected layer's take the
+        # SB rows that follow the previous one's (its most blocks of a tile, sb_step rows
+        # each), all checked against SB before any row is built (a real layer's private
+        # kernels are hundreds of megabytes).
+        steps, offset = list(plan.steps(cfg)), 0
+        computes = {}
+        for i, step in enumerate(steps):
+            if step.kind == "compute":
+                computes[i] = split(plan, step.tile, log2_gob, step.chunk,
+                                    sb_base=sb_next + offset if private else None,
+                                    nbin_base=step.nbin_base, nbout_half=step.nbout_half)
+                if private:
+                    fields = computes[i]
+                    offset += -(-fields["ob"] // (1 << log2_gob)) * fields["sb_step"]
+        if private:
+            check_sb(offset)
         else:
-            # Every instruction's rows: its most blocks of a tile, sb_step rows each; checked
-            # before any is built (a real layer's private kernels are hundreds of megabytes).
-            check_sb(sum(-(-f["ob"] // (1 << log2_gob)) * f["sb_step"]
-                         for f in (split(plan, s.tile, log2_gob, s.chunk)
-                                   for s in plan.steps(cfg) if s.kind == "compute")))
+            used = place_sb(per_tile)
 
         # The plan's instructions in order (tiling.Plan.steps: LOADs into NBin's halves,
         # STOREs overlapping the next output tile's computation).
         pcs = []
         limit = cfg.nbin_depth // 2 if plan.double else cfg.nbin_depth
-        for step in plan.steps(cfg):
+        for i, step in enumerate(steps):
             pcs.append(len(program))
             if step.kind == "load":
                 box = plan.box(step.tile, plan.chunks[step.chunk])
@@ -392,14 +402,11 @@ def compile_network(qnet, config, *, intermediates=False):
                                        f"for NBin of {cfg.nbin_depth} (nbin_depth)")
                 emit(where, dict(_load(box, g, in_base), dst=step.nbin_base, sync=step.sync))
             elif step.kind == "compute":
-                at = sb_next + sum(len(r) for r in per_tile[0]) if private else None
-                fields = split(plan, step.tile, log2_gob, step.chunk, sb_base=at,
-                               nbin_base=step.nbin_base, nbout_half=step.nbout_half)
-                emit(where, fields)
+                emit(where, computes[i])
                 if private:
                     for t, rows in enumerate(private_sb_rows(
-                            layer.w_q, layer.b_q, fields, step.tile, plan.chunks[step.chunk],
-                            step.chunk == 0, tn, cfg.tiles)):
+                            layer.w_q, layer.b_q, computes[i], step.tile,
+                            plan.chunks[step.chunk], step.chunk == 0, tn, cfg.tiles)):
                         per_tile[t].append(rows)
             else:
                 emit(where, dict(op=Op.STORE, nbout_half=step.nbout_half, sync=step.sync))

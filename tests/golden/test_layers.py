@@ -18,23 +18,31 @@ def rnd_shift(acc, s):
     return min(max(y, -32768), 32767)
 
 
-def loop_conv(x, w, b, stride, pad, bias_exp, shift):
+def loop_windows(x, kernel_at, O, OH, OW, b, stride, pad, bias_exp, shift):
+    """Every output (o, oy, ox) from its window of ``x`` and its kernel ``kernel_at(o, oy,
+    ox)`` ([C][K][K]), plain loops over exact integers."""
     C, H, W = len(x), len(x[0]), len(x[0][0])
-    O, _, K, _ = len(w), len(w[0]), len(w[0][0]), len(w[0][0][0])
-    OH, OW = (H + 2 * pad - K) // stride + 1, (W + 2 * pad - K) // stride + 1
     out = [[[0] * OW for _ in range(OH)] for _ in range(O)]
     for o in range(O):
         for oy in range(OH):
             for ox in range(OW):
+                k = kernel_at(o, oy, ox)
                 acc = b[o] * 2 ** bias_exp
                 for c in range(C):
-                    for ky in range(K):
-                        for kx in range(K):
+                    for ky in range(len(k[0])):
+                        for kx in range(len(k[0])):
                             iy, ix = oy * stride + ky - pad, ox * stride + kx - pad
                             if 0 <= iy < H and 0 <= ix < W:
-                                acc += w[o][c][ky][kx] * x[c][iy][ix]
+                                acc += k[c][ky][kx] * x[c][iy][ix]
                 out[o][oy][ox] = rnd_shift(acc, shift)
     return out
+
+
+def loop_conv(x, w, b, stride, pad, bias_exp, shift):
+    H, W, K = len(x[0]), len(x[0][0]), len(w[0][0])
+    OH, OW = (H + 2 * pad - K) // stride + 1, (W + 2 * pad - K) // stride + 1
+    return loop_windows(x, lambda o, oy, ox: w[o], len(w), OH, OW, b, stride, pad,
+                        bias_exp, shift)
 
 
 def loop_pool(x, size, stride, op):
@@ -76,21 +84,8 @@ def test_conv2d_matches_loops(C, H, W, O, K, stride, pad):
 
 def loop_local(x, w, b, stride, pad, bias_exp, shift):
     """A locally connected layer: the kernel of output (o, oy, ox) is w[o][oy][ox]."""
-    C, H, W = len(x), len(x[0]), len(x[0][0])
-    O, OH, OW, _, K = len(w), len(w[0]), len(w[0][0]), len(w[0][0][0]), len(w[0][0][0][0])
-    out = [[[0] * OW for _ in range(OH)] for _ in range(O)]
-    for o in range(O):
-        for oy in range(OH):
-            for ox in range(OW):
-                acc = b[o] * 2 ** bias_exp
-                for c in range(C):
-                    for ky in range(K):
-                        for kx in range(K):
-                            iy, ix = oy * stride + ky - pad, ox * stride + kx - pad
-                            if 0 <= iy < H and 0 <= ix < W:
-                                acc += w[o][oy][ox][c][ky][kx] * x[c][iy][ix]
-                out[o][oy][ox] = rnd_shift(acc, shift)
-    return out
+    return loop_windows(x, lambda o, oy, ox: w[o][oy][ox], len(w), len(w[0]), len(w[0][0]),
+                        b, stride, pad, bias_exp, shift)
 
 
 @pytest.mark.parametrize("C,H,W,O,K,stride,pad", CONV_CASES)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["conv_out_size", "windows", "conv_sum", "local_sum", "fc_sum", "EXACT_FLOAT_BOUND"]
+__all__ = ["conv_out_size", "windows", "conv_sum", "local_sum", "fc_sum", "lrn_window",
+           "channel_window_sum", "EXACT_FLOAT_BOUND"]
 
 #: Integers of magnitude up to ``2**53`` are exact in float64.
 EXACT_FLOAT_BOUND = 1 << 53
@@ -143,3 +144,23 @@ def fc_sum(x, w):
     if _exact_in_float(flat, w):
         return (w.astype(np.float64) @ flat.astype(np.float64)).astype(np.int64)
     return w @ flat
+
+
+def lrn_window(size):
+    """``(before, after)``: the channels an LRN window of ``size`` takes below and above its
+    own, ``c - before .. c + after`` (ONNX's ``floor((size-1)/2)`` and ``ceil((size-1)/2)``;
+    for an odd size, Caffe's symmetric window)."""
+    return (size - 1) // 2, size // 2
+
+
+def channel_window_sum(v, size):
+    """``out[c] = sum(v[c'] for c' in c - before .. c + after)`` over the first axis of
+    ``v`` (``[C, H, W]``), clipped to ``[0, C)`` (:func:`lrn_window`). Exact for integer
+    arrays (int64 sums)."""
+    before, after = lrn_window(size)
+    c = v.shape[0]
+    zero = np.zeros((1,) + v.shape[1:], dtype=v.dtype)
+    csum = np.concatenate([zero, np.cumsum(v, axis=0)])       # csum[i] = sum(v[:i])
+    hi = np.minimum(np.arange(c) + after + 1, c)
+    lo = np.maximum(np.arange(c) - before, 0)
+    return csum[hi] - csum[lo]

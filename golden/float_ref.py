@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from diannao.golden._tensor import conv_sum, fc_sum, local_sum, windows
-from diannao.golden.formats import EXACT_ACTIVATIONS
+from diannao.golden._tensor import channel_window_sum, conv_sum, fc_sum, local_sum, windows
+from diannao.golden.formats import EXACT_ACTIVATIONS, lrn_scale
 
-__all__ = ["conv2d", "local", "fc", "maxpool", "avgpool", "activation", "EXACT_ACTIVATIONS"]
+__all__ = ["conv2d", "local", "fc", "maxpool", "avgpool", "lrn", "activation", "EXACT_ACTIVATIONS"]
 
 
 def _f64(x):
@@ -43,8 +43,16 @@ def avgpool(x, size, stride=None):
     return windows(_f64(x), size, stride or size, 0).mean(axis=(3, 4))
 
 
+def lrn(x, size, alpha, beta, k):
+    """Float local response normalisation across channels of [C, H, W] (ONNX's ``LRN``):
+    ``x[c] * (k + alpha / size * sum(x[c']**2)) ** -beta`` over the window of ``size``
+    channels around ``c`` (:func:`golden._tensor.lrn_window`)."""
+    x = _f64(x)
+    return x * lrn_scale(channel_window_sum(x * x, size), size, alpha, beta, k)
+
+
 def activation(x, name):
-    """Exact activation ``name`` ("sigmoid", "tanh", "relu", "identity")."""
+    """Exact activation ``name`` ("sigmoid", "tanh", "relu", "hardtanh", "identity")."""
     if name not in EXACT_ACTIVATIONS:
         raise ValueError(
             f"unknown activation {name!r}; choose from {sorted(EXACT_ACTIVATIONS)}")

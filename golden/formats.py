@@ -30,8 +30,9 @@ __all__ = [
     "sat16", "shift_round", "to_fixed", "from_fixed", "choose_frac", "q_name",
     "avg_reciprocal",
     "EXACT_ACTIVATIONS", "PWLTable", "table_error", "make_table",
-    "sigmoid_table", "tanh_table", "relu_table", "identity_table",
+    "sigmoid_table", "tanh_table", "relu_table", "identity_table", "hardtanh_table",
     "BUILTIN_TABLES", "TABLE_ERROR_BOUNDS", "build_table",
+    "LRN_SCALE_FRAC", "lrn_scale", "lrn_table", "lrn_table_error",
 ]
 
 INT16_MIN = -32768
@@ -262,6 +263,8 @@ EXACT_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "tanh": np.tanh,
     "relu": lambda x: np.maximum(np.asarray(x, dtype=np.float64), 0.0),
     "identity": lambda x: np.asarray(x, dtype=np.float64),
+    # SENNA's HardTanh: clamp(x, -1, 1).
+    "hardtanh": lambda x: np.clip(np.asarray(x, dtype=np.float64), -1.0, 1.0),
 }
 
 _ALL_INT16 = np.arange(INT16_MIN, INT16_MAX + 1, dtype=np.int64)
@@ -366,11 +369,14 @@ def table_error(table, fn, frac):
     return float(np.max(np.abs(got - want)))
 
 
-def _fit_table(fn, frac, x_lo, k, flat_ends, name):
-    """Fit a table in integer units: least-squares slopes, minimax offsets."""
-    scale = float(2 ** frac)
-    x = _ALL_INT16
-    target = np.asarray(fn(x / scale), dtype=np.float64) * scale
+def _fit_table(fn, frac, x_lo, k, flat_ends, name, out_frac=None, inputs=_ALL_INT16):
+    """Fit a table in integer units over ``inputs`` (every int16 by default): least-squares
+    slopes, minimax offsets. The input is in Q(``frac``), the output in Q(``out_frac``)
+    (default: ``frac``)."""
+    scale = 2.0 ** frac
+    x = inputs
+    out_scale = scale if out_frac is None else 2.0 ** out_frac
+    target = np.asarray(fn(x / scale), dtype=np.float64) * out_scale
     seg = np.clip((x - x_lo) >> k, 0, SEGMENTS - 1)
     members = [np.flatnonzero(seg == i) for i in range(SEGMENTS)]
     slopes = np.zeros(SEGMENTS)
@@ -449,7 +455,8 @@ def make_table(fn, frac, x_lo_real, seg_width_log2_real, flat_ends=True, name=""
 
 
 #: Worst error (output real units, over all int16 inputs) each built-in table guarantees.
-TABLE_ERROR_BOUNDS = {"sigmoid": 0.02, "tanh": 0.03, "relu": 0.0, "identity": 0.0}
+TABLE_ERROR_BOUNDS = {"sigmoid": 0.02, "tanh": 0.03, "relu": 0.0, "identity": 0.0,
+                      "hardtanh": 0.0}
 
 
 def _saturating_table(name, frac, half_range_log2):
@@ -519,12 +526,81 @@ def identity_table(frac):
     return _linear_split_table("identity", frac, 1, 1)
 
 
+def hardtanh_table(frac):
+    """Exact HardTanh (``y == clip(x, -2**frac, 2**frac)``, i.e. ``clamp(x, -1, 1)``).
+
+    Segment 0 is flat at -1 and starts one segment below -1; the next ``2**(frac + 1 - k)``
+    segments (at most 8), of width ``2**k`` with ``k = max(frac - 2, 0)``, have slope 1
+    (``a = 2**14``, ``f = 14``, ``b = 0``) from -1 to +1; the rest are flat at +1. The lines
+    meet at +-1, so the breakpoints are exact.
+
+    From ``frac = 15`` on, every int16 input ``x / 2**frac`` lies in ``[-1, 1)`` (+1 itself
+    is 32768 at frac 15, not an int16; -1 is -32768, where the slope-1 line gives -1): the
+    clamp changes no input and the table is :func:`identity_table`'s, still exact.
+
+    Parameters
+    ----------
+    frac : int
+        Fraction bits of input and output, ``0 <= frac <= MAX_FRAC``.
+
+    Returns
+    -------
+    PWLTable
+
+    Raises
+    ------
+    ValueError
+        If ``frac`` is not an integer in ``[0, MAX_FRAC]``.
+    """
+    frac = _check_frac(frac)
+    if frac >= 15:
+        return _linear_split_table("hardtanh", frac, 1, 1)
+    one, k = 1 << frac, max(frac - 2, 0)
+    ramp = (2 * one) >> k                       # slope-1 segments between -1 and +1
+    a = (0,) + (1 << 14,) * ramp + (0,) * (SEGMENTS - 1 - ramp)
+    b = (-one,) + (0,) * ramp + (one,) * (SEGMENTS - 1 - ramp)
+    return PWLTable(x_lo=-one - (1 << k), k=k, f=14, a=a, b=b, name="hardtanh")
+
+
+#: Fraction bits of an LRN layer's scale ``g`` (its table's output): ``g <= 1`` needs one
+#: integer bit (``docs/numbers.md``, "Local response normalisation").
+LRN_SCALE_FRAC = 14
+
+
+def lrn_scale(s, size, alpha, beta, k):
+    """The LRN scale ``(k + alpha / size * s) ** -beta`` of a window's sum of squares ``s``
+    (float, ONNX's formula)."""
+    return (k + alpha / size * np.asarray(s, dtype=np.float64)) ** -beta
+
+
+def lrn_table(size, alpha, beta, k, q):
+    """The NFU-3 table of an LRN layer: its input ``u``, the window's sum of squares in
+    Q(``q``) (``q`` may be negative: a step of ``2**-q``; ``u`` is never negative), its
+    output the scale ``g`` in Q(:data:`LRN_SCALE_FRAC`); 16 segments of 2048 over
+    ``[0, 32768)``, least-squares slopes and minimax offsets like every fitted table."""
+    return _fit_table(lambda u: lrn_scale(u, size, alpha, beta, k), q, 0, 11, False,
+                      "lrn", out_frac=LRN_SCALE_FRAC, inputs=_LRN_INPUTS)
+
+
+#: The inputs an LRN table can see: a sum of squares is never negative.
+_LRN_INPUTS = np.arange(0, INT16_MAX + 1, dtype=np.int64)
+
+
+def lrn_table_error(table, size, alpha, beta, k, q):
+    """Worst ``|table(u) / 2**14 - lrn_scale(u * 2**-q)|`` over every table input
+    ``u`` in ``[0, 32767]`` (the inputs an LRN layer can give it)."""
+    u = _LRN_INPUTS
+    got = table.eval(u) / 2.0 ** LRN_SCALE_FRAC
+    return float(np.max(np.abs(got - lrn_scale(u * 2.0 ** -q, size, alpha, beta, k))))
+
+
 #: Builders of the built-in tables: ``BUILTIN_TABLES[name](frac) -> PWLTable``.
 BUILTIN_TABLES: dict[str, Callable[[int], PWLTable]] = {
     "sigmoid": sigmoid_table,
     "tanh": tanh_table,
     "relu": relu_table,
     "identity": identity_table,
+    "hardtanh": hardtanh_table,
 }
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from diannao.golden._tensor import conv_sum, fc_sum, local_sum, windows
-from diannao.golden.formats import INT16_MAX, INT16_MIN, avg_reciprocal, shift_round
+from diannao.golden._tensor import channel_window_sum, conv_sum, fc_sum, local_sum, windows
+from diannao.golden.formats import (INT16_MAX, INT16_MIN, LRN_SCALE_FRAC, avg_reciprocal,
+                                    shift_round)
 
-__all__ = ["conv2d_int", "local_int", "fc_int", "maxpool_int", "avgpool_int", "activation_int",
+__all__ = ["conv2d_int", "local_int", "fc_int", "maxpool_int", "avgpool_int", "lrn_square_sum",
+           "lrn_int", "activation_int",
            "accumulator_bound", "as_int16_values"]
 
 
@@ -96,6 +98,28 @@ def avgpool_int(x, size, stride):
     r, R = avg_reciprocal(size * size)
     sums = windows(as_int16_values(x), size, stride, 0).sum(axis=(3, 4))
     return shift_round(sums * r, R)
+
+
+def lrn_square_sum(x, size):
+    """The exact window sums of squares of an LRN layer (int64, ``[C, H, W]``):
+    ``s[c] = sum(x[c']**2)`` over ``c'`` in :func:`golden._tensor.lrn_window` of ``size``."""
+    x = as_int16_values(x)
+    return channel_window_sum(x * x, size)
+
+
+def lrn_int(x, size, shift, table):
+    """Integer local response normalisation across channels (``docs/numbers.md``):
+
+    ``u = shift_round(s, shift)`` of the window sums of squares ``s`` (:func:`lrn_square_sum`),
+    ``g = table(u)`` (the scale in Q14), ``y = shift_round(g * x, 14)``.
+
+    Returns
+    -------
+    numpy.ndarray of int64, [C, H, W]
+    """
+    x = as_int16_values(x)
+    g = table.eval(shift_round(lrn_square_sum(x, size), shift))
+    return shift_round(g * x, LRN_SCALE_FRAC)
 
 
 def activation_int(x, table):

@@ -1,7 +1,7 @@
 """Sequential float networks and the ``diannao-network`` file format.
 
 A :class:`Network` is an input shape plus a list of layers (:class:`Conv`,
-:class:`Local`, :class:`FC`, :class:`MaxPool`, :class:`AvgPool`).  Shapes are [C, H, W] for
+:class:`Local`, :class:`FC`, :class:`MaxPool`, :class:`AvgPool`, :class:`LRN`).  Shapes are [C, H, W] for
 images and (N,) for vectors; :class:`FC` flattens its input C-major.  The
 JSON file format is described in ``docs/network-format.md``.
 
@@ -20,10 +20,10 @@ from typing import ClassVar
 import numpy as np
 
 from diannao.golden import float_ref
-from diannao.golden._tensor import conv_out_size
+from diannao.golden._tensor import channel_window_sum, conv_out_size
 from diannao.golden.formats import DEFAULT_ACT_FRAC, EXACT_ACTIVATIONS, MAX_FRAC, PWLTable
 
-__all__ = ["Conv", "Local", "FC", "MaxPool", "AvgPool", "Network", "ACTIVATIONS",
+__all__ = ["Conv", "Local", "FC", "MaxPool", "AvgPool", "LRN", "Network", "ACTIVATIONS",
            "FORMAT_NAME", "FORMAT_VERSION", "load", "save"]
 
 #: Activation names accepted by :class:`Conv` and :class:`FC`.
@@ -264,7 +264,55 @@ class AvgPool(_Pool):
         return float_ref.avgpool(x, self.size, self.stride)
 
 
-LAYER_TYPES = {cls.kind: cls for cls in (Conv, Local, FC, MaxPool, AvgPool)}
+def _check_real(name, value, lo, why):
+    """A finite real ``>= lo`` (``> 0`` when ``lo`` is None)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value):
+        raise FieldError(name, f"must be a finite number, got {value!r}")
+    if (value <= 0) if lo is None else (value < lo):
+        raise FieldError(name, f"must be {'> 0' if lo is None else f'>= {lo}'} ({why}), "
+                               f"got {value!r}")
+    return float(value)
+
+
+@dataclass(eq=False)
+class LRN:
+    """Local response normalisation across channels (AlexNet; ONNX's ``LRN``, Caffe's
+    ``ACROSS_CHANNELS``): ``y[c] = x[c] * (k + alpha / size * sum(x[c']**2)) ** -beta``
+    over the ``size`` channels around ``c``, on a [C, H, W] input.
+
+    ``k >= 1`` and ``beta > 0`` keep the scale at most 1, so the output keeps the input's
+    fraction bits (``docs/numbers.md``); AlexNet has ``size=5, alpha=1e-4, beta=0.75`` and
+    ``k`` 2 (the paper) or 1 (Caffe).
+    """
+
+    size: int
+    alpha: float = 1e-4
+    beta: float = 0.75
+    k: float = 1.0
+    kind: ClassVar[str] = "lrn"
+
+    def output_shape(self, in_shape):
+        """Check the layer against ``in_shape`` and return its output shape."""
+        _check_image(in_shape)
+        self.size = _check_int("size", self.size, 1)
+        self.alpha = _check_real("alpha", self.alpha, 0, "a sum of squares scaled by it")
+        self.beta = _check_real("beta", self.beta, None,
+                                "the scale (k + ...)**-beta must not exceed 1")
+        self.k = _check_real("k", self.k, 1, "the scale k**-beta must not exceed 1: the output "
+                                             "keeps the input's fraction bits")
+        return tuple(in_shape)
+
+    def square_sum(self, x):
+        """The float window sums of squares (what the integer layer's table reads)."""
+        x = np.asarray(x, dtype=np.float64)
+        return channel_window_sum(x * x, self.size)
+
+    def forward(self, x):
+        return float_ref.lrn(x, self.size, self.alpha, self.beta, self.k)
+
+
+LAYER_TYPES = {cls.kind: cls for cls in (Conv, Local, FC, MaxPool, AvgPool, LRN)}
 
 
 @dataclass(eq=False)
@@ -276,7 +324,8 @@ class Network:
     input_shape : tuple of int
         (C, H, W) or (N,).
     layers : list
-        :class:`Conv`, :class:`FC`, :class:`MaxPool`, :class:`AvgPool`.
+        :class:`Conv`, :class:`Local`, :class:`FC`, :class:`MaxPool`, :class:`AvgPool`,
+        :class:`LRN`.
     act_frac : int
         Fraction bits of activations (the input's and, by default, every layer's output).
     """
@@ -352,6 +401,7 @@ _LAYER_FIELDS = {
     "fc": ({"type", "out_features", "weights", "bias"}, {"activation", "out_frac", "table"}),
     "maxpool": ({"type", "size"}, {"stride"}),
     "avgpool": ({"type", "size"}, {"stride"}),
+    "lrn": ({"type", "size"}, {"alpha", "beta", "k"}),
 }
 _TOP_FIELDS = ({"format", "version", "input_shape", "layers"}, {"act_frac", "weights_file"})
 
@@ -408,6 +458,8 @@ def _parse_layer(d, store):
     _check_keys(d, *_LAYER_FIELDS[kind], f"a {kind} layer")
     if kind in ("maxpool", "avgpool"):
         return LAYER_TYPES[kind](size=d["size"], stride=d.get("stride"))
+    if kind == "lrn":
+        return LRN(**{name: d[name] for name in ("size", "alpha", "beta", "k") if name in d})
     w = _check_array("weights", store.resolve("weights", d["weights"]),
                      {"conv": 4, "local": 6, "fc": 2}[kind])
     b = store.resolve("bias", d["bias"])
@@ -498,6 +550,9 @@ def _layer_to_json(i, layer, arrays):
 
     if isinstance(layer, (MaxPool, AvgPool)):
         return {"type": layer.kind, "size": layer.size, "stride": layer.stride}
+    if isinstance(layer, LRN):
+        return {"type": "lrn", "size": layer.size, "alpha": layer.alpha, "beta": layer.beta,
+                "k": layer.k}
     d = {"type": layer.kind}
     if isinstance(layer, Conv):
         d.update(kernel=layer.kernel, out_channels=int(layer.weights.shape[0]),

@@ -16,16 +16,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from diannao.golden import layers as L
-from diannao.golden.formats import (ACC_WIDTH_DEFAULT, EXACT_ACTIVATIONS,
+from diannao.golden._tensor import channel_window_sum
+from diannao.golden.formats import (ACC_WIDTH_DEFAULT, EXACT_ACTIVATIONS, INT16_MAX,
                                     MAX_BIAS_EXP, MAX_FRAC, PWLTable, avg_reciprocal, build_table,
-                                    choose_frac, from_fixed, table_error, to_fixed)
-from diannao.golden.network import Conv, FC, MaxPool
+                                    choose_frac, from_fixed, lrn_scale, lrn_table, lrn_table_error,
+                                    shift_round, table_error, to_fixed)
+from diannao.golden.network import Conv, FC, LRN, MaxPool
 
 __all__ = ["QLayer", "QNetwork", "quantize", "run_float", "error_bound", "split_batch",
            "LIPSCHITZ"]
 
 #: Lipschitz constant of each exact activation (used by :func:`error_bound`).
-LIPSCHITZ = {"sigmoid": 0.25, "tanh": 1.0, "relu": 1.0, "identity": 1.0}
+LIPSCHITZ = {"sigmoid": 0.25, "tanh": 1.0, "relu": 1.0, "identity": 1.0, "hardtanh": 1.0}
 
 
 def _frozen_array(a):
@@ -43,12 +45,13 @@ class QLayer:
     index : int
         Position in the network.
     kind : str
-        "conv", "local", "fc", "maxpool" or "avgpool".
+        "conv", "local", "fc", "maxpool", "avgpool" or "lrn".
     in_shape, out_shape : tuple of int
     kernel, stride, pad : int
-        Window geometry (``kernel`` = pooling size; 0 for "fc").
+        Window geometry (``kernel`` = pooling size or an LRN's window of channels; 0 for
+        "fc").
     activation : str or None
-        Activation name, None for pooling.
+        Activation name, None for pooling and LRN.
     w_q, b_q : numpy.ndarray of int64 or None
         int16-valued weights ([O, C, K, K], [O, OH, OW, C, K, K] or [O, N]) and biases [O];
         None for pooling.
@@ -56,11 +59,13 @@ class QLayer:
         Fraction bits of input, weights, bias and output (``w_frac`` and
         ``b_frac`` are 0 for pooling).
     shift : int
-        ``in_frac + w_frac - out_frac`` (0 for pooling).
+        ``in_frac + w_frac - out_frac`` (0 for pooling); an LRN's: from the sums of squares
+        (Q(``2 * in_frac``)) to its table's input (:func:`quantize`).
     bias_exp : int
         ``in_frac + w_frac - b_frac``; the bias enters the accumulator as ``b_q << bias_exp``.
     table : PWLTable or None
-        Activation table for Q(``out_frac``) input and output; None for pooling.
+        Activation table for Q(``out_frac``) input and output; None for pooling; an LRN's
+        scale table (:func:`golden.formats.lrn_table`).
     """
 
     index: int
@@ -98,10 +103,14 @@ class QLayer:
             return L.fc_int(x, self.w_q, self.b_q, self.bias_exp, self.shift)
         if self.kind == "maxpool":
             return L.maxpool_int(x, self.kernel, self.stride)
+        if self.kind == "lrn":
+            return shift_round(L.lrn_square_sum(x, self.kernel), self.shift)
         return L.avgpool_int(x, self.kernel, self.stride)
 
     def run(self, x):
         """Integer forward pass of one sample."""
+        if self.kind == "lrn":
+            return L.lrn_int(x, self.kernel, self.shift, self.table)
         y = self.pre_activation(x)
         return y if self.table is None else L.activation_int(y, self.table)
 
@@ -246,10 +255,38 @@ def _calib_pre_activations(network, calib):
     peaks = [0.0] * len(network.layers)
     for x in batch:
         for i, layer in enumerate(network.layers):
-            pre = layer.pre_activation(x) if isinstance(layer, (Conv, FC)) else layer.forward(x)
+            y = layer.forward(x)
+            pre = (layer.pre_activation(x) if isinstance(layer, (Conv, FC)) else
+                   layer.square_sum(x) if isinstance(layer, LRN) else y)
             peaks[i] = max(peaks[i], float(np.max(np.abs(pre))))
-            x = layer.forward(x) if isinstance(layer, (Conv, FC)) else pre
+            x = y
     return peaks
+
+
+def lrn_worst_shift(size, channels):
+    """The smallest shift that keeps every LRN window sum of squares of int16 values
+    (at most ``min(size, channels)`` terms of ``32768**2``) inside int16 after the shifter."""
+    worst = min(size, channels) << 30
+    shift = 0
+    while int(shift_round(worst, shift)) >= INT16_MAX:
+        shift += 1
+    return shift
+
+
+def _quantize_lrn(i, layer, in_shape, in_frac, peak):
+    """An LRN layer: the sums of squares are in Q(2 * in_frac); the shifter takes them to
+    the table's input Q(q), q = 2 * in_frac - shift, with the largest q that twice the
+    calibrated peak (without calibration: any input) fits; the output keeps in_frac."""
+    worst = lrn_worst_shift(layer.size, in_shape[0])
+    shift = worst
+    if peak is not None:
+        # One bit of headroom over the calibrated peak: other inputs may go a little beyond.
+        shift = min(worst, max(0, 2 * in_frac - choose_frac([2 * peak], -64, 2 * in_frac)))
+    table = lrn_table(layer.size, layer.alpha, layer.beta, layer.k, 2 * in_frac - shift)
+    return QLayer(index=i, kind="lrn", in_shape=in_shape, out_shape=in_shape,
+                  kernel=layer.size, stride=1, pad=0, activation=None, w_q=None, b_q=None,
+                  in_frac=in_frac, w_frac=0, b_frac=0, out_frac=in_frac, shift=shift,
+                  bias_exp=0, table=table)
 
 
 def _quantize_weighted(i, layer, in_shape, out_shape, in_frac, out_frac, acc_width):
@@ -339,6 +376,8 @@ def quantize(network, act_frac=None, calib=None, acc_width=ACC_WIDTH_DEFAULT):
             else:
                 out_frac = int(act_frac)
             q = _quantize_weighted(i, layer, in_shape, out_shape, in_frac, out_frac, acc_width)
+        elif isinstance(layer, LRN):
+            q = _quantize_lrn(i, layer, in_shape, in_frac, None if peaks is None else peaks[i])
         else:
             q = QLayer(index=i, kind=layer.kind, in_shape=in_shape, out_shape=out_shape,
                        kernel=layer.size, stride=layer.stride, pad=0, activation=None,
@@ -364,6 +403,30 @@ def _window_abs_sum(layer, x):
         return float(ax.sum())
     ones = np.ones((1,) + layer.weights.shape[-3:])
     return float(Conv(ones, np.zeros(1), layer.stride, layer.pad).pre_activation(ax).max())
+
+
+def _lrn_error(layer, q, x, err, tables):
+    """The error after an LRN layer whose input ``x`` (float) is off by at most ``err``
+    (``docs/numbers.md``, "Local response normalisation")."""
+    size, alpha, beta, k = layer.size, layer.alpha, layer.beta, layer.k
+    n = min(size, x.shape[0])
+    # y = x * G(s) is Lipschitz in the max norm with G(0) * (1 + 2 beta sqrt(n)).
+    lipschitz = k ** -beta * (1 + 2 * beta * math.sqrt(n))
+    qf = 2 * q.in_frac - q.shift                    # the table input's fraction bits
+    ax = np.abs(x) + err
+    # The shifter's rounding of s by 2**-(qf+1), times G's steepest slope (at s = 0); and
+    # where it may saturate (at s_sat), G(s_sat) - G(s) for the largest s the input allows.
+    d_g = beta * alpha / size * k ** (-beta - 1) * 2.0 ** -(qf + 1)
+    s_sat = (INT16_MAX + 0.5) * 2.0 ** -qf
+    s_top = float(channel_window_sum(ax * ax, size).max())
+    if s_top >= s_sat:
+        d_g += float(lrn_scale(s_sat, size, alpha, beta, k) - lrn_scale(s_top, size, alpha,
+                                                                       beta, k))
+    key = ("lrn", size, alpha, beta, k, qf)
+    if key not in tables:
+        tables[key] = lrn_table_error(q.table, size, alpha, beta, k, qf)
+    return (lipschitz * err + float(ax.max()) * (tables[key] + d_g)
+            + 2.0 ** -(q.out_frac + 1))
 
 
 def error_bound(network, qnet, x):
@@ -406,6 +469,8 @@ def error_bound(network, qnet, x):
                 err = LIPSCHITZ[layer.activation] * pre + tables[key]
             elif isinstance(layer, MaxPool):
                 pass  # max is 1-Lipschitz in the max norm and exact
+            elif isinstance(layer, LRN):
+                err = _lrn_error(layer, q, sample, err, tables)
             else:
                 r, R = q.avg_reciprocal
                 n = q.kernel * q.kernel

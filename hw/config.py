@@ -102,6 +102,12 @@ class Config:
         host writes have further stages (NFU-1 latency 2, NFU-2 ``log2(tn) + 8``, NFU-3 10,
         fetch 3; ``docs/architecture.md``). Values are unchanged; every latency that grows is
         counted by the cycle model. Not with ``imem_narrow``.
+    lrn : int
+        1 (default): the tiles can run local response normalisation (a CONV with ``lrn``:
+        NFU-1 squares the inputs under an SB mask, and each output is multiplied by its
+        input at the centre of the window after NFU-3; :class:`hw.tile.Tile`). 0: they
+        cannot (saves the multiplexers and multipliers on small FPGAs; the compiler rejects
+        LRN layers).
 
     Every depth is limited by the instruction fields that address it (:mod:`hw.isa`), and
     every host-port address (``hw.node.host_sb_addr``, ``hw.node.host_imem_addr``) must fit
@@ -121,6 +127,7 @@ class Config:
     imem_narrow: int = 0
     counter_width: int = 32
     deep_pipeline: int = 0
+    lrn: int = 1
 
     def __post_init__(self):
         for f in fields(self):
@@ -152,6 +159,8 @@ class Config:
         if self.deep_pipeline not in (0, 1):
             raise ValueError(f"Config.deep_pipeline must be 0 or 1, "
                              f"not {self.deep_pipeline!r}")
+        if self.lrn not in (0, 1):
+            raise ValueError(f"Config.lrn must be 0 or 1, not {self.lrn!r}")
         if self.deep_pipeline and self.imem_narrow:
             raise ValueError("Config.deep_pipeline=1 needs imem_narrow=0 (a narrow "
                              "instruction memory is for small FPGAs, not fast clocks)")
@@ -238,16 +247,17 @@ PRESETS = {
     # chip decides the clock (docs/boards.md): the buffers take 54 block RAMs, the
     # instruction memory (32) and the coefficients of 2 activation tables are distributed RAM.
     "ulx3s": Config(tn=4, tiles=2, nbin_depth=512, nbout_depth=512, sb_depth=1024,
-                    nm_depth=1024, psum_depth=0, imem_depth=32, act_tables=2, deep_pipeline=1),
+                    nm_depth=1024, psum_depth=0, imem_depth=32, act_tables=2, deep_pipeline=1,
+                    lrn=0),
     # iCEBreaker (iCE40UP5K, 8 SB_MAC16, 30 4 Kb block RAMs): 1 tile of tn=2 uses
     # 2 * 2 + 2 = 6 multipliers; a narrow instruction memory (one 32-bit host word wide)
-    # keeps the 491-bit instructions in 2 block RAMs; SB 768 rows keeps the total within
+    # keeps the 492-bit instructions in 2 block RAMs; SB 768 rows keeps the total within
     # the 30 block RAMs; 16-bit counters (65,536 cycles, 2.2 ms at 30 MHz; the digits CNN
     # takes about 4,100) and a 40-bit accumulator (the digits layers need at most 35) save
     # logic cells, as does having no partial-sum buffer. Runs the digits MLP and CNN.
     "icebreaker": Config(tn=2, tiles=1, acc_width=40, nbin_depth=256, nbout_depth=256,
                          sb_depth=768, nm_depth=512, psum_depth=0, imem_depth=16,
-                         act_tables=1, imem_narrow=1, counter_width=16),
+                         act_tables=1, imem_narrow=1, counter_width=16, lrn=0),
 }
 
 

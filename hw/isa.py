@@ -22,6 +22,12 @@ CONV      every tile runs its share of a convolution (FC is a convolution whose 
           ``psum_out`` an output's sum goes there (not to NBout), with ``psum_in`` it starts
           from there (and there is no bias row); the i-th output of a tile's share uses
           row i, so every chunk of one output tile walks the same outputs in the same order.
+          With ``lrn`` (local response normalisation, ``docs/numbers.md``) a 1x1 CONV over
+          all ``cb`` channel blocks has no bias row; NFU-1 multiplies each input by itself
+          where the SB row holds -1 (the window's mask; elsewhere 0), NFU-2 sums the
+          squares and shifts them into the table's input, NFU-3's table gives the scale
+          ``g``, and each output is ``g`` times the input at the window's centre (the row
+          of channel block ``c == ob``), rounded by 14 bits.
 MAXPOOL   per-lane max over a window (NFU-1 with a diagonal ``1`` SB row, NFU-2 max).
 AVGPOOL   per-lane average: NFU-1 with a diagonal SB row holding the rounded reciprocal
           ``r``, NFU-2 sum, shifter by ``R`` (``docs/numbers.md``).
@@ -108,6 +114,7 @@ _FIELDS = {
     "psum_in": (False, 1),      # CONV: no bias row; each output resumes its partial sum
     "psum_out": (False, 1),     # CONV: each output's sum goes to the partial-sum buffer
     "private": (False, 1),      # CONV: every output position has its own kernel (SB rows)
+    "lrn": (False, 1),          # CONV: local response normalisation (no bias row; see above)
     "nbout_half": (False, 1),   # compute: NBout half written; STORE: NBout half drained
     "sync": (False, 1),         # LOAD, STORE: wait until the tiles are done first
     "src": (False, 24),         # LOAD: NM row
@@ -255,8 +262,8 @@ def disassemble(words):
 
 def compute_fields(*, op, in_h, in_w, cb, kh, kw, stride, y_off, x_off, oh, ow, ob, ocb,
                    log2_gob=0, oy_band=None, sb_base=0, sb_step=0, nbin_base=0, out_base=0,
-                   out_w=None, psum_in=0, psum_out=0, private=0, nbout_half=0, shift=0,
-                   bias_exp=0, act=0, table=0):
+                   out_w=None, psum_in=0, psum_out=0, private=0, lrn=0, nbout_half=0,
+                   shift=0, bias_exp=0, act=0, table=0):
     """The fields of a CONV/MAXPOOL/AVGPOOL instruction, derived steps included.
 
     ``nbin_base`` is the NBin row of input position ``(0, 0)``; ``out_w`` the width of the
@@ -273,8 +280,8 @@ def compute_fields(*, op, in_h, in_w, cb, kh, kw, stride, y_off, x_off, oh, ow, 
                 row_step=in_w * cb, ox_step=stride * cb, oy_step=stride * in_w * cb,
                 band_in_step=oy_band * stride * in_w * cb, out_base=out_base, ocb=ocb,
                 band_out_step=oy_band * out_w * ocb, out_row_step=(out_w - ow + 1) * ocb,
-                psum_in=psum_in, psum_out=psum_out, private=private, nbout_half=nbout_half,
-                shift=shift,
+                psum_in=psum_in, psum_out=psum_out, private=private, lrn=lrn,
+                nbout_half=nbout_half, shift=shift,
                 bias_exp=bias_exp, act=act, table=table)
 
 

@@ -1,17 +1,18 @@
 """A tile: NFU-1/2/3 with NBin, NBout, SB and the tile controller."""
 
 from amaranth import *
-from amaranth.lib import wiring, data
+from amaranth.lib import wiring, data, memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from diannao.golden.formats import LRN_SCALE_FRAC
 from diannao.hw.activation import Activation, TABLE_WORDS, TABLE_WORD_WIDTH
 from diannao.hw.config import Config
 from diannao.hw.instr import INSTR
 from diannao.hw.nbin import NBin
 from diannao.hw.nbout import NBout, PartialSums
 from diannao.hw.nfu1 import NFU1
-from diannao.hw.nfu2 import NFU2
+from diannao.hw.nfu2 import NFU2, sat16
 from diannao.hw.pipe import delay
 from diannao.hw.sb import SB
 from diannao.hw.tile_controller import TileController
@@ -136,6 +137,39 @@ class Tile(wiring.Component):
     def counters(self):
         return [getattr(self, name) for name in COUNTERS]
 
+    def _lrn_product(self, m, ctrl, x, valid, last, out):
+        """LRN's product: the input row at each output's window centre (``x`` when the
+        controller's ``centre`` reaches NFU-1, ``read_latency`` cycles after its emission)
+        is pushed into a FIFO with the output's last row and popped with its NFU-3 output
+        ``out``; returns the row NBout takes: ``out``, or with ``ctrl.lrn``
+        ``sat16((out * centre + 2**13) >> 14)`` per lane."""
+        cfg = self.config
+        tn, lrn = cfg.tn, ctrl.lrn
+        centre = delay(m, ctrl.centre, cfg.read_latency, "centre")
+        held = Signal(x.shape(), name="lrn_centre", reset_less=True)
+        with m.If(valid & centre):
+            m.d.sync += held.eq(x)
+        # Outputs in flight between the push and the pop: at most one per cycle.
+        in_flight = pipeline_latency(cfg) - cfg.read_latency + 1
+        depth = 1 << ceil_log2(in_flight)
+        m.submodules.lrn_fifo = fifo = memory.Memory(shape=x.shape(), depth=depth, init=[])
+        wp, rp = fifo.write_port(), fifo.read_port(domain="comb")
+        push, pop = valid & last & lrn, out.valid & lrn
+        wptr, rptr = Signal(range(depth), name="lrn_wptr"), Signal(range(depth), name="lrn_rptr")
+        m.d.comb += [wp.addr.eq(wptr), rp.addr.eq(rptr), wp.en.eq(push),
+                     wp.data.eq(Mux(centre, x.as_value(), held.as_value()))]
+        with m.If(push):
+            m.d.sync += wptr.eq(wptr + 1)
+        with m.If(pop):
+            m.d.sync += rptr.eq(rptr + 1)
+        y = Signal(x.shape(), name="lrn_y")
+        rnd = 1 << (LRN_SCALE_FRAC - 1)
+        for j in range(tn):
+            prod = out.payload[j] * rp.data[j]             # signed 32
+            m.d.comb += y[j].eq(Mux(lrn, sat16((prod + rnd) >> LRN_SCALE_FRAC),
+                                    out.payload[j]))
+        return y
+
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
@@ -186,10 +220,16 @@ class Tile(wiring.Component):
         valid1, bias1 = delay(m, ctrl.valid, rl, "valid"), delay(m, ctrl.bias, rl, "bias")
         zero1 = delay(m, ctrl.zero, rl - ctrl.zero_latency, "zero")
         first1, last1 = delay(m, ctrl.first, rl, "first"), delay(m, ctrl.last, rl, "last")
-        m.d.comb += [nfu1.valid_in.eq(valid1), nfu1.w.eq(sb.read.data)]
+        m.d.comb += nfu1.valid_in.eq(valid1)
         for i in range(tn):
             one = (C(1, 16) << ctrl.bias_exp) if i == 0 else C(0, 16)
             m.d.comb += nfu1.x[i].eq(Mux(bias1, one, Mux(zero1, 0, nbin.read.data[i])))
+        if cfg.lrn:
+            # LRN: the synapses are the inputs under the SB row's mask (-1 in the window).
+            w = sb.read.data.as_value()
+            m.d.comb += nfu1.w.eq(Mux(ctrl.lrn, w & nfu1.x.as_value().replicate(tn), w))
+        else:
+            m.d.comb += nfu1.w.eq(sb.read.data)
 
         first2 = delay(m, first1, nfu1.latency, "first_nfu1_")
         last2 = delay(m, last1, nfu1.latency, "last_nfu1_")
@@ -204,6 +244,9 @@ class Tile(wiring.Component):
             nfu3.table.eq(ctrl.table),
         ]
         wiring.connect(m, nfu2.o, nfu3.i)
+        y = nfu3.o.payload
+        if cfg.lrn:
+            y = self._lrn_product(m, ctrl, nfu1.x, valid1, last1, nfu3.o)
 
         # The NM address of each output row, in order of completion: outputs leave NFU-3 in
         # the order their `last` rows were emitted, so a small FIFO-free delay suffices:
@@ -227,7 +270,7 @@ class Tile(wiring.Component):
         m.d.comb += [
             nbout.write.en.eq(nfu3.o.valid),
             nbout.write.addr.eq(Mux(half, cfg.nbout_depth // 2, 0) + count),
-            nbout.write.data.data.eq(nfu3.o.payload),
+            nbout.write.data.data.eq(y),
             nbout.write.data.addr.eq(addr),
             self.nbout_count.eq(counts[0] if cfg.imem_narrow
                                 else Mux(self.nbout_sel, counts[1], counts[0])),

@@ -117,6 +117,9 @@ class TileController(wiring.Component):
             "psum_in": Out(1),
             "psum_out": Out(1),
             "nbout_half": Out(1),
+            # With config.lrn: the instruction is an LRN CONV, and the emission is the row
+            # at its window's centre (channel block c == the output's block ob).
+            **({"lrn": Out(1), "centre": Out(1)} if config.lrn else {}),
         })
 
     def elaborate(self, platform):
@@ -129,8 +132,10 @@ class TileController(wiring.Component):
         # Whether each output starts with a bias row: a CONV that does not resume partial
         # sums (latched or decoded like `conv`).
         bias_rows = Signal()
-        # (Without a partial-sum buffer no program sets psum_in.)
+        # (Without a partial-sum buffer no program sets psum_in; without config.lrn, lrn.)
         resume = self.instr.psum_in if cfg.psum_depth else C(0, 1)
+        if cfg.lrn:
+            resume = resume | self.instr.lrn
         if self.latch_instr:
             latch = [ins.eq(self.instr), conv.eq(self.instr.op == Op.CONV),
                      bias_rows.eq((self.instr.op == Op.CONV) & ~resume)]
@@ -146,6 +151,8 @@ class TileController(wiring.Component):
             self.psum_out.eq(ins.psum_out & conv),
             self.nbout_half.eq(ins.nbout_half),
         ]
+        if cfg.lrn:
+            m.d.comb += self.lrn.eq(ins.lrn & conv)
 
         # The share of this tile (docs/architecture.md, "Mapping"): its group offsets and
         # first output row are
@@ -388,6 +395,21 @@ class TileController(wiring.Component):
                          sb_k.eq(nsb), sb.eq(nsb), out_k.eq(nout), out.eq(nout)]
         with m.If(on("ox", "oy") & ~private):
             m.d.sync += sb.eq(sb_k)
+        if cfg.lrn:
+            # The centre of an LRN window: `dist` = ob - c counts down with c from the
+            # output's block ob (ob_group + k * 2**log2_gob, kept in `ob_now`) at each
+            # output's first channel block.
+            ob_now = Signal(LEVEL_WIDTHS["k"], reset_less=True)
+            dist = Signal(LEVEL_WIDTHS["k"], reset_less=True)
+            with m.If(self.start & ~self.busy):
+                m.d.sync += [ob_now.eq(ob_group), dist.eq(ob_group)]
+            with m.If(on("c")):
+                m.d.sync += dist.eq(dist - 1)
+            with m.If(on("kx", "ky", "ox", "oy")):
+                m.d.sync += dist.eq(ob_now)
+            with m.If(on("k")):
+                m.d.sync += [ob_now.eq(ob_now + g), dist.eq(ob_now + g)]
+            m.d.comb += self.centre.eq(running & (dist == 0))
         with m.If(running):
             m.d.sync += pos_start.eq(pos_start_next)
         # Each level's count and last flag: restarted by any branch of an outer level,

@@ -30,7 +30,8 @@ from diannao.sim.runtime.host import RunBudgetError
 from diannao.sim.runtime.inputs import load_array
 from diannao.sim.tools import bench, digits, waveforms
 from diannao.sim.tools.onnx_import import import_onnx
-from diannao.sim.tools.workloads import WORKLOADS, load_workload, random_input, workload_names
+from diannao.sim.tools.workloads import (WORKLOADS, load_workload, random_input, runs_on,
+                                         workload_names)
 
 __all__ = ["main", "build_parser"]
 
@@ -216,15 +217,26 @@ def _cmd_import(args):
 
 def _cmd_networks(args):
 
-    print(f"{'name':14} {'layers':>6} {'parameters':>13} {'MACs':>17}  {'paper':>12}  description")
-    for name in workload_names():
+    names = args.names or workload_names()
+    rows = runs_on(names)       # checks the names before anything is printed
+    width = len(",".join(PRESETS))
+    print(f"{'name':14} {'layers':>6} {'parameters':>13} {'MACs':>17}  {'paper':>12}  "
+          f"{'runs on':{width}}  description", flush=True)
+    for name, reasons in rows:
         w = WORKLOADS[name]
         layers, params, macs = w.stats()
         paper = f"{w.paper[0]}, {w.paper[1]}" if w.paper else ""
-        print(f"{name:14} {layers:>6} {params:>13,} {macs:>17,}  {paper:>12}  {w.description}")
+        fits = ",".join(p for p, reason in reasons.items() if reason is None) or "-"
+        print(f"{name:14} {layers:>6} {params:>13,} {macs:>17,}  {paper:>12}  {fits:{width}}  "
+              f"{w.description}", flush=True)
+        if args.verbose:
+            for preset_name, reason in reasons.items():
+                if reason is not None:
+                    print(f"    not on {preset_name}: {reason}", flush=True)
     print("(diannao run --network NAME: a built-in network by name; MACs of conv and fc; "
           "paper: layers and parameters in the Tonic suite's Table 1, which counts every "
-          "Caffe layer)")
+          "Caffe layer; runs on: the presets (--config) on which the compiler accepts the "
+          "network as diannao run quantizes it, -v says why not on the others)")
     return 0
 
 
@@ -350,7 +362,14 @@ def build_parser():
     p.add_argument("-o", "--output", required=True, help="network JSON file to write")
     p.set_defaults(func=_cmd_import)
 
-    p = sub.add_parser("networks", help="the built-in networks: layers, parameters, MACs")
+    p = sub.add_parser("networks", help="the built-in networks: layers, parameters, MACs, "
+                                        "the presets that run them")
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="only these built-in networks (default: all; the presets column "
+                        "compiles each network, about half a minute for all of them)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="say why each network does not run on the other presets (the "
+                        "compiler's reason)")
     p.set_defaults(func=_cmd_networks)
 
     p = sub.add_parser("bench", help="benchmarks: tile utilization, simulation speed")

@@ -56,7 +56,8 @@ def tile_emissions(f, index):
     nblocks, rows = tile_share(f, index)
     window = f["kh"] * f["kw"]
     if f["op"] == Op.CONV:
-        per_pos = window * f["cb"] + (0 if f.get("psum_in") else 1)    # the bias row
+        # the bias row (none when resuming partial sums or for LRN)
+        per_pos = window * f["cb"] + (0 if f.get("psum_in") or f.get("lrn") else 1)
     else:
         per_pos = window
     return nblocks * rows * f["ow"] * per_pos
@@ -179,7 +180,7 @@ def program_counters(program):
 
 #: The fields a compute instruction's cycles and traffic depend on (not its addresses).
 _SHAPE = ("op", "log2_gob", "ob", "oh", "oy_band", "ow", "kh", "kw", "cb", "stride", "y_off",
-          "x_off", "in_h", "in_w", "psum_in", "psum_out")
+          "x_off", "in_h", "in_w", "psum_in", "psum_out", "lrn")
 
 
 def compute_cycles(f, config):

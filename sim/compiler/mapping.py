@@ -11,13 +11,14 @@ after a convolution needs no reordering), with a ``1 x 1`` output.
 
 import numpy as np
 
+from diannao.golden._tensor import lrn_window
 from diannao.golden.formats import avg_reciprocal
 from diannao.hw.isa import Op, compute_fields
 from diannao.sim.compiler.cycle_model import tile_share
 
 
 __all__ = ["blocks", "as_chw", "tensor_rows", "to_rows", "from_rows", "conv_sb_rows",
-           "private_sb_rows", "pool_sb_row",
+           "private_sb_rows", "pool_sb_row", "lrn_sb_rows",
            "layer_fields"]
 
 
@@ -140,6 +141,20 @@ def conv_sb_rows(w, b, tn):
     bp[:o] = np.asarray(b, dtype=np.int64)
     bias[:, 0, :, 0] = bp.reshape(ob, tn)
     return np.concatenate([bias, body], axis=1)
+
+
+def lrn_sb_rows(channels, size, tn):
+    """SB rows of an LRN layer: ``[CB, CB, tn, tn]``, no bias row; for output block ``ob``,
+    row ``cb`` is the window's mask: lane ``j``, element ``i`` is -1 (all ones: NFU-1 takes
+    ``x & w``) when input channel ``cb*tn + i`` lies in the window of output channel
+    ``ob*tn + j`` (:func:`golden._tensor.lrn_window`), else 0."""
+    before, after = lrn_window(size)
+    n = blocks(channels, tn) * tn
+    out_c, in_c = np.arange(n)[:, None], np.arange(n)[None, :]
+    mask = (in_c >= out_c - before) & (in_c <= out_c + after) & (in_c < channels) \
+        & (out_c < channels)
+    w = -mask.astype(np.int64)[:, :, None, None]                # [O, C, 1, 1]
+    return conv_sb_rows(w, np.zeros(n, dtype=np.int64), tn)[:, 1:]
 
 
 def pool_sb_row(kind, size, tn):

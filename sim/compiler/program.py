@@ -29,7 +29,8 @@ from diannao.golden.layers import accumulator_bound
 from diannao.hw.config import Config
 from diannao.hw.isa import Op, check_fields, compute_fields, encode, field_range, load_fields
 from diannao.sim.compiler import cycle_model
-from diannao.sim.compiler.mapping import (as_chw, conv_sb_rows, pool_sb_row, private_sb_rows,
+from diannao.sim.compiler.mapping import (as_chw, conv_sb_rows, lrn_sb_rows, pool_sb_row,
+                                          private_sb_rows,
                                           tensor_rows, to_rows)
 from diannao.sim.compiler.tiling import TilingError, geometry, plan_layer
 
@@ -113,6 +114,8 @@ def layer_macs(layer):
         return int(np.prod(layer.out_shape)) * int(np.prod(layer.in_shape))
     if layer.kind in ("conv", "local"):
         return o * oh * ow * c * layer.kernel * layer.kernel
+    if layer.kind == "lrn":
+        return c * oh * ow * min(c, layer.kernel)     # the squares of the windows
     return o * oh * ow * layer.kernel * layer.kernel
 
 
@@ -129,7 +132,9 @@ def layer_acc_bound(layer):
       :func:`golden.formats.avg_reciprocal` on the SB diagonal:
       ``|acc| <= kernel**2 * 32768 * r``;
     * ``"maxpool"``: the accumulator holds one product ``x * 1`` (NFU-2's max mode keeps
-      the largest): ``|acc| <= 32768``.
+      the largest): ``|acc| <= 32768``;
+    * ``"lrn"``: the squares of a window of ``min(kernel, C)`` channels:
+      ``|acc| <= min(kernel, C) * 32768**2``.
 
     A partial sum adds only some of the same terms, so the bound holds for it too; padding
     rows add 0.
@@ -149,6 +154,8 @@ def layer_acc_bound(layer):
         return layer.kernel * layer.kernel * _X_MAX * r
     if layer.kind == "maxpool":
         return _X_MAX      # one product x * 1
+    if layer.kind == "lrn":
+        return min(layer.kernel, as_chw(layer.in_shape)[0]) * _X_MAX * _X_MAX
     raise ValueError(f"unsupported layer kind {layer.kind!r}")
 
 
@@ -170,13 +177,15 @@ def _tile_fields(layer, plan, tile, chunk, cfg, *, sb_base, out_base, log2_gob=N
     box = plan.box(tile, chunks[chunk])
     conv = g.kind == "conv"
     private = layer.kind == "local"
+    bias_row = conv and not g.lrn
     if conv:
         op = Op.CONV
         # SB rows of an output block: the bias row, then the chunks' rows in order
-        # (_chunk_order); a chunk after the first starts past the bias row.
+        # (_chunk_order); a chunk after the first starts past the bias row. (An LRN has
+        # one chunk and no bias row.)
         before = sum((b - a) * g.kw * (d - c) for a, b, c, d in chunks[:chunk])
         sb = sb_base + (1 + before if chunk else 0)
-        sb_step = 1 + g.kh * g.kw * g.cb
+        sb_step = bias_row + g.kh * g.kw * g.cb
         # Blocks from b0 (a multiple of the tile count, so of every group count) start
         # b0 / groups blocks into each tile's SB.
         first_block = b0
@@ -200,8 +209,8 @@ def _tile_fields(layer, plan, tile, chunk, cfg, *, sb_base, out_base, log2_gob=N
                 nbin_base=nbin_base, nbout_half=nbout_half,
                 psum_in=int(conv and chunk > 0),
                 psum_out=int(conv and chunk < len(chunks) - 1), private=int(private),
-                **dict(settings, shift=shift))
-    per_pos = (k1 - k0) * g.kw * (c1 - c0) + (chunk == 0)
+                lrn=int(g.lrn), **dict(settings, shift=shift))
+    per_pos = (k1 - k0) * g.kw * (c1 - c0) + (bias_row and chunk == 0)
 
     def fields(lg):
         band = -(-oh // (cfg.tiles >> lg))
@@ -303,6 +312,9 @@ def compile_network(qnet, config, *, intermediates=False):
             raise CompileError(f"{where}: bias_exp={layer.bias_exp} is outside [0, "
                                f"{MAX_BIAS_EXP}] (the bias row's input 1 << bias_exp must be "
                                f"an int16)")
+        if layer.kind == "lrn" and not cfg.lrn:
+            raise CompileError(f"{where}: this configuration has no LRN datapath (Config.lrn "
+                               f"is 0)")
         bound = layer_acc_bound(layer)
         if acc_bits(bound) > cfg.acc_width:
             raise CompileError(f"{where}: the worst-case accumulator needs {acc_bits(bound)} "
@@ -340,6 +352,10 @@ def compile_network(qnet, config, *, intermediates=False):
         private = layer.kind == "local"
         if private:
             per_tile = [[] for _ in range(cfg.tiles)]
+        elif g.lrn:
+            rows = lrn_sb_rows(layer.in_shape[0], layer.kernel, tn)     # [CB, CB, tn, tn]
+            per_tile = [rows[t & (g_tiles - 1)::g_tiles].reshape(-1, tn, tn)
+                        for t in range(cfg.tiles)]
         elif g.kind == "conv":
             w = layer.w_q if layer.kind == "conv" else layer.w_q.reshape(
                 (layer.w_q.shape[0],) + as_chw(layer.in_shape))

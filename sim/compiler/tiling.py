@@ -45,6 +45,11 @@ class Geometry:
     kw: int
     stride: int
     pad: int
+    #: An LRN layer: a 1x1 "convolution" over every channel block of a position at once,
+    #: without a bias row; its reduction is never split (the window's centre is kept for
+    #: the output) and every output tile holds all of its blocks (the centre's block is
+    #: the output's).
+    lrn: bool = False
 
 
 def geometry(layer, tn):
@@ -53,6 +58,8 @@ def geometry(layer, tn):
     o, oh, ow = as_chw(layer.out_shape)
     if layer.kind == "fc":
         return Geometry("conv", blocks(c, tn), h, w, blocks(o, tn), 1, 1, h, w, 1, 0)
+    if layer.kind == "lrn":
+        return Geometry("conv", blocks(c, tn), h, w, blocks(c, tn), h, w, 1, 1, 1, 0, lrn=True)
     kind = "conv" if layer.kind in ("conv", "local") else "pool"
     pad = layer.pad if kind == "conv" else 0
     return Geometry(kind, blocks(c, tn), h, w, blocks(o, tn), oh, ow, layer.kernel,
@@ -240,7 +247,7 @@ def plan_layer(g, cfg, split, where):
     # Output blocks per tile: all, or (when one output position of every block does not
     # fit NBout or the partial sums) fewer, a multiple of the tile count.
     oblks = [0]
-    if g.kind == "conv" and g.ob > cfg.tiles:
+    if g.kind == "conv" and g.ob > cfg.tiles and not g.lrn:
         oblks += [n * cfg.tiles for n in range(-(-g.ob // cfg.tiles) - 1, 0, -1)]
     # Several boxes: in NBin's halves, so that each LOAD overlaps the computation before it,
     # or in the whole of it (bigger boxes, each LOAD waiting for the tiles): the cheaper.
@@ -253,7 +260,9 @@ def plan_layer(g, cfg, split, where):
             return min(found, key=lambda f: f[0])[1]
     need = (1 if g.kind == "conv" else min(g.kh, g.h)) * min(g.kw, g.w)
     limits = [f"NBin has {nbin} rows (nbin_depth)"]
-    if g.kind == "conv" and cfg.psum_depth == 0:
+    if g.lrn:
+        limits.append(f"an LRN output's {g.cb} channel blocks must fit NBin whole")
+    elif g.kind == "conv" and cfg.psum_depth == 0:
         limits.append("the configuration keeps no partial sums (psum_depth=0), so the "
                       f"reduction of {g.kh * g.kw * g.cb} rows must fit NBin whole")
     raise TilingError(f"{where}: no tiling fits: one output needs at least {need} NBin "
@@ -283,7 +292,8 @@ def _search(g, cfg, split, oblk, double):
     krows = _candidates(g.kh) if g.kind == "conv" else [g.kh]
     for cblk in cblks:
         for kr in krows:
-            if g.kind == "conv" and (cblk < g.cb or kr < g.kh) and cfg.psum_depth == 0:
+            if g.kind == "conv" and (cblk < g.cb or kr < g.kh) and (cfg.psum_depth == 0
+                                                                     or g.lrn):
                 continue
             # One output position needs kr rows of kw columns of cblk blocks.
             if min(kr, g.h) * min(g.kw, g.w) * cblk > nbin:

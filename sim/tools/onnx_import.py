@@ -20,6 +20,8 @@ domain, opsets as current PyTorch and onnxscript export):
 ``Flatten``, ``Reshape``    to ``[N, C*H*W]``: our fully connected layers flatten C-major
 ``BatchNormalization``      folded into the Conv or fully connected layer before it
 ``Dropout``, ``Identity``   removed
+``LRN``                     ``size``, ``alpha``, ``beta``, ``bias`` (our ``k``) with
+                            ``bias >= 1`` (:class:`golden.network.LRN`)
 ``Softmax``                 last: run on the host (:attr:`Imported.host_softmax`)
 ==========================  ===============================================================
 
@@ -36,14 +38,14 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from diannao.golden.network import FC, AvgPool, Conv, MaxPool, Network
+from diannao.golden.network import FC, LRN, AvgPool, Conv, FieldError, MaxPool, Network
 
 
 __all__ = ["Imported", "OnnxError", "import_onnx", "SUPPORTED_OPS"]
 
 SUPPORTED_OPS = ("Conv", "Gemm", "MatMul", "Add", "Relu", "Sigmoid", "Tanh", "MaxPool",
                  "AveragePool", "GlobalAveragePool", "Flatten", "Reshape",
-                 "BatchNormalization", "Dropout", "Identity", "Softmax")
+                 "BatchNormalization", "Dropout", "Identity", "LRN", "Softmax")
 _ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh"}
 
 
@@ -200,6 +202,8 @@ class _Importer:
             self.flatten(node, a)
         elif op == "BatchNormalization":
             self.batchnorm(node, a)
+        elif op == "LRN":
+            self.lrn(node, a)
         elif op == "Softmax":
             self.host_softmax = True
         return False
@@ -319,6 +323,19 @@ class _Importer:
         # An activation after a MaxPool may move before it (max commutes with monotone
         # functions): the weighted layer before stays open for it.
         self.open, self.moved = open_, open_ is not None
+
+    def lrn(self, node, a):
+        self.need_image(node)
+        if "size" not in a:
+            raise self.fail(node, "field 'size' is required")
+        layer = LRN(int(a["size"]), float(a.get("alpha", 1e-4)), float(a.get("beta", 0.75)),
+                    float(a.get("bias", 1.0)))
+        try:
+            layer.output_shape(self.shape)
+        except FieldError as err:
+            field = "bias" if err.field == "k" else err.field
+            raise self.fail(node, f"field '{field}': {err.message}") from None
+        self.add(layer, self.shape)
 
     def flatten(self, node, a):
         n = int(np.prod(self.shape))

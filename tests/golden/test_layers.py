@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from diannao.golden._tensor import conv_sum, fc_sum
-from diannao.golden.formats import build_table
+from diannao.golden import float_ref
+from diannao.golden.formats import build_table, lrn_table
 from diannao.golden.layers import (accumulator_bound, activation_int, avgpool_int, conv2d_int,
-                                   fc_int, local_int, maxpool_int)
+                                   fc_int, local_int, lrn_int, maxpool_int)
 
 
 def rnd_shift(acc, s):
@@ -191,3 +192,45 @@ def test_sums_beyond_float_precision_use_integers():
     assert int(fc_sum(big, w)[0]) == want
     x = big.reshape(2, 1, 1)
     assert int(conv_sum(x, w.reshape(1, 2, 1, 1), 1, 0)[0, 0, 0]) == want
+
+
+def loop_lrn_window(c, size, channels):
+    """The channels of LRN output ``c``'s window, from ONNX's definition: ``c - floor((size
+    - 1) / 2)`` to ``c + ceil((size - 1) / 2)``, inside ``[0, channels)``."""
+    lo, hi = c - math.floor((size - 1) / 2), c + math.ceil((size - 1) / 2)
+    return [d for d in range(lo, hi + 1) if 0 <= d < channels]
+
+
+def loop_lrn(x, size, shift, table):
+    """docs/numbers.md's LRN with plain loops: the exact sum of squares, the shifter, the
+    table, the product rounded by 14 bits."""
+    C, H, W = len(x), len(x[0]), len(x[0][0])
+    out = [[[0] * W for _ in range(H)] for _ in range(C)]
+    for c in range(C):
+        for y in range(H):
+            for xx in range(W):
+                s = sum(x[d][y][xx] ** 2 for d in loop_lrn_window(c, size, C))
+                g = int(table.eval(rnd_shift(s, shift)))
+                out[c][y][xx] = rnd_shift(g * x[c][y][xx], 14)
+    return out
+
+
+@pytest.mark.parametrize("C,size,shift", [(1, 5, 18), (7, 5, 18), (5, 3, 17), (9, 4, 10),
+                                          (3, 1, 16), (16, 2, 0)])
+def test_lrn_matches_loops(C, size, shift):
+    """Integer LRN, full-range inputs (the shifter saturates where the shift is small)."""
+    rng = np.random.default_rng(C * 10 + size)
+    x = ints(rng, (C, 3, 4))
+    table = lrn_table(size, 1e-4 * 2 ** 8, 0.75, 2.0, 16 - shift)
+    got = lrn_int(x, size, shift, table)
+    assert got.tolist() == loop_lrn(x.tolist(), size, shift, table)
+
+
+def test_float_lrn_matches_loops():
+    rng = np.random.default_rng(5)
+    x = rng.normal(0, 3, (6, 2, 3))
+    size, alpha, beta, k = 3, 0.3, 0.6, 1.5
+    want = np.array([[[x[c, i, j] * (k + alpha / size * sum(x[d, i, j] ** 2 for d in
+                                                              loop_lrn_window(c, size, 6)))
+                       ** -beta for j in range(3)] for i in range(2)] for c in range(6)])
+    assert np.allclose(float_ref.lrn(x, size, alpha, beta, k), want, rtol=1e-12)

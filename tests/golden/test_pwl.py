@@ -69,6 +69,26 @@ def test_relu_and_identity_exact(frac):
     assert (t.x_lo, t.k, t.f) == (-32768, 12, 14)
 
 
+def test_hardtanh_is_the_clamp():
+    hardtanh = EXACT_ACTIVATIONS["hardtanh"]
+    x = np.array([-40.0, -1.5, -1.0, -0.25, 0.0, 0.75, 1.0, 3.0])
+    assert hardtanh(x).tolist() == [-1.0, -1.0, -1.0, -0.25, 0.0, 0.75, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("frac", [0, 1, 2, 3, 6, 8, 12, 13, 14, 15, 16, 30])
+def test_hardtanh_table_is_exact(frac):
+    """Every int16 input gives clamp(x, -1, 1) exactly: -1 and +1 are -2**frac and 2**frac;
+    +1 saturates to 32767 at frac 15 (where no input reaches it) and beyond."""
+    table = build_table("hardtanh", frac)
+    one = 2 ** frac
+    assert np.array_equal(table.eval(ALL), np.clip(ALL, -one, min(one, 32767)))
+    assert table_error(table, EXACT_ACTIVATIONS["hardtanh"], frac) == 0.0
+    assert TABLE_ERROR_BOUNDS["hardtanh"] == 0.0
+    if frac <= 14:      # flat at -1 below the ramp, flat at +1 above it
+        assert table.a[0] == table.a[15] == 0
+        assert (table.b[0], table.b[15]) == (-one, one)
+
+
 @pytest.mark.parametrize("name,frac", [("sigmoid", 5), ("tanh", 5), ("tanh", 0), ("sigmoid", 31)])
 def test_unbuildable_fracs_raise(name, frac):
     with pytest.raises(ValueError, match=f"frac"):

@@ -5,7 +5,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from diannao.golden.formats import from_fixed
-from diannao.golden.network import FC, AvgPool, Conv, MaxPool, Network
+from diannao.golden.formats import lrn_table, lrn_table_error
+from diannao.golden.network import FC, LRN, AvgPool, Conv, MaxPool, Network
 from diannao.golden.quant import error_bound, quantize, run_float
 from diannao.sim.tools import digits
 
@@ -27,7 +28,8 @@ def random_net(rng, act):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2 ** 32 - 1), act=st.sampled_from(["sigmoid", "tanh", "relu", "identity"]))
+@given(seed=st.integers(0, 2 ** 32 - 1),
+       act=st.sampled_from(["sigmoid", "tanh", "relu", "identity", "hardtanh"]))
 def test_random_nets_within_error_bound(seed, act):
     rng = np.random.default_rng(seed)
     net = random_net(rng, act)
@@ -40,6 +42,54 @@ def test_random_nets_within_error_bound(seed, act):
     assert np.all(err <= bound), (err, bound)
     # the bound is not vacuous for these sizes (largest seen: about 0.30, tanh)
     assert np.all(bound <= 0.5)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2 ** 32 - 1), size=st.integers(1, 7),
+       alpha=st.sampled_from([1e-4, 0.01, 0.5, 2.0]), beta=st.sampled_from([0.5, 0.75, 1.0]),
+       k=st.sampled_from([1.0, 2.0]), calib=st.booleans())
+def test_lrn_within_error_bound(seed, size, alpha, beta, k, calib):
+    """LRN after a convolution with ReLU (AlexNet's order): the golden model against float,
+    within error_bound, with and without calibration (docs/numbers.md)."""
+    rng = np.random.default_rng(seed)
+    c = int(rng.integers(1, 12))
+    conv = Conv(rng.normal(0, 0.6, (c, 2, 3, 3)), rng.normal(0, 0.2, c), pad=1,
+                activation="relu")
+    net = Network((2, 5, 4), [conv, LRN(size, alpha, beta, k)])
+    x = rng.uniform(-2, 2, (3,) + net.input_shape)
+    qnet = quantize(net, calib=x if calib else None)
+    got = from_fixed(qnet.run(qnet.quantize_input(x)), qnet.output_frac)
+    err = np.abs(got - run_float(net, x)).reshape(len(x), -1).max(axis=1)
+    bound = error_bound(net, qnet, x)
+    assert np.all(err <= bound), (err, bound)
+    if alpha == 1e-4 or (calib and alpha <= 0.01):
+        # Not vacuous where the table fits the scale well (docs/numbers.md): the worst
+        # seen is about a quarter of it and 0.18 itself, for outputs up to about 7.
+        assert np.all(bound <= 0.3), bound
+
+
+@pytest.mark.parametrize("size,alpha,beta,k", [(5, 1e-4, 0.75, 1.0), (5, 1e-4, 0.75, 2.0),
+                                               (3, 1e-4, 0.5, 1.0), (7, 1e-4, 1.0, 1.5)])
+def test_lrn_table_error_is_small(size, alpha, beta, k):
+    """The LRN scale table over its whole input range at AlexNet's alpha, at the shift of
+    the worst case (q = -2 for Q8 inputs) and calibrated ones: within the documented 2**-8
+    (docs/numbers.md)."""
+    for q in (-2, 6, 12):
+        assert lrn_table_error(lrn_table(size, alpha, beta, k, q), size, alpha, beta, k, q) \
+            <= 2 ** -8
+
+
+def test_lrn_quantization_shift():
+    """Without calibration the shift keeps any int16 input's sums of squares inside int16;
+    with it, the largest calibrated sum just fits."""
+    net = Network((6, 2, 2), [LRN(5)])
+    q = quantize(net).layers[0]
+    assert (q.in_frac, q.out_frac, q.kernel, q.shift) == (8, 8, 5, 18)   # 5 * 2**30 >> 18
+    x = np.full((6, 2, 2), 0.5)
+    q = quantize(net, calib=x).layers[0]
+    # peak sum of squares 5 * 0.25 = 1.25, with a bit of headroom 2.5, fits Q13 (up to 4):
+    # shift 16 - 13
+    assert q.shift == 3
 
 
 def test_quantize_fields():

@@ -58,7 +58,7 @@ def _run(dut, tables, batches, name):
     return results, lats
 
 
-@pytest.mark.parametrize("name", ["sigmoid", "tanh", "relu", "identity"])
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "relu", "identity", "hardtanh"])
 def test_builtin_table_exhaustive(name):
     """All 65,536 int16 inputs, tn=16 lanes per cycle, in table slot 2 of 4."""
     tab = build_table(name, 8)

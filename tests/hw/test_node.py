@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from diannao.golden.formats import to_fixed
-from diannao.golden.network import Network, Conv, Local, FC, MaxPool, AvgPool
+from diannao.golden.network import Network, Conv, Local, FC, LRN, MaxPool, AvgPool
 from diannao.golden.quant import quantize
 from diannao.hw.config import preset
 from diannao.sim.compiler import cycle_model
@@ -157,6 +157,33 @@ def test_locally_connected_layer(config):
     assert any(f.get("private") for f in program.instructions)
 
 
+_TILED = SMALL.replace(nbin_depth=24, nbout_depth=16, psum_depth=16)
+
+
+@pytest.mark.parametrize("config,channels,size", [
+    (SMALL, 10, 5), (_TILED, 10, 5), (_TILED, 13, 4), (DEEP, 3, 5),
+    (SMALL.replace(tiles=1), 8, 1),
+], ids=["whole", "tiles", "tiles-even", "deep-one-block", "one-tile-size1"])
+def test_lrn(config, channels, size):
+    """Local response normalisation (AlexNet's place: after a convolution with ReLU, before
+    pooling): windows across channel blocks, at the edges, of even size and of one channel;
+    with the input box cut into output tiles; calibrated (a shift that saturates none)."""
+    rng = np.random.default_rng(channels * 10 + size)
+    net = Network((4, 6, 5), [
+        Conv(rng.normal(0, 0.5, (channels, 4, 3, 3)), rng.normal(0, 0.1, channels), pad=1,
+             activation="relu"),
+        LRN(size, alpha=0.5, beta=0.75, k=1.0), MaxPool(2),
+        FC(rng.normal(0, 0.3, (3, channels * 3 * 2)), np.zeros(3))])
+    x = rng.uniform(-1, 1, (2, 4, 6, 5))
+    qnet = quantize(net, calib=x)
+    program = compile_network(qnet, config)
+    assert any(f.get("lrn") for f in program.instructions)
+    xq = to_fixed(x, qnet.input_frac)
+    y, runs = run_program(program, xq)
+    assert differences(qnet, program, xq, runs) == []
+    assert np.array_equal(y, np.stack([qnet.run(xi) for xi in xq]))
+
+
 def test_more_output_blocks_than_nbout_go_in_groups_of_blocks():
     # 64 outputs are 16 blocks on one tile whose NBout holds 6 rows, and a reduction of
     # 40 rows in NBin of 16: output tiles of 6 blocks, each in chunks.
@@ -206,3 +233,8 @@ def test_compile_errors_name_layer_and_limit():
     _err(wide, SMALL.replace(nm_depth=20), r"layer 0 \(fc\).*NM needs .*nm_depth")
     tables = _net(rng, (8,), [("fc", 8, "sigmoid"), ("fc", 8, "tanh"), ("fc", 8, "relu")])
     _err(tables, SMALL.replace(act_tables=2), r"3 distinct activation tables.*holds 2")
+    lrn = Network((16, 2, 2), [LRN(5)])
+    _err(lrn, SMALL.replace(lrn=0), r"layer 0 \(lrn\): this configuration has no LRN "
+                                    r"datapath \(Config.lrn is 0\)")
+    _err(lrn, SMALL.replace(nbin_depth=2, nbout_depth=2, psum_depth=2),
+         r"layer 0 \(lrn\): no tiling fits.*an LRN output's 4 channel blocks must fit NBin")

@@ -398,7 +398,12 @@ def test_bad_config_and_clock_options(tmp_path, capsys, option, value, message):
     assert f"argument {option}: " in err and message in err
 
 
-def test_networks_lists_the_built_in_networks(capsys):
+def test_networks_lists_the_built_in_networks(capsys, monkeypatch):
+    # The statistics only: compiling every network takes half a minute and 4 GB (the
+    # presets column is tested on small networks below).
+    import diannao.sim.cli as cli
+    monkeypatch.setattr(cli, "runs_on", lambda names: (
+        (name, {"small": "not compiled in this test"}) for name in names))
     assert main(["networks"]) == 0
     out = capsys.readouterr().out
     # The published parameter counts: VGG-16 138,357,544 (15.47 G MACs); AlexNet without its
@@ -406,6 +411,36 @@ def test_networks_lists_the_built_in_networks(capsys):
     assert "vgg16" in out and "138,357,544" in out and "15,470,264,320" in out
     assert "alexnet" in out and "62,378,344" in out
     assert "digits-mlp" in out and "digits-cnn" in out
+
+
+def presets_column(out):
+    """``{name: [presets]}`` from the ``runs on`` column of ``diannao networks``."""
+    lines = out.splitlines()
+    start, end = lines[0].index("runs on"), lines[0].index("description")
+    return {line.split()[0]: line[start:end].split()[0].split(",")
+            for line in lines[1:] if line[:1].strip() and not line.startswith("(")}
+
+
+def test_networks_shows_the_presets_that_run_each(capsys):
+    """The digits MLP runs on every preset (the boards' tests run it on iCEBreaker and
+    ULX3S); LeNet-5's 32x32 maps do not fit iCEBreaker's NM, and -v prints the compiler's
+    reason under the row, one line per preset that does not run it."""
+    assert main(["networks", "digits-mlp", "tonic-dig", "-v"]) == 0
+    out = capsys.readouterr().out
+    column = presets_column(out)
+    assert column == {"digits-mlp": ["diannao", "dadiannao", "small", "ulx3s", "icebreaker"],
+                      "tonic-dig": ["dadiannao"]}
+    reasons = [line for line in out.splitlines() if line.startswith("    not on ")]
+    assert [line.split(":")[0].split()[-1] for line in reasons] == \
+        ["diannao", "small", "ulx3s", "icebreaker"]
+    assert ("    not on icebreaker: layer 0 (conv): NM needs 3376 rows for its input (1024 "
+            "rows) and output (2352 rows), but has 512 (nm_depth)") in reasons
+    # Without -v the reasons are not printed; an unknown name is a user error naming it.
+    assert main(["networks", "tonic-dig"]) == 0
+    out = capsys.readouterr().out
+    assert presets_column(out) == {"tonic-dig": ["dadiannao"]} and "    not on " not in out
+    assert main(["networks", "resnet"]) == 2
+    assert "unknown network 'resnet'" in capsys.readouterr().err
 
 
 def test_run_a_built_in_network_by_name_without_input_or_out(tmp_path, capsys):

@@ -8,7 +8,7 @@ import onnxruntime
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from diannao.golden.network import FC, AvgPool, Conv, MaxPool, Network
+from diannao.golden.network import FC, LRN, AvgPool, Conv, MaxPool, Network
 from diannao.golden.quant import error_bound, quantize, run_float
 from diannao.sim.cli import main
 from diannao.sim.tools import digits
@@ -114,6 +114,52 @@ def test_run_and_import_commands(tmp_path, rng, capsys):
     assert np.array_equal(np.load(tmp_path / "json.npy"), outs["golden"])
 
 
+def _alexnet_block(path, rng, size, alpha, beta, bias):
+    """AlexNet's first block in little: Conv 3x3 pad 1, Relu, LRN, MaxPool 2, Flatten, Gemm."""
+    consts = {"w1": rng.normal(0, 0.4, (10, 3, 3, 3)), "b1": rng.normal(0, 0.1, 10),
+              "w2": rng.normal(0, 0.2, (4, 10 * 3 * 3)), "b2": rng.normal(0, 0.1, 4)}
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("LRN", ["r1"], ["n1"], name="norm1", size=size, alpha=alpha,
+                         beta=beta, bias=bias),
+        helper.make_node("MaxPool", ["n1"], ["p1"], name="pool1", kernel_shape=[2, 2],
+                         strides=[2, 2]),
+        helper.make_node("Flatten", ["p1"], ["f"], name="flat"),
+        helper.make_node("Gemm", ["f", "w2", "b2"], ["y"], name="fc", transB=1),
+    ]
+    return _model(path, nodes, consts, (3, 6, 7))
+
+
+@pytest.mark.parametrize("size,alpha,beta,bias", [(5, 1e-4, 0.75, 1.0), (5, 1e-4, 0.75, 2.0),
+                                                  (7, 0.5, 0.5, 1.5), (3, 2.0, 1.0, 1.0)])
+def test_lrn_matches_onnxruntime(tmp_path, rng, size, alpha, beta, bias):
+    """ONNX's LRN (onnxruntime takes odd windows only; AlexNet's constants and large ones): our float
+    reference equals onnxruntime; the golden model (calibrated) is within its error bound
+    and equals the RTL (Amaranth simulator) bit for bit."""
+    path = _alexnet_block(tmp_path / "lrn.onnx", rng, size, alpha, beta, bias)
+    net = import_onnx(path).network
+    lrn = net.layers[1]
+    assert isinstance(lrn, LRN)
+    assert (lrn.size, lrn.alpha, lrn.beta, lrn.k) == pytest.approx((size, alpha, beta, bias))
+    x = rng.uniform(-3, 3, (2, 3, 6, 7))
+    np.testing.assert_allclose(np.stack([run_float(net, xi) for xi in x]), _ort(path, x),
+                               rtol=1e-4, atol=1e-5)
+    qnet = quantize(net, calib=x)
+    for xi in x:
+        y = qnet.dequantize_output(qnet.run(qnet.quantize_input(xi)))
+        assert np.max(np.abs(y - run_float(net, xi))) <= error_bound(net, qnet, xi) + 1e-12
+    if size == 5 and bias == 2.0:
+        np.save(tmp_path / "x.npy", x)
+        outs = {}
+        for engine in ("golden", "pysim"):
+            assert main(["run", "--network", str(path), "--input", str(tmp_path / "x.npy"),
+                         "--calib", str(tmp_path / "x.npy"), "--engine", engine, "--out",
+                         str(tmp_path / f"{engine}.npy")]) == 0
+            outs[engine] = np.load(tmp_path / f"{engine}.npy")
+        assert np.array_equal(outs["golden"], outs["pysim"])
+
+
 def _export(net, path, batch="N"):
     """Our network as an ONNX model (Conv, Gemm, pooling, activations; Flatten before the
     first fully connected layer after an image)."""
@@ -180,6 +226,7 @@ def _bad(tmp_path, nodes, consts, in_shape=(1, 6, 6), batch="N"):
     ("group", r"node 'c' \(Conv\): group=2"),
     ("branch", r"node 'add' \(Add\): takes \['c', 'x'\]"),
     ("lone activation", r"node 'r' \(Relu\): must follow a Conv"),
+    ("lrn bias", r"node 'n' \(LRN\): field 'bias': must be >= 1"),
 ])
 def test_bad_models_name_the_node_and_the_field(tmp_path, case, message):
     w = np.ones((2, 1, 3, 3))
@@ -211,6 +258,9 @@ def test_bad_models_name_the_node_and_the_field(tmp_path, case, message):
                                                 pads=[1, 1, 1, 1]),
                                helper.make_node("Add", ["c", "x"], ["y"], name="add")],
                     {"w": np.ones((1, 1, 3, 3))})
+    elif case == "lrn bias":
+        path = _bad(tmp_path, [helper.make_node("LRN", ["x"], ["y"], name="n", size=3,
+                                                bias=0.5)], {})
     else:
         path = _bad(tmp_path, [helper.make_node("Relu", ["x"], ["y"], name="r")], {})
     with pytest.raises(OnnxError, match=message):

@@ -1,9 +1,14 @@
 """The built-in networks: published shapes, seeded weights, statistics from shapes alone."""
 
 import numpy as np
+import pytest
 
+from diannao.golden.quant import error_bound, quantize, run_float
+from diannao.hw.config import PRESETS
+from diannao.sim.compiler.program import CompileError, compile_network
+from diannao.sim.engines.registry import run_network
 from diannao.sim.tools.workloads import (WORKLOADS, load_workload, network_stats,
-                                         random_input)
+                                         random_input, runs_on)
 
 
 def test_shapes_are_the_published_ones():
@@ -65,3 +70,84 @@ def test_tonic_networks_beside_their_table():
             + 6400 * 4096 + 4096 + 4096 * 4030 + 4030)
     assert WORKLOADS["tonic-face"].stats()[:2] == (8, face)
     assert WORKLOADS["tonic-face"].paper == (8, "120M")
+
+
+def fc_params(*sizes):
+    """Weights and biases of a chain of fully connected layers ``sizes[0] -> sizes[1] -> ...``."""
+    return sum(n * o + o for n, o in zip(sizes, sizes[1:]))
+
+
+def test_tonic_speech_and_language_networks():
+    """ASR, POS, CHK and NER as the Tonic suite's net-configs give them: fully connected
+    chains on a vector input, whose parameters Table 1 rounds (ASR: 25.4M for its 30M) or
+    does not give (POS, CHK, NER: about 0.1M for its 180K)."""
+    expected = {                 # (sizes, activations before the last layer, Table 1)
+        "tonic-asr": ((440,) + (2048,) * 6 + (1706,), "sigmoid", (13, "30M")),
+        "tonic-pos": ((300, 300, 45), "hardtanh", (3, "180K")),
+        "tonic-chk": ((300, 300, 42), "hardtanh", (3, "180K")),
+        "tonic-ner": ((375, 300, 17), "hardtanh", (3, "180K")),
+    }
+    assert fc_params(440, 2048, 2048, 2048, 2048, 2048, 2048, 1706) == 25_380_522
+    assert [fc_params(*expected[n][0]) for n in ("tonic-pos", "tonic-chk", "tonic-ner")] == \
+        [103_845, 102_942, 117_917]
+    for name, (sizes, act, paper) in expected.items():
+        w = WORKLOADS[name]
+        n_fc = len(sizes) - 1
+        macs = sum(n * o for n, o in zip(sizes, sizes[1:]))
+        assert w.stats() == (n_fc, fc_params(*sizes), macs), name
+        assert w.paper == paper
+        net = load_workload(name)
+        assert net.input_shape == (sizes[0],) and net.output_shape == (sizes[-1],)
+        assert network_stats(net) == w.stats()
+        assert [layer.activation for layer in net.layers] == [act] * (n_fc - 1) + ["identity"]
+        assert [layer.weights.shape for layer in net.layers] == \
+            [(o, n) for n, o in zip(sizes, sizes[1:])]
+
+
+def test_tonic_speech_and_language_networks_run_on_the_golden_model():
+    """One golden pass each on a seeded random input, within the error bound of the float
+    reference (ASR's 25 M weights: a few seconds)."""
+    for name in ("tonic-pos", "tonic-chk", "tonic-ner", "tonic-asr"):
+        net = load_workload(name)
+        qnet = quantize(net)
+        x = random_input(net)
+        y = run_network(qnet, qnet.quantize_input(x), engine="golden").outputs
+        assert y.shape == net.output_shape and y.dtype == np.int16
+        err = np.max(np.abs(qnet.dequantize_output(y) - run_float(net, x)))
+        assert err <= error_bound(net, qnet, x), name
+
+
+def test_runs_on_is_the_compilers_answer():
+    """The presets are those the compiler accepts (the digits MLP runs on every preset;
+    SENNA's 90,000 first-layer weights fit only DaDianNao's SB), and each rejection carries
+    the compiler's message naming the layer and the limit."""
+    got = dict(runs_on(["digits-mlp", "tonic-pos", "tonic-ner", "tonic-chk"]))
+    assert list(got) == ["digits-mlp", "tonic-pos", "tonic-ner", "tonic-chk"]
+    assert got["digits-mlp"] == {name: None for name in PRESETS}
+    for name in ("tonic-pos", "tonic-ner"):
+        qnet = quantize(load_workload(name))
+        for preset_name, config in PRESETS.items():
+            try:
+                compile_network(qnet, config)
+                want = None
+            except CompileError as exc:
+                want = " ".join(str(exc).split())       # on one line
+            assert got[name][preset_name] == want, (name, preset_name)
+    assert [p for p, reason in got["tonic-pos"].items() if reason is None] == ["dadiannao"]
+    assert got["tonic-pos"]["icebreaker"].startswith("layer 0 (fc): SB needs ")
+    assert "(sb_depth" in got["tonic-pos"]["icebreaker"]
+
+
+def test_runs_on_rejects_unknown_names_before_building():
+    with pytest.raises(ValueError, match="unknown network 'resnet'.*digits-mlp"):
+        runs_on(["digits-mlp", "resnet"])
+
+
+def test_a_network_the_quantizer_rejects_runs_nowhere_and_says_why():
+    from diannao.golden.network import FC, Network
+    from diannao.sim.tools.workloads import _compile_reasons
+    net = Network((4,), [FC(np.full((2, 4), 1e6), np.zeros(2))])     # 1e6 fits no int16
+    reasons = _compile_reasons(net, PRESETS)
+    assert list(reasons) == list(PRESETS)
+    for reason in reasons.values():
+        assert reason.startswith("the quantizer rejects it: layer 0 (fc), field 'weights': ")

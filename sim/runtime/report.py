@@ -49,7 +49,8 @@ class LayerReport:
 
     def losses(self):
         """Where the layer's cycles go: ``{cause: cycles}``: ``compute`` (the ideal),
-        ``padding`` (channels padded to tn, shares uneven over the tiles, bias rows),
+        ``padding`` (channels padded to tn, shares uneven over the tiles, bias rows, the
+        products outside an LRN's window),
         ``fill/drain`` (the tiles' set-up and their pipeline filling and draining) and
         ``NM/fat tree`` (the tiles idle: waiting for a LOAD or a STORE that the computation
         does not hide, and for the instructions' fetch)."""

@@ -5,8 +5,8 @@ every traffic counter).
 The Hypothesis strategies draw a configuration (:func:`configs`: ``tn``, tiles, buffer depths
 small enough to force bands and every tile split, ``deep_pipeline``, a narrow instruction
 memory, accumulator and counter widths, activation-table slots) and then networks for it
-(:func:`cases`: input shapes, conv/fc/maxpool/avgpool layers with random kernels, strides,
-padding and output formats, every activation, random user tables, random inputs). A case is
+(:func:`cases`: input shapes, conv/local/fc/maxpool/avgpool/LRN layers with random kernels,
+strides, padding and output formats, every activation, random user tables, random inputs). A case is
 drawn until it compiles for the configuration; a configuration for which no draw compiles is
 rejected as a whole (Hypothesis ``reject``, never a silent pass).
 
@@ -24,7 +24,7 @@ import numpy as np
 from hypothesis import reject, strategies as st
 
 from diannao.golden.formats import INT16_MAX, INT16_MIN, PWLTable, SEGMENTS, to_fixed
-from diannao.golden.network import Network, Conv, Local, FC, MaxPool, AvgPool, ACTIVATIONS
+from diannao.golden.network import Network, Conv, Local, FC, LRN, MaxPool, AvgPool, ACTIVATIONS
 from diannao.golden.quant import quantize
 from diannao.hw.isa import Op
 from diannao.hw.config import Config, min_acc_width
@@ -152,8 +152,12 @@ def _network(draw, tn):
     layers, shape = [], input_shape
     for _ in range(ints(1, 4)):
         image = len(shape) == 3
-        kind = pick(["fc", "conv", "conv", "local", "maxpool", "avgpool"] if image else ["fc"])
-        if kind in ("maxpool", "avgpool"):
+        kind = pick(["fc", "conv", "conv", "local", "maxpool", "avgpool", "lrn"] if image
+                    else ["fc"])
+        if kind == "lrn":
+            layer = LRN(ints(1, 7), pick([1e-4, 0.01, 0.5, 2.0]), pick([0.5, 0.75, 1.0]),
+                        pick([1.0, 2.0]))
+        elif kind in ("maxpool", "avgpool"):
             size = ints(1, min(3, shape[1], shape[2]))
             layer = (MaxPool if kind == "maxpool" else AvgPool)(size, ints(1, size + 1))
         else:

@@ -9,8 +9,10 @@ name               what it is
 ``alexnet``        AlexNet's layer shapes (Krizhevsky et al., NIPS 2012, as Caffe's
                    ``bvlc_alexnet``: 3x227x227 input, conv1 96 11x11/4, conv2 256 5x5 pad 2,
                    conv3 384, conv4 384, conv5 256 3x3 pad 1, max pooling 3/2 after conv1,
-                   conv2 and conv5, fc6 4096, fc7 4096, fc8 1000), without LRN (not built
-                   yet) and with dense convolutions (no two-GPU groups)
+                   conv2 and conv5, fc6 4096, fc7 4096, fc8 1000), local response
+                   normalisation (5 channels, alpha 1e-4, beta 0.75, k 1 as Caffe has it;
+                   the paper's k is 2) after conv1's and conv2's ReLU, before their pooling;
+                   dense convolutions (no two-GPU groups)
 ``vgg16``          VGG-16 (Simonyan and Zisserman, ICLR 2015, configuration D): 13 convs
                    3x3 pad 1 in five stages of 64, 128, 256, 512, 512 maps, each stage
                    ended by max pooling 2/2, then fc 4096, 4096, 1000; 3x224x224 input
@@ -22,7 +24,8 @@ name               what it is
                    "MNIST", 7 layers, 60K parameters): LeNet-5 (LeCun et al. 1998) with a
                    dense C3: 32x32 input, conv 6 5x5, 2x2 pooling, conv 16 5x5, pooling,
                    conv 120 5x5, fc 84, fc 10, tanh (its pooling is an average here)
-``tonic-imc``      its image classification: AlexNet (as ``alexnet``, no LRN yet)
+``tonic-imc``      its image classification: AlexNet as the suite's ``imc.prototxt`` has it
+                   (Caffe's CaffeNet: ``alexnet`` with each LRN after its pooling)
 ``tonic-face``     its face recognition: DeepFace (Taigman et al., CVPR 2014): 152x152x3,
                    conv 32 11x11, max pooling 3/2, conv 16 9x9, locally connected 16 9x9,
                    16 7x7 stride 2 and 16 5x5, fc 4096, fc 4030, ReLU (C3 takes M2's 32
@@ -69,7 +72,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from diannao.golden._tensor import conv_out_size
-from diannao.golden.network import FC, AvgPool, Conv, Local, MaxPool, Network
+from diannao.golden.network import FC, LRN, AvgPool, Conv, Local, MaxPool, Network
 from diannao.golden.quant import quantize
 from diannao.hw.config import PRESETS
 from diannao.sim.compiler.program import CompileError, compile_network
@@ -112,17 +115,30 @@ def _build(input_shape, specs, seed):
             _, n, o, act = spec
             layers.append(FC(rng.normal(0.0, math.sqrt(2.0 / n), (o, n)),
                              rng.normal(0.0, 0.01, o), activation=act))
+        elif spec[0] == "lrn":
+            layers.append(LRN(*spec[1:]))
         else:
             layers.append((MaxPool if spec[0] == "maxpool" else AvgPool)(spec[1], spec[2]))
         shape = Network(shape, [layers[-1]]).output_shape
     return Network(input_shape, layers)
 
 
-_ALEXNET = [_conv(3, 96, 11, stride=4), ("maxpool", 3, 2),
-            _conv(96, 256, 5, pad=2), ("maxpool", 3, 2),
-            _conv(256, 384, 3, pad=1), _conv(384, 384, 3, pad=1),
-            _conv(384, 256, 3, pad=1), ("maxpool", 3, 2),
-            _fc(256 * 6 * 6, 4096), _fc(4096, 4096), _fc(4096, 1000, activation="identity")]
+#: AlexNet's local response normalisation (the paper's n = 5, alpha = 1e-4, beta = 0.75;
+#: k = 1 as in Caffe's models, where the paper has 2).
+_NORM = ("lrn", 5, 1e-4, 0.75, 1.0)
+
+
+def _alexnet(norm_first):
+    """AlexNet with LRN after conv1 and conv2's ReLU: before their max pooling
+    (``bvlc_alexnet``, the paper) or after it (CaffeNet, the Tonic suite's ``imc``)."""
+    specs = []
+    for conv in (_conv(3, 96, 11, stride=4), _conv(96, 256, 5, pad=2)):
+        pool = ("maxpool", 3, 2)
+        specs += [conv, _NORM, pool] if norm_first else [conv, pool, _NORM]
+    return specs + [_conv(256, 384, 3, pad=1), _conv(384, 384, 3, pad=1),
+                    _conv(384, 256, 3, pad=1), ("maxpool", 3, 2),
+                    _fc(256 * 6 * 6, 4096), _fc(4096, 4096),
+                    _fc(4096, 1000, activation="identity")]
 
 
 def _vgg16_convs():
@@ -233,7 +249,7 @@ class Workload:
                 params += o * n + o
                 macs += o * n
                 h, w = 1, 1
-            else:
+            elif spec[0] != "lrn":
                 h, w = (conv_out_size(n, spec[1], spec[2], 0) for n in (h, w))
         return len(self.specs), params, macs
 
@@ -242,7 +258,8 @@ class Workload:
 WORKLOADS = {w.name: w for w in (
     Workload("digits-mlp", "trained digits MLP (8x8 images)"),
     Workload("digits-cnn", "trained digits CNN (8x8 images)"),
-    Workload("alexnet", "AlexNet shapes, random weights, no LRN", (3, 227, 227), _ALEXNET, 0),
+    Workload("alexnet", "AlexNet shapes with LRN, random weights", (3, 227, 227),
+             _alexnet(norm_first=True), 0),
     Workload("vgg16", "VGG-16 shapes, random weights", (3, 224, 224), _VGG16, 1),
     Workload("vgg16-conv", "VGG-16's 13 convolutions and 5 poolings, random weights",
              (3, 224, 224), _VGG16_CONV, 1),
@@ -251,8 +268,8 @@ WORKLOADS = {w.name: w for w in (
     # The Tonic suite (Hauswald et al., "DjiNN and Tonic", ISCA 2015, Table 1).
     Workload("tonic-dig", "Tonic DIG: LeNet-5, random weights", (1, 32, 32), _LENET5, 3,
              paper=(7, "60K")),
-    Workload("tonic-imc", "Tonic IMC: AlexNet shapes, random weights, no LRN",
-             (3, 227, 227), _ALEXNET, 0, paper=(22, "60M")),
+    Workload("tonic-imc", "Tonic IMC: CaffeNet (AlexNet, LRN after pooling), random weights",
+             (3, 227, 227), _alexnet(norm_first=False), 0, paper=(22, "60M")),
     Workload("tonic-face", "Tonic FACE: DeepFace shapes (locally connected), random weights",
              (3, 152, 152), _DEEPFACE, 4, paper=(8, "120M")),
     Workload("tonic-asr", "Tonic ASR: Kaldi DNN 440-6x2048-1706, sigmoid, random weights",

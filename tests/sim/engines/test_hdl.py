@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from diannao.golden.formats import to_fixed
-from diannao.golden.network import Network, Conv, FC, MaxPool, AvgPool
+from diannao.golden.network import Network, Conv, FC, LRN, MaxPool, AvgPool
 from diannao.golden.quant import quantize
 from diannao.hw.config import preset
 from diannao.hw.node import HostBus
@@ -33,6 +33,7 @@ def _network(seed=0):
     return Network((3, 7, 7), [
         Conv(rng.normal(0, .3, (6, 3, 3, 3)), rng.normal(0, .1, 6), stride=1, pad=1,
              activation="relu"),
+        LRN(5, alpha=0.05, beta=0.75, k=2.0),
         MaxPool(2),
         Conv(rng.normal(0, .3, (5, 6, 2, 2)), rng.normal(0, .1, 5), stride=1, activation="tanh"),
         AvgPool(2),
@@ -113,7 +114,7 @@ def test_verilator_alexnet_conv3_on_the_full_size_node():
     # NBin's 512), tiled, its reduction in chunks with exact partial sums, its STOREs in the
     # store engine while the tiles compute.
     _require("verilator")
-    conv3 = load_workload("alexnet").layers[4]
+    conv3 = [l for l in load_workload("alexnet").layers if type(l) is Conv][2]
     net = Network((256, 13, 13), [conv3])
     qnet = quantize(net)
     config = preset("dadiannao")

@@ -16,11 +16,18 @@ def test_shapes_are_the_published_ones():
     shapes = [alex.input_shape]
     for i in range(len(alex.layers)):
         shapes.append(type(alex)(shapes[-1], [alex.layers[i]]).output_shape)
-    # Krizhevsky et al. 2012 (Caffe's 227x227 input): 96x55x55, 96x27x27, 256x27x27,
-    # 256x13x13, 384x13x13, 384x13x13, 256x13x13, 256x6x6, 4096, 4096, 1000.
-    assert shapes[1:] == [(96, 55, 55), (96, 27, 27), (256, 27, 27), (256, 13, 13),
-                          (384, 13, 13), (384, 13, 13), (256, 13, 13), (256, 6, 6),
-                          (4096,), (4096,), (1000,)]
+    # Krizhevsky et al. 2012 (Caffe's 227x227 input): 96x55x55 (and its LRN), 96x27x27,
+    # 256x27x27 (and its LRN), 256x13x13, 384x13x13, 384x13x13, 256x13x13, 256x6x6, 4096,
+    # 4096, 1000.
+    assert shapes[1:] == [(96, 55, 55), (96, 55, 55), (96, 27, 27), (256, 27, 27),
+                          (256, 27, 27), (256, 13, 13), (384, 13, 13), (384, 13, 13),
+                          (256, 13, 13), (256, 6, 6), (4096,), (4096,), (1000,)]
+    assert [type(l).__name__ for l in alex.layers[:6]] == ["Conv", "LRN", "MaxPool", "Conv",
+                                                           "LRN", "MaxPool"]
+    imc = load_workload("tonic-imc")     # CaffeNet: each LRN after its pooling
+    assert [type(l).__name__ for l in imc.layers[:6]] == ["Conv", "MaxPool", "LRN", "Conv",
+                                                          "MaxPool", "LRN"]
+    assert (imc.layers[2].size, imc.layers[2].alpha, imc.layers[2].beta) == (5, 1e-4, 0.75)
     vgg = load_workload("vgg16-conv")
     assert vgg.output_shape == (512, 7, 7) and len(vgg.layers) == 18
 

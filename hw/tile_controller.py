@@ -52,15 +52,16 @@ class TileController(wiring.Component):
     ``ob ≡ index mod G`` and output rows ``[p*oy_band, (p+1)*oy_band)`` with
     ``p = index >> log2_gob``. Then it walks the loop nest documented in :mod:`hw.isa`,
     emitting one row a cycle: the NBin and SB addresses, whether the input is the bias row
-    (``x = (1 << bias_exp, 0, ...)``; a CONV with ``psum_in`` has none) or a zero padding
-    row, the accumulator ``first`` and ``last`` flags and, on ``last``, the NM address of
-    the output row. Pointers advance by additions only.
+    (``x = (1 << bias_exp, 0, ...)``; a CONV with ``psum_in`` or ``lrn`` has none) or a
+    zero padding row, the accumulator ``first`` and ``last`` flags, on ``last`` the NM
+    address of the output row and, with ``config.lrn``, ``centre``: the row of an LRN
+    output's own channel block (``c == ob``). Pointers advance by additions only.
 
     Timing: three set-up cycles, then one cycle per emitted row with no bubbles (II = 1),
     then ``drain`` cycles while the last row crosses the pipeline; ``done`` pulses in the
     last of those cycles. A tile with no share finishes in the second set-up cycle. Emitted rows::
 
-        blocks * rows_of_band * ow * (kh * kw * cb + 1)       CONV (+ 0 with psum_in)
+        blocks * rows_of_band * ow * (kh * kw * cb + 1)       CONV (+ 0 with psum_in or lrn)
         blocks * rows_of_band * ow * (kh * kw)                MAXPOOL, AVGPOOL
 
     Parameters

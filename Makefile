@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # (DIANNAO_FUZZ_MULTIPLIERS=4096 for nodes of every size; default 1024).
 N ?= 2000
 
-.PHONY: demo test fuzz bench verilog synth clean help
+.PHONY: demo test fuzz bench verilog synth formal clean help
 
 help:
 	@echo "make demo     run the digits networks (float, 16-bit golden, RTL)"
@@ -18,6 +18,7 @@ help:
 	@echo "make bench    benchmarks (utilization, simulation speed)"
 	@echo "make verilog  emit Verilog for the default configuration"
 	@echo "make synth    board builds (ULX3S, iCEBreaker) and the ULX3S build's checks"
+	@echo "make formal   formal proofs (SymbiYosys): one line per property, proved or a counterexample"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +47,11 @@ verilog: $(STAMP)
 synth: $(STAMP)
 	$(BIN)/diannao build --board icebreaker
 	$(BIN)/python -m pytest -m synth -s -p no:cacheprovider tests/boards/test_board_build.py
+
+# The proofs (sim/tools/formal.py), each with its depth or k-induction, one line each; the
+# tests run the same proofs (tests/sim/tools/test_formal.py).
+formal: $(STAMP)
+	$(BIN)/python -m diannao.sim.tools.formal
 
 clean:
 	rm -rf build .pytest_cache

@@ -13,7 +13,9 @@ domain, opsets as current PyTorch and onnxscript export):
 ``Gemm``                    ``transA=0``; ``alpha``, ``beta`` and ``transB`` folded in
 ``MatMul`` [+ ``Add``]      a constant right operand ``[N, O]``, an optional constant bias
 ``Relu``, ``Sigmoid``,      the activation of the Conv or fully connected layer before (or
-``Tanh``                    before a MaxPool after it: max pooling commutes with them)
+``Tanh``, ``Clip``          before a MaxPool after it: max pooling commutes with them);
+                            ``Clip`` from -1 to 1 is ``hardtanh`` (PyTorch's ``Hardtanh``),
+                            from 0 without a maximum ``relu``
 ``MaxPool``,                a square window, equal strides, no padding, no ceil mode
 ``AveragePool``
 ``GlobalAveragePool``       a square input
@@ -45,7 +47,7 @@ __all__ = ["Imported", "OnnxError", "import_onnx", "SUPPORTED_OPS"]
 
 SUPPORTED_OPS = ("Conv", "Gemm", "MatMul", "Add", "Relu", "Sigmoid", "Tanh", "MaxPool",
                  "AveragePool", "GlobalAveragePool", "Flatten", "Reshape",
-                 "BatchNormalization", "Dropout", "Identity", "LRN", "Softmax")
+                 "BatchNormalization", "Dropout", "Identity", "LRN", "Softmax", "Clip")
 _ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh"}
 
 
@@ -190,6 +192,8 @@ class _Importer:
             raise self.fail(node, "an Add must follow a MatMul (its bias)")
         elif op in _ACTIVATIONS:
             self.activation(node, _ACTIVATIONS[op])
+        elif op == "Clip":
+            self.activation(node, self.clip(node, a))
         elif op in ("MaxPool", "AveragePool"):
             self.pool(node, a, op)
         elif op == "GlobalAveragePool":
@@ -323,6 +327,23 @@ class _Importer:
         # An activation after a MaxPool may move before it (max commutes with monotone
         # functions): the weighted layer before stays open for it.
         self.open, self.moved = open_, open_ is not None
+
+    def clip(self, node, a):
+        """The activation a Clip is: its bounds from the inputs (opset 11 on) or the
+        attributes (before)."""
+        bounds = []
+        for k, name in ((1, "min"), (2, "max")):
+            if len(node.input) > k and node.input[k]:
+                bounds.append(float(self.const(node, node.input[k], name).reshape(())))
+            else:
+                bounds.append(a.get(name))
+        lo, hi = bounds
+        if (lo, hi) == (-1.0, 1.0):
+            return "hardtanh"
+        if lo == 0.0 and hi is None:
+            return "relu"
+        raise self.fail(node, f"field 'min'/'max': Clip from {lo} to {hi} is not an activation "
+                              f"we have (-1 to 1: hardtanh; 0 and no maximum: relu)")
 
     def lrn(self, node, a):
         self.need_image(node)

@@ -114,6 +114,24 @@ def test_run_and_import_commands(tmp_path, rng, capsys):
     assert np.array_equal(np.load(tmp_path / "json.npy"), outs["golden"])
 
 
+@pytest.mark.parametrize("lo,hi,act", [(-1.0, 1.0, "hardtanh"), (0.0, None, "relu")])
+def test_clip_is_hardtanh_or_relu(tmp_path, rng, lo, hi, act):
+    """PyTorch exports Hardtanh (and ReLU6's kin) as Clip with constant bounds."""
+    consts = {"w": rng.normal(0, 1.0, (4, 6)), "lo": np.array(lo)}
+    inputs = ["g", "lo"]
+    if hi is not None:
+        consts["hi"] = np.array(hi)
+        inputs.append("hi")
+    nodes = [helper.make_node("Gemm", ["x", "w"], ["g"], name="fc", transB=1),
+             helper.make_node("Clip", inputs, ["y"], name="clip")]
+    path = _model(tmp_path / "clip.onnx", nodes, consts, (6,))
+    net = import_onnx(path).network
+    assert net.layers[0].activation == act
+    x = rng.uniform(-2, 2, (3, 6))
+    np.testing.assert_allclose(np.stack([run_float(net, xi) for xi in x]), _ort(path, x),
+                               rtol=1e-5, atol=1e-6)
+
+
 def _alexnet_block(path, rng, size, alpha, beta, bias):
     """AlexNet's first block in little: Conv 3x3 pad 1, Relu, LRN, MaxPool 2, Flatten, Gemm."""
     consts = {"w1": rng.normal(0, 0.4, (10, 3, 3, 3)), "b1": rng.normal(0, 0.1, 10),
@@ -227,6 +245,7 @@ def _bad(tmp_path, nodes, consts, in_shape=(1, 6, 6), batch="N"):
     ("branch", r"node 'add' \(Add\): takes \['c', 'x'\]"),
     ("lone activation", r"node 'r' \(Relu\): must follow a Conv"),
     ("lrn bias", r"node 'n' \(LRN\): field 'bias': must be >= 1"),
+    ("clip", r"node 'k' \(Clip\): field 'min'/'max': Clip from 0.0 to 6.0"),
 ])
 def test_bad_models_name_the_node_and_the_field(tmp_path, case, message):
     w = np.ones((2, 1, 3, 3))
@@ -258,6 +277,10 @@ def test_bad_models_name_the_node_and_the_field(tmp_path, case, message):
                                                 pads=[1, 1, 1, 1]),
                                helper.make_node("Add", ["c", "x"], ["y"], name="add")],
                     {"w": np.ones((1, 1, 3, 3))})
+    elif case == "clip":
+        path = _bad(tmp_path, [conv, helper.make_node("Clip", ["c", "lo", "hi"], ["y"],
+                                                      name="k")],
+                    {"w": w, "lo": np.array(0.0), "hi": np.array(6.0)})
     elif case == "lrn bias":
         path = _bad(tmp_path, [helper.make_node("LRN", ["x"], ["y"], name="n", size=3,
                                                 bias=0.5)], {})

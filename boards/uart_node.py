@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 from diannao.hw.config import Config
 from diannao.hw.node import Node
 from diannao.boards.host_link import HostLink
+from diannao.boards.protocol import ABANDON_BYTES, GAP_BYTES
 from diannao.boards.uart import UARTRx, UARTTx
 
 
@@ -17,8 +18,8 @@ class UARTNode(wiring.Component):
     """A :class:`hw.node.Node` driven by a :class:`HostLink` over a :class:`UARTRx` /
     :class:`UARTTx` pair (8N1, ``divisor`` clocks per bit).
 
-    Latency and throughput are those of the serial line: a request frame of ``8 + 2 * tn``
-    bytes and its response of ``3 + 2 * tn`` bytes take ``10 * divisor`` clocks per byte
+    Latency and throughput are those of the serial line: a request frame of ``9 + 2 * tn``
+    bytes and its response of ``4 + 2 * tn`` bytes take ``10 * divisor`` clocks per byte
     (plus a few cycles of :class:`HostLink`); the node itself runs at the full clock.
 
     Parameters
@@ -27,7 +28,9 @@ class UARTNode(wiring.Component):
     divisor : int
         Clocks per bit (``clock_hz // baud``), >= 2.
     timeout : int or None
-        Cycles of silence that abandon a partial request (default 40 byte times).
+        Cycles of silence that abandon a partial request (default
+        :data:`boards.protocol.ABANDON_BYTES` byte times); a sync byte starts a request
+        after :data:`boards.protocol.GAP_BYTES` byte times of silence.
 
     Members
     -------
@@ -43,11 +46,11 @@ class UARTNode(wiring.Component):
         if not isinstance(divisor, int) or isinstance(divisor, bool) or divisor < 2:
             raise ValueError(f"UARTNode divisor must be an int >= 2, not {divisor!r}")
         if timeout is None:
-            timeout = 40 * 10 * divisor
+            timeout = ABANDON_BYTES * 10 * divisor
         self.config = config
         self.divisor = divisor
         self.node = Node(config)
-        self.link = HostLink(config, timeout)
+        self.link = HostLink(config, timeout, gap=min(GAP_BYTES * 10 * divisor, timeout))
         super().__init__({
             "rx": In(1, init=1),
             "tx": Out(1, init=1),

@@ -1,7 +1,7 @@
 """The ``diannao`` console command.
 
 Each subcommand lives in a ``_cmd_<name>`` function registered by
-:func:`build_parser`; new subcommands (verilog, wave, build, bench) add a
+:func:`build_parser`; new subcommands (verilog, wave, build, bench, faults) add a
 parser there.  Errors a user can fix (bad files, bad values: ``ValueError``
 and ``OSError``) are printed as ``diannao: error: <message>`` with exit
 status 2 and no traceback; any other exception is an internal error, printed
@@ -28,7 +28,7 @@ from diannao.sim.engines.registry import engine_names, run_network
 from diannao.sim.runtime.report import plot_report
 from diannao.sim.runtime.host import RunBudgetError
 from diannao.sim.runtime.inputs import load_array
-from diannao.sim.tools import bench, digits, waveforms
+from diannao.sim.tools import bench, digits, link_faults, waveforms
 from diannao.sim.tools.onnx_import import import_onnx
 from diannao.sim.tools.workloads import (WORKLOADS, load_workload, random_input, runs_on,
                                          workload_names)
@@ -374,6 +374,7 @@ def build_parser():
 
     p = sub.add_parser("bench", help="benchmarks: tile utilization, simulation speed")
     p.set_defaults(func=_cmd_bench)
+    link_faults.add_subcommand(sub)
 
     p = sub.add_parser("demo", help="digits MLP and CNN: float vs 16-bit golden vs RTL")
     p.add_argument("--engine", default="pysim", choices=engine_names())

@@ -8,7 +8,7 @@ import pytest
 from diannao.sim.engines.board import BoardEngine, Link
 from diannao.sim.runtime.run import run_network
 from diannao.boards.icebreaker import ICEBreakerTop
-from diannao.boards.protocol import Cmd, Status, encode_request
+from diannao.boards.protocol import Cmd, Status, FLAG_BUSY, encode_request
 from diannao.sim.engines.uart_sim import SimUART, preload_weights
 from diannao.golden.network import Conv, FC, MaxPool, Network
 from diannao.golden.quant import quantize
@@ -104,19 +104,21 @@ def test_cli_overrun_is_one_line_exit_1(case, tmp_path, monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_board_time_limit_reports_where_the_node_stands():
-    # With no time at all the driver polls once: the MLP is still running.
-    qnet = quantize(load_network("mlp"))
-    x, _ = load_test_set((64,))
+    # With no time at all the driver polls once: the CNN (about 4,000 cycles; the frames
+    # of START, the poll and the status reads take about 1,500) is still running.
+    qnet = quantize(load_network("cnn"))
+    x, _ = load_test_set((1, 8, 8))
     program = compile_network(qnet, preset("icebreaker"))
     top = ICEBreakerTop(divisor=2)
     preload_weights(top, program)
     uart = SimUART(top)
     with pytest.raises(RunBudgetError, match=r"within the time limit of 0 s .*pc \d+ "
-                                             r"\((LOAD|CONV|STORE) of layer \d \(fc\)\)"):
+                                             r"\((LOAD|CONV|MAXPOOL|STORE) of layer \d "
+                                             r"\((conv|maxpool|fc)\)\)"):
         run_network(qnet, qnet.quantize_input(x[:1]),
                     BoardEngine(uart, "icebreaker", load_weights=False, timeout=0))
-    # Registers were read while it ran (busy); NM cannot be.
+    # Registers were read while it ran (busy, it still is); NM cannot be.
     link = Link(uart, 2)
-    link.request(Cmd.START)
+    assert link.status()[0] & FLAG_BUSY
     assert link.send_frame(encode_request(2, Cmd.READ, Region.NM, 0))[0] == Status.BUSY
     assert link.request(Cmd.READ, Region.COUNTER, counter_index("status")) & 1

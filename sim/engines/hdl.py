@@ -99,38 +99,44 @@ def is_cached(config, simulator="verilator", waves=False):
     return (_build_dir(simulator, text, waves) / "built.ok").exists()
 
 
-def _build(runner, simulator, verilog_text, waves):
-    flags = VERILATOR_FLAGS if simulator == "verilator" else []
-    build_dir = _build_dir(simulator, verilog_text, waves)
+def build_once(build_dir, build):
+    """Run ``build()`` into ``build_dir`` once: ``(seconds, cached)``. A stamp file marks a
+    finished build; a lock makes another process (a pytest-xdist worker) building the same
+    design wait for it and then use it."""
     stamp = build_dir / "built.ok"
     if stamp.exists():
-        return build_dir, 0.0, True
+        return 0.0, True
     build_dir.mkdir(parents=True, exist_ok=True)
-    # One build per directory: another process (a pytest-xdist worker) building the same
-    # design waits for it and then uses it.
     with open(build_dir / "build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if stamp.exists():
-            return build_dir, 0.0, True
-        return _build_locked(runner, simulator, build_dir, verilog_text, waves, flags)
+            return 0.0, True
+        t0 = time.time()
+        build()
+        seconds = time.time() - t0
+        stamp.write_text(f"{seconds:.1f}\n")
+        return seconds, False
 
 
-def _build_locked(runner, simulator, build_dir, verilog_text, waves, flags):
-    stamp = build_dir / "built.ok"
+def _build(runner, simulator, verilog_text, waves):
+    build_dir = _build_dir(simulator, verilog_text, waves)
+    seconds, cached = build_once(build_dir, lambda: _build_locked(
+        runner, simulator, build_dir, verilog_text, waves))
+    return build_dir, seconds, cached
+
+
+def _build_locked(runner, simulator, build_dir, verilog_text, waves):
     source = build_dir / f"{TOP}.v"
     source.write_text(verilog_text)
     sources = [source]
     if simulator == "verilator":
         sources.append(build_dir / "config.vlt")
         sources[-1].write_text(VERILATOR_CONFIG)
-    t0 = time.time()
     kwargs = dict(sources=sources, hdl_toplevel=TOP, build_dir=build_dir, always=True,
-                  waves=waves, build_args=flags)
+                  waves=waves, build_args=VERILATOR_FLAGS if simulator == "verilator" else [])
     if simulator == "icarus":
         kwargs["timescale"] = ICARUS_TIMESCALE
     runner.build(**kwargs)
-    stamp.write_text(f"{time.time() - t0:.1f}\n")
-    return build_dir, time.time() - t0, False
 
 
 def _Verilator():

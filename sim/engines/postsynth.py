@@ -27,7 +27,6 @@ The runs come back as every engine's (:func:`diannao.sim.runtime.host.run_sample
 :func:`diannao.sim.tools.fuzz.differences` holds them to golden and to the cycle model.
 """
 
-import fcntl
 import hashlib
 import os
 import pickle
@@ -233,14 +232,8 @@ def build_bench(board, netlist, simulator="verilator"):
     key = _digest(simulator, text, vendor.read_text(), models, bench, *flags, config,
                   repr(sorted(defines.items())), VERILATOR_OPT, *hdl._toolchain_key())
     build_dir = hdl.cache_dir() / f"postsynth-{board}-{simulator}-{key[:20]}"
-    stamp = build_dir / "built.ok"
-    if stamp.exists():
-        return build_dir, 0.0, True
-    build_dir.mkdir(parents=True, exist_ok=True)
-    with open(build_dir / "build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if stamp.exists():
-            return build_dir, 0.0, True
+
+    def build():
         if simulator == "verilator":
             os.environ.update(hdl.verilator_env())
         (build_dir / "models.v").write_text(models)
@@ -262,9 +255,9 @@ def build_bench(board, netlist, simulator="verilator"):
             raise RuntimeError(f"the {board} netlist's {simulator} build failed after "
                                f"{time.time() - t0:.0f} s (time limit {BUILD_TIMEOUT} s): "
                                f"{exc}; the end of {log}:\n{_tail(log)}") from None
-        seconds = time.time() - t0
-        stamp.write_text(f"{seconds:.1f}\n")
-    return build_dir, seconds, False
+
+    seconds, cached = hdl.build_once(build_dir, build)
+    return build_dir, seconds, cached
 
 
 def _tail(path, lines=30):

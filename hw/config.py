@@ -108,6 +108,23 @@ class Config:
         input at the centre of the window after NFU-3; :class:`hw.tile.Tile`). 0: they
         cannot (saves the multiplexers and multipliers on small FPGAs; the compiler rejects
         LRN layers).
+    mem_bytes : int
+        0 (default): no main memory; every weight lives in SB for the whole program. Else the
+        width in bytes of the main-memory port (:class:`hw.main_memory.MemoryBus`): one beat
+        a cycle, so also the bandwidth in bytes per cycle. A power of two from one SB lane
+        (``2 * tn`` bytes) to one SB row (``2 * tn * tn``). The node then has a DMA engine
+        (:class:`hw.dma.DMA`) that fills SB from main memory (``SBLOAD``), and the compiler
+        streams the weights of layers that do not fit SB.
+    mem_latency : int
+        Cycles from a main-memory request to its data (1..1024).
+    mem_depth : int
+        Beats (``mem_bytes`` each) of the simulated main memory (:class:`hw.main_memory.MainMemory`).
+    mem_stalls : int
+        0 (default) .. 15: the simulated main memory refuses a request in a cycle with
+        probability ``mem_stalls / 16``, by a pseudo-random sequence seeded with
+        ``mem_seed`` (tests of back-pressure; the cycle model assumes 0).
+    mem_seed : int
+        1 .. 65535: the seed of the stall sequence.
 
     Every depth is limited by the instruction fields that address it (:mod:`hw.isa`), and
     every host-port address (``hw.node.host_sb_addr``, ``hw.node.host_imem_addr``) must fit
@@ -128,6 +145,11 @@ class Config:
     counter_width: int = 32
     deep_pipeline: int = 0
     lrn: int = 1
+    mem_bytes: int = 0
+    mem_latency: int = 16
+    mem_depth: int = 4096
+    mem_stalls: int = 0
+    mem_seed: int = 1
 
     def __post_init__(self):
         for f in fields(self):
@@ -161,6 +183,28 @@ class Config:
                              f"not {self.deep_pipeline!r}")
         if self.lrn not in (0, 1):
             raise ValueError(f"Config.lrn must be 0 or 1, not {self.lrn!r}")
+        if self.mem_bytes:
+            lane, row = 2 * self.tn, 2 * self.tn * self.tn
+            if not _is_pow2(self.mem_bytes) or not lane <= self.mem_bytes <= row:
+                raise ValueError(f"Config.mem_bytes must be 0 (no main memory) or a power of "
+                                 f"two from one SB lane ({lane} bytes) to one SB row ({row} "
+                                 f"bytes) at tn={self.tn}, not {self.mem_bytes!r}")
+            if self.imem_narrow:
+                raise ValueError("Config.mem_bytes needs imem_narrow=0 (a narrow instruction "
+                                 "memory is for small FPGAs, which keep every weight in SB)")
+            if not 1 <= self.mem_latency <= 1024:
+                raise ValueError(f"Config.mem_latency must be in [1, 1024], "
+                                 f"not {self.mem_latency!r}")
+            if self.mem_depth < self.sb_row_beats * self.tiles:
+                raise ValueError(f"Config.mem_depth must hold at least one SB row per tile "
+                                 f"({self.sb_row_beats * self.tiles} beats of "
+                                 f"{self.mem_bytes} bytes), not {self.mem_depth!r}")
+            if not 0 <= self.mem_stalls <= 15:
+                raise ValueError(f"Config.mem_stalls must be in [0, 15], "
+                                 f"not {self.mem_stalls!r}")
+            if not 1 <= self.mem_seed <= 0xFFFF:
+                raise ValueError(f"Config.mem_seed must be in [1, 65535], "
+                                 f"not {self.mem_seed!r}")
         if self.deep_pipeline and self.imem_narrow:
             raise ValueError("Config.deep_pipeline=1 needs imem_narrow=0 (a narrow "
                              "instruction memory is for small FPGAs, not fast clocks)")
@@ -187,7 +231,10 @@ class Config:
         chunks = -(-INSTR_WIDTH // self.row_bits)
         chunk_bits = max(1, _ceil_log2(chunks))
         imem_top = ((self.imem_depth - 1) << chunk_bits) | (chunks - 1)
+        mem_top = self.mem_depth * self.mem_lanes - 1 if self.mem_bytes else 0
         return [
+            ("MEM", mem_top, f"beat, lane: mem_depth={self.mem_depth} beats of "
+                             f"{self.mem_lanes} lanes"),
             ("SB", sb_top, f"tile, row, lane: log2(tiles={self.tiles}) + "
                            f"ceil(log2(sb_depth={self.sb_depth})) + log2(tn={self.tn}) bits"),
             ("IMEM", imem_top, f"instruction, host word: ceil(log2(imem_depth="
@@ -198,6 +245,17 @@ class Config:
     def row_bits(self):
         """Bits in one NBin / NBout / NM row (``tn`` 16-bit values)."""
         return self.tn * 16
+
+    @property
+    def mem_lanes(self):
+        """SB lanes (``tn`` 16-bit weights, one host word) per main-memory beat (1 without
+        a main memory)."""
+        return max(1, self.mem_bytes // (2 * self.tn))
+
+    @property
+    def sb_row_beats(self):
+        """Main-memory beats per SB row (``tn`` lanes)."""
+        return self.tn // self.mem_lanes
 
     @property
     def read_latency(self):
@@ -231,8 +289,12 @@ def _kb_rows(kbytes, values_per_row):
 
 PRESETS = {
     # DianNao (ASPLOS 2014): one NFU, NBin 2 KB, NBout 2 KB, SB 32 KB.
+    # Main memory: 256 bytes a cycle (DianNao's 250 GB/s at 0.98 GHz; docs/architecture.md,
+    # "Main memory"), 100 cycles of latency, 32 MB (DianNao's largest benchmark layer,
+    # CONV5, has 23.8 MB of weights).
     "diannao": Config(tn=16, tiles=1, nbin_depth=_kb_rows(2, 16), nbout_depth=_kb_rows(2, 16),
-                      psum_depth=_kb_rows(2, 16), sb_depth=_kb_rows(32, 256), nm_depth=4096),
+                      psum_depth=_kb_rows(2, 16), sb_depth=_kb_rows(32, 256), nm_depth=4096,
+                      mem_bytes=256, mem_latency=100, mem_depth=(32 << 20) // 256),
     # DaDianNao (MICRO 2014): 16 tiles, each with SB 2 MB (eDRAM) and NBin and NBout 16 KB
     # (SRAM), central memory (NM) 4 MB; the partial sums of as many outputs as NBout holds;
     # room for the programs of real-size networks (65,536 instructions).

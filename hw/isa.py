@@ -39,13 +39,27 @@ STORE     collect every tile's NBout rows of half ``nbout_half`` up the fat tree
           last STORE: the next layer loads its rows); without, it drains while the tiles
           compute (the rows are an earlier instruction's, the running one writes the other
           half).
+SBLOAD    with a main memory (``Config.mem_bytes``): the DMA engine (:class:`hw.dma.DMA`)
+          copies ``count`` SB rows of every tile from main memory, row group ``src`` on
+          (a row group: one SB row per tile, tile 0 first), into SB rows from ``dst``.
+          Handed to the engine in a SYNC cycle (once it is idle, with ``sync`` once the
+          tiles are done), it runs beside the controller; a compute instruction waits until
+          the engine is idle. The compiler loads into the SB half the running instruction
+          does not read, so the loads overlap the computation.
 
 A compute instruction does not hold the node: it starts once the tiles are done with the
 previous one, and the node fetches on while they compute, so a LOAD into the other half of
 NBin or a STORE of the other half of NBout overlaps it (with a narrow instruction memory the
 node waits for the tiles: they read the instruction it holds, and for every STORE). HALT
-waits for the tiles and the store engine.
+waits for the tiles, the store engine and the DMA engine.
 ========  ====================================================================================
+
+DianNao's control processor gives each buffer a read or write operation, a reuse flag, an
+address and a size, and NFU-2 an input (RESET or NBOUT) and an output (NBOUT or NFU-3). Here
+LOAD, SBLOAD and STORE are the buffers' operations with their address (``src``, ``dst``)
+and size (``count``); reuse is an SBLOAD the compiler leaves out because SB still holds the
+rows; ``psum_in`` is NFU-2's input NBOUT (0: RESET, the bias row) and ``psum_out`` its
+output NBOUT (0: NFU-3).
 
 The tile's loop nest for CONV/MAXPOOL/AVGPOOL (see :class:`hw.tile_controller.TileController`)::
 
@@ -78,6 +92,7 @@ class Op(IntEnum):
     MAXPOOL = 3
     AVGPOOL = 4
     STORE = 5
+    SBLOAD = 6
 
 
 _FIELDS = {
@@ -116,10 +131,10 @@ _FIELDS = {
     "private": (False, 1),      # CONV: every output position has its own kernel (SB rows)
     "lrn": (False, 1),          # CONV: local response normalisation (no bias row; see above)
     "nbout_half": (False, 1),   # compute: NBout half written; STORE: NBout half drained
-    "sync": (False, 1),         # LOAD, STORE: wait until the tiles are done first
-    "src": (False, 24),         # LOAD: NM row
-    "dst": (False, 16),         # LOAD: NBin row
-    "count": (False, 16),       # LOAD: rows per run
+    "sync": (False, 1),         # LOAD, STORE, SBLOAD: wait until the tiles are done first
+    "src": (False, 24),         # LOAD: NM row; SBLOAD: main-memory row group
+    "dst": (False, 16),         # LOAD: NBin row; SBLOAD: SB row
+    "count": (False, 16),       # LOAD: rows per run; SBLOAD: rows
     "runs_m1": (False, 12),     # LOAD: runs per line, minus one
     "run_step": (False, 11),    # LOAD: NM step from a run's last row to the next run's first
     "lines_m1": (False, 12),    # LOAD: lines, minus one
@@ -240,6 +255,7 @@ _SHOW = {
     Op.HALT: (),
     Op.LOAD: ("src", "dst", "count", "runs_m1", "run_step", "lines_m1", "line_step", "sync"),
     Op.STORE: ("nbout_half", "sync"),
+    Op.SBLOAD: ("src", "dst", "count", "sync"),
 }
 _COMPUTE_SHOW = ("in_h", "in_w", "cb", "kh", "kw", "stride", "y_off", "x_off", "oh", "ow",
                  "ob", "log2_gob", "oy_band", "sb_base", "sb_step", "nbin_org", "out_base",

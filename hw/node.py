@@ -12,8 +12,10 @@ from amaranth.utils import ceil_log2
 from diannao.hw.activation import TABLE_WORD_WIDTH
 from diannao.hw.buffer import Buffer
 from diannao.hw.config import Config, HOST_ADDR_WIDTH
+from diannao.hw.dma import DMA
 from diannao.hw.fat_tree import FatTree, tree_latency
 from diannao.hw.isa import INSTR_WIDTH, PC_WIDTH
+from diannao.hw.main_memory import MainMemory
 from diannao.hw.neuron_memory import NeuronMemory
 from diannao.hw.node_controller import NodeController, STATES
 from diannao.hw.tile import Tile, COUNTERS as TILE_COUNTERS
@@ -30,10 +32,14 @@ class Region(IntEnum):
     SB = 2        # addr: see host_sb_addr; write one lane (tn weights) of a row
     TABLE = 3     # addr: table * 32 + word (hw.activation.table_words); all tiles; write
     COUNTER = 4   # addr: counter_index(...); read
+    MEM = 5       # addr: beat * Config.mem_lanes + lane of main memory; write (with a main memory)
 
 
 #: Node-level counters, readable at COUNTER addresses 0.. in this order.
-NODE_COUNTERS = ("cycles", "nm_reads", "nm_writes", "tree_down_rows", "tree_up_rows")
+#: ``mem_reads`` counts the beats read from main memory, ``mem_stalls`` the cycles the
+#: memory refused a request (both 0 without a main memory).
+NODE_COUNTERS = ("cycles", "nm_reads", "nm_writes", "tree_down_rows", "tree_up_rows",
+                 "mem_reads", "mem_stalls")
 #: Registers readable in the COUNTER region before the tiles' counters: the node counters,
 #: ``status`` (:data:`STATUS`) and ``tiles_busy`` (bit ``t``: tile ``t`` has not finished
 #: the current compute instruction).
@@ -179,6 +185,9 @@ class Node(wiring.Component):
         self.tiles = [tile(config, latch_instr=not config.imem_narrow)
                       for _ in range(config.tiles)]
         self.nm = NeuronMemory(config.tn, config.nm_depth, read_latency=config.read_latency)
+        # With a main memory: the model behind the node's memory port (its contents are
+        # preloaded like NM's) and the DMA engine that fills SB from it.
+        self.mem = MainMemory(config) if config.mem_bytes else None
         if config.imem_narrow:
             # One host word wide; instruction pc, word c at row host_imem_addr(pc, c).
             self.imem_data = MemoryData(shape=unsigned(config.row_bits),
@@ -202,6 +211,12 @@ class Node(wiring.Component):
         m.submodules.nm = nm = self.nm
         m.submodules.tree = tree = FatTree(tn, cfg.tiles, len(self.tiles[0].nbin_w.addr))
         m.submodules.ctrl = ctrl = NodeController(cfg, lat)
+        if self.mem is not None:
+            m.submodules.mem = mem = self.mem
+            m.submodules.dma = dma = DMA(cfg)
+            wiring.connect(m, dma.bus, mem.bus)
+            m.d.comb += [dma.start.eq(ctrl.dma_start), dma.instr.eq(ctrl.tile_instr),
+                         ctrl.dma_busy.eq(dma.busy)]
         for t, tile in enumerate(self.tiles):
             m.submodules[f"tile{t}"] = tile
             m.d.comb += tile.index.eq(t)
@@ -280,14 +295,24 @@ class Node(wiring.Component):
                 tree.up[t].payload.eq(tile.nbout_r.data),
             ]
 
-        sb_w_addr = host_stage(sb_row, "sb_w_addr")
-        sb_w_data = host_stage(host.wdata, "sb_w_data")
+        # SB writes: from the host while the node is idle, from the DMA engine while it runs
+        # a program (a beat of mem_lanes lanes; the host's word fills every one of them).
+        host_sb = Cat(host.wdata for _ in range(cfg.mem_lanes))
+        if self.mem is None:
+            sb_w_addr = host_stage(sb_row, "sb_w_addr")
+            sb_w_data = host_stage(host_sb, "sb_w_data")
+        else:
+            sb_w_addr = host_stage(Mux(ctrl.busy, dma.sb_row, sb_row), "sb_w_addr")
+            sb_w_data = host_stage(Mux(ctrl.busy, dma.sb_data.as_value(), host_sb),
+                                   "sb_w_data")
         tbl_we = host_stage(host_w & (region == Region.TABLE), "tbl_we", data=False)
         tbl_addr = host_stage(host.addr[:len(self.tiles[0].tbl_addr)], "tbl_addr")
         tbl_data = host_stage(host.wdata[:TABLE_WORD_WIDTH], "tbl_data")
         for t, tile in enumerate(self.tiles):
-            sb_en = host_stage(Mux(host_w & (region == Region.SB) & (sb_tile == t),
-                                   1 << sb_lane, 0)[:cfg.tn], f"sb_w_en{t}", data=False)
+            sb_en = Mux(host_w & (region == Region.SB) & (sb_tile == t), 1 << sb_lane, 0)
+            if self.mem is not None:
+                sb_en = sb_en | Mux(dma.sb_valid & (dma.sb_tile == t), dma.sb_lanes, 0)
+            sb_en = host_stage(sb_en[:cfg.tn], f"sb_w_en{t}", data=False)
             m.d.comb += [
                 tile.sb_w.addr.eq(sb_w_addr),
                 tile.sb_w.data.eq(sb_w_data),
@@ -346,11 +371,19 @@ class Node(wiring.Component):
                                         "imem_we", data=False)),
             ]
 
+        # Main-memory writes from the host (lane by lane, while idle).
+        if self.mem is not None:
+            m.d.comb += [mem.write.en.eq(host_w & (region == Region.MEM)),
+                         mem.write.addr.eq(host.addr), mem.write.data.eq(host.wdata)]
+
         # Counters.
         clear = host.start & ~ctrl.busy
-        for name, inc in (("cycles", ctrl.busy), ("nm_reads", ctrl.nm_ren),
-                          ("nm_writes", tree.root.valid), ("tree_down_rows", tree.leaf.valid),
-                          ("tree_up_rows", tree.root.valid)):
+        increments = [("cycles", ctrl.busy), ("nm_reads", ctrl.nm_ren),
+                      ("nm_writes", tree.root.valid), ("tree_down_rows", tree.leaf.valid),
+                      ("tree_up_rows", tree.root.valid)]
+        if self.mem is not None:
+            increments += [("mem_reads", dma.reads), ("mem_stalls", dma.stalls)]
+        for name, inc in increments:
             counter = total = getattr(self, name)
             if name == "nm_reads":
                 # The increment is registered first and the counter reads as the register

@@ -59,8 +59,12 @@ class NodeController(wiring.Component):
       emptied. A STORE with ``sync`` (the last of a layer, whose rows the next layer
       loads), or any STORE with ``imem_narrow``, waits in ``STORE`` until the engine is
       done; a compute instruction that writes the half being stored waits for it in ISSUE.
-    * ``HALT``: ``done`` pulses in the decode cycle (or once the tiles and the store engine
-      are done) and the node goes idle.
+    * ``SBLOAD`` (with a main memory, ``config.mem_bytes``): a SYNC cycle hands it to the
+      DMA engine (:class:`hw.dma.DMA`; once the engine is idle, and with ``sync`` once the
+      tiles are done: ``dma_start``), and the controller fetches on. A compute instruction
+      waits in ISSUE until the engine is idle (``dma_busy`` low).
+    * ``HALT``: ``done`` pulses in the decode cycle (or once the tiles, the store engine
+      and the DMA engine are done) and the node goes idle.
 
     An unknown opcode sets ``error`` and halts.
 
@@ -108,6 +112,8 @@ class NodeController(wiring.Component):
             "nm_ren": Out(1),
             "down_valid": Out(1),
             "down_addr": Out(field_width("dst")),      # a LOAD's NBin row
+            "dma_start": Out(1),
+            "dma_busy": In(1),
         })
 
     def elaborate(self, platform):
@@ -148,6 +154,8 @@ class NodeController(wiring.Component):
         half_base = 0 if narrow else Mux(s_half, cfg.nbout_depth // 2, 0)
         blocking = C(1, 1) if narrow else ins.sync
         s_busy = Signal()
+        # Engines beside the controller: the store engine, and the DMA engine.
+        engines_busy = s_busy | self.dma_busy
 
         # The read addresses follow the pointers whether or not a row is read (the enables
         # say when): no decode of the controller's state on their wide paths to the block
@@ -199,7 +207,7 @@ class NodeController(wiring.Component):
                 with m.Switch(op):
                     with m.Case(Op.HALT):
                         # Done once the tiles and the store engine are (else in HALT).
-                        with m.If((left == 0) & ~s_busy):
+                        with m.If((left == 0) & ~engines_busy):
                             m.d.comb += self.done.eq(1)
                             m.d.sync += self.busy.eq(0)
                             m.next = "IDLE"
@@ -213,7 +221,7 @@ class NodeController(wiring.Component):
                             m.next = "LOAD"
                     with m.Case(Op.CONV, Op.MAXPOOL, Op.AVGPOOL):
                         m.next = "ISSUE"
-                    with m.Case(Op.STORE):
+                    with m.Case(*((Op.STORE, Op.SBLOAD) if cfg.mem_bytes else (Op.STORE,))):
                         m.next = "SYNC"
                     with m.Default():
                         m.d.sync += [self.error.eq(1), self.busy.eq(0)]
@@ -247,7 +255,8 @@ class NodeController(wiring.Component):
                 # is 0: its done pulses are in the past, the tiles idle) and the store
                 # engine is not collecting the NBout half they write; then fetch on while
                 # they compute, or with a narrow instruction memory wait for them.
-                with m.If((pending == 0) & ~(s_busy & (s_half == ins.nbout_half))):
+                with m.If((pending == 0) & ~(s_busy & (s_half == ins.nbout_half))
+                          & ~self.dma_busy):
                     m.d.comb += self.tile_start.eq(1)
                     m.d.sync += pending.eq((1 << cfg.tiles) - 1)
                     m.next = "WAIT" if narrow else "FETCH"
@@ -260,10 +269,16 @@ class NodeController(wiring.Component):
                 # done (its rows are the last compute instruction's); without, at once (its
                 # rows are an earlier one's, and the running instruction writes the other
                 # NBout half). Handed to the engine, it waits for it with `sync`.
+                # An SBLOAD: once the DMA engine is idle, with `sync` once the tiles are done.
                 with m.If(ins.op == Op.LOAD):
                     with m.If(pending == 0):
                         m.d.sync += loading.eq(1)
                         m.next = "LOAD"
+                if cfg.mem_bytes:
+                    with m.Elif(ins.op == Op.SBLOAD):
+                        with m.If((~ins.sync | (pending == 0)) & ~self.dma_busy):
+                            m.d.comb += self.dma_start.eq(1)
+                            m.next = "FETCH"
                 with m.Elif((~blocking | (pending == 0)) & ~s_busy):
                     m.d.comb += kick.eq(1)
                     with m.If(blocking):
@@ -271,7 +286,7 @@ class NodeController(wiring.Component):
                     with m.Else():
                         m.next = "FETCH"
             with m.State("HALT"):
-                with m.If((left == 0) & ~s_busy):
+                with m.If((left == 0) & ~engines_busy):
                     m.d.comb += self.done.eq(1)
                     m.d.sync += self.busy.eq(0)
                     m.next = "IDLE"

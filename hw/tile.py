@@ -77,10 +77,11 @@ class Tile(wiring.Component):
     busy, done : ``Out(1)``
     nbin_w : ``Out(WritePort.Signature)``
         Write port of NBin.
-    sb_w : ``Out(Signature(en=In(tn), addr=In, data=In(ArrayLayout(signed(16), tn))))``
-        SB lane writes: ``data`` (``tn`` weights) is written to the lanes of row ``addr``
-        whose bit is set in ``en``; a host with a ``tn``-value data path writes a row in
-        ``tn`` steps.
+    sb_w : ``Out(Signature(en=In(tn), addr=In, data=In(ArrayLayout(signed(16), tn * L))))``
+        SB lane writes, ``L = config.mem_lanes`` lanes of ``tn`` weights at a time (1
+        without a main memory): lane ``j`` of row ``addr`` takes ``data``'s lane ``j % L``
+        if bit ``j`` of ``en`` is set. A host with a ``tn``-value data path writes a row
+        in ``tn`` steps, the DMA engine in ``tn / L`` beats.
     tbl_we, tbl_addr, tbl_data : ``In``
         Activation table writes (:func:`hw.activation.table_words`).
     nbout_r : ``Out(ReadPort.Signature)``
@@ -120,7 +121,7 @@ class Tile(wiring.Component):
             "sb_w": Out(wiring.Signature({    # the members' direction as in nbin_w: inputs
                 "en": In(config.tn),
                 "addr": In(len(self.sb.write.addr)),
-                "data": In(data.ArrayLayout(signed(16), config.tn)),
+                "data": In(data.ArrayLayout(signed(16), config.tn * config.mem_lanes)),
             })),
             "tbl_we": In(1),
             "tbl_addr": In(ceil_log2(config.act_tables * TABLE_WORDS)),
@@ -194,7 +195,7 @@ class Tile(wiring.Component):
 
         wiring.connect(m, wiring.flipped(self.nbin_w), nbin.write)
         m.d.comb += [sb.write.en.eq(self.sb_w.en), sb.write.addr.eq(self.sb_w.addr),
-                     sb.write.data.eq(Cat(self.sb_w.data for _ in range(tn)))]
+                     sb.write.data.eq(Cat(self.sb_w.data for _ in range(cfg.sb_row_beats)))]
         m.d.comb += [
             ctrl.index.eq(self.index),
             ctrl.instr.eq(self.instr),

@@ -14,7 +14,7 @@ from diannao.hw.isa import INSTR_WIDTH, Op, load_rows
 __all__ = ["tile_share", "tile_emissions", "tile_cycles", "tile_traffic", "compute_cycles",
            "compute_profile",
            "program_cycles", "program_counters", "pipeline_latency",
-           "fetch_cycles", "tree_latency"]
+           "fetch_cycles", "tree_latency", "sbload_beats"]
 
 
 def pipeline_latency(config):
@@ -39,6 +39,12 @@ def fetch_cycles(config):
 def tree_latency(tiles):
     """Fat-tree levels, one register each: ``max(1, log2 tiles)`` cycles each way."""
     return max(1, tiles.bit_length() - 1)
+
+
+def sbload_beats(f, config):
+    """Main-memory beats an ``SBLOAD`` with fields ``f`` reads: ``count`` SB rows of every
+    tile, ``tn * tn * 2 / mem_bytes`` beats a row."""
+    return f.get("count", 0) * config.tiles * (2 * config.tn * config.tn // config.mem_bytes)
 
 
 def tile_share(f, index):
@@ -87,8 +93,13 @@ def program_cycles(instructions, config):
       also until the tiles are free) and hands it the STORE; the engine is busy
       ``rows + tiles + 1 + (tree + R)`` cycles after it for the rows of the NBout half.
       With ``sync`` (or ``imem_narrow``) the node waits for it; else it fetches on;
+    * ``SBLOAD``: a SYNC cycle that waits until the DMA engine is idle (with ``sync`` also
+      until the tiles are free) and hands it the instruction; the engine is busy
+      ``B + mem_latency`` cycles after it (``B`` beats, :func:`sbload_beats`, requested one
+      a cycle, each arriving ``mem_latency`` cycles after its request; none for no rows),
+      and a compute instruction starts only once it is idle;
     * ``HALT``: ``done`` in the decode cycle, or in the cycle the last tile's ``done`` comes
-      or the store engine finishes.
+      or the store engine or the DMA engine finishes.
     """
     lat = tree_latency(config.tiles)
     fetch = fetch_cycles(config)
@@ -97,6 +108,7 @@ def program_cycles(instructions, config):
     t = 0            # the cycle the current instruction's fetch starts
     free = 0         # the first cycle the tiles may start again
     stored, half_stored = 0, None    # the store engine: idle from cycle `stored`
+    loaded = 0                       # the DMA engine: idle from cycle `loaded`
     out = []
     for f in instructions:
         op = f["op"]
@@ -111,12 +123,17 @@ def program_cycles(instructions, config):
             stored, half_stored = start + 1 + sum(rows[half]) + config.tiles + 1 + lat + rl, half
             end = stored if blocking else start + 1
             rows[half] = [0] * config.tiles
+        elif op == Op.SBLOAD:
+            start = max(after, loaded, free if f.get("sync") else 0)   # the SYNC cycle
+            beats = sbload_beats(f, config)
+            loaded = start + 1 + beats + config.mem_latency if beats else start
+            end = start + 1
         elif op == Op.HALT:
-            end = max(after, free, stored)     # done in the cycle before: the last counted
+            end = max(after, free, stored, loaded)     # done in the cycle before: the last counted
         else:
             cycles, writes = compute_cycles(f, config)
             half = f.get("nbout_half", 0)
-            start = max(after, free, stored if half == half_stored else 0)
+            start = max(after, free, stored if half == half_stored else 0, loaded)
             free = start + max(cycles) + 1
             for tile, moved in enumerate(writes):
                 rows[half][tile] += moved
@@ -159,8 +176,9 @@ def program_counters(program):
     dicts of ``hw.tile.COUNTERS`` (the RTL's counters wrap modulo ``2**counter_width``).
 
     NM reads and fat-tree rows down are the LOAD rows; NM writes and rows up are the rows
-    STORE collects (every output row); a tile counts the :func:`tile_cycles` of each compute
-    instruction as busy."""
+    STORE collects (every output row); main-memory reads are the SBLOAD beats (and stalls
+    none: the model's memory never refuses a request); a tile counts the
+    :func:`tile_cycles` of each compute instruction as busy."""
     cfg = program.config
     loads = sum(load_rows(f) for f in program.instructions if f["op"] == Op.LOAD)
     tiles = [dict(cycles=0, nfu_busy=0, nbin_reads=0, sb_reads=0, nbout_writes=0)
@@ -173,8 +191,10 @@ def program_counters(program):
                     counts[name] += n
                 counts["cycles"] += busy
     stored = sum(t["nbout_writes"] for t in tiles)
+    beats = sum(sbload_beats(f, cfg) for f in program.instructions if f["op"] == Op.SBLOAD)
     node = dict(cycles=sum(program_cycles(program.instructions, cfg)), nm_reads=loads,
-                nm_writes=stored, tree_down_rows=loads, tree_up_rows=stored)
+                nm_writes=stored, tree_down_rows=loads, tree_up_rows=stored,
+                mem_reads=beats, mem_stalls=0)
     return node, tiles
 
 

@@ -58,6 +58,14 @@ class LayerInfo:
     fields: dict         # the first compute instruction
     pcs: list            # every instruction of the layer (LOAD, compute, STORE per band)
     kept: bool = True    # its output is still in NM after the run (the last layer's always)
+    #: SB row groups (a row for every tile) its SBLOADs read from main memory; 0: its
+    #: weights are resident in SB.
+    mem_rows: int = 0
+
+    @property
+    def streamed(self):
+        """Its weights stream from main memory."""
+        return self.mem_rows > 0
 
 
 @dataclass
@@ -80,6 +88,10 @@ class Program:
         NM rows used.
     intermediates : bool
         Every layer's output is kept in NM (:attr:`LayerInfo.kept`); else only the last.
+    mem : numpy.ndarray
+        The main-memory image of streamed weights: row groups ``[groups, tiles, tn, tn]``
+        (int16; row group ``r`` holds SB row ``r`` of each tile at main-memory beats
+        ``(r * tiles + t) * sb_row_beats`` on); empty when every weight is resident.
     """
     config: Config
     instructions: list
@@ -92,6 +104,7 @@ class Program:
     layers: list
     nm_rows: int
     intermediates: bool = False
+    mem: np.ndarray = None
 
     @property
     def words(self):
@@ -169,7 +182,9 @@ def _tile_fields(layer, plan, tile, chunk, cfg, *, sb_base, out_base, log2_gob=N
                  nbin_base=0, nbout_half=0, **settings):
     """The compute instruction of chunk number ``chunk`` of output ``tile`` of ``plan``
     (:mod:`diannao.sim.compiler.tiling`), with the tile split ``log2_gob`` (None: the one
-    that finishes soonest by the cycle model)."""
+    that finishes soonest by the cycle model). With streamed weights (``plan.stream``) its
+    SB rows are its own, from ``sb_base``: each of its blocks ``sb_step`` rows, the
+    chunk's (with the bias row in the first chunk)."""
     g = plan.g
     oy0, oy1, ox0, ox1, b0, b1 = tile
     chunks = plan.chunks
@@ -211,6 +226,9 @@ def _tile_fields(layer, plan, tile, chunk, cfg, *, sb_base, out_base, log2_gob=N
                 psum_out=int(conv and chunk < len(chunks) - 1), private=int(private),
                 lrn=int(g.lrn), **dict(settings, shift=shift))
     per_pos = (k1 - k0) * g.kw * (c1 - c0) + (bias_row and chunk == 0)
+    if plan.stream and conv:
+        # The instruction's own rows (_segment): each block the chunk's rows.
+        sb, sb_step, first_block = sb_base, per_pos, 0
 
     def fields(lg):
         band = -(-oh // (cfg.tiles >> lg))
@@ -232,6 +250,25 @@ def _chunk_order(g, plan):
         order += [1 + (ky * g.kw + kx) * g.cb + c for ky in range(k0, k1)
                   for kx in range(g.kw) for c in range(c0, c1)]
     return order
+
+
+def _segment(rows, f, tile, order, cfg):
+    """Per tile, the SB rows a compute instruction with fields ``f`` reads when its weights
+    stream (``plan.stream``): for each of the tile's blocks of output tile ``tile`` in order
+    (block ``b0 + (t mod G) + k * G``, ``G = 2**log2_gob``), rows ``order`` of the layer's
+    rows ``rows[block]``; a pooling's one shared row. Padded with zero rows to the most
+    rows of a tile (an SBLOAD brings as many rows to every tile)."""
+    tn = cfg.tn
+    if f["op"] != Op.CONV:
+        return [rows[None] for _ in range(cfg.tiles)]
+    b0, g = tile[4], 1 << f["log2_gob"]
+    out = []
+    for t in range(cfg.tiles):
+        nb = cycle_model.tile_share(f, t)[0]
+        picked = [rows[b0 + (t & (g - 1)) + k * g][order] for k in range(nb)]
+        out.append(np.concatenate(picked) if picked else np.zeros((0, tn, tn), np.int64))
+    most = max(len(r) for r in out)
+    return [np.concatenate([r, np.zeros((most - len(r), tn, tn), np.int64)]) for r in out]
 
 
 def _load(box, g, in_base):
@@ -256,8 +293,18 @@ def _place(in_base, in_rows, out_rows, intermediates, used):
     return 0 if out_rows <= in_base else in_base + in_rows
 
 
+class _SBFull(CompileError):
+    """The network's weights do not fit SB together."""
+
+
 def compile_network(qnet, config, *, intermediates=False):
     """Compile a :class:`golden.quant.QNetwork` for ``config``.
+
+    Every layer's weights stay in SB for the whole program when they fit it together.
+    Otherwise, on a configuration with a main memory (``Config.mem_bytes``), every layer's
+    SB rows stream from main memory (:mod:`diannao.sim.compiler.tiling`: ``SBLOAD`` into
+    the halves of SB, ``Program.mem`` the main-memory image), as DianNao streams its
+    synapses.
 
     Parameters
     ----------
@@ -273,6 +320,17 @@ def compile_network(qnet, config, *, intermediates=False):
     """
     if not isinstance(config, Config):
         raise TypeError(f"config must be a Config, not {config!r}")
+    try:
+        return _compile(qnet, config, intermediates, stream=0)
+    except _SBFull:
+        if not config.mem_bytes:
+            raise
+    return _compile(qnet, config, intermediates, stream=config.sb_depth // 2)
+
+
+def _compile(qnet, config, intermediates, stream):
+    """:func:`compile_network`, with every layer's weights resident in SB (``stream`` 0) or
+    streaming into halves of ``stream`` rows."""
     cfg, tn = config, config.tn
     layers = list(qnet.layers)
     if not layers:
@@ -294,6 +352,7 @@ def compile_network(qnet, config, *, intermediates=False):
     nm_next = tensor_rows(layers[0].in_shape, tn)      # NM rows used so far
     sb_images = [[] for _ in range(cfg.tiles)]
     sb_next = 0
+    mem_image, mem_next = [], 0      # streamed SB rows: row groups of main memory
     program, infos = [], []
 
     def emit(where, instr):
@@ -339,7 +398,7 @@ def compile_network(qnet, config, *, intermediates=False):
                                 out_base=out_base, log2_gob=log2_gob, **place, **settings)
 
         try:
-            plan = plan_layer(g, cfg, split, where)
+            plan = plan_layer(g, cfg, split, where, stream=stream)
         except TilingError as exc:
             raise CompileError(str(exc)) from None
         tiles = plan.out_tiles()
@@ -371,11 +430,12 @@ def compile_network(qnet, config, *, intermediates=False):
             """Raise if the layer's ``used`` SB rows per tile do not fit SB."""
             if sb_next + used > cfg.sb_depth:
                 row_bytes = tn * tn * 2
-                raise CompileError(
+                raise _SBFull(
                     f"{where}: SB needs {sb_next + used} rows per tile ({(sb_next + used) * row_bytes:,} "
                     f"bytes; this layer's weights {used * row_bytes:,}), but has {cfg.sb_depth} "
                     f"(sb_depth, {cfg.sb_depth * row_bytes:,} bytes); weights beyond the node's "
-                    f"SB need streaming from a main memory or more nodes, neither built yet")
+                    f"SB stream from a main memory, which this configuration does not have "
+                    f"(Config.mem_bytes is 0)")
 
         def place_sb(per_tile):
             """Check the layer's SB rows against SB and add them to the images."""
@@ -394,13 +454,22 @@ def compile_network(qnet, config, *, intermediates=False):
         computes = {}
         for i, step in enumerate(steps):
             if step.kind == "compute":
-                computes[i] = split(plan, step.tile, log2_gob, step.chunk,
-                                    sb_base=sb_next + offset if private else None,
+                base = (step.sb_half * stream if stream
+                        else sb_next + offset if private else None)
+                computes[i] = split(plan, step.tile, log2_gob, step.chunk, sb_base=base,
                                     nbin_base=step.nbin_base, nbout_half=step.nbout_half)
                 if private:
                     fields = computes[i]
                     offset += -(-fields["ob"] // (1 << log2_gob)) * fields["sb_step"]
-        if private:
+        if stream:
+            used = 0
+            if g.lrn:
+                layer_rows = lrn_sb_rows(layer.in_shape[0], layer.kernel, tn)
+            elif g.kind == "conv" and not private:
+                layer_rows = conv_sb_rows(w, layer.b_q, tn)    # [OB, sb_step, tn, tn]
+            elif not private:
+                layer_rows = pool_sb_row(layer.kind, layer.kernel, tn)
+        elif private:
             check_sb(offset)
         else:
             used = place_sb(per_tile)
@@ -409,9 +478,36 @@ def compile_network(qnet, config, *, intermediates=False):
         # STOREs overlapping the next output tile's computation).
         pcs = []
         limit = cfg.nbin_depth // 2 if plan.double else cfg.nbin_depth
+        mem_first = mem_next
         for i, step in enumerate(steps):
             pcs.append(len(program))
-            if step.kind == "load":
+            if step.kind == "sbload":
+                # The next compute step's rows, into the half it reads.
+                fields = computes[next(k for k in range(i + 1, len(steps))
+                                       if steps[k].kind == "compute")]
+                if private:
+                    seg = private_sb_rows(layer.w_q, layer.b_q, fields, step.tile,
+                                          plan.chunks[step.chunk], step.chunk == 0, tn,
+                                          cfg.tiles)
+                    most = max(len(r) for r in seg)
+                    seg = [np.concatenate([r, np.zeros((most - len(r), tn, tn), np.int64)])
+                           for r in seg]
+                elif g.kind == "conv" and not g.lrn:
+                    k0, k1, c0, c1 = plan.chunks[step.chunk]
+                    chunk_order = ([0] if step.chunk == 0 else []) + [
+                        1 + (ky * g.kw + kx) * g.cb + c for ky in range(k0, k1)
+                        for kx in range(g.kw) for c in range(c0, c1)]
+                    seg = _segment(layer_rows, fields, step.tile, chunk_order, cfg)
+                elif g.lrn:
+                    seg = _segment(layer_rows, fields, step.tile, slice(None), cfg)
+                else:
+                    seg = _segment(layer_rows, fields, step.tile, None, cfg)
+                count = len(seg[0])
+                mem_image.append(np.stack(seg, axis=1).astype(np.int16))
+                emit(where, dict(op=Op.SBLOAD, src=mem_next, dst=step.sb_half * stream,
+                                 count=count))
+                mem_next += count
+            elif step.kind == "load":
                 box = plan.box(step.tile, plan.chunks[step.chunk])
                 if box.rows > limit:
                     raise CompileError(f"{where}: internal error: a box of {box.rows} rows "
@@ -419,19 +515,20 @@ def compile_network(qnet, config, *, intermediates=False):
                 emit(where, dict(_load(box, g, in_base), dst=step.nbin_base, sync=step.sync))
             elif step.kind == "compute":
                 emit(where, computes[i])
-                if private:
+                if private and not stream:
                     for t, rows in enumerate(private_sb_rows(
                             layer.w_q, layer.b_q, computes[i], step.tile,
                             plan.chunks[step.chunk], step.chunk == 0, tn, cfg.tiles)):
                         per_tile[t].append(rows)
             else:
                 emit(where, dict(op=Op.STORE, nbout_half=step.nbout_half, sync=step.sync))
-        if private:
+        if private and not stream:
             used = place_sb([np.concatenate(r) for r in per_tile])
         sb_next += used
         infos.append(LayerInfo(layer.index, layer.kind, tuple(layer.in_shape),
                                tuple(layer.out_shape), in_base, out_base, layer_macs(layer), f,
-                               pcs, kept=intermediates or layer is layers[-1]))
+                               pcs, kept=intermediates or layer is layers[-1],
+                               mem_rows=mem_next - mem_first))
         in_base = out_base
     program.append(dict(op=Op.HALT))
     if len(program) > cfg.imem_depth:
@@ -439,6 +536,11 @@ def compile_network(qnet, config, *, intermediates=False):
                            f"memory holds {cfg.imem_depth} (imem_depth)")
     sb = [np.concatenate(imgs) if imgs else np.zeros((0, tn, tn), dtype=np.int64)
           for imgs in sb_images]
+    mem = (np.concatenate(mem_image) if mem_image
+           else np.zeros((0, cfg.tiles, tn, tn), dtype=np.int16))
+    if cfg.mem_bytes and len(mem) * cfg.tiles * cfg.sb_row_beats > cfg.mem_depth:
+        raise CompileError(f"the streamed weights need {len(mem) * cfg.tiles * cfg.sb_row_beats:,} "
+                           f"beats of main memory, but it has {cfg.mem_depth:,} (mem_depth)")
     return Program(cfg, program, sb, tables, input_base, tuple(layers[0].in_shape),
                    infos[-1].out_base, tuple(layers[-1].out_shape), infos, nm_next,
-                   intermediates)
+                   intermediates, mem)

@@ -12,10 +12,19 @@ output tile. A layer that fits is one output tile of one chunk (or bands of whol
 rows when only its input does not fit): the plan the compiler always made.
 
 Among the plans that fit NBin, the partial-sum buffer and NBout, the one with the fewest
-cycles by the cycle model (loads, compute, instruction overheads) is chosen.
+cycles by the cycle model (loads, weight loads from main memory, compute, instruction
+overheads) is chosen.
+
+A layer whose weights stream from main memory (``stream``: a configuration with
+``Config.mem_bytes`` whose SB does not hold them) reads each compute instruction's SB rows
+into one of two halves of SB's streaming window (``SBLOAD``): the rows of its output
+blocks for its chunk, at most ``stream`` rows per tile. The SBLOAD of an instruction
+follows the instruction before it, so that the DMA engine fills one half while the tiles
+compute from the other; an instruction whose rows a half still holds (the same blocks and
+chunk as an earlier one: one chunk over several output tiles) loads nothing.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 from diannao.hw.isa import Op
@@ -23,7 +32,8 @@ from diannao.sim.compiler import cycle_model
 from diannao.sim.compiler.mapping import as_chw, blocks
 
 
-__all__ = ["Geometry", "Plan", "Box", "Step", "geometry", "plan_layer", "TilingError"]
+__all__ = ["Geometry", "Plan", "Box", "Step", "geometry", "plan_layer", "TilingError",
+           "sbload_rows"]
 
 
 class TilingError(ValueError):
@@ -103,6 +113,9 @@ class Plan:
     #: LOAD and a STORE overlap the computation (a plan of several boxes); else each LOAD
     #: waits for the tiles.
     double: bool = False
+    #: Weights stream from main memory: every compute instruction's SB rows, at most this
+    #: many per tile, are loaded into a half of SB's streaming window (0: resident weights).
+    stream: int = 0
 
     @property
     def boxes(self):
@@ -160,17 +173,55 @@ class Step:
     """One instruction of a plan in program order (:meth:`Plan.steps`): a ``"load"`` of the
     box of output tile ``tile`` (an element of :meth:`Plan.out_tiles`) and chunk number
     ``chunk`` into NBin from row ``nbin_base``, the ``"compute"`` of it into NBout half
-    ``nbout_half``, or a ``"store"`` of NBout half ``nbout_half``; ``sync``: the LOAD or
-    STORE waits for the tiles."""
+    ``nbout_half``, a ``"store"`` of NBout half ``nbout_half``, or (streaming weights) an
+    ``"sbload"`` of the SB rows of ``tile``'s blocks for chunk ``chunk`` into half
+    ``sb_half`` of the streaming window, which the compute steps read (``sb_half``);
+    ``sync``: the LOAD or STORE waits for the tiles."""
     kind: str
     tile: tuple = None
     chunk: int = 0
     nbin_base: int = 0
     nbout_half: int = 0
     sync: int = 0
+    sb_half: int = 0
+
+
+def sbload_rows(f, cfg):
+    """SB rows per tile the SBLOAD of compute instruction fields ``f`` brings: its most
+    blocks of a tile, ``sb_step`` rows each."""
+    return max(cycle_model.tile_share(f, t)[0] for t in range(cfg.tiles)) * f["sb_step"]
+
+
+def _stream_steps(steps):
+    """``steps`` with the SBLOADs of streamed weights: each compute step reads the rows of
+    its blocks and chunk from a half of the streaming window; a segment no half holds is
+    loaded into the half the compute step before it does not read, by an SBLOAD right
+    after that step (or first of all), when the tiles have moved on from that half."""
+    out, last_compute, holds, last_half = [], None, [None, None], 1
+    for s in steps:
+        if s.kind == "compute":
+            key = (s.tile[4], s.tile[5], s.chunk)
+            if key in holds:
+                half = holds.index(key)
+            else:
+                half = 1 - last_half
+                holds[half] = key
+                at = 0 if last_compute is None else last_compute + 1
+                out.insert(at, Step("sbload", s.tile, s.chunk, sb_half=half))
+            s = replace(s, sb_half=half)
+            last_half, last_compute = half, len(out)
+        out.append(s)
+    return out
 
 
 def _steps(plan, cfg, count=None):
+    """The :class:`Step` s of ``plan`` (:func:`_plain_steps`), with the SBLOADs of streamed
+    weights (:func:`_stream_steps`)."""
+    steps = _plain_steps(plan, cfg, count)
+    return _stream_steps(list(steps)) if plan.stream else steps
+
+
+def _plain_steps(plan, cfg, count=None):
     """The :class:`Step` s of ``plan`` on ``cfg`` (of its first ``count`` output tiles).
 
     Boxes alternate between NBin's halves and output tiles between NBout's (``plan.double``;
@@ -222,11 +273,15 @@ def _fits(plan, cfg, split):
             outputs = nb * nr * f["ow"]
             if outputs > nbout or (chunked and outputs > cfg.psum_depth):
                 return False
+            # Streamed weights: the first chunk's rows (the most: it has the bias row).
+            if plan.stream and nb * f["sb_step"] > plan.stream:
+                return False
     return True
 
 
-def plan_layer(g, cfg, split, where):
-    """The cheapest :class:`Plan` for geometry ``g`` on ``cfg``.
+def plan_layer(g, cfg, split, where, stream=0):
+    """The cheapest :class:`Plan` for geometry ``g`` on ``cfg``; with ``stream``, whose
+    weights stream from main memory, at most ``stream`` SB rows per tile an instruction.
 
     ``split(plan, tile, log2_gob=None)`` returns the fields of the output tile's first
     compute instruction, with the tile split ``log2_gob`` (None: the one that finishes
@@ -241,7 +296,7 @@ def plan_layer(g, cfg, split, where):
     # The whole input in NBin and every output in NBout at once: one LOAD, one compute, one
     # STORE, as the compiler always made it.
     if g.h * g.w * g.cb <= nbin:
-        plan = Plan(g, g.oh, g.ow, g.kh, g.cb, whole=True)
+        plan = Plan(g, g.oh, g.ow, g.kh, g.cb, whole=True, stream=stream)
         if _fits(plan, cfg, split):
             return plan
     # Output blocks per tile: all, or (when one output position of every block does not
@@ -254,8 +309,8 @@ def plan_layer(g, cfg, split, where):
     # (A narrow instruction memory overlaps nothing: the node waits for the tiles.)
     doubles = (False,) if cfg.imem_narrow else (True, False)
     for oblk in oblks:
-        found = [f for f in (_search(g, cfg, split, oblk, double) for double in doubles)
-                 if f is not None]
+        found = [f for f in (_search(g, cfg, split, oblk, double, stream)
+                             for double in doubles) if f is not None]
         if found:
             return min(found, key=lambda f: f[0])[1]
     need = (1 if g.kind == "conv" else min(g.kh, g.h)) * min(g.kw, g.w)
@@ -265,6 +320,11 @@ def plan_layer(g, cfg, split, where):
     elif g.kind == "conv" and cfg.psum_depth == 0:
         limits.append("the configuration keeps no partial sums (psum_depth=0), so the "
                       f"reduction of {g.kh * g.kw * g.cb} rows must fit NBin whole")
+    if stream:
+        limits.append(f"its weights stream from main memory, at most {stream} SB rows per "
+                      f"tile an instruction (half of SB's streaming window), and one output "
+                      f"block needs {g.kw + 1} for one kernel row of one channel block and "
+                      f"its bias")
     raise TilingError(f"{where}: no tiling fits: one output needs at least {need} NBin "
                       f"rows; " + "; ".join(limits) + f"; NBout {cfg.nbout_depth} and "
                       f"partial sums {cfg.psum_depth} rows per tile")
@@ -274,7 +334,7 @@ def plan_layer(g, cfg, split, where):
 _PATIENCE = 3
 
 
-def _search(g, cfg, split, oblk, double):
+def _search(g, cfg, split, oblk, double, stream=0):
     """``(cost, plan)``: the cheapest plan with ``oblk`` output blocks per output tile (in
     halves of NBin and NBout with ``double``), or None."""
     nbin = cfg.nbin_depth // 2 if double else cfg.nbin_depth
@@ -283,7 +343,7 @@ def _search(g, cfg, split, oblk, double):
     if cfg.imem_narrow:
         # A small FPGA's node loads one run a LOAD: bands of whole input rows only.
         most_y = (nbin // (g.w * g.cb) - g.kh) // g.stride + 1
-        plan = next((p for p in (Plan(g, band, g.ow, g.kh, g.cb, whole=True)
+        plan = next((p for p in (Plan(g, band, g.ow, g.kh, g.cb, whole=True, stream=stream)
                                  for band in _candidates(g.oh) if band <= most_y)
                      if _fits(p, cfg, split)), None)
         return None if plan is None else (0, plan)
@@ -307,7 +367,8 @@ def _search(g, cfg, split, oblk, double):
                 rx = min(g.w, (cols - 1) * g.stride + g.kw)
                 most_y = (nbin // (rx * cblk) - kr) // g.stride + 1
                 # The tallest output tile that fits NBout and the partial sums.
-                plan = next((p for p in (Plan(g, band, cols, kr, cblk, oblk=oblk, double=double)
+                plan = next((p for p in (Plan(g, band, cols, kr, cblk, oblk=oblk, double=double,
+                                              stream=stream)
                                          for band in _candidates(g.oh) if band <= most_y)
                              if _fits(p, cfg, split)), None)
                 if plan is None:
@@ -349,6 +410,9 @@ def _estimate(plan, cfg, split):
             if s.kind == "load":
                 rows = plan.box(s.tile, chunks[s.chunk]).rows
                 program.append(dict(op=Op.LOAD, count=rows, sync=s.sync))
+            elif s.kind == "sbload":
+                program.append(dict(op=Op.SBLOAD,
+                                    count=sbload_rows(compute(s.tile, s.chunk, 0), cfg)))
             elif s.kind == "compute":
                 program.append(compute(s.tile, s.chunk, s.nbout_half))
             else:

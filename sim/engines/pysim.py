@@ -7,7 +7,7 @@ import numpy as np
 
 from diannao.hw.node import Node, host_imem_addr, instr_chunks
 from diannao.sim.compiler import cycle_model
-from diannao.sim.runtime.host import HostPort, check_jobs, load_program, run_sample
+from diannao.sim.runtime.host import HostPort, check_jobs, load_program, pack_row, run_sample
 from diannao.sim.runtime.run import Engine
 from diannao.sim.engines.vcd import simulate
 
@@ -98,6 +98,15 @@ class _Backdoor(_AmaranthPort):
 
     async def write_nm_row(self, addr, values):
         self.ctx.set(self.dut.nm.data[addr], np.asarray(values).tolist())
+
+    async def write_mem_group(self, group, rows):
+        cfg = self.config
+        lanes = cfg.mem_lanes
+        for t, row in enumerate(rows):
+            first = (group * cfg.tiles + t) * cfg.sb_row_beats
+            for b in range(cfg.sb_row_beats):
+                self.ctx.set(self.dut.mem.data[first + b],
+                             [pack_row(row[b * lanes + j]) for j in range(lanes)])
 
     async def read_nm_row(self, addr):
         return np.array(list(self.ctx.get(self.dut.nm.data[addr])), dtype=np.int64)

@@ -124,6 +124,15 @@ class HostPort:
     async def write_nm_row(self, addr, values):
         await self.write(Region.NM, addr, pack_row(values))
 
+    async def write_mem_group(self, group, rows):
+        """Main-memory row group ``group``: SB row ``rows[t]`` (``[tn, tn]``) of each tile
+        ``t``, lane by lane (host word ``(group * tiles + t) * tn + lane`` of region MEM)."""
+        tn = self.config.tn
+        for t, row in enumerate(rows):
+            for lane in range(tn):
+                await self.write(Region.MEM, (group * len(rows) + t) * tn + lane,
+                                 pack_row(row[lane]))
+
     async def read_nm_row(self, addr):
         return unpack_row(await self.read(Region.NM, addr), self.config.tn)
 
@@ -140,12 +149,16 @@ class HostPort:
 
 
 async def load_program(port, program):
-    """Write the program, every tile's SB image and the activation tables."""
+    """Write the program, every tile's SB image, the main-memory image of streamed weights
+    and the activation tables."""
     for pc, word in enumerate(program.words):
         await port.write_instr(pc, word)
     for t, image in enumerate(program.sb):
         for r, row in enumerate(image):
             await port.write_sb_row(t, r, row)
+    if program.mem is not None:
+        for g, rows in enumerate(program.mem):
+            await port.write_mem_group(g, rows)
     for slot, table in enumerate(program.tables):
         await port.write_table(slot, table)
 

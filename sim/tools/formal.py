@@ -40,12 +40,17 @@ from amaranth import *
 from amaranth.asserts import AnyConst, AnySeq
 from amaranth.back import rtlil
 from amaranth.hdl import Assert, Assume
+from amaranth.hdl._ast import Assign, Switch      # to find a component's registers
 
-from diannao.hw.config import Config
+from diannao.boards.host_link import HostLink
+from diannao.boards.protocol import (ABANDON_BYTES, GAP_BYTES, REQ_SYNC, RESP_SYNC, Cmd, crc8,
+                                     word_bytes)
+from diannao.hw.config import Config, preset
 from diannao.hw.fat_tree import FatTree
 from diannao.hw.instr import INSTR
 from diannao.hw.isa import Op, field_width
 from diannao.hw.nfu1 import product_layout
+from diannao.hw.node import Region
 from diannao.hw.nfu2 import NFU2, SHIFT_WIDTH
 from diannao.hw.tile_controller import TileController
 
@@ -352,6 +357,271 @@ class LoopNestHarness(Elaboratable):
 
 
 # --------------------------------------------------------------------------------------
+# The host link
+# --------------------------------------------------------------------------------------
+
+def _crc8_ref(crc, byte):
+    """CRC-8 of one more byte from :func:`boards.protocol.crc8`, the host's software CRC:
+    the CRC of ``crc ^ byte`` is linear over GF(2), so each output bit is the XOR of the
+    input bits whose unit byte's ``crc8`` has that bit set (a table built in Python)."""
+    x = crc ^ byte
+    bits = []
+    for i in range(8):
+        taps = [x[k] for k in range(8) if (crc8(bytes([1 << k])) >> i) & 1]
+        bit = taps[0]
+        for t in taps[1:]:
+            bit = bit ^ t
+        bits.append(bit)
+    return Cat(*bits)
+
+
+def _internals(module, names):
+    """The signals named ``names`` that ``module`` (an elaborated :class:`Module`) assigns,
+    and its FSM's state signal and encoding: the harness states invariants over the
+    component's state (proof helpers, asserted and proved like the claim) without the
+    component exposing it. Raises if a name is not found (the component changed)."""
+    found = {}
+
+    def walk(stmts):
+        for s in stmts:
+            if isinstance(s, Assign):
+                for sig in s.lhs._lhs_signals():
+                    if sig.name in names:
+                        if found.setdefault(sig.name, sig) is not sig:
+                            raise ValueError(f"two signals named {sig.name!r}")
+            elif isinstance(s, Switch):
+                for _patterns, body, _loc in s.cases:
+                    walk(body)
+            elif hasattr(s, "resolve"):                  # m.next, not yet lowered
+                walk([s.resolve()])
+
+    for stmts in module._statements.values():
+        walk(stmts)
+    missing = set(names) - set(found)
+    if missing:
+        raise ValueError(f"signals {sorted(missing)} not found in the component")
+    fsm = module._generated["fsm"]
+    return found, fsm._data["signal"], dict(fsm.encoding)
+
+
+class HostLinkHarness(Elaboratable):
+    """:class:`boards.host_link.HostLink` (the iCEBreaker's configuration, tn=2: 13-byte
+    requests, 8-byte responses) at its byte interface under any byte stream (any byte or
+    none in every cycle), any transmitter handshake and any node status and read data.
+
+    ``executes``: a host-port strobe happens only for the request just received, and only
+    if it is correct. ``host.we`` (``host.re``, ``host.start``) is high only 2 cycles after
+    a byte that completed, with the 12 bytes received before it, a frame ``0xA5``, body,
+    CRC whose CRC byte equals ``protocol.crc8`` of the body (the host's CRC; the harness
+    computes it per byte: the CRC of the last ``j`` bytes for ``j`` = 1..11), whose command
+    is WRITE (READ, START) with, for WRITE and READ, a known region, for START the data's low
+    byte equal to the STARTs so far; with the node not busy (READ: or a region other than
+    NM) the cycle before, and with the bus's region, address and data those of the frame.
+
+    ``answers``: the reference framing of ``docs/host-protocol.md`` (a ``0xA5`` after
+    ``gap`` silent cycles starts a request when none is pending; 12 more bytes, each after a
+    silence of at most ``timeout`` cycles, complete it, a longer silence abandons it; bytes
+    received while one is answered are dropped), written again in the harness, whatever the
+    bytes' values. Every complete request is answered: the response's sync byte ``0x5A``
+    is offered within ``4 + node_read_latency`` cycles of the request's last byte; a byte
+    offered is held until the transmitter takes it; the next follows within a cycle until
+    ``4 + W`` bytes have gone; nothing is sent otherwise.
+
+    Both by k-induction: the harness also asserts invariants between its reference (the
+    last bytes and their CRCs, the framing state) and the link's registers (found by name in
+    the elaborated component), which make the claim inductive.
+    """
+
+    CHECKS = ("executes", "answers")
+    #: k: each is also the base case's BMC depth from reset, which reaches a strobe (a
+    #: request's 13 bytes and 2 cycles, step 14) and a READ's answer (step 17).
+    DEPTHS = {"executes": 16, "answers": 18}
+
+    def __init__(self, check="executes", flaw=False):
+        if check not in self.CHECKS:
+            raise ValueError(f"HostLinkHarness check must be one of {list(self.CHECKS)}, "
+                             f"not {check!r}")
+        self.check, self.flaw = check, flaw
+        self.config = preset("icebreaker")
+        # The byte line of the fault campaign (sim/engines/uart_sim.py): 2 cycles a byte.
+        self.timeout, self.gap = ABANDON_BYTES * 2, GAP_BYTES * 2
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        link = HostLink(cfg, self.timeout, gap=self.gap)
+        link._MustUse__silence = True        # elaborated here, its module the submodule
+        m.submodules.dut = inner = link.elaborate(platform)
+        names = ("frame", "count", "crc", "crc_bad", "runs", "idle", "quiet", "expired",
+                 "left")
+        regs, state, enc = _internals(inner, names)
+
+        def at(*states):
+            return Cat(state == enc[s] for s in states).any()
+
+        _no_reset(m)
+        rx_valid, rx_data = Signal(name="rx_valid"), Signal(8, name="rx_data")
+        tx_ready = Signal(name="tx_ready")
+        host = link.host
+        m.d.comb += [rx_valid.eq(AnySeq(1)), rx_data.eq(AnySeq(8)), tx_ready.eq(AnySeq(1)),
+                     link.rx_valid.eq(rx_valid), link.rx_data.eq(rx_data),
+                     link.tx_ready.eq(tx_ready),
+                     host.busy.eq(AnySeq(1)), host.done.eq(AnySeq(1)),
+                     host.error.eq(AnySeq(1)), host.rdata.eq(AnySeq(len(host.rdata)))]
+        w = word_bytes(cfg.tn)
+        body = 3 + 4 + w                     # cmd, tag, region, addr[4], data[W]
+        if self.check == "executes":
+            self._executes(m, link, regs, at, rx_valid, rx_data, body)
+        else:
+            self._answers(m, link, regs, at, rx_valid, rx_data, tx_ready, body, w)
+        return m
+
+    def _executes(self, m, link, regs, at, rx_valid, rx_data, body):
+        host = link.host
+        # The last body + 1 bytes received, newest in the top byte, and the CRC of the last
+        # j of them (crcs[0] = 0, the empty CRC).
+        win = Signal(8 * (body + 1), name="last_bytes")
+        crcs = [C(0, 8)] + [Signal(8, name=f"crc_last{j}") for j in range(1, body + 1)]
+        with m.If(rx_valid):
+            m.d.sync += win.eq(Cat(win[8:], rx_data))
+            m.d.sync += [crcs[j].eq(_crc8_ref(crcs[j - 1], rx_data))
+                         for j in range(1, body + 1)]
+        byte = [win[8 * i:8 * i + 8] for i in range(body + 1)]
+        # This byte completes a frame: sync, body, and itself the CRC.
+        sync_ok = byte[0] == REQ_SYNC
+        crc_ok = rx_data == (crcs[body] ^ int(self.flaw))
+        cmd, region = byte[1], byte[3]
+        fields = Cat(*byte[3:])                          # region, addr, data
+        data = Cat(*byte[3 + 5:])
+        starts = Signal(8, name="starts")                # host.start pulses so far
+        with m.If(host.start):
+            m.d.sync += starts.eq(starts + 1)
+        good = rx_valid & sync_ok & crc_ok
+        known = region < len(Region)
+        ok_we = good & (cmd == Cmd.WRITE) & known
+        ok_re = good & (cmd == Cmd.READ) & known
+        ok_go = good & (cmd == Cmd.START) & (data[:8] == starts)
+        ok = Cat(ok_we, ok_re, ok_go)
+        ok2 = _delay(m, ok, 2, "ok_d")
+        f2 = _delay(m, fields, 2, "fields_d")
+        busy1 = _delay(m, host.busy, 1, "busy_d")
+        bus = Cat(host.region, C(0, 8 - len(host.region)), host.addr, host.wdata)
+        nm = f2[:8] == Region.NM
+        with m.If(host.we):
+            m.d.comb += Assert(ok2[0] & ~busy1 & (bus == f2))
+        with m.If(host.re):
+            m.d.comb += Assert(ok2[1] & (~busy1 | ~nm) & (bus[:8 + 32] == f2[:8 + 32]))
+        with m.If(host.start):
+            m.d.comb += Assert(ok2[2] & ~busy1)
+
+        # Invariants (proof helpers): while receiving, the link's CRC is the CRC of the
+        # bytes since the sync byte and its frame register holds them; deciding (EXEC), the
+        # byte before completed the frame it holds; the run count is the STARTs so far.
+        frame, count, crc = regs["frame"], regs["count"], regs["crc"]
+        with m.If(at("RECV")):
+            m.d.comb += Assert(count <= body)
+            m.d.comb += Assert(crc == Array(crcs)[count])
+            for c in range(body + 1):
+                with m.If(count == c):
+                    top = frame[8 * (body - c):]
+                    m.d.comb += Assert(byte[body - c] == REQ_SYNC)
+                    if c:
+                        m.d.comb += Assert(top == win[8 * (body + 1 - c):])
+        ok_byte = _delay(m, rx_valid & sync_ok & (rx_data == crcs[body]), 1, "good_d")
+        with m.If(at("EXEC")):
+            m.d.comb += Assert(frame == win[:8 * body])
+            m.d.comb += Assert(regs["crc_bad"] == ~ok_byte)
+        m.d.comb += Assert(regs["runs"] == (starts + host.start)[:8])
+
+    def _answers(self, m, link, regs, at, rx_valid, rx_data, tx_ready, body, w):
+        rl = self.config.node_read_latency
+        gap, timeout = self.gap, self.timeout
+        # The reference framing: cycles since the last received byte (saturating), and
+        # IDLE / RECV (n bytes after the sync byte) / ANSWER.
+        silent = Signal(range(timeout + 1), init=timeout, name="silent")
+        with m.If(rx_valid):
+            m.d.sync += silent.eq(0)
+        with m.Elif(silent < timeout):
+            m.d.sync += silent.eq(silent + 1)
+        IDLE, RECV, ANSWER = range(3)
+        ref = Signal(2, name="ref_state")
+        n = Signal(range(body + 2), name="ref_received")
+        wait = Signal(range(rl + 6), name="ref_wait")     # cycles before the first byte
+        started = Signal(name="ref_started")               # a response byte offered
+        sent = Signal(range(w + 5), name="ref_sent")       # response bytes taken
+        with m.Switch(ref):
+            with m.Case(IDLE):
+                with m.If(rx_valid & (rx_data == REQ_SYNC) & (silent >= gap)):
+                    m.d.sync += [ref.eq(RECV), n.eq(0)]
+            with m.Case(RECV):
+                with m.If(rx_valid):
+                    m.d.sync += n.eq(n + 1)
+                    with m.If(n == body):
+                        m.d.sync += [ref.eq(ANSWER), wait.eq(0), started.eq(0), sent.eq(0)]
+                with m.Elif(silent >= timeout):
+                    m.d.sync += ref.eq(IDLE)
+            with m.Case(ANSWER):
+                with m.If(link.tx_valid):
+                    m.d.sync += started.eq(1)
+                with m.Elif(~started & (wait < rl + 5)):
+                    m.d.sync += wait.eq(wait + 1)
+                with m.If(link.tx_valid & tx_ready):
+                    m.d.sync += sent.eq(sent + 1)
+                with m.If(sent == w + 4):
+                    m.d.sync += ref.eq(IDLE)
+        answering = ref == ANSWER
+        tx_valid, tx_data = link.tx_valid, link.tx_data
+        valid1 = _delay(m, tx_valid, 1, "tx_valid_d")
+        held1 = _delay(m, tx_valid & ~tx_ready, 1, "tx_held_d")
+        data1 = _delay(m, tx_data, 1, "tx_data_d")
+        # The claim.
+        deadline = rl + 2 - int(self.flaw)      # the last cycle of ANSWER without a byte
+        with m.If(answering & ~started):
+            with m.If(tx_valid):
+                m.d.comb += Assert(tx_data == RESP_SYNC)
+            with m.Else():
+                m.d.comb += Assert(wait <= deadline)
+        with m.If(tx_valid):
+            m.d.comb += Assert(answering & (sent < w + 4))
+        with m.If(held1):
+            m.d.comb += Assert(tx_valid & (tx_data == data1))
+        with m.If(answering & started & (sent < w + 4) & ~tx_valid):
+            m.d.comb += Assert(valid1)
+
+        # Invariants (proof helpers): the link's state, byte count, silence flags and
+        # response counter against the reference's.
+        count, left = regs["count"], regs["left"]
+        m.d.comb += [
+            Assert((ref == IDLE) == at("HUNT")),
+            Assert((ref == RECV) == at("RECV")),
+            Assert(answering == at("EXEC", *(f"READ_WAIT{k}" for k in range(rl)), "READ",
+                                   "RESPOND", "SYNC", "SEND", "NEXT")),
+            Assert(regs["quiet"] == (silent >= gap)),
+            Assert(regs["expired"] == (silent >= timeout)),
+            Assert((silent >= timeout) | (regs["idle"] == silent)),
+        ]
+        with m.If(ref == RECV):
+            m.d.comb += Assert((n <= body) & (count == n))
+        with m.If(answering):
+            m.d.comb += Assert(sent <= w + 4)
+        with m.If(at("EXEC")):
+            m.d.comb += Assert(~started & (wait == 0) & (sent == 0))
+        for k in range(rl):
+            with m.If(at(f"READ_WAIT{k}")):
+                m.d.comb += Assert(~started & (wait == k + 1) & (sent == 0))
+        with m.If(at("READ")):
+            m.d.comb += Assert(~started & (wait == rl + 1) & (sent == 0))
+        with m.If(at("RESPOND")):
+            m.d.comb += Assert(~started & ((wait == 1) | (wait == rl + 2)) & (sent == 0))
+        with m.If(at("SYNC")):
+            m.d.comb += Assert((sent == 0) & (started | (wait == 2) | (wait == rl + 3)))
+        with m.If(at("SEND")):
+            m.d.comb += Assert(started & (left >= 1) & (left <= w + 3) & (sent + left == w + 4))
+        with m.If(at("NEXT")):
+            m.d.comb += Assert(started & (left >= 1) & (left <= w + 3) & (sent + left == w + 5))
+
+
+# --------------------------------------------------------------------------------------
 
 PROPERTIES = [
     Property("nfu2-shifter", "NFU-2's shifter and saturation equal docs/numbers.md's formula "
@@ -374,6 +644,17 @@ PROPERTIES = [
              "the instruction's range (at most 2 outputs a tile, input boxes up to 3x3)",
              lambda flaw=False: LoopNestHarness("addresses", flaw), "bmc",
              LoopNestHarness.DEPTHS["addresses"]),
+    Property("host-link-executes", "the host link (tn=2) strobes the host port (write, read, "
+             "start) only 2 cycles after the last byte of a request with a good CRC and a "
+             "known command, region and run count, with that request's region, address and "
+             "data, the node idle: never for a bad CRC, length or command, under any bytes",
+             lambda flaw=False: HostLinkHarness("executes", flaw), "prove",
+             HostLinkHarness.DEPTHS["executes"]),
+    Property("host-link-answers", "... and answers every complete request (good or bad): the "
+             "response's sync byte within 4 + read latency cycles of its last byte, then all "
+             "its bytes, each held until taken; it sends nothing else",
+             lambda flaw=False: HostLinkHarness("answers", flaw), "prove",
+             HostLinkHarness.DEPTHS["answers"]),
 ]
 
 

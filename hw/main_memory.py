@@ -10,11 +10,11 @@ ULX3S, its SDRAM) where the model is.
 """
 
 from amaranth import *
-from amaranth.hdl import MemoryData
-from amaranth.lib import wiring, stream, data, memory
+from amaranth.lib import wiring, stream, data
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from diannao.hw.buffer import Buffer
 from diannao.hw.config import Config
 
 
@@ -92,7 +92,10 @@ class MainMemory(wiring.Component):
 
     The contents are :attr:`data` (a :class:`MemoryData`: simulations preload it directly),
     or written through ``write``, one lane (a host word) at a time: the host's path
-    (region MEM of :class:`hw.node.HostBus`).
+    (region MEM of :class:`hw.node.HostBus`). The storage is a :class:`hw.buffer.Buffer`
+    (its read port not transparent: a run never reads a beat the host writes, the host
+    writes only while the node is idle), so that generated Verilog holds no initial
+    contents for it.
 
     Parameters
     ----------
@@ -110,9 +113,9 @@ class MainMemory(wiring.Component):
     def __init__(self, config):
         _check(config, "MainMemory")
         self.config = config
-        self.data = MemoryData(shape=data.ArrayLayout(unsigned(config.row_bits),
-                                                      config.mem_lanes),
-                               depth=config.mem_depth, init=[])
+        self.storage = Buffer(data.ArrayLayout(unsigned(config.row_bits), config.mem_lanes),
+                              config.mem_depth, granularity=1)
+        self.data = self.storage.data
         lane_bits = ceil_log2(config.mem_lanes)
         super().__init__({
             "bus": In(MemoryBus(config)),
@@ -128,11 +131,8 @@ class MainMemory(wiring.Component):
         cfg = self.config
         lanes = cfg.mem_lanes
         lane_bits = ceil_log2(lanes)
-        m.submodules.storage = storage = memory.Memory(data=self.data)
-        # Not transparent: a run never reads a beat the host writes (the host writes only
-        # while the node is idle).
-        rp = storage.read_port(transparent_for=())
-        wp = storage.write_port(granularity=1)      # one lane (an element of a beat)
+        m.submodules.storage = storage = self.storage
+        rp, wp = storage.read, storage.write
         w = self.write
         m.d.comb += [wp.addr.eq(w.addr[lane_bits:]),
                      wp.data.eq(Cat(w.data for _ in range(lanes))),

@@ -25,7 +25,7 @@ from diannao.golden.quant import quantize, run_float
 from diannao.hw.config import PRESETS, load_config
 from diannao.sim.engines import verilog
 from diannao.sim.engines.registry import engine_names, run_network
-from diannao.sim.runtime.report import plot_report
+from diannao.sim.runtime.report import plot_report, plot_roofline
 from diannao.sim.runtime.host import RunBudgetError
 from diannao.sim.runtime.inputs import load_array
 from diannao.sim.tools import bench, digits, link_faults, waveforms
@@ -193,6 +193,10 @@ def _cmd_run(args):
         if args.plot:
             plot_report(result.report, args.plot)
             print(f"plot -> {args.plot}")
+            if any(l.mem_bytes for l in result.report.layers):
+                roof = Path(args.plot).with_name(Path(args.plot).stem + "_roofline.png")
+                plot_roofline(result.report, roof)
+                print(f"roofline -> {roof}")
     elif args.plot:
         print(f"{PROG}: warning: --plot: the golden engine has no report; use --engine model",
               file=sys.stderr)
@@ -338,7 +342,8 @@ def build_parser():
                         "verilator, icarus, board")
     p.add_argument("--out", help="output .npy (int16)")
     p.add_argument("--plot", metavar="FILE.png",
-                   help="plot each layer's utilization and what bounds it")
+                   help="plot each layer's utilization and what bounds it; with weights "
+                        "streamed from main memory also a roofline (FILE_roofline.png)")
     p.add_argument("--float-out", help="also write the float reference output (.npy)")
     p.add_argument("--intermediates", metavar="DIR",
                    help="write each layer's int16 output to DIR (the program then keeps every "

@@ -58,8 +58,8 @@ class LayerInfo:
     fields: dict         # the first compute instruction
     pcs: list            # every instruction of the layer (LOAD, compute, STORE per band)
     kept: bool = True    # its output is still in NM after the run (the last layer's always)
-    #: SB row groups (a row for every tile) its SBLOADs read from main memory; 0: its
-    #: weights are resident in SB.
+    #: SB row groups (a row for every tile) its SBLOADs read from main memory, counting
+    #: every read of rows read again; 0: its weights are resident in SB.
     mem_rows: int = 0
 
     @property
@@ -478,10 +478,20 @@ def _compile(qnet, config, intermediates, stream):
         # STOREs overlapping the next output tile's computation).
         pcs = []
         limit = cfg.nbin_depth // 2 if plan.double else cfg.nbin_depth
-        mem_first = mem_next
+        mem_read = 0
+        segments = {}       # (first block, end block, chunk) -> (row group, rows) in memory
         for i, step in enumerate(steps):
             pcs.append(len(program))
-            if step.kind == "sbload":
+            key = (None if private or step.kind != "sbload"
+                   else (step.tile[4], step.tile[5], step.chunk))
+            if step.kind == "sbload" and key in segments:
+                # Rows main memory holds already (the same blocks and chunk, for another
+                # output tile): read them again.
+                src, count = segments[key]
+                emit(where, dict(op=Op.SBLOAD, src=src, dst=step.sb_half * stream,
+                                 count=count))
+                mem_read += count
+            elif step.kind == "sbload":
                 # The next compute step's rows, into the half it reads.
                 fields = computes[next(k for k in range(i + 1, len(steps))
                                        if steps[k].kind == "compute")]
@@ -506,7 +516,9 @@ def _compile(qnet, config, intermediates, stream):
                 mem_image.append(np.stack(seg, axis=1).astype(np.int16))
                 emit(where, dict(op=Op.SBLOAD, src=mem_next, dst=step.sb_half * stream,
                                  count=count))
+                segments[key] = (mem_next, count)
                 mem_next += count
+                mem_read += count
             elif step.kind == "load":
                 box = plan.box(step.tile, plan.chunks[step.chunk])
                 if box.rows > limit:
@@ -528,7 +540,7 @@ def _compile(qnet, config, intermediates, stream):
         infos.append(LayerInfo(layer.index, layer.kind, tuple(layer.in_shape),
                                tuple(layer.out_shape), in_base, out_base, layer_macs(layer), f,
                                pcs, kept=intermediates or layer is layers[-1],
-                               mem_rows=mem_next - mem_first))
+                               mem_rows=mem_read))
         in_base = out_base
     program.append(dict(op=Op.HALT))
     if len(program) > cfg.imem_depth:

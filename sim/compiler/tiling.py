@@ -321,10 +321,11 @@ def plan_layer(g, cfg, split, where, stream=0):
         limits.append("the configuration keeps no partial sums (psum_depth=0), so the "
                       f"reduction of {g.kh * g.kw * g.cb} rows must fit NBin whole")
     if stream:
+        least = (f"{g.cb} for its window's mask" if g.lrn else
+                 f"{g.kw + 1} for one kernel row of one channel block and its bias")
         limits.append(f"its weights stream from main memory, at most {stream} SB rows per "
                       f"tile an instruction (half of SB's streaming window), and one output "
-                      f"block needs {g.kw + 1} for one kernel row of one channel block and "
-                      f"its bias")
+                      f"block needs {least}")
     raise TilingError(f"{where}: no tiling fits: one output needs at least {need} NBin "
                       f"rows; " + "; ".join(limits) + f"; NBout {cfg.nbout_depth} and "
                       f"partial sums {cfg.psum_depth} rows per tile")

@@ -8,8 +8,7 @@ from diannao.sim.compiler.program import layer_macs
 
 
 __all__ = ["LayerReport", "Report", "build_report", "merge_reports", "plot_report",
-           "peak_ops_per_cycle",
-           "PAPER_PEAKS"]
+           "plot_roofline", "peak_ops_per_cycle", "PAPER_PEAKS"]
 
 
 def peak_ops_per_cycle(config):
@@ -42,6 +41,31 @@ class LayerReport:
     busy: int = 0        # cycles the tiles are busy (the busiest), over the layer's computes
     note: str = ""       # why the layer has no figures (it does not fit the node)
     caveat: str = ""     # what its figures assume (a larger NM)
+    mem_bytes: int = 0   # bytes its SBLOADs read from main memory (0: resident weights)
+    mem_bandwidth: int = 0   # the configuration's main-memory bytes per cycle (0: none)
+
+    @property
+    def streamed(self):
+        return self.mem_bytes > 0
+
+    @property
+    def intensity(self):
+        """Operations (2 per MAC) per byte read from main memory; None without any."""
+        return 2 * self.macs / self.mem_bytes if self.mem_bytes else None
+
+    @property
+    def memory_cycles(self):
+        """Cycles its main-memory bytes take at the configured bandwidth: the layer's
+        bandwidth bound."""
+        return -(-self.mem_bytes // self.mem_bandwidth) if self.mem_bandwidth else 0
+
+    @property
+    def roof(self):
+        """``"memory"`` if the main memory's bandwidth bounds the layer (its bytes take more
+        cycles than its ideal compute), else ``"compute"``; ``""`` without main memory."""
+        if not self.mem_bytes:
+            return ""
+        return "memory" if self.memory_cycles > self.ideal else "compute"
 
     @property
     def utilization(self):
@@ -52,8 +76,8 @@ class LayerReport:
         ``padding`` (channels padded to tn, shares uneven over the tiles, bias rows, the
         products outside an LRN's window),
         ``fill/drain`` (the tiles' set-up and their pipeline filling and draining) and
-        ``NM/fat tree`` (the tiles idle: waiting for a LOAD or a STORE that the computation
-        does not hide, and for the instructions' fetch)."""
+        ``NM/fat tree`` (the tiles idle: waiting for a LOAD, a STORE or an SBLOAD from main
+        memory that the computation does not hide, and for the instructions' fetch)."""
         return {"compute": self.ideal, "padding": self.compute - self.ideal,
                 "fill/drain": self.busy - self.compute,
                 "NM/fat tree": self.cycles - self.busy}
@@ -104,14 +128,18 @@ class Report:
     hdl: object = None            # what the engine said about itself (build times), or None
     source: str = "RTL"           # "RTL" (the counters come from a run) or "model"
     peak: int = 0                 # the node's peak operations per cycle
+    tn: int = 16                  # values per NM row
 
     def gops(self, layer):
         return 2 * layer.macs * self.clock_mhz * 1e6 / layer.cycles / 1e9 if layer.cycles else 0.0
 
     def format(self):
         what = "cycle model: golden values, model cycles" if self.source == "model" else "cycle model"
+        mem = any(l.mem_bandwidth for l in self.layers)
         head = (f"{'layer':>5} {'kind':8} {'MACs':>14} {'cycles':>11} {'ideal':>11} {'util':>6} "
                 f"{'bound':>11} {'GOP/s':>8} {'NM rd':>9} {'NM wr':>9} {'SB rd':>11}")
+        if mem:
+            head += f" {'mem rd B':>13} {'ops/B':>7} {'roof':>7}"
         lines = [f"performance ({self.config_name}, {self.clock_mhz:g} MHz; {what}):"]
         if self.peak:
             peak = self.peak * self.clock_mhz / 1e3
@@ -123,9 +151,13 @@ class Report:
             if l.note:
                 lines.append(f"{l.index:>5} {l.kind:8} {l.macs:>14,}  not run: {l.note}")
                 continue
-            lines.append(f"{l.index:>5} {l.kind:8} {l.macs:>14,} {l.cycles:>11,} {l.ideal:>11,} "
-                         f"{l.utilization:>6.1%} {l.bound:>11} {self.gops(l):>8.1f} "
-                         f"{l.nm_reads:>9,} {l.nm_writes:>9,} {l.sb_reads:>11,}")
+            line = (f"{l.index:>5} {l.kind:8} {l.macs:>14,} {l.cycles:>11,} {l.ideal:>11,} "
+                    f"{l.utilization:>6.1%} {l.bound:>11} {self.gops(l):>8.1f} "
+                    f"{l.nm_reads:>9,} {l.nm_writes:>9,} {l.sb_reads:>11,}")
+            if mem:
+                line += (f" {l.mem_bytes:>13,} {l.intensity:>7.1f} {l.roof:>7}" if l.mem_bytes
+                         else f" {'resident':>13} {'':>7} {'':>7}")
+            lines.append(line)
         run = [l for l in self.layers if not l.note]
         macs = sum(l.macs for l in run)
         ideal = sum(l.ideal for l in run)
@@ -133,6 +165,15 @@ class Report:
         gops = 2 * macs * self.clock_mhz / 1e3 / self.model_cycles if self.model_cycles else 0.0
         lines.append(f"{'total':>5} {'':8} {macs:>14,} {self.model_cycles:>11,} {ideal:>11,} "
                      f"{util:>6.1%} {'':>11} {gops:>8.1f}")
+        if mem:
+            streamed = [l for l in run if l.mem_bytes]
+            bw = max(l.mem_bandwidth for l in self.layers)
+            lines.append(f"main memory: {bw} bytes/cycle ({bw * self.clock_mhz / 1e3:,.1f} GB/s "
+                         f"at {self.clock_mhz:g} MHz); weights streamed by "
+                         f"{len(streamed)} of {len(run)} layers, "
+                         f"{sum(l.mem_bytes for l in streamed):,} bytes read; NM rd/wr are "
+                         f"neuron rows of {2 * self.tn} bytes; roof: what the layer's "
+                         f"main-memory bytes at that bandwidth and its MACs at peak allow")
         for l in self.layers:
             if l.caveat:
                 lines.append(f"  layer {l.index}: {l.caveat}")
@@ -161,13 +202,15 @@ def _layer_report(program, info, per_instr):
     emitted = sum(t["nfu_busy"] for _, traffic in computes for t in traffic)
     outputs = sum(t["nbout_writes"] for _, traffic in computes for t in traffic)
     loads = sum(load_rows(f) for f in instrs if f["op"] == Op.LOAD)
+    beats = sum(cycle_model.sbload_beats(f, cfg) for f in instrs if f["op"] == Op.SBLOAD)
     return LayerReport(
         index=info.index, kind=info.kind, macs=info.macs,
         cycles=sum(per_instr[pc] for pc in info.pcs),
         ideal=-(-info.macs // (cfg.tiles * cfg.tn * cfg.tn)),
         nm_reads=loads, nm_writes=outputs, sb_reads=emitted, tree_rows=loads + outputs,
         compute=sum(max(t["nfu_busy"] for t in traffic) for _, traffic in computes),
-        busy=sum(max(cycles) for cycles, _ in computes))
+        busy=sum(max(cycles) for cycles, _ in computes),
+        mem_bytes=beats * cfg.mem_bytes, mem_bandwidth=cfg.mem_bytes)
 
 
 def build_report(program, config_name="", rtl_cycles=None, clock_mhz=1000.0, run=None):
@@ -181,7 +224,7 @@ def build_report(program, config_name="", rtl_cycles=None, clock_mhz=1000.0, run
     return Report(config_name, layers, sum(per_instr), rtl_cycles, clock_mhz,
                   model_counters=_flat(node, tiles),
                   model_wrapped=_flat(node, tiles, (1 << cfg.counter_width) - 1),
-                  rtl_counters=rtl, peak=peak_ops_per_cycle(cfg))
+                  rtl_counters=rtl, peak=peak_ops_per_cycle(cfg), tn=cfg.tn)
 
 
 def merge_reports(programs, layers, config_name, clock_mhz, caveats=None):
@@ -209,7 +252,8 @@ def merge_reports(programs, layers, config_name, clock_mhz, caveats=None):
     if counters:
         counters["cycles"] = total + halt       # one program: one HALT
     return Report(config_name, rows, total + halt, None, clock_mhz, model_counters=counters,
-                  source="model", peak=peak_ops_per_cycle(cfg) if cfg else 0)
+                  source="model", peak=peak_ops_per_cycle(cfg) if cfg else 0,
+                  tn=cfg.tn if cfg else 16)
 
 
 def plot_report(report, path):
@@ -241,6 +285,42 @@ def plot_report(report, path):
     ax.set_title(f"{report.config_name} at {report.clock_mhz:g} MHz ({report.source}): "
                  f"utilization above each layer", fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))   # beside the bars
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_roofline(report, path):
+    """Save a PNG roofline of ``report``: the node's peak (operations a cycle) and the
+    main memory's bandwidth line, and one point per layer that streamed its weights at
+    (operations per byte read from main memory, achieved operations per cycle)."""
+    import matplotlib            # only for plots: it takes a second to import
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [l for l in report.layers if not l.note and l.mem_bytes]
+    if not rows:
+        raise ValueError("--plot: no layer read main memory (no roofline to draw: the "
+                         "configuration has no main memory or every weight is resident)")
+    bw, peak = rows[0].mem_bandwidth, report.peak
+    lo = min(min(l.intensity for l in rows) / 2, peak / bw / 4)
+    hi = max(max(l.intensity for l in rows) * 2, peak / bw * 4)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    xs = [lo * (hi / lo) ** (k / 100) for k in range(101)]
+    ax.plot(xs, [min(peak, bw * x) for x in xs], color="black", lw=1.5,
+            label=f"roof: {peak:,} ops/cycle, {bw} B/cycle")
+    for l in rows:
+        achieved = 2 * l.macs / l.cycles
+        ax.plot(l.intensity, achieved, "o", ms=5)
+        ax.annotate(f"{l.index} {l.kind}", (l.intensity, achieved), fontsize=7,
+                    xytext=(4, -10), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("operations per byte read from main memory")
+    ax.set_ylabel("operations per cycle (2 per MAC)")
+    ax.set_title(f"{report.config_name} ({report.source}): roofline, one point per layer "
+                 f"that streams its weights", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

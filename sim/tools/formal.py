@@ -379,7 +379,8 @@ def _internals(module, names):
     """The signals named ``names`` that ``module`` (an elaborated :class:`Module`) assigns,
     and its FSM's state signal and encoding: the harness states invariants over the
     component's state (proof helpers, asserted and proved like the claim) without the
-    component exposing it. Raises if a name is not found (the component changed)."""
+    component exposing it. Reads Amaranth 0.5's ``Module`` internals (its statements and
+    FSM); raises if a name is not found (the component, or Amaranth, changed)."""
     found = {}
 
     def walk(stmts):
@@ -406,35 +407,42 @@ def _internals(module, names):
 
 class HostLinkHarness(Elaboratable):
     """:class:`boards.host_link.HostLink` (the iCEBreaker's configuration, tn=2: 13-byte
-    requests, 8-byte responses) at its byte interface under any byte stream (any byte or
-    none in every cycle), any transmitter handshake and any node status and read data.
+    requests, 8-byte responses; the fault campaign's byte line of 2 cycles a byte, so a gap
+    of 8 and a timeout of 80 cycles) at its byte interface, under any byte stream (any byte
+    or none in every cycle: no assumption), any transmitter handshake, any node status and
+    read data.
 
     ``executes``: a host-port strobe happens only for the request just received, and only
     if it is correct. ``host.we`` (``host.re``, ``host.start``) is high only 2 cycles after
     a byte that completed, with the 12 bytes received before it, a frame ``0xA5``, body,
-    CRC whose CRC byte equals ``protocol.crc8`` of the body (the host's CRC; the harness
-    computes it per byte: the CRC of the last ``j`` bytes for ``j`` = 1..11), whose command
-    is WRITE (READ, START) with, for WRITE and READ, a known region, for START the data's low
-    byte equal to the STARTs so far; with the node not busy (READ: or a region other than
-    NM) the cycle before, and with the bus's region, address and data those of the frame.
+    CRC whose CRC byte equals ``protocol.crc8`` of the body (the host's CRC, as an XOR table;
+    the harness computes it per byte: the CRC of the last ``j`` bytes for ``j`` = 1..11),
+    whose command is WRITE (READ, START), for WRITE and READ with a known region, for START
+    with the data's low byte equal to the STARTs so far; with the node not busy the cycle
+    before (READ: or a region other than NM); with the bus's region, address and (WRITE)
+    data those of the frame.
 
-    ``answers``: the reference framing of ``docs/host-protocol.md`` (a ``0xA5`` after
-    ``gap`` silent cycles starts a request when none is pending; 12 more bytes, each after a
-    silence of at most ``timeout`` cycles, complete it, a longer silence abandons it; bytes
-    received while one is answered are dropped), written again in the harness, whatever the
+    ``answers``: the reference framing of ``docs/host-protocol.md``, written again in the
+    harness: a ``0xA5`` after ``gap`` silent cycles starts a request when none is pending;
+    12 more bytes, each after a silence of at most ``timeout`` cycles, complete it, a longer
+    silence abandons it; bytes received while one is answered are dropped; whatever the
     bytes' values. Every complete request is answered: the response's sync byte ``0x5A``
-    is offered within ``4 + node_read_latency`` cycles of the request's last byte; a byte
-    offered is held until the transmitter takes it; the next follows within a cycle until
-    ``4 + W`` bytes have gone; nothing is sent otherwise.
+    is offered within ``4 + node_read_latency`` cycles of the request's last byte, a byte
+    offered is held until the transmitter takes it, the next follows within a cycle until
+    ``4 + W`` bytes have gone, and nothing is sent otherwise.
 
-    Both by k-induction: the harness also asserts invariants between its reference (the
-    last bytes and their CRCs, the framing state) and the link's registers (found by name in
-    the elaborated component), which make the claim inductive.
+    Both by k-induction. The harness also asserts invariants between its reference (the
+    last bytes and their CRCs; the framing state, the silence, the bytes sent) and the
+    link's registers, found by name in the elaborated component (:func:`_internals`): the
+    link's running CRC equals the harness's CRC of the bytes since the sync byte, its frame
+    register holds those bytes, its run count the STARTs, its FSM state and counters the
+    reference framing's. They are proved with the claim and make it inductive.
     """
 
     CHECKS = ("executes", "answers")
-    #: k: each is also the base case's BMC depth from reset, which reaches a strobe (a
-    #: request's 13 bytes and 2 cycles, step 14) and a READ's answer (step 17).
+    #: k; also the base case's BMC depth from reset, which reaches a strobe (a request's 13
+    #: bytes and 2 cycles: step 14) and a READ's answer (its sync byte at step 17; the
+    #: flawed deadline fails at step 16).
     DEPTHS = {"executes": 16, "answers": 18}
 
     def __init__(self, check="executes", flaw=False):
@@ -614,7 +622,8 @@ class HostLinkHarness(Elaboratable):
         with m.If(at("RESPOND")):
             m.d.comb += Assert(~started & ((wait == 1) | (wait == rl + 2)) & (sent == 0))
         with m.If(at("SYNC")):
-            m.d.comb += Assert((sent == 0) & (started | (wait == 2) | (wait == rl + 3)))
+            m.d.comb += Assert((sent == 0) & (left == w + 3)
+                               & (started | (wait == 2) | (wait == rl + 3)))
         with m.If(at("SEND")):
             m.d.comb += Assert(started & (left >= 1) & (left <= w + 3) & (sent + left == w + 4))
         with m.If(at("NEXT")):

@@ -172,6 +172,11 @@ def _cmd_run(args):
         saved = f" -> {out}"
     print(f"output {list(y.shape)} int16 in {q_name(qnet.output_frac)} "
           f"(value = int / 2**{qnet.output_frac}){saved}")
+    rtl_differs = False
+    if args.engine not in ("golden", "model"):
+        golden = result.input.unbatch(np.stack([qnet.run(x) for x in result.input.batch]))
+        rtl_differs = not np.array_equal(y, golden)
+        print(f"RTL output == golden model, bit for bit: {'NO' if rtl_differs else 'yes'}")
     if host_softmax:
         p = _softmax(qnet.dequantize_output(y))
         top = np.argmax(p, axis=-1)
@@ -202,6 +207,9 @@ def _cmd_run(args):
               file=sys.stderr)
     if args.vcd:
         print(f"waveform -> {args.vcd} (GTKWave save file: {Path(args.vcd).with_suffix('.gtkw')})")
+    if rtl_differs:
+        print(f"{PROG}: the RTL's output differs from the golden model's", file=sys.stderr)
+        return 1
     return 0
 
 

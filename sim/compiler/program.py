@@ -356,11 +356,17 @@ def _compile(qnet, config, intermediates, stream):
     program, infos = [], []
 
     def emit(where, instr):
-        """Append ``instr`` to the program once every field fits its range."""
+        """Append ``instr`` to the program once every field fits its range and the
+        instruction memory has room for it and a HALT (a real-size layer on a small node
+        can need millions: stop at the first one too many)."""
         try:
             check_fields(instr)
         except ValueError as exc:
             raise CompileError(f"{where}: {exc}") from None
+        if len(program) + 1 >= cfg.imem_depth:
+            raise CompileError(f"{where}: the program needs more than {cfg.imem_depth:,} "
+                               f"instructions, which the instruction memory holds "
+                               f"(imem_depth)")
         program.append(instr)
 
     in_base = input_base
@@ -402,6 +408,13 @@ def _compile(qnet, config, intermediates, stream):
         except TilingError as exc:
             raise CompileError(str(exc)) from None
         tiles = plan.out_tiles()
+        computes_needed = len(tiles) * len(plan.chunks)     # one compute instruction each
+        if len(program) + computes_needed + 1 > cfg.imem_depth:
+            raise CompileError(f"{where}: the program needs more than {cfg.imem_depth:,} "
+                               f"instructions, which the instruction memory holds "
+                               f"(imem_depth): this layer alone has {computes_needed:,} "
+                               f"compute instructions ({len(tiles):,} output tiles of "
+                               f"{len(plan.chunks):,} chunks)")
         log2_gob = split(plan, tiles[0])["log2_gob"]
         f = split(plan, tiles[0], log2_gob)
 

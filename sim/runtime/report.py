@@ -97,6 +97,7 @@ class LayerReport:
 #: Counters shown beside the model's: the node's, then the tiles' (summed over the tiles).
 _SHOWN = (("cycles", "cycles"), ("nm_reads", "NM reads"), ("nm_writes", "NM writes"),
           ("tree_down_rows", "tree rows down"), ("tree_up_rows", "tree rows up"),
+          ("mem_reads", "main-memory beats"), ("mem_stalls", "main-memory stalls"),
           ("tile_cycles", "tile busy cycles"), ("nfu_busy", "NFU rows"),
           ("nbin_reads", "NBin reads"), ("sb_reads", "SB reads"),
           ("nbout_writes", "NBout writes"))

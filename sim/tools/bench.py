@@ -161,7 +161,9 @@ def real_size(clock_mhz=606.0):
           f"{REAL_TARGETS['model seconds']:g}), {cycles_s:.1f} s cycles alone (target <= "
           f"{REAL_TARGETS['cycles seconds']:g})")
     diannao_benchmark(cfg, clock_mhz)
-    return good and fast
+    print()
+    streamed = diannao_preset()
+    return good and fast and streamed
 
 
 def diannao_benchmark(cfg, clock_mhz):
@@ -178,6 +180,52 @@ def diannao_benchmark(cfg, clock_mhz):
         note = l.note or l.caveat or ""
         print(f"{name.upper():<16} {l.cycles:>11,} {l.utilization:>6.1%} {l.bound:>11}  "
               f"{note[:90]}")
+
+
+#: Targets of DianNao's benchmark on the ``diannao`` preset (cycle model): convolutions,
+#: whose weights are reused, reach this utilization; classifiers come within this factor of
+#: their bandwidth bound (their main-memory bytes / bytes per cycle).
+DIANNAO_TARGETS = {"conv utilization": 0.85, "class over bound": 1.05}
+
+
+def diannao_preset(clock_mhz=980.0):
+    """Print DianNao's benchmark layers on the ``diannao`` preset (one tile, main memory) by
+    the cycle model, with the targets of :data:`DIANNAO_TARGETS`; return whether every
+    layer runs and meets them."""
+    cfg = preset("diannao")
+    peak = 2 * cfg.tiles * cfg.tn * cfg.tn * clock_mhz / 1e3
+    print(f"DianNao's benchmark on the diannao preset (cycle model, {clock_mhz:g} MHz; main "
+          f"memory {cfg.mem_bytes} B/cycle, latency {cfg.mem_latency}; peak {peak:.1f} GOP/s "
+          f"counting a MAC as 2 operations, the paper's 452 GOP/s as it counts them; targets: "
+          f"conv utilization >= {DIANNAO_TARGETS['conv utilization']:.2f}, class cycles <= "
+          f"{DIANNAO_TARGETS['class over bound']:.2f} x bandwidth bound):")
+    head = (f"{'layer':<7} {'cycles':>12} {'util':>6} {'GOP/s':>7} {'mem read':>12} "
+            f"{'ops/B':>7} {'roof':>7} {'bw bound':>10} {'x bound':>8} {'met':>4}  note")
+    print(head)
+    print("-" * len(head))
+    good = True
+    for name in DIANNAO_LAYERS:
+        l = model_report(quantize(load_workload(f"diannao-{name}")), cfg, "diannao",
+                         clock_mhz).layers[0]
+        if l.note:
+            good = False
+            print(f"{name.upper():<7} {'not run':>12} {'':>6} {'':>7} {'':>12} {'':>7} "
+                  f"{'':>7} {'':>10} {'':>8} {'NO':>4}  {l.note[:110]}")
+            continue
+        gops = 2 * l.macs * clock_mhz / 1e3 / l.cycles
+        over = l.cycles / l.memory_cycles if l.memory_cycles else None
+        if name.startswith("conv"):
+            met = l.utilization >= DIANNAO_TARGETS["conv utilization"]
+        elif name.startswith("class"):
+            met = over is not None and over <= DIANNAO_TARGETS["class over bound"]
+        else:
+            met = None
+        good &= met is not False
+        mark = "" if met is None else ("yes" if met else "NO")
+        print(f"{name.upper():<7} {l.cycles:>12,} {l.utilization:>6.1%} {gops:>7.1f} "
+              f"{l.mem_bytes:>12,} {l.intensity or 0:>7.1f} {l.roof:>7} "
+              f"{l.memory_cycles:>10,} {over or 0:>8.2f} {mark:>4}  {(l.caveat or '')[:80]}")
+    return good
 
 
 def main(argv=None):

@@ -125,3 +125,26 @@ def test_verilator_alexnet_conv3_on_the_full_size_node():
     y, runs, info = run_hdl(program, x, simulator="verilator")
     assert differences(qnet, program, x, runs) == []
     assert np.array_equal(y[0], qnet.run(x[0]))
+
+
+@pytest.mark.slow
+def test_verilator_diannao_benchmark_class1_and_conv4_stream_from_main_memory():
+    # DianNao's own benchmark on its own preset (one tile of tn=16, NBin and NBout 2 KB, SB
+    # 32 KB, main memory of 256 bytes a cycle and 100 cycles of latency): CLASS1 (960 -> 20,
+    # 122 SB rows for SB's 64) and CONV4 (16x32x32, 7x7 -> 512: 800 KB of weights, 25 times
+    # SB), their weights streamed by SBLOAD, through one build: bit-exact with golden, every
+    # counter (main-memory beats included) equal to the cycle model.
+    _require("verilator")
+    config = preset("diannao")
+    jobs, nets = [], []
+    for name in ("diannao-class1", "diannao-conv4"):
+        qnet = quantize(load_workload(name))
+        program = compile_network(qnet, config)
+        assert all(l.streamed for l in program.layers)
+        x = to_fixed(np.random.default_rng(5).uniform(-1, 1, (1,) + qnet.input_shape), 8)
+        jobs.append((program, x))
+        nets.append(qnet)
+    results, info = hdl.run_jobs(config, jobs, simulator="verilator")
+    for qnet, (program, x), (y, runs) in zip(nets, jobs, results):
+        assert differences(qnet, program, x, runs) == []
+        assert np.array_equal(y[0], qnet.run(x[0]))

@@ -271,6 +271,95 @@ def _segment(rows, f, tile, order, cfg):
     return [np.concatenate([r, np.zeros((most - len(r), tn, tn), np.int64)]) for r in out]
 
 
+def _layer_sb(layer, g, plan, cfg, split, stream, sb_next, limit, program, where):
+    """A layer's SB rows and compute instructions for ``plan``: resident (``stream`` 0) from
+    SB row ``sb_next``, checked against ``limit`` rows (raises :class:`_SBFull`), or
+    streaming through halves of ``stream`` rows from SB row ``limit``.
+
+    Returns ``(tiles, log2_gob, f, private, per_tile, steps, computes, used, layer_rows,
+    plan)``: the output tiles, the tile split, the first compute instruction, whether the
+    layer is locally connected, per tile its resident rows (padded to ``used`` by the
+    caller), the plan's steps, the compute instructions' fields by step, the resident rows
+    per tile, and the layer's SB rows by output block for streaming.
+    """
+    tn = cfg.tn
+    tiles = plan.out_tiles()
+    computes_needed = len(tiles) * len(plan.chunks)     # one compute instruction each
+    if len(program) + computes_needed + 1 > cfg.imem_depth:
+        raise CompileError(f"{where}: the program needs more than {cfg.imem_depth:,} "
+                           f"instructions, which the instruction memory holds "
+                           f"(imem_depth): this layer alone has {computes_needed:,} "
+                           f"compute instructions ({len(tiles):,} output tiles of "
+                           f"{len(plan.chunks):,} chunks)")
+    log2_gob = split(plan, tiles[0])["log2_gob"]
+    f = split(plan, tiles[0], log2_gob)
+
+    # SB images: tile t holds its blocks in order (a locally connected layer: the rows
+    # each instruction reads, laid out as the instructions are emitted).
+    g_tiles = 1 << log2_gob
+    private = layer.kind == "local"
+    per_tile = None
+    if private:
+        per_tile = [[] for _ in range(cfg.tiles)]
+    elif g.lrn:
+        rows = lrn_sb_rows(layer.in_shape[0], layer.kernel, tn)     # [CB, CB, tn, tn]
+        per_tile = [rows[t & (g_tiles - 1)::g_tiles].reshape(-1, tn, tn)
+                    for t in range(cfg.tiles)]
+    elif g.kind == "conv":
+        w = layer.w_q if layer.kind == "conv" else layer.w_q.reshape(
+            (layer.w_q.shape[0],) + as_chw(layer.in_shape))
+        rows = conv_sb_rows(w, layer.b_q, tn)          # [OB, sb_step, tn, tn]
+        if not stream:
+            rows = rows[:, _chunk_order(g, plan)]
+            per_tile = [rows[t & (g_tiles - 1)::g_tiles] for t in range(cfg.tiles)]
+            per_tile = [r.reshape(-1, tn, tn) for r in per_tile]
+    else:
+        row = pool_sb_row(layer.kind, layer.kernel, tn)[None]
+        per_tile = [row for _ in range(cfg.tiles)]
+
+    def check_sb(used):
+        """Raise if the layer's ``used`` SB rows per tile do not fit below ``limit``."""
+        if sb_next + used > limit:
+            row_bytes = tn * tn * 2
+            raise _SBFull(
+                f"{where}: SB needs {sb_next + used} rows per tile ({(sb_next + used) * row_bytes:,} "
+                f"bytes; this layer's weights {used * row_bytes:,}), but has {cfg.sb_depth} "
+                f"(sb_depth, {cfg.sb_depth * row_bytes:,} bytes); weights beyond the node's "
+                f"SB stream from a main memory, which this configuration does not have "
+                f"(Config.mem_bytes is 0)")
+
+    # The compute instructions' fields, in order: a locally connected layer's take the
+    # SB rows that follow the previous one's (its most blocks of a tile, sb_step rows
+    # each), all checked against SB before any row is built (a real layer's private
+    # kernels are hundreds of megabytes).
+    steps, offset = list(plan.steps(cfg)), 0
+    computes = {}
+    for i, step in enumerate(steps):
+        if step.kind == "compute":
+            base = (limit + step.sb_half * stream if stream
+                    else sb_next + offset if private else None)
+            computes[i] = split(plan, step.tile, log2_gob, step.chunk, sb_base=base,
+                                nbin_base=step.nbin_base, nbout_half=step.nbout_half)
+            if private:
+                fields = computes[i]
+                offset += -(-fields["ob"] // (1 << log2_gob)) * fields["sb_step"]
+    used, layer_rows = 0, None
+    if stream:
+        if g.lrn:
+            layer_rows = lrn_sb_rows(layer.in_shape[0], layer.kernel, tn)
+        elif g.kind == "conv" and not private:
+            layer_rows = rows                              # [OB, sb_step, tn, tn]
+        elif not private:
+            layer_rows = pool_sb_row(layer.kind, layer.kernel, tn)
+    elif private:
+        used = offset
+        check_sb(used)
+    else:
+        used = max(len(r) for r in per_tile)
+        check_sb(used)
+    return tiles, log2_gob, f, private, per_tile, steps, computes, used, layer_rows, plan
+
+
 def _load(box, g, in_base):
     """The LOAD of ``box`` of the input tensor at NM row ``in_base`` (rows of ``g.cb``
     channel blocks by position) into NBin from row 0."""
@@ -301,10 +390,12 @@ def compile_network(qnet, config, *, intermediates=False):
     """Compile a :class:`golden.quant.QNetwork` for ``config``.
 
     Every layer's weights stay in SB for the whole program when they fit it together.
-    Otherwise, on a configuration with a main memory (``Config.mem_bytes``), every layer's
-    SB rows stream from main memory (:mod:`diannao.sim.compiler.tiling`: ``SBLOAD`` into
-    the halves of SB, ``Program.mem`` the main-memory image), as DianNao streams its
-    synapses.
+    Otherwise, on a configuration with a main memory (``Config.mem_bytes``), SB is split:
+    the layers whose weights fit its lower half in turn keep them there, and the others
+    stream theirs from main memory through the upper half (:mod:`diannao.sim.compiler.tiling`:
+    ``SBLOAD`` into the halves of that window, ``Program.mem`` the main-memory image). If
+    that does not compile, every layer's SB rows stream through the whole of SB, as DianNao
+    streams its synapses.
 
     Parameters
     ----------
@@ -321,16 +412,21 @@ def compile_network(qnet, config, *, intermediates=False):
     if not isinstance(config, Config):
         raise TypeError(f"config must be a Config, not {config!r}")
     try:
-        return _compile(qnet, config, intermediates, stream=0)
+        return _compile(qnet, config, intermediates, window=0)
     except _SBFull:
         if not config.mem_bytes:
             raise
-    return _compile(qnet, config, intermediates, stream=config.sb_depth // 2)
+    try:
+        return _compile(qnet, config, intermediates, window=config.sb_depth // 2)
+    except CompileError:
+        pass
+    return _compile(qnet, config, intermediates, window=config.sb_depth)
 
 
-def _compile(qnet, config, intermediates, stream):
-    """:func:`compile_network`, with every layer's weights resident in SB (``stream`` 0) or
-    streaming into halves of ``stream`` rows."""
+def _compile(qnet, config, intermediates, window):
+    """:func:`compile_network` with a streaming window of the top ``window`` rows of SB: 0,
+    every layer's weights resident (or :class:`_SBFull`); less than SB, the layers that fit
+    below it resident and the others streaming; all of SB, every layer streaming."""
     cfg, tn = config, config.tn
     layers = list(qnet.layers)
     if not layers:
@@ -403,89 +499,27 @@ def _compile(qnet, config, intermediates, stream):
                                 sb_base=sb_next if sb_base is None else sb_base,
                                 out_base=out_base, log2_gob=log2_gob, **place, **settings)
 
-        try:
-            plan = plan_layer(g, cfg, split, where, stream=stream)
-        except TilingError as exc:
-            raise CompileError(str(exc)) from None
-        tiles = plan.out_tiles()
-        computes_needed = len(tiles) * len(plan.chunks)     # one compute instruction each
-        if len(program) + computes_needed + 1 > cfg.imem_depth:
-            raise CompileError(f"{where}: the program needs more than {cfg.imem_depth:,} "
-                               f"instructions, which the instruction memory holds "
-                               f"(imem_depth): this layer alone has {computes_needed:,} "
-                               f"compute instructions ({len(tiles):,} output tiles of "
-                               f"{len(plan.chunks):,} chunks)")
-        log2_gob = split(plan, tiles[0])["log2_gob"]
-        f = split(plan, tiles[0], log2_gob)
-
-        # SB images: tile t holds its blocks in order (a locally connected layer: the rows
-        # each instruction reads, laid out as the instructions are emitted, below).
-        g_tiles = 1 << log2_gob
-        private = layer.kind == "local"
-        if private:
-            per_tile = [[] for _ in range(cfg.tiles)]
-        elif g.lrn:
-            rows = lrn_sb_rows(layer.in_shape[0], layer.kernel, tn)     # [CB, CB, tn, tn]
-            per_tile = [rows[t & (g_tiles - 1)::g_tiles].reshape(-1, tn, tn)
-                        for t in range(cfg.tiles)]
-        elif g.kind == "conv":
-            w = layer.w_q if layer.kind == "conv" else layer.w_q.reshape(
-                (layer.w_q.shape[0],) + as_chw(layer.in_shape))
-            rows = conv_sb_rows(w, layer.b_q, tn)          # [OB, sb_step, tn, tn]
-            rows = rows[:, _chunk_order(g, plan)]
-            per_tile = [rows[t & (g_tiles - 1)::g_tiles] for t in range(cfg.tiles)]
-            per_tile = [r.reshape(-1, tn, tn) for r in per_tile]
-        else:
-            row = pool_sb_row(layer.kind, layer.kernel, tn)[None]
-            per_tile = [row for _ in range(cfg.tiles)]
-
-        def check_sb(used):
-            """Raise if the layer's ``used`` SB rows per tile do not fit SB."""
-            if sb_next + used > cfg.sb_depth:
-                row_bytes = tn * tn * 2
-                raise _SBFull(
-                    f"{where}: SB needs {sb_next + used} rows per tile ({(sb_next + used) * row_bytes:,} "
-                    f"bytes; this layer's weights {used * row_bytes:,}), but has {cfg.sb_depth} "
-                    f"(sb_depth, {cfg.sb_depth * row_bytes:,} bytes); weights beyond the node's "
-                    f"SB stream from a main memory, which this configuration does not have "
-                    f"(Config.mem_bytes is 0)")
-
-        def place_sb(per_tile):
-            """Check the layer's SB rows against SB and add them to the images."""
-            used = max(len(r) for r in per_tile)
-            check_sb(used)
+        # Resident first (below the window), else streaming through the window's halves.
+        win0 = cfg.sb_depth - window
+        modes = [0] if not window else [window // 2] if not win0 else [0, window // 2]
+        for stream in modes:
+            try:
+                plan = plan_layer(g, cfg, split, where, stream=stream)
+                layer_sb = _layer_sb(layer, g, plan, cfg, split, stream, sb_next, win0,
+                                     program, where)
+            except _SBFull:
+                if stream == modes[-1]:
+                    raise
+                continue
+            except TilingError as exc:
+                raise CompileError(str(exc)) from None
+            break
+        (tiles, log2_gob, f, private, per_tile, steps, computes, used, layer_rows,
+         plan) = layer_sb
+        if not stream and not private:
             for t in range(cfg.tiles):
                 pad = np.zeros((used - len(per_tile[t]), tn, tn), dtype=np.int64)
                 sb_images[t].append(np.concatenate([per_tile[t], pad]))
-            return used
-
-        # The compute instructions' fields, in order: a locally connected layer's take the
-        # SB rows that follow the previous one's (its most blocks of a tile, sb_step rows
-        # each), all checked against SB before any row is built (a real layer's private
-        # kernels are hundreds of megabytes).
-        steps, offset = list(plan.steps(cfg)), 0
-        computes = {}
-        for i, step in enumerate(steps):
-            if step.kind == "compute":
-                base = (step.sb_half * stream if stream
-                        else sb_next + offset if private else None)
-                computes[i] = split(plan, step.tile, log2_gob, step.chunk, sb_base=base,
-                                    nbin_base=step.nbin_base, nbout_half=step.nbout_half)
-                if private:
-                    fields = computes[i]
-                    offset += -(-fields["ob"] // (1 << log2_gob)) * fields["sb_step"]
-        if stream:
-            used = 0
-            if g.lrn:
-                layer_rows = lrn_sb_rows(layer.in_shape[0], layer.kernel, tn)
-            elif g.kind == "conv" and not private:
-                layer_rows = conv_sb_rows(w, layer.b_q, tn)    # [OB, sb_step, tn, tn]
-            elif not private:
-                layer_rows = pool_sb_row(layer.kind, layer.kernel, tn)
-        elif private:
-            check_sb(offset)
-        else:
-            used = place_sb(per_tile)
 
         # The plan's instructions in order (tiling.Plan.steps: LOADs into NBin's halves,
         # STOREs overlapping the next output tile's computation).
@@ -501,7 +535,7 @@ def _compile(qnet, config, intermediates, stream):
                 # Rows main memory holds already (the same blocks and chunk, for another
                 # output tile): read them again.
                 src, count = segments[key]
-                emit(where, dict(op=Op.SBLOAD, src=src, dst=step.sb_half * stream,
+                emit(where, dict(op=Op.SBLOAD, src=src, dst=win0 + step.sb_half * stream,
                                  count=count))
                 mem_read += count
             elif step.kind == "sbload":
@@ -527,7 +561,7 @@ def _compile(qnet, config, intermediates, stream):
                     seg = _segment(layer_rows, fields, step.tile, None, cfg)
                 count = len(seg[0])
                 mem_image.append(np.stack(seg, axis=1).astype(np.int16))
-                emit(where, dict(op=Op.SBLOAD, src=mem_next, dst=step.sb_half * stream,
+                emit(where, dict(op=Op.SBLOAD, src=mem_next, dst=win0 + step.sb_half * stream,
                                  count=count))
                 segments[key] = (mem_next, count)
                 mem_next += count
@@ -548,7 +582,10 @@ def _compile(qnet, config, intermediates, stream):
             else:
                 emit(where, dict(op=Op.STORE, nbout_half=step.nbout_half, sync=step.sync))
         if private and not stream:
-            used = place_sb([np.concatenate(r) for r in per_tile])
+            for t in range(cfg.tiles):
+                rows_t = np.concatenate(per_tile[t])
+                pad = np.zeros((used - len(rows_t), tn, tn), dtype=np.int64)
+                sb_images[t].append(np.concatenate([rows_t, pad]))
         sb_next += used
         infos.append(LayerInfo(layer.index, layer.kind, tuple(layer.in_shape),
                                tuple(layer.out_shape), in_base, out_base, layer_macs(layer), f,

@@ -308,11 +308,21 @@ def plan_layer(g, cfg, split, where, stream=0):
     # or in the whole of it (bigger boxes, each LOAD waiting for the tiles): the cheaper.
     # (A narrow instruction memory overlaps nothing: the node waits for the tiles.)
     doubles = (False,) if cfg.imem_narrow else (True, False)
+    # Resident weights: the most blocks an output tile can hold (the first that fits).
+    # Streamed weights: fewer blocks per instruction leave a half of SB's window more rows
+    # of each block (longer chunks, fewer instructions), so the cheapest of every count.
+    best = None
     for oblk in oblks:
         found = [f for f in (_search(g, cfg, split, oblk, double, stream)
                              for double in doubles) if f is not None]
         if found:
-            return min(found, key=lambda f: f[0])[1]
+            cheapest = min(found, key=lambda f: f[0])
+            if not stream:
+                return cheapest[1]
+            if best is None or cheapest[0] < best[0]:
+                best = cheapest
+    if best is not None:
+        return best[1]
     need = (1 if g.kind == "conv" else min(g.kh, g.h)) * min(g.kw, g.w)
     limits = [f"NBin has {nbin} rows (nbin_depth)"]
     if g.lrn:

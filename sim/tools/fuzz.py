@@ -4,7 +4,8 @@ every traffic counter).
 
 The Hypothesis strategies draw a configuration (:func:`configs`: ``tn``, tiles, buffer depths
 small enough to force bands and every tile split, ``deep_pipeline``, a narrow instruction
-memory, accumulator and counter widths, activation-table slots) and then networks for it
+memory, accumulator and counter widths, activation-table slots, a main memory that the
+weights stream from) and then networks for it
 (:func:`cases`: input shapes, conv/local/fc/maxpool/avgpool/LRN layers with random kernels,
 strides, padding and output formats, every activation, random user tables, random inputs). A case is
 drawn until it compiles for the configuration; a configuration for which no draw compiles is
@@ -76,6 +77,15 @@ def configs(draw, tn=None, variant=None, max_multipliers=None, tiles=None, small
     if small_nbin is None:
         small_nbin = draw(st.booleans())
     min_acc = min_acc_width(tn)
+    # Sometimes a main memory with an SB too small for most weights (they stream: SBLOAD),
+    # any port width, a latency of 1 to 40 cycles (no stalls: every counter is compared).
+    memory = {}
+    if variant != "narrow" and draw(st.integers(0, 3)) == 0:
+        lanes = draw(st.integers(0, tn.bit_length() - 1))
+        memory = dict(mem_bytes=2 * tn << lanes, mem_latency=draw(st.integers(1, 40)),
+                      mem_depth=1 << 15)
+    sb_depth = draw(st.integers(4, 64) if memory else st.integers(32, 512))
+    imem_depth = draw(st.integers(64, 256) if memory else st.integers(24, 128))
     return Config(
         tn=tn, tiles=tiles, deep_pipeline=int(variant == "deep"),
         imem_narrow=int(variant == "narrow"),
@@ -84,11 +94,11 @@ def configs(draw, tn=None, variant=None, max_multipliers=None, tiles=None, small
         nbout_depth=draw(st.integers(24, 256)),
         # Mostly a partial-sum buffer (chunked reductions), sometimes none.
         psum_depth=draw(st.integers(0, 256).map(lambda d: 0 if d < 24 else d)),
-        sb_depth=draw(st.integers(32, 512)),
+        sb_depth=sb_depth,
         nm_depth=draw(st.integers(256, 2048)),
-        imem_depth=draw(st.integers(24, 128)),
+        imem_depth=imem_depth,
         act_tables=draw(st.integers(1, 4)),
-        counter_width=draw(st.sampled_from([16, 24, 32])))
+        counter_width=draw(st.sampled_from([16, 24, 32])), **memory)
 
 
 @dataclass

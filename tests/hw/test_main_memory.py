@@ -81,9 +81,12 @@ def test_memory_model_latency_and_stalls():
 def test_fc_streams_and_matches_golden_and_the_model(rng):
     net = Network((40,), [FC(rng.normal(0, .2, (12, 40)), rng.normal(0, .1, 12), activation="relu"),
                           FC(rng.normal(0, .2, (6, 12)), rng.normal(0, .1, 6))])
+    # SB of 8 rows: the first layer's 12 rows per tile do not fit its lower half and
+    # stream through the upper half; the second's fit and stay resident.
     cfg = STREAM.replace(sb_depth=8)
     qnet, program, x, runs = _run(net, cfg, batch=2)
-    assert all(l.streamed for l in program.layers)
+    assert [l.streamed for l in program.layers] == [True, False]
+    assert all(f["dst"] >= 4 for f in program.instructions if f["op"] == Op.SBLOAD)
     assert sum(f["op"] == Op.SBLOAD for f in program.instructions) >= 4
     assert differences(qnet, program, x, runs) == []
     assert runs[0]["mem_reads"] > 0 and runs[0]["mem_stalls"] == 0

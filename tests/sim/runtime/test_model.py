@@ -68,3 +68,22 @@ def test_model_rejects_a_waveform():
     qnet = quantize(_network(np.random.default_rng(0)))
     with pytest.raises(ValueError, match="--vcd needs a simulator"):
         run_network(qnet, np.zeros((3, 10, 10)), "model", vcd="x.vcd")
+
+
+def test_alexnet_on_a_node_with_main_memory_streams_only_fc6_and_fc7():
+    # A DaDianNao node keeps the weights that fit SB resident and streams the layers that do
+    # not (fc6: 4.7 MB a tile, fc7: 2.1 MB, for SB's 2 MB) from main memory through the
+    # upper half of SB; with halves of 1,024 rows the DMA engine's latency is hidden and the
+    # classifiers run within 5% of their bandwidth bound.
+    from diannao.sim.runtime.run import model_report
+    from diannao.sim.tools.workloads import load_workload
+    cfg = preset("dadiannao").replace(mem_bytes=512, mem_latency=100, mem_depth=1 << 18)
+    report = model_report(quantize(load_workload("alexnet")), cfg, "dadiannao", 606)
+    assert not any(l.note for l in report.layers)
+    streamed = [l.index for l in report.layers if l.streamed]
+    assert streamed == [10, 11]
+    for l in report.layers:
+        if l.streamed:
+            assert l.roof == "memory"
+            assert l.memory_cycles <= l.cycles <= 1.05 * l.memory_cycles
+    assert "weights streamed by 2 of 13 layers" in report.format()

@@ -163,7 +163,9 @@ def real_size(clock_mhz=606.0):
     diannao_benchmark(cfg, clock_mhz)
     print()
     streamed = diannao_preset()
-    return good and fast and streamed
+    print()
+    node = node_streaming(clock_mhz)
+    return good and fast and streamed and node
 
 
 def diannao_benchmark(cfg, clock_mhz):
@@ -226,6 +228,31 @@ def diannao_preset(clock_mhz=980.0):
               f"{l.mem_bytes:>12,} {l.intensity or 0:>7.1f} {l.roof:>7} "
               f"{l.memory_cycles:>10,} {over or 0:>8.2f} {mark:>4}  {(l.caveat or '')[:80]}")
     return good
+
+
+def node_streaming(clock_mhz=606.0):
+    """Print AlexNet's classifiers on the ``dadiannao`` node given the ``diannao`` preset's
+    main memory (cycle model): fc6 and fc7 do not fit SB and stream; return whether each
+    streamed layer comes within ``DIANNAO_TARGETS["class over bound"]`` of its bandwidth
+    bound."""
+    mem = preset("diannao")
+    cfg = preset("dadiannao").replace(mem_bytes=mem.mem_bytes, mem_latency=mem.mem_latency,
+                                      mem_depth=1 << 19)
+    report = model_report(quantize(load_workload("alexnet")), cfg, "dadiannao", clock_mhz)
+    print(f"AlexNet on the dadiannao node with the diannao preset's main memory "
+          f"({cfg.mem_bytes} B/cycle, latency {cfg.mem_latency}; cycle model): the layers "
+          f"whose weights do not fit SB stream (target: cycles <= "
+          f"{DIANNAO_TARGETS['class over bound']:.2f} x bandwidth bound):")
+    good = True
+    for l in report.layers:
+        if not l.streamed:
+            continue
+        over = l.cycles / l.memory_cycles
+        met = over <= DIANNAO_TARGETS["class over bound"]
+        good &= met
+        print(f"  layer {l.index} ({l.kind}): {l.mem_bytes:,} bytes read, {l.cycles:,} "
+              f"cycles, bound {l.memory_cycles:,}, x {over:.3f} {'yes' if met else 'NO'}")
+    return good and any(l.streamed for l in report.layers)
 
 
 def main(argv=None):

@@ -60,6 +60,9 @@ class Geometry:
     #: the output) and every output tile holds all of its blocks (the centre's block is
     #: the output's).
     lrn: bool = False
+    #: A locally connected layer: every output position has its own kernel, so a
+    #: compute instruction's SB rows are its own (never those of another output tile).
+    private: bool = False
 
 
 def geometry(layer, tn):
@@ -73,7 +76,7 @@ def geometry(layer, tn):
     kind = "conv" if layer.kind in ("conv", "local") else "pool"
     pad = layer.pad if kind == "conv" else 0
     return Geometry(kind, blocks(c, tn), h, w, blocks(o, tn), oh, ow, layer.kernel,
-                    layer.kernel, layer.stride, pad)
+                    layer.kernel, layer.stride, pad, private=layer.kind == "local")
 
 
 @dataclass(frozen=True)
@@ -192,15 +195,16 @@ def sbload_rows(f, cfg):
     return max(cycle_model.tile_share(f, t)[0] for t in range(cfg.tiles)) * f["sb_step"]
 
 
-def _stream_steps(steps):
+def _stream_steps(steps, private=False):
     """``steps`` with the SBLOADs of streamed weights: each compute step reads the rows of
     its blocks and chunk from a half of the streaming window; a segment no half holds is
     loaded into the half the compute step before it does not read, by an SBLOAD right
-    after that step (or first of all), when the tiles have moved on from that half."""
+    after that step (or first of all), when the tiles have moved on from that half. A
+    locally connected layer's (``private``) rows are each output tile's own."""
     out, last_compute, holds, last_half = [], None, [None, None], 1
     for s in steps:
         if s.kind == "compute":
-            key = (s.tile[4], s.tile[5], s.chunk)
+            key = (s.tile, s.chunk) if private else (s.tile[4], s.tile[5], s.chunk)
             if key in holds:
                 half = holds.index(key)
             else:
@@ -218,7 +222,7 @@ def _steps(plan, cfg, count=None):
     """The :class:`Step` s of ``plan`` (:func:`_plain_steps`), with the SBLOADs of streamed
     weights (:func:`_stream_steps`)."""
     steps = _plain_steps(plan, cfg, count)
-    return _stream_steps(list(steps)) if plan.stream else steps
+    return _stream_steps(list(steps), plan.g.private) if plan.stream else steps
 
 
 def _plain_steps(plan, cfg, count=None):

@@ -79,13 +79,13 @@ def configs(draw, tn=None, variant=None, max_multipliers=None, tiles=None, small
     min_acc = min_acc_width(tn)
     # Sometimes a main memory with an SB too small for most weights (they stream: SBLOAD),
     # any port width, a latency of 1 to 40 cycles (no stalls: every counter is compared).
+    # (Not with a small NBin: those configurations are the ones that must show bands and
+    # chunked reductions of resident weights.)
     memory = {}
-    if variant != "narrow" and draw(st.integers(0, 3)) == 0:
+    if variant != "narrow" and not small_nbin and draw(st.integers(0, 2)) == 0:
         lanes = draw(st.integers(0, tn.bit_length() - 1))
         memory = dict(mem_bytes=2 * tn << lanes, mem_latency=draw(st.integers(1, 40)),
                       mem_depth=1 << 15)
-    sb_depth = draw(st.integers(4, 64) if memory else st.integers(32, 512))
-    imem_depth = draw(st.integers(64, 256) if memory else st.integers(24, 128))
     return Config(
         tn=tn, tiles=tiles, deep_pipeline=int(variant == "deep"),
         imem_narrow=int(variant == "narrow"),
@@ -94,9 +94,9 @@ def configs(draw, tn=None, variant=None, max_multipliers=None, tiles=None, small
         nbout_depth=draw(st.integers(24, 256)),
         # Mostly a partial-sum buffer (chunked reductions), sometimes none.
         psum_depth=draw(st.integers(0, 256).map(lambda d: 0 if d < 24 else d)),
-        sb_depth=sb_depth,
+        sb_depth=draw(st.integers(4, 64) if memory else st.integers(32, 512)),
         nm_depth=draw(st.integers(256, 2048)),
-        imem_depth=imem_depth,
+        imem_depth=draw(st.integers(64, 256) if memory else st.integers(24, 128)),
         act_tables=draw(st.integers(1, 4)),
         counter_width=draw(st.sampled_from([16, 24, 32])), **memory)
 
@@ -293,7 +293,9 @@ def _features(case):
             out.add("partial sums")
         if any(f["op"] == Op.LOAD and f["runs_m1"] for f in instrs):
             out.add("channel chunks")
-        if any(f["op"] not in (Op.LOAD, Op.STORE, Op.HALT) and f["out_row_step"] != f["ocb"]
+        if info.streamed:
+            out.add("streamed weights")
+        if any(f["op"] in (Op.CONV, Op.MAXPOOL, Op.AVGPOOL) and f["out_row_step"] != f["ocb"]
                for f in instrs):
             out.add("column tiles")
         if any(f["op"] == Op.STORE and not f["sync"] for f in instrs):

@@ -228,8 +228,9 @@ def test_compile_errors_name_layer_and_limit():
     wide = _net(rng, (64,), [("fc", 64, "relu")])
     _err(wide, SMALL.replace(sb_depth=8), r"layer 0 \(fc\): SB needs 68 rows per tile "
                                           r"\(2,176 bytes.*sb_depth, 256 bytes\); weights "
-                                          r"beyond the node's SB need streaming from a main "
-                                          r"memory or more nodes")
+                                          r"beyond the node's SB stream from a main memory, "
+                                          r"which this configuration does not have "
+                                          r"\(Config.mem_bytes is 0\)")
     _err(wide, SMALL.replace(nm_depth=20), r"layer 0 \(fc\).*NM needs .*nm_depth")
     tables = _net(rng, (8,), [("fc", 8, "sigmoid"), ("fc", 8, "tanh"), ("fc", 8, "relu")])
     _err(tables, SMALL.replace(act_tables=2), r"3 distinct activation tables.*holds 2")

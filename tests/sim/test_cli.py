@@ -423,22 +423,24 @@ def presets_column(out):
 
 def test_networks_shows_the_presets_that_run_each(capsys):
     """The digits MLP runs on every preset (the boards' tests run it on iCEBreaker and
-    ULX3S); LeNet-5's 32x32 maps do not fit iCEBreaker's NM, and -v prints the compiler's
+    ULX3S); Tonic DIG's weights stream on DianNao's; LeNet-5's 32x32 maps do not fit
+    iCEBreaker's NM, and -v prints the compiler's
     reason under the row, one line per preset that does not run it."""
     assert main(["networks", "digits-mlp", "tonic-dig", "-v"]) == 0
     out = capsys.readouterr().out
     column = presets_column(out)
     assert column == {"digits-mlp": ["diannao", "dadiannao", "small", "ulx3s", "icebreaker"],
-                      "tonic-dig": ["dadiannao"]}
+                      "tonic-dig": ["diannao", "dadiannao"]}
     reasons = [line for line in out.splitlines() if line.startswith("    not on ")]
     assert [line.split(":")[0].split()[-1] for line in reasons] == \
-        ["diannao", "small", "ulx3s", "icebreaker"]
+        ["small", "ulx3s", "icebreaker"]
     assert ("    not on icebreaker: layer 0 (conv): NM needs 3376 rows for its input (1024 "
             "rows) and output (2352 rows), but has 512 (nm_depth)") in reasons
     # Without -v the reasons are not printed; an unknown name is a user error naming it.
     assert main(["networks", "tonic-dig"]) == 0
     out = capsys.readouterr().out
-    assert presets_column(out) == {"tonic-dig": ["dadiannao"]} and "    not on " not in out
+    assert presets_column(out) == {"tonic-dig": ["diannao", "dadiannao"]}
+    assert "    not on " not in out
     assert main(["networks", "resnet"]) == 2
     assert "unknown network 'resnet'" in capsys.readouterr().err
 

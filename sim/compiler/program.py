@@ -531,7 +531,7 @@ def _compile(qnet, config, intermediates, window):
             pcs.append(len(program))
             key = (None if private or step.kind != "sbload"
                    else (step.tile[4], step.tile[5], step.chunk))
-            if step.kind == "sbload" and key in segments:
+            if step.kind == "sbload" and key is not None and key in segments:
                 # Rows main memory holds already (the same blocks and chunk, for another
                 # output tile): read them again.
                 src, count = segments[key]
@@ -563,7 +563,8 @@ def _compile(qnet, config, intermediates, window):
                 mem_image.append(np.stack(seg, axis=1).astype(np.int16))
                 emit(where, dict(op=Op.SBLOAD, src=mem_next, dst=win0 + step.sb_half * stream,
                                  count=count))
-                segments[key] = (mem_next, count)
+                if key is not None:
+                    segments[key] = (mem_next, count)
                 mem_next += count
                 mem_read += count
             elif step.kind == "load":

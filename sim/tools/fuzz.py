@@ -66,7 +66,8 @@ def configs(draw, tn=None, variant=None, max_multipliers=None, tiles=None, small
     tiles : int, optional
         Fixed number of tiles (default: drawn from :data:`TILE_CHOICES`).
     small_nbin : bool, optional
-        True: an NBin of 24-96 rows, too small for most inputs (bands); False: 97-256 rows
+        True: an NBin of 12-60 rows, too small for most inputs (bands) and reductions
+        (chunks); False: 97-256 rows
         (default: either).
     """
     tn = draw(st.sampled_from(TN_CHOICES)) if tn is None else tn
@@ -90,10 +91,12 @@ def configs(draw, tn=None, variant=None, max_multipliers=None, tiles=None, small
         tn=tn, tiles=tiles, deep_pipeline=int(variant == "deep"),
         imem_narrow=int(variant == "narrow"),
         acc_width=draw(st.one_of(st.just(48), st.integers(min_acc, 64))),
-        nbin_depth=draw(st.integers(24, 96) if small_nbin else st.integers(97, 256)),
+        nbin_depth=draw(st.integers(12, 60) if small_nbin else st.integers(97, 256)),
         nbout_depth=draw(st.integers(24, 256)),
-        # Mostly a partial-sum buffer (chunked reductions), sometimes none.
-        psum_depth=draw(st.integers(0, 256).map(lambda d: 0 if d < 24 else d)),
+        # Mostly a partial-sum buffer (chunked reductions), sometimes none; always one with
+        # a small NBin (unless narrow), whose configurations exist for chunked reductions.
+        psum_depth=draw(st.integers(24, 256) if small_nbin and variant != "narrow"
+                        else st.integers(0, 256).map(lambda d: 0 if d < 24 else d)),
         sb_depth=draw(st.integers(4, 64) if memory else st.integers(32, 512)),
         nm_depth=draw(st.integers(256, 2048)),
         imem_depth=draw(st.integers(64, 256) if memory else st.integers(24, 128)),

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 from amaranth.sim import Simulator
 
 from diannao.golden.formats import to_fixed
-from diannao.golden.network import Network, Conv, FC, LRN, MaxPool
+from diannao.golden.network import Network, Conv, FC, LRN, Local, MaxPool
 from diannao.golden.quant import quantize
 from diannao.hw.config import Config, preset
 from diannao.hw.isa import Op
@@ -111,6 +111,17 @@ def test_lrn_masks_stream(rng):
                               LRN(3, alpha=0.1, beta=0.75, k=2.0)])
     qnet, program, x, runs = _run(net, STREAM.replace(sb_depth=8))
     assert all(l.streamed for l in program.layers)
+    assert differences(qnet, program, x, runs) == []
+
+
+def test_locally_connected_rows_stream_per_output_tile(rng):
+    # Every output position has its own kernel: each SBLOAD brings rows of its own, never
+    # rows main memory holds for another output tile (the fuzzer found that reuse).
+    net = Network((9, 3, 3), [Local(rng.normal(0, .3, (6, 2, 2, 9, 2, 2)), rng.normal(0, .1, 6),
+                                    activation="relu")])
+    qnet, program, x, runs = _run(net, STREAM.replace(sb_depth=6, tiles=2), batch=2)
+    loads = [f["src"] for f in program.instructions if f["op"] == Op.SBLOAD]
+    assert program.layers[0].streamed and len(set(loads)) == len(loads) > 1
     assert differences(qnet, program, x, runs) == []
 
 

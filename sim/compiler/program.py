@@ -390,12 +390,13 @@ def compile_network(qnet, config, *, intermediates=False):
     """Compile a :class:`golden.quant.QNetwork` for ``config``.
 
     Every layer's weights stay in SB for the whole program when they fit it together.
-    Otherwise, on a configuration with a main memory (``Config.mem_bytes``), SB is split:
-    the layers whose weights fit its lower half in turn keep them there, and the others
-    stream theirs from main memory through the upper half (:mod:`diannao.sim.compiler.tiling`:
-    ``SBLOAD`` into the halves of that window, ``Program.mem`` the main-memory image). If
-    that does not compile, every layer's SB rows stream through the whole of SB, as DianNao
-    streams its synapses.
+    Otherwise, on a configuration with a main memory (``Config.mem_bytes``), two programs
+    are made and the one with fewer cycles by the cycle model kept: SB split, the layers
+    whose weights fit its lower half in turn keeping them there and the others streaming
+    theirs from main memory through the upper half (:mod:`diannao.sim.compiler.tiling`:
+    ``SBLOAD`` into the halves of that window, ``Program.mem`` the main-memory image); and
+    every layer's SB rows streaming through the whole of SB, as DianNao streams its
+    synapses.
 
     Parameters
     ----------
@@ -416,11 +417,17 @@ def compile_network(qnet, config, *, intermediates=False):
     except _SBFull:
         if not config.mem_bytes:
             raise
-    try:
-        return _compile(qnet, config, intermediates, window=config.sb_depth // 2)
-    except CompileError:
-        pass
-    return _compile(qnet, config, intermediates, window=config.sb_depth)
+    # Both ways of streaming; the one with fewer cycles by the cycle model (the mixed one
+    # on a tie).
+    programs, error = [], None
+    for window in (config.sb_depth // 2, config.sb_depth):
+        try:
+            programs.append(_compile(qnet, config, intermediates, window=window))
+        except CompileError as exc:
+            error = exc
+    if not programs:
+        raise error
+    return min(programs, key=lambda p: sum(cycle_model.program_cycles(p.instructions, config)))
 
 
 def _compile(qnet, config, intermediates, window):

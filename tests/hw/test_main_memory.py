@@ -14,7 +14,7 @@ from diannao.hw.config import Config, preset
 from diannao.hw.isa import Op
 from diannao.hw.main_memory import MainMemory, lfsr_next
 from diannao.sim.compiler import cycle_model
-from diannao.sim.compiler.program import compile_network, CompileError
+from diannao.sim.compiler.program import compile_network, CompileError, _compile
 from diannao.sim.engines.pysim import run_program
 from diannao.sim.tools.fuzz import differences
 
@@ -79,17 +79,28 @@ def test_memory_model_latency_and_stalls():
 
 
 def test_fc_streams_and_matches_golden_and_the_model(rng):
+    # SB of 8 rows does not hold both layers' weights. Of the two programs (the first layer
+    # streaming through the upper half while the second stays in the lower half, or both
+    # streaming through all of SB) the compiler keeps the one with fewer model cycles; both
+    # run bit-exact and cycle-equal.
     net = Network((40,), [FC(rng.normal(0, .2, (12, 40)), rng.normal(0, .1, 12), activation="relu"),
                           FC(rng.normal(0, .2, (6, 12)), rng.normal(0, .1, 6))])
-    # SB of 8 rows: the first layer's 12 rows per tile do not fit its lower half and
-    # stream through the upper half; the second's fit and stay resident.
     cfg = STREAM.replace(sb_depth=8)
-    qnet, program, x, runs = _run(net, cfg, batch=2)
-    assert [l.streamed for l in program.layers] == [True, False]
-    assert all(f["dst"] >= 4 for f in program.instructions if f["op"] == Op.SBLOAD)
-    assert sum(f["op"] == Op.SBLOAD for f in program.instructions) >= 4
-    assert differences(qnet, program, x, runs) == []
-    assert runs[0]["mem_reads"] > 0 and runs[0]["mem_stalls"] == 0
+    qnet = quantize(net)
+    mixed = _compile(qnet, cfg, False, window=4)
+    assert [l.streamed for l in mixed.layers] == [True, False]
+    assert all(f["dst"] >= 4 for f in mixed.instructions if f["op"] == Op.SBLOAD)
+    every = _compile(qnet, cfg, False, window=8)
+    assert all(l.streamed for l in every.layers)
+    chosen = compile_network(qnet, cfg)
+    cycles = [sum(cycle_model.program_cycles(p.instructions, cfg)) for p in (mixed, every)]
+    assert sum(cycle_model.program_cycles(chosen.instructions, cfg)) == min(cycles)
+    x = to_fixed(rng.uniform(-1, 1, (2, 40)), qnet.input_frac)
+    for program in (mixed, every):
+        y, runs = run_program(program, x)
+        assert np.array_equal(y, np.stack([qnet.run(xi) for xi in x]))
+        assert differences(qnet, program, x, runs) == []
+        assert runs[0]["mem_reads"] > 0 and runs[0]["mem_stalls"] == 0
 
 
 @pytest.mark.parametrize("config", [

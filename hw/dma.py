@@ -11,12 +11,7 @@ from diannao.hw.isa import field_width
 from diannao.hw.main_memory import MemoryBus, mem_addr_width
 
 
-__all__ = ["DMA", "sbload_beats"]
-
-
-def sbload_beats(count, config):
-    """Main-memory beats an ``SBLOAD`` of ``count`` SB rows reads: the row of every tile."""
-    return count * config.tiles * config.sb_row_beats
+__all__ = ["DMA"]
 
 
 class DMA(wiring.Component):
@@ -30,10 +25,10 @@ class DMA(wiring.Component):
     rows are then in place).
 
     Timing: handed the instruction in cycle ``t``, the engine requests a beat a cycle from
-    ``t + 1`` (``B`` = :func:`sbload_beats` of them, more cycles when the memory refuses
-    one), writes each beat into SB in the cycle it arrives (``mem_latency`` cycles after
-    its request), and is idle again from the cycle after the last: ``B + mem_latency``
-    cycles busy without stalls. An ``SBLOAD`` of no rows does nothing.
+    ``t + 1`` (``B = count * tiles * config.sb_row_beats`` of them, more cycles when the
+    memory refuses one), writes each beat into SB in the cycle it arrives (``mem_latency``
+    cycles after its request), and is idle again from the cycle after the last:
+    ``B + mem_latency`` cycles busy without stalls. An ``SBLOAD`` of no rows does nothing.
 
     Parameters
     ----------

@@ -242,14 +242,18 @@ def _tile_fields(layer, plan, tile, chunk, cfg, *, sb_base, out_base, log2_gob=N
                key=lambda f: max(cycle_model.compute_cycles(f, cfg)[0]))
 
 
+def _chunk_rows(g, chunk):
+    """Indices of a chunk's rows among an output block's SB rows
+    (:func:`mapping.conv_sb_rows`: the bias row, then ``(ky, kx, cb)`` in loop order)."""
+    k0, k1, c0, c1 = chunk
+    return [1 + (ky * g.kw + kx) * g.cb + c for ky in range(k0, k1)
+            for kx in range(g.kw) for c in range(c0, c1)]
+
+
 def _chunk_order(g, plan):
-    """Indices of an output block's SB rows (:func:`mapping.conv_sb_rows`: the bias row,
-    then ``(ky, kx, cb)`` in loop order) with the chunks' rows one after the other."""
-    order = [0]
-    for k0, k1, c0, c1 in plan.chunks:
-        order += [1 + (ky * g.kw + kx) * g.cb + c for ky in range(k0, k1)
-                  for kx in range(g.kw) for c in range(c0, c1)]
-    return order
+    """Indices of an output block's SB rows with the chunks' rows one after the other, the
+    bias row first."""
+    return [0] + [i for chunk in plan.chunks for i in _chunk_rows(g, chunk)]
 
 
 def _segment(rows, f, tile, order, cfg):
@@ -267,8 +271,15 @@ def _segment(rows, f, tile, order, cfg):
         nb = cycle_model.tile_share(f, t)[0]
         picked = [rows[b0 + (t & (g - 1)) + k * g][order] for k in range(nb)]
         out.append(np.concatenate(picked) if picked else np.zeros((0, tn, tn), np.int64))
-    most = max(len(r) for r in out)
-    return [np.concatenate([r, np.zeros((most - len(r), tn, tn), np.int64)]) for r in out]
+    return _padded(out, tn)
+
+
+def _padded(per_tile, tn, rows=None):
+    """Each tile's ``[n, tn, tn]`` rows with zero rows after them, to ``rows`` rows (default:
+    the most of any tile): an SBLOAD brings as many rows to every tile, and each tile's part
+    of a resident layer is as long as the longest."""
+    rows = max(len(r) for r in per_tile) if rows is None else rows
+    return [np.concatenate([r, np.zeros((rows - len(r), tn, tn), np.int64)]) for r in per_tile]
 
 
 def _layer_sb(layer, g, plan, cfg, split, stream, sb_next, limit, program, where):
@@ -343,14 +354,10 @@ def _layer_sb(layer, g, plan, cfg, split, stream, sb_next, limit, program, where
             if private:
                 fields = computes[i]
                 offset += -(-fields["ob"] // (1 << log2_gob)) * fields["sb_step"]
+    # Streaming: the rows by output block ([OB, rows, tn, tn]; a pooling's one row).
     used, layer_rows = 0, None
     if stream:
-        if g.lrn:
-            layer_rows = lrn_sb_rows(layer.in_shape[0], layer.kernel, tn)
-        elif g.kind == "conv" and not private:
-            layer_rows = rows                              # [OB, sb_step, tn, tn]
-        elif not private:
-            layer_rows = pool_sb_row(layer.kind, layer.kernel, tn)
+        layer_rows = None if private else rows if g.kind == "conv" else row[0]
     elif private:
         used = offset
         check_sb(used)
@@ -524,9 +531,8 @@ def _compile(qnet, config, intermediates, window):
         (tiles, log2_gob, f, private, per_tile, steps, computes, used, layer_rows,
          plan) = layer_sb
         if not stream and not private:
-            for t in range(cfg.tiles):
-                pad = np.zeros((used - len(per_tile[t]), tn, tn), dtype=np.int64)
-                sb_images[t].append(np.concatenate([per_tile[t], pad]))
+            for image, rows in zip(sb_images, _padded(per_tile, tn, used)):
+                image.append(rows)
 
         # The plan's instructions in order (tiling.Plan.steps: LOADs into NBin's halves,
         # STOREs overlapping the next output tile's computation).
@@ -550,18 +556,13 @@ def _compile(qnet, config, intermediates, window):
                 fields = computes[next(k for k in range(i + 1, len(steps))
                                        if steps[k].kind == "compute")]
                 if private:
-                    seg = private_sb_rows(layer.w_q, layer.b_q, fields, step.tile,
-                                          plan.chunks[step.chunk], step.chunk == 0, tn,
-                                          cfg.tiles)
-                    most = max(len(r) for r in seg)
-                    seg = [np.concatenate([r, np.zeros((most - len(r), tn, tn), np.int64)])
-                           for r in seg]
+                    seg = _padded(private_sb_rows(layer.w_q, layer.b_q, fields, step.tile,
+                                                  plan.chunks[step.chunk], step.chunk == 0,
+                                                  tn, cfg.tiles), tn)
                 elif g.kind == "conv" and not g.lrn:
-                    k0, k1, c0, c1 = plan.chunks[step.chunk]
-                    chunk_order = ([0] if step.chunk == 0 else []) + [
-                        1 + (ky * g.kw + kx) * g.cb + c for ky in range(k0, k1)
-                        for kx in range(g.kw) for c in range(c0, c1)]
-                    seg = _segment(layer_rows, fields, step.tile, chunk_order, cfg)
+                    order = (([0] if step.chunk == 0 else [])
+                             + _chunk_rows(g, plan.chunks[step.chunk]))
+                    seg = _segment(layer_rows, fields, step.tile, order, cfg)
                 elif g.lrn:
                     seg = _segment(layer_rows, fields, step.tile, slice(None), cfg)
                 else:
@@ -590,27 +591,24 @@ def _compile(qnet, config, intermediates, window):
             else:
                 emit(where, dict(op=Op.STORE, nbout_half=step.nbout_half, sync=step.sync))
         if private and not stream:
-            for t in range(cfg.tiles):
-                rows_t = np.concatenate(per_tile[t])
-                pad = np.zeros((used - len(rows_t), tn, tn), dtype=np.int64)
-                sb_images[t].append(np.concatenate([rows_t, pad]))
+            for image, rows in zip(sb_images, _padded([np.concatenate(r) for r in per_tile],
+                                                      tn, used)):
+                image.append(rows)
         sb_next += used
         infos.append(LayerInfo(layer.index, layer.kind, tuple(layer.in_shape),
                                tuple(layer.out_shape), in_base, out_base, layer_macs(layer), f,
                                pcs, kept=intermediates or layer is layers[-1],
                                mem_rows=mem_read))
         in_base = out_base
-    program.append(dict(op=Op.HALT))
-    if len(program) > cfg.imem_depth:
-        raise CompileError(f"the program has {len(program)} instructions, but the instruction "
-                           f"memory holds {cfg.imem_depth} (imem_depth)")
+    program.append(dict(op=Op.HALT))      # emit() left room for it
     sb = [np.concatenate(imgs) if imgs else np.zeros((0, tn, tn), dtype=np.int64)
           for imgs in sb_images]
     mem = (np.concatenate(mem_image) if mem_image
            else np.zeros((0, cfg.tiles, tn, tn), dtype=np.int16))
-    if cfg.mem_bytes and len(mem) * cfg.tiles * cfg.sb_row_beats > cfg.mem_depth:
-        raise CompileError(f"the streamed weights need {len(mem) * cfg.tiles * cfg.sb_row_beats:,} "
-                           f"beats of main memory, but it has {cfg.mem_depth:,} (mem_depth)")
+    beats = len(mem) * cfg.tiles * cfg.sb_row_beats
+    if cfg.mem_bytes and beats > cfg.mem_depth:
+        raise CompileError(f"the streamed weights need {beats:,} beats of main memory, but it "
+                           f"has {cfg.mem_depth:,} (mem_depth)")
     return Program(cfg, program, sb, tables, input_base, tuple(layers[0].in_shape),
                    infos[-1].out_base, tuple(layers[-1].out_shape), infos, nm_next,
                    intermediates, mem)

@@ -48,10 +48,12 @@ SBLOAD    with a main memory (``Config.mem_bytes``): the DMA engine (:class:`hw.
           does not read, so the loads overlap the computation.
 
 A compute instruction does not hold the node: it starts once the tiles are done with the
-previous one, and the node fetches on while they compute, so a LOAD into the other half of
-NBin or a STORE of the other half of NBout overlaps it (with a narrow instruction memory the
-node waits for the tiles: they read the instruction it holds, and for every STORE). HALT
-waits for the tiles, the store engine and the DMA engine.
+previous one (once they have emitted its last row when the two agree on
+:data:`SETTINGS_FIELDS`: they set up the next one while the pipeline drains), and the node
+fetches on while they compute, so a LOAD into the other half of NBin or a STORE of the
+other half of NBout overlaps it (with a narrow instruction memory the node waits for the
+tiles: they read the instruction it holds, and for every STORE). HALT waits for the tiles,
+the store engine and the DMA engine.
 ========  ====================================================================================
 
 DianNao's control processor gives each buffer a read or write operation, a reuse flag, an
@@ -80,7 +82,7 @@ from enum import IntEnum
 from typing import NamedTuple
 
 
-__all__ = ["Op", "Field", "INSTR_FIELDS", "INSTR_WIDTH", "PC_WIDTH", "field_width",
+__all__ = ["Op", "Field", "INSTR_FIELDS", "INSTR_WIDTH", "PC_WIDTH", "SETTINGS_FIELDS", "field_width",
            "field_offset", "field_signed", "field_range", "check_fields", "encode", "decode",
            "disassemble", "compute_fields", "load_fields", "load_rows"]
 
@@ -140,6 +142,12 @@ _FIELDS = {
     "lines_m1": (False, 12),    # LOAD: lines, minus one
     "line_step": (False, 24),   # LOAD: NM step from a line's last row to the next line's
 }
+
+#: The fields of a compute instruction that the tile's NFU stages read while its rows cross
+#: them (the rest set up the tile's loop, or travel down the pipeline with each row:
+#: ``psum_in``, ``psum_out``, ``nbout_half``). A tile takes the next compute instruction
+#: while it drains the last one only when the two agree on all of these.
+SETTINGS_FIELDS = ("op", "shift", "bias_exp", "act", "table", "lrn")
 
 #: Bits of the program counter: an instruction's address in the instruction memory, as the
 #: node reports it to the host.

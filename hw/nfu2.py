@@ -127,8 +127,10 @@ class NFU2(wiring.Component):
     o : ``Out(stream.Signature(ArrayLayout(signed(16), tn), always_ready=True))``
         One output row (``o.payload``, the int16 ``y`` above) per ``last`` row.
     restart, psum_in, psum_out : ``In(1)``
-        ``restart`` (a pulse before an instruction's first row) returns to row 0;
-        ``psum_in`` and ``psum_out`` are per-layer settings like ``shift``. Only with
+        ``restart``, a pulse in lockstep with ``valid_in`` after the last row of one
+        instruction and before the first of the next, returns to row 0 (for the next
+        instruction's rows: the rows before it finish with their own); ``psum_in`` and
+        ``psum_out`` come with each row, like ``first`` and ``last``. Only with
         ``psum_depth``.
     psum_r : ``In(ReadPort.Signature)``, psum_w : ``In(WritePort.Signature)``
         The partial-sum buffer's ports, driven by NFU-2 (:func:`psum_layout` rows). Only
@@ -195,26 +197,32 @@ class NFU2(wiring.Component):
         acc_done, shifted, rounded = Signal(), Signal(), Signal()
         psum_in, psum_out = C(0, 1), C(0, 1)
         if self.psum_depth:
-            psum_in = Signal(name="psum_in_r", reset_less=self.deep)
-            psum_out = Signal(name="psum_out_r", reset_less=self.deep)
-            m.d.sync += [psum_in.eq(self.psum_in), psum_out.eq(self.psum_out)]
+            # psum_in and psum_out come with each row and travel beside the trees like
+            # `first` and `last`; `restart` comes before an instruction's first row and is
+            # delayed like the reads and the writes it resets (so that the last rows of the
+            # instruction before still use their rows).
+            psum_in = delay(m, self.psum_in, tree_latency, "psum_in_t")
+            psum_out = delay(m, self.psum_out, tree_latency, "psum_out_t")
             # Row i for the i-th accumulation since restart: read when its first row is
             # read_latency cycles before the accumulator (every first row reads; the sum is
             # used only with psum_in), written when it finishes.
             rd_row, wr_row = (Signal.like(self.psum_r.addr, name=n) for n in ("psum_rd", "psum_wr"))
             early = delay(m, self.valid_in & self.first, tree_latency - self.read_latency,
                           "psum_rd_at")
+            rd_restart = delay(m, self.restart, tree_latency - self.read_latency, "rd_restart")
+            wr_restart = delay(m, self.restart, tree_latency + 1, "wr_restart")
             m.d.comb += [self.psum_r.addr.eq(rd_row), self.psum_r.en.eq(early)]
             psum_done = Signal()
             m.d.sync += psum_done.eq(valid & last & psum_out)
             m.d.comb += [self.psum_w.addr.eq(wr_row), self.psum_w.en.eq(psum_done)]
-            with m.If(self.restart):
-                m.d.sync += [rd_row.eq(0), wr_row.eq(0)]
-            with m.Else():
-                with m.If(early):
-                    m.d.sync += rd_row.eq(rd_row + 1)
-                with m.If(psum_done):
-                    m.d.sync += wr_row.eq(wr_row + 1)
+            with m.If(rd_restart):
+                m.d.sync += rd_row.eq(0)
+            with m.Elif(early):
+                m.d.sync += rd_row.eq(rd_row + 1)
+            with m.If(wr_restart):
+                m.d.sync += wr_row.eq(0)
+            with m.Elif(psum_done):
+                m.d.sync += wr_row.eq(wr_row + 1)
         # With deep the finished sums are copied first (the shifter reads the copy, so the
         # accumulator's own fan-out is its loop): `to_shift` is the shift stage's enable.
         to_shift = shift_en = acc_done

@@ -283,7 +283,9 @@ class Node(wiring.Component):
             m.d.comb += [
                 tile.instr.eq(ctrl.tile_instr),
                 tile.start.eq(ctrl.tile_start),
+                ctrl.tile_ready[t].eq(tile.ready),
                 ctrl.tile_done[t].eq(tile.done),
+                ctrl.tile_flushing[t].eq(tile.flushing),
                 ctrl.nbout_count[t].eq(tile.nbout_count),
                 tile.nbin_w.en.eq(tree.leaf.valid),
                 tile.nbin_w.addr.eq(tree.leaf.payload.addr),

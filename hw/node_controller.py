@@ -46,9 +46,11 @@ class NodeController(wiring.Component):
       steps between runs and lines cost no cycle); row ``i`` goes down the fat tree to
       NBin row ``dst + i`` of every tile; then ``read latency + tree latency`` cycles drain
       the tree (read latency: ``config.node_read_latency``, 1, or 3 with ``deep_pipeline``).
-    * ``CONV``/``MAXPOOL``/``AVGPOOL``: the decode cycle starts every tile on the
-      instruction; the controller waits until the last tile is done (``max`` over tiles of
-      :func:`diannao.sim.compiler.cycle_model.tile_cycles`).
+    * ``CONV``/``MAXPOOL``/``AVGPOOL``: an ISSUE cycle starts every tile on the
+      instruction once all are ``ready`` (idle, or draining an instruction that agrees with
+      this one on :data:`hw.isa.SETTINGS_FIELDS`) and the engines allow it (below); with
+      ``imem_narrow`` the controller then waits until the last tile is done (``max`` over
+      tiles of :func:`diannao.sim.compiler.cycle_model.tile_cycles`).
     * ``STORE``: a SYNC cycle hands the NBout half to the *store engine* (once it is idle,
       and with ``sync`` once the tiles are done), which collects it while the controller
       goes on (paper: DaDianNao's central eDRAM keeps input and output neurons in separate
@@ -56,7 +58,8 @@ class NodeController(wiring.Component):
       tree moves rows down and up at once): tiles in order ``0 .. tiles-1``, one NBout read
       a cycle for each row the tile holds, plus one cycle to move to the next tile; then
       ``read latency + tree latency`` cycles drain the tree into NM, and the half is
-      emptied. A STORE with ``sync`` (the last of a layer, whose rows the next layer
+      emptied. A STORE without ``sync`` first waits until no tile is ``flushing`` (the
+      rows of an instruction drained under the next one have landed). A STORE with ``sync`` (the last of a layer, whose rows the next layer
       loads), or any STORE with ``imem_narrow``, waits in ``STORE`` until the engine is
       done; a compute instruction that writes the half being stored waits for it in ISSUE.
     * ``SBLOAD`` (with a main memory, ``config.mem_bytes``): a SYNC cycle hands it to the
@@ -101,7 +104,9 @@ class NodeController(wiring.Component):
             "imem_data": In(INSTR),
             "tile_start": Out(1),
             "tile_instr": Out(INSTR),
+            "tile_ready": In(tiles),
             "tile_done": In(tiles),
+            "tile_flushing": In(tiles),
             "nbout_count": In(data.ArrayLayout(range(config.nbout_depth + 1), tiles)),
             "nbout_addr": Out(self.nbout_width),
             "nbout_en": Out(tiles),
@@ -251,11 +256,11 @@ class NodeController(wiring.Component):
                     m.d.sync += [drain.eq(self.tree_latency + rl - 1), loading.eq(0)]
                     m.next = "DRAIN"
             with m.State("ISSUE"):
-                # Start the tiles once the previous compute instruction is done (pending
-                # is 0: its done pulses are in the past, the tiles idle) and the store
-                # engine is not collecting the NBout half they write; then fetch on while
-                # they compute, or with a narrow instruction memory wait for them.
-                with m.If((pending == 0) & ~(s_busy & (s_half == ins.nbout_half))
+                # Start the tiles once every one is ready (idle, or draining an instruction
+                # whose settings this one shares: hw.tile_controller.TileController) and
+                # the store engine is not collecting the NBout half they write; then fetch
+                # on while they compute, or with a narrow instruction memory wait for them.
+                with m.If(self.tile_ready.all() & ~(s_busy & (s_half == ins.nbout_half))
                           & ~self.dma_busy):
                     m.d.comb += self.tile_start.eq(1)
                     m.d.sync += pending.eq((1 << cfg.tiles) - 1)
@@ -266,9 +271,10 @@ class NodeController(wiring.Component):
             with m.State("SYNC"):
                 # A LOAD with `sync` (its NBin rows may be in use): once the tiles are done.
                 # A STORE: once the store engine is idle, and with `sync` once the tiles are
-                # done (its rows are the last compute instruction's); without, at once (its
-                # rows are an earlier one's, and the running instruction writes the other
-                # NBout half). Handed to the engine, it waits for it with `sync`.
+                # done (its rows are the last compute instruction's); without, once no tile
+                # is flushing (its rows are an earlier instruction's, which may still be
+                # draining under the running one; that one writes the other NBout half).
+                # Handed to the engine, it waits for it with `sync`.
                 # An SBLOAD: once the DMA engine is idle, with `sync` once the tiles are done.
                 with m.If(ins.op == Op.LOAD):
                     with m.If(pending == 0):
@@ -279,7 +285,7 @@ class NodeController(wiring.Component):
                         with m.If((~ins.sync | (pending == 0)) & ~self.dma_busy):
                             m.d.comb += self.dma_start.eq(1)
                             m.next = "FETCH"
-                with m.Elif((~blocking | (pending == 0)) & ~s_busy):
+                with m.Elif(Mux(blocking, pending == 0, ~self.tile_flushing.any()) & ~s_busy):
                     m.d.comb += kick.eq(1)
                     with m.If(blocking):
                         m.next = "STORE"

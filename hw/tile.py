@@ -58,7 +58,9 @@ class Tile(wiring.Component):
 
     Latency: ``3 + emissions + pipeline_latency(config)`` cycles from ``start`` to ``done``
     for a tile with work (three set-up cycles), 2 cycles for a tile without. Throughput one SB row
-    and one NBin row per cycle.
+    and one NBin row per cycle; with ``latch_instr`` the next instruction may start in the
+    first drain cycle (``ready``, :class:`TileController`), so back-to-back instructions
+    cost ``4 + emissions`` cycles each.
 
     Parameters
     ----------
@@ -73,8 +75,9 @@ class Tile(wiring.Component):
         The tile's number in its node, held constant by the node: every tile is the same
         hardware (one module in the generated Verilog).
     instr : ``In(INSTR)``, start : ``In(1)``
-        Latched on ``start`` when idle.
-    busy, done : ``Out(1)``
+        Latched on ``start`` when ``ready``.
+    ready, busy, done, flushing : ``Out(1)``
+        As :class:`TileController`'s.
     nbin_w : ``Out(WritePort.Signature)``
         Write port of NBin.
     sb_w : ``Out(Signature(en=In(tn), addr=In, data=In(ArrayLayout(signed(16), tn * L))))``
@@ -115,8 +118,10 @@ class Tile(wiring.Component):
             "index": In(range(config.tiles)),
             "instr": In(INSTR),
             "start": In(1),
+            "ready": Out(1),
             "busy": Out(1),
             "done": Out(1),
+            "flushing": Out(1),
             "nbin_w": Out(self.nbin.write.signature),
             "sb_w": Out(wiring.Signature({    # the members' direction as in nbin_w: inputs
                 "en": In(config.tn),
@@ -189,8 +194,6 @@ class Tile(wiring.Component):
             m.submodules.psum = psum = self.psum
             wiring.connect(m, psum.read, nfu2.psum_r)
             wiring.connect(m, psum.write, nfu2.psum_w)
-            m.d.comb += [nfu2.restart.eq(self.start), nfu2.psum_in.eq(ctrl.psum_in),
-                         nfu2.psum_out.eq(ctrl.psum_out)]
         m.submodules.nfu3 = nfu3 = Activation(tn, cfg.act_tables, deep=deep)
 
         wiring.connect(m, wiring.flipped(self.nbin_w), nbin.write)
@@ -200,8 +203,10 @@ class Tile(wiring.Component):
             ctrl.index.eq(self.index),
             ctrl.instr.eq(self.instr),
             ctrl.start.eq(self.start),
+            self.ready.eq(ctrl.ready),
             self.busy.eq(ctrl.busy),
             self.done.eq(ctrl.done),
+            self.flushing.eq(ctrl.flushing),
             nfu3.tbl_we.eq(self.tbl_we),
             nfu3.tbl_addr.eq(self.tbl_addr),
             nfu3.tbl_data.eq(self.tbl_data),
@@ -234,6 +239,13 @@ class Tile(wiring.Component):
 
         first2 = delay(m, first1, nfu1.latency, "first_nfu1_")
         last2 = delay(m, last1, nfu1.latency, "last_nfu1_")
+        if self.psum is not None:
+            # The start of an instruction and its rows' psum_in and psum_out reach NFU-2 in
+            # lockstep with the rows: the next instruction may start while they cross it.
+            into = rl + nfu1.latency
+            m.d.comb += [nfu2.restart.eq(delay(m, self.start, into, "restart")),
+                         nfu2.psum_in.eq(delay(m, ctrl.psum_in, into, "psum_in")),
+                         nfu2.psum_out.eq(delay(m, ctrl.psum_out, into, "psum_out"))]
         m.d.comb += [
             nfu2.valid_in.eq(nfu1.o.valid),
             nfu2.first.eq(first2),
@@ -254,11 +266,15 @@ class Tile(wiring.Component):
         # capture the address at `last` and let it follow the row through the pipeline.
         # Only the NM's address bits travel (the NM ignores the others), in one shift register
         # word (a simulator shifts one word a cycle instead of copying a register per stage).
+        # The row's NBout half travels with it (an instruction may start while the last one's
+        # rows drain; a narrow instruction memory's NBout is one, half 0).
         addr = ctrl.out_addr[:max(1, ceil_log2(cfg.nm_depth))]
-        aw, lat = len(addr), pipeline_latency(cfg)
+        tag = addr if cfg.imem_narrow else Cat(addr, ctrl.nbout_half)
+        aw, lat = len(tag), pipeline_latency(cfg)
         line = Signal(aw * lat, name="out_addr_line", reset_less=True)
-        m.d.sync += line.eq(Cat(addr, line[:aw * (lat - 1)]))
-        addr = line[aw * (lat - 1):]
+        m.d.sync += line.eq(Cat(tag, line[:aw * (lat - 1)]))
+        tag = line[aw * (lat - 1):]
+        addr = tag[:len(addr)]
         # NBout's two halves, each with its count of rows: a compute instruction writes
         # the half it names (from row 0 or nbout_depth // 2; a half may run into the other
         # when a program uses one), the node reads, counts and empties the half it selects.
@@ -266,7 +282,7 @@ class Tile(wiring.Component):
         # work (it waits for them), so NBout is one: half 0.
         counts = [Signal.like(self.nbout_count, name=f"nbout_count{h}")
                   for h in range(1 if cfg.imem_narrow else 2)]
-        half = C(0, 1) if cfg.imem_narrow else ctrl.nbout_half
+        half = C(0, 1) if cfg.imem_narrow else tag[-1]
         count = counts[0] if cfg.imem_narrow else Mux(half, counts[1], counts[0])
         m.d.comb += [
             nbout.write.en.eq(nfu3.o.valid),

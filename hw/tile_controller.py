@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from diannao.hw.config import Config
 from diannao.hw.instr import INSTR
-from diannao.hw.isa import Op, field_width
+from diannao.hw.isa import SETTINGS_FIELDS, Op, field_width
 from diannao.hw.nfu2 import SHIFT_WIDTH
 
 
@@ -59,7 +59,15 @@ class TileController(wiring.Component):
 
     Timing: three set-up cycles, then one cycle per emitted row with no bubbles (II = 1),
     then ``drain`` cycles while the last row crosses the pipeline; ``done`` pulses in the
-    last of those cycles. A tile with no share finishes in the second set-up cycle. Emitted rows::
+    last of those cycles. A tile with no share finishes in the second set-up cycle.
+    ``ready`` says when it takes ``start``: when idle, and (with ``latch_instr``) in any
+    drain cycle when ``instr`` agrees with the draining instruction on
+    :data:`hw.isa.SETTINGS_FIELDS`, the fields the NFU stages read while rows cross them.
+    It then sets up the next instruction while the last rows drain (``flushing`` until they
+    have landed: up to the cycle ``done`` would have pulsed in, included; no ``done`` for
+    the drained instruction unless it is that very cycle). What each emission's NFU stages need of the
+    instruction beyond those fields (``psum_in``, ``psum_out``, ``nbout_half``) is valid
+    with the emission and travels down the pipeline with its row. Emitted rows::
 
         blocks * rows_of_band * ow * (kh * kw * cb + 1)       CONV (+ 0 with psum_in or lrn)
         blocks * rows_of_band * ow * (kh * kw)                MAXPOOL, AVGPOOL
@@ -97,8 +105,10 @@ class TileController(wiring.Component):
             "index": In(range(config.tiles)),
             "instr": In(INSTR),
             "start": In(1),
+            "ready": Out(1),
             "busy": Out(1),
             "done": Out(1),
+            "flushing": Out(1),
             # One emission per cycle while `valid`.
             "valid": Out(1),
             "nbin_addr": Out(_abits(config.nbin_depth)),
@@ -109,7 +119,8 @@ class TileController(wiring.Component):
             "first": Out(1),
             "last": Out(1),
             "out_addr": Out(_abits(config.nm_depth)),
-            # Per-layer settings, stable while busy.
+            # Per-layer settings, stable while busy (SETTINGS_FIELDS), and the emission's
+            # psum_in, psum_out and nbout_half, valid with it.
             "max_mode": Out(1),
             "shift": Out(SHIFT_WIDTH),
             "bias_exp": Out(field_width("bias_exp")),
@@ -260,8 +271,32 @@ class TileController(wiring.Component):
             self.out_addr.eq(out),
         ]
 
+        # Set up an instruction (`instr`) in the cycle it is taken.
+        begin = [
+            oy0.eq(_mul_small(pos_group, src.oy_band)),
+            ob_group_r.eq(ob_group), ob_round.eq(src.ob + gmask),
+            has_blocks.eq(src.ob > ob_group),
+            band_in_off.eq(_mul_small(pos_group, src.band_in_step)),
+            band_out_off.eq(_mul_small(pos_group, src.band_out_step)),
+            g.eq(gmask + 1),
+        ]
+        # The next instruction may start while this one drains when the NFU stages read
+        # the same settings of both (only when the instruction is latched: else the node
+        # holds it until `done`).
+        agree = Signal()
+        if self.latch_instr:
+            m.d.comb += agree.eq(Cat(getattr(self.instr, n) == getattr(ins, n)
+                                     for n in SETTINGS_FIELDS).all())
+        # Cycles until the rows of an instruction drained under the next one have landed and
+        # been counted (the cycle after its last NBout write, where `done` would have pulsed).
+        tail = Signal(range(self.drain + 1))
+        with m.If(tail != 0):
+            m.d.sync += tail.eq(tail - 1)
+        m.d.comb += self.flushing.eq(tail != 0)
+
         with m.FSM():
             with m.State("IDLE"):
+                m.d.comb += self.ready.eq(1)
                 if self.latch_instr and cfg.deep_pipeline:
                     # With deep_pipeline it follows `instr` while idle, so it holds the
                     # instruction of the start cycle without `start` in its (wide) enable.
@@ -269,14 +304,7 @@ class TileController(wiring.Component):
                 with m.If(self.start):
                     if self.latch_instr and not cfg.deep_pipeline:
                         m.d.sync += latch
-                    m.d.sync += [
-                        oy0.eq(_mul_small(pos_group, src.oy_band)),
-                        ob_group_r.eq(ob_group), ob_round.eq(src.ob + gmask),
-                        has_blocks.eq(src.ob > ob_group),
-                        band_in_off.eq(_mul_small(pos_group, src.band_in_step)),
-                        band_out_off.eq(_mul_small(pos_group, src.band_out_step)),
-                        g.eq(gmask + 1),
-                    ]
+                    m.d.sync += begin
                     m.next = "SETUP"
             with m.State("SETUP"):
                 # First set-up cycle: the block count, whether the share is empty, and the
@@ -353,11 +381,15 @@ class TileController(wiring.Component):
                     m.next = "DRAIN"
 
             with m.State("DRAIN"):
-                m.d.comb += self.busy.eq(1)
+                m.d.comb += [self.busy.eq(1), self.ready.eq(agree)]
                 m.d.sync += drain.eq(drain - 1)
                 with m.If(drain == 0):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
+                if self.latch_instr:
+                    with m.If(self.start & agree):
+                        m.d.sync += [*latch, *begin, tail.eq(drain)]
+                        m.next = "SETUP"
         # The loop's registers in RUN, each a multiplexer over the one-hot branch `br` (a
         # register, worked out a cycle ahead): the choice starts from registers and every
         # candidate is an adder on registers.
@@ -402,7 +434,7 @@ class TileController(wiring.Component):
             # output's first channel block.
             ob_now = Signal(LEVEL_WIDTHS["k"], reset_less=True)
             dist = Signal(LEVEL_WIDTHS["k"], reset_less=True)
-            with m.If(self.start & ~self.busy):
+            with m.If(self.start & self.ready):
                 m.d.sync += [ob_now.eq(ob_group), dist.eq(ob_group)]
             with m.If(on("c")):
                 m.d.sync += dist.eq(dist - 1)

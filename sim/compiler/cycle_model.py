@@ -8,11 +8,11 @@ the RTL's latencies against a table of their own.
 
 from functools import lru_cache
 
-from diannao.hw.isa import INSTR_WIDTH, Op, load_rows
+from diannao.hw.isa import INSTR_WIDTH, SETTINGS_FIELDS, Op, load_rows
 
 
 __all__ = ["tile_share", "tile_emissions", "tile_cycles", "tile_traffic", "compute_cycles",
-           "compute_profile",
+           "compute_profile", "overlaps", "timeline",
            "program_cycles", "program_counters", "pipeline_latency",
            "fetch_cycles", "tree_latency", "sbload_beats"]
 
@@ -75,6 +75,17 @@ def tile_cycles(f, index, config):
     return 3 + e + pipeline_latency(config) if e else 2
 
 
+def overlaps(prev, f, config):
+    """Whether compute instruction ``f`` may start while the tiles' pipelines drain the
+    compute instruction ``prev`` (``None``: there was none): with a wide instruction memory,
+    when the two agree on every field of :data:`hw.isa.SETTINGS_FIELDS` (what the NFU
+    stages read while rows cross them). A tile then takes ``f`` in the first cycle of its
+    drain, ``4 + e`` cycles after it took ``prev`` (``e`` rows emitted; an empty share
+    idles ``3`` cycles after its start whatever ``f``)."""
+    return (prev is not None and not config.imem_narrow
+            and all(prev.get(k, 0) == f.get(k, 0) for k in SETTINGS_FIELDS))
+
+
 def program_cycles(instructions, config):
     """Node cycles of every instruction of a program, from its fields alone: each the time
     from its fetch to the next instruction's (for HALT, to ``done``), so that they sum to
@@ -86,11 +97,15 @@ def program_cycles(instructions, config):
     * ``LOAD``: ``rows + 1 + (tree + R)`` cycles (R the node's read latency), after a SYNC
       cycle that waits until the tiles are free with ``sync``;
     * compute: an ISSUE cycle that waits until the tiles are free (the cycle after the last
-      tile's ``done``) and the store engine is not collecting the NBout half it writes,
+      tile's ``done``; or, when :func:`overlaps` the previous compute instruction, until
+      every tile has emitted its last row: they drain one instruction while they set up
+      the next) and the store engine is not collecting the NBout half it writes,
       starts them, and moves on; the tiles are busy :func:`tile_cycles`. With
       ``imem_narrow`` the node waits for them (``WAIT``) before fetching on;
     * ``STORE``: a SYNC cycle that waits until the store engine is idle (with ``sync``
-      also until the tiles are free) and hands it the STORE; the engine is busy
+      also until the tiles are free; without, until the rows of the compute instruction
+      before the running one have landed: the cycle after its ``done``) and hands it the STORE; the
+      engine is busy
       ``rows + tiles + 1 + (tree + R)`` cycles after it for the rows of the NBout half.
       With ``sync`` (or ``imem_narrow``) the node waits for it; else it fetches on;
     * ``SBLOAD``: a SYNC cycle that waits until the DMA engine is idle (with ``sync`` also
@@ -101,25 +116,35 @@ def program_cycles(instructions, config):
     * ``HALT``: ``done`` in the decode cycle, or in the cycle the last tile's ``done`` comes
       or the store engine or the DMA engine finishes.
     """
+    return timeline(instructions, config)[0]
+
+
+def timeline(instructions, config):
+    """``(cycles, starts)``: :func:`program_cycles`, and the cycle each compute instruction
+    starts the tiles in, counted from the program's start (``None`` for the others)."""
     lat = tree_latency(config.tiles)
     fetch = fetch_cycles(config)
     rl = config.node_read_latency
     rows = [[0] * config.tiles, [0] * config.tiles]   # NBout rows held, by half and tile
     t = 0            # the cycle the current instruction's fetch starts
-    free = 0         # the first cycle the tiles may start again
+    free = 0         # the first cycle the tiles are idle again
+    ready = 0        # the first cycle they may take a compute instruction that overlaps
+    landed = 0       # the cycle after the done of the compute instruction before the running one
+    prev = None      # the last compute instruction
     stored, half_stored = 0, None    # the store engine: idle from cycle `stored`
     loaded = 0                       # the DMA engine: idle from cycle `loaded`
-    out = []
+    out, starts = [], []
     for f in instructions:
         op = f["op"]
         after = t + fetch + 1                          # the cycle after the decode
+        began = None
         if op == Op.LOAD:
             start = max(after, free) + 1 if f.get("sync") else after    # SYNC, then LOAD
             end = start + load_rows(f) + 1 + lat + rl
         elif op == Op.STORE:
             half = f.get("nbout_half", 0)
             blocking = f.get("sync") or config.imem_narrow
-            start = max(after, stored, free if blocking else 0)      # the SYNC cycle
+            start = max(after, stored, free if blocking else landed)  # the SYNC cycle
             stored, half_stored = start + 1 + sum(rows[half]) + config.tiles + 1 + lat + rl, half
             end = stored if blocking else start + 1
             rows[half] = [0] * config.tiles
@@ -131,16 +156,22 @@ def program_cycles(instructions, config):
         elif op == Op.HALT:
             end = max(after, free, stored, loaded)     # done in the cycle before: the last counted
         else:
-            cycles, writes = compute_cycles(f, config)
+            cycles, writes, emitted = _cycles(tuple(f.get(k, 0) for k in _SHAPE), config)
             half = f.get("nbout_half", 0)
-            start = max(after, free, stored if half == half_stored else 0, loaded)
+            tiles_free = ready if overlaps(prev, f, config) else free
+            start = began = max(after, tiles_free, stored if half == half_stored else 0,
+                                loaded)
+            landed = free
             free = start + max(cycles) + 1
+            ready = start + (4 + max(emitted) if max(emitted) else 3)
             for tile, moved in enumerate(writes):
                 rows[half][tile] += moved
             end = free if config.imem_narrow else start + 1
+            prev = f
         out.append(end - t)
+        starts.append(began)
         t = end
-    return out
+    return out, starts
 
 
 def _inside(o0, o1, stride, kernel, off, size):
@@ -178,21 +209,23 @@ def program_counters(program):
     NM reads and fat-tree rows down are the LOAD rows; NM writes and rows up are the rows
     STORE collects (every output row); main-memory reads are the SBLOAD beats (and stalls
     none: the model's memory never refuses a request); a tile counts the
-    :func:`tile_cycles` of each compute instruction as busy."""
+    :func:`tile_cycles` of each compute instruction as busy, up to the cycle it takes the
+    next one when that one overlaps (the busy cycles of two instructions are one)."""
     cfg = program.config
     loads = sum(load_rows(f) for f in program.instructions if f["op"] == Op.LOAD)
     tiles = [dict(cycles=0, nfu_busy=0, nbin_reads=0, sb_reads=0, nbout_writes=0)
              for _ in range(cfg.tiles)]
-    for f in program.instructions:
-        if f["op"] in (Op.CONV, Op.MAXPOOL, Op.AVGPOOL):
-            cycles, traffic = compute_profile(f, cfg)
-            for counts, busy, moved in zip(tiles, cycles, traffic):
-                for name, n in moved.items():
-                    counts[name] += n
-                counts["cycles"] += busy
+    per_instr, starts = timeline(program.instructions, cfg)
+    computes = [(f, s) for f, s in zip(program.instructions, starts) if s is not None]
+    for (f, start), (_, nxt) in zip(computes, computes[1:] + [(None, None)]):
+        cycles, traffic = compute_profile(f, cfg)
+        for counts, busy, moved in zip(tiles, cycles, traffic):
+            for name, n in moved.items():
+                counts[name] += n
+            counts["cycles"] += busy if nxt is None else min(busy, nxt - start)
     stored = sum(t["nbout_writes"] for t in tiles)
     beats = sum(sbload_beats(f, cfg) for f in program.instructions if f["op"] == Op.SBLOAD)
-    node = dict(cycles=sum(program_cycles(program.instructions, cfg)), nm_reads=loads,
+    node = dict(cycles=sum(per_instr), nm_reads=loads,
                 nm_writes=stored, tree_down_rows=loads, tree_up_rows=stored,
                 mem_reads=beats, mem_stalls=0)
     return node, tiles
@@ -207,15 +240,17 @@ def compute_cycles(f, config):
     """``(cycles, nbout_writes)`` of compute instruction fields ``f``: per tile, its
     :func:`tile_cycles` and the output rows it writes to NBout (what the timeline needs, at
     a fraction of :func:`compute_profile`'s cost: the compiler weighs many plans)."""
-    return _cycles(tuple(f.get(k, 0) for k in _SHAPE), config)
+    return _cycles(tuple(f.get(k, 0) for k in _SHAPE), config)[:2]
 
 
 @lru_cache(maxsize=1 << 16)
 def _cycles(key, config):
+    """:func:`compute_cycles`, and the rows each tile emits."""
     f = dict(zip(_SHAPE, key))
     shares = [tile_share(f, t) for t in range(config.tiles)]
     return (tuple(tile_cycles(f, t, config) for t in range(config.tiles)),
-            tuple(0 if f["psum_out"] else nb * nr * f["ow"] for nb, nr in shares))
+            tuple(0 if f["psum_out"] else nb * nr * f["ow"] for nb, nr in shares),
+            tuple(tile_emissions(f, t) for t in range(config.tiles)))
 
 
 def compute_profile(f, config):

@@ -388,7 +388,9 @@ def _search(g, cfg, split, oblk, double, stream=0):
                              if _fits(p, cfg, split)), None)
                 if plan is None:
                     continue
-                cost = _estimate(plan, cfg, split)
+                cost, instructions = _estimate(plan, cfg, split)
+                if instructions >= cfg.imem_depth:
+                    continue        # (the instruction memory holds HALT too)
                 if best is None or cost < best[0]:
                     best = (cost, plan)
                 if pair_best is None or cost < pair_best:
@@ -401,9 +403,9 @@ def _search(g, cfg, split, oblk, double, stream=0):
 
 
 def _estimate(plan, cfg, split):
-    """About the cycles of ``plan`` by the cycle model's timeline, from its first output tile
-    and its first two (every later one taken to cost what the second adds: the first is
-    the largest)."""
+    """``(cycles, instructions)``: about the cycles of ``plan`` by the cycle model's
+    timeline, from its first output tile and its first two (every later one taken to cost
+    what the second adds: the first is the largest), and its instructions."""
     tiles = plan.out_tiles()
     log2_gob = split(plan, tiles[0])["log2_gob"]
     chunks = plan.chunks
@@ -432,7 +434,10 @@ def _estimate(plan, cfg, split):
                 program.append(compute(s.tile, s.chunk, s.nbout_half))
             else:
                 program.append(dict(op=Op.STORE, nbout_half=s.nbout_half, sync=s.sync))
-        return sum(cycle_model.program_cycles(program, cfg))
+        return sum(cycle_model.program_cycles(program, cfg)), len(program)
 
-    one = cycles(1)
-    return one if len(tiles) == 1 else one + (len(tiles) - 1) * (cycles(2) - one)
+    one, n_one = cycles(1)
+    if len(tiles) == 1:
+        return one, n_one
+    two, n_two = cycles(2)
+    return one + (len(tiles) - 1) * (two - one), n_one + (len(tiles) - 1) * (n_two - n_one)

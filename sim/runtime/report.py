@@ -195,7 +195,20 @@ class Report:
         return "\n".join(lines)
 
 
-def _layer_report(program, info, per_instr):
+def _busy(program, starts):
+    """Per compute instruction's pc, the cycles the busiest tile spends on it: its
+    :func:`~diannao.sim.compiler.cycle_model.tile_cycles`, up to the start of the next one
+    when that one overlaps its drain."""
+    cfg = program.config
+    pcs = [pc for pc, s in enumerate(starts) if s is not None]
+    out = {}
+    for pc, nxt in zip(pcs, pcs[1:] + [None]):
+        busy = max(cycle_model.compute_cycles(program.instructions[pc], cfg)[0])
+        out[pc] = busy if nxt is None else min(busy, starts[nxt] - starts[pc])
+    return out
+
+
+def _layer_report(program, info, per_instr, busy):
     cfg = program.config
     instrs = [program.instructions[pc] for pc in info.pcs]
     computes = [cycle_model.compute_profile(f, cfg) for f in instrs
@@ -210,7 +223,7 @@ def _layer_report(program, info, per_instr):
         ideal=-(-info.macs // (cfg.tiles * cfg.tn * cfg.tn)),
         nm_reads=loads, nm_writes=outputs, sb_reads=emitted, tree_rows=loads + outputs,
         compute=sum(max(t["nfu_busy"] for t in traffic) for _, traffic in computes),
-        busy=sum(max(cycles) for cycles, _ in computes),
+        busy=sum(busy.get(pc, 0) for pc in info.pcs),
         mem_bytes=beats * cfg.mem_bytes, mem_bandwidth=cfg.mem_bytes)
 
 
@@ -218,8 +231,9 @@ def build_report(program, config_name="", rtl_cycles=None, clock_mhz=1000.0, run
     """A :class:`Report` for ``program`` from the cycle model, with the RTL's counters of
     ``run`` (one sample's, :func:`diannao.sim.runtime.host.run_sample`) beside the model's."""
     cfg = program.config
-    per_instr = cycle_model.program_cycles(program.instructions, cfg)
-    layers = [_layer_report(program, info, per_instr) for info in program.layers]
+    per_instr, starts = cycle_model.timeline(program.instructions, cfg)
+    busy = _busy(program, starts)
+    layers = [_layer_report(program, info, per_instr, busy) for info in program.layers]
     node, tiles = cycle_model.program_counters(program)
     rtl = None if run is None else _flat({k: run[k] for k in node}, run["tiles"])
     return Report(config_name, layers, sum(per_instr), rtl_cycles, clock_mhz,
@@ -241,9 +255,9 @@ def merge_reports(programs, layers, config_name, clock_mhz, caveats=None):
                                     0, note=program))
             continue
         cfg = program.config
-        per_instr = cycle_model.program_cycles(program.instructions, cfg)
+        per_instr, starts = cycle_model.timeline(program.instructions, cfg)
         [info] = program.layers
-        rows.append(_layer_report(program, info, per_instr))
+        rows.append(_layer_report(program, info, per_instr, _busy(program, starts)))
         rows[-1].caveat = caveat
         halt = per_instr[-1]
         total += sum(per_instr) - halt

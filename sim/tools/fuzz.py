@@ -288,6 +288,17 @@ def _features(case):
             out.add("user table")
         if getattr(layer, "activation", None):
             out.add(layer.activation)
+    # A compute instruction that started while the tiles drained the one before.
+    prev = None
+    for f, start in zip(case.program.instructions,
+                        cycle_model.timeline(case.program.instructions, cfg)[1]):
+        if start is None:
+            continue
+        if prev is not None:
+            done = prev[1] + max(cycle_model.compute_cycles(prev[0], cfg)[0])
+            if start <= done:
+                out.add("drained under the next")
+        prev = f, start
     for info in case.program.layers:
         instrs = [case.program.instructions[pc] for pc in info.pcs]
         if sum(f["op"] == Op.STORE for f in instrs) > 1:

@@ -7,9 +7,12 @@ from hypothesis import assume, given, settings, strategies as st
 from diannao.golden.formats import build_table
 from diannao.golden.layers import conv2d_int, fc_int, maxpool_int, avgpool_int, activation_int
 from diannao.hw.config import preset
+from diannao.hw.isa import Op, compute_fields, encode
+from diannao.hw.tile import Tile, pipeline_latency
 from diannao.sim.compiler import cycle_model
 from diannao.sim.compiler.mapping import conv_sb_rows, layer_fields, pool_sb_row, to_rows
 from diannao.sim.engines.pysim_tile import run_tile
+from diannao.sim.engines.vcd import simulate
 
 import helpers as h
 
@@ -119,3 +122,76 @@ def test_hypothesis_fc(n, o, seed):
                                shift=20, bias_exp=14)
     assert np.array_equal(h.assemble(outs, f, (o,), SMALL.tn),
                           fc_int(x, w, b, 14, 20))
+
+
+def _two_chunks(shift_b):
+    """An FC of 8 inputs and 4 outputs (tn=4) as two chunks of one reduction: A (the bias
+    row and inputs 0-3) keeps its sums in the partial-sum buffer, B (inputs 4-7) resumes
+    them and writes NBout; with ``shift_b`` differing from A's shift, B is a separate FC of
+    inputs 4-7 with a zero bias (SB rows 3 and 4; no partial sums)."""
+    chained = shift_b == 12
+    fields = dict(op=Op.CONV, in_h=1, in_w=1, cb=1, kh=1, kw=1, stride=1, y_off=0, x_off=0,
+                  oh=1, ow=1, ob=1, ocb=1, bias_exp=2)
+    a = compute_fields(**fields, sb_base=0, nbin_base=0, psum_out=int(chained), shift=12)
+    b = compute_fields(**fields, sb_base=2 if chained else 3, nbin_base=1,
+                       psum_in=int(chained), shift=shift_b,
+                       out_base=1, nbout_half=1)
+    return a, b
+
+
+@pytest.mark.parametrize("shift_b", [12, 9], ids=["same settings", "other shift"])
+def test_next_instruction_starts_while_the_last_drains(shift_b):
+    # With the same settings the tile takes B in the first drain cycle of A, 4 + e cycles
+    # after A's start (three set-up cycles, e emissions, docs/architecture.md "Tile"), even
+    # when B resumes the partial sums A is still writing; with another shift it waits until
+    # A is done (3 + e + pipeline latency) and idle. Either way both outputs are golden's.
+    cfg = SMALL
+    rng = np.random.default_rng(17)
+    x, w, bias = rng.integers(-900, 900, 8), rng.integers(-900, 900, (4, 8)), \
+        rng.integers(-900, 900, 4)
+    a, b = _two_chunks(shift_b)
+    sb = conv_sb_rows(w.reshape(4, 8, 1, 1), bias, cfg.tn).reshape(-1, cfg.tn, cfg.tn)
+    sb = np.concatenate([sb, np.zeros_like(sb[:1]), sb[2:3]])     # B's own: rows 3 and 4
+    nbin = to_rows(x.reshape(8, 1, 1), cfg.tn)
+    dut = Tile(cfg)
+    seen = {}
+
+    async def bench(ctx):
+        for i, row in enumerate(nbin):
+            ctx.set(dut.nbin.data[i], row.tolist())
+        for i, row in enumerate(sb):
+            ctx.set(dut.sb.data[i], row.tolist())
+        cycle = 0
+        for name, f in (("a", a), ("b", b)):
+            ctx.set(dut.instr.as_value(), encode(**f))
+            while not ctx.get(dut.ready):
+                await ctx.tick()
+                cycle += 1
+            ctx.set(dut.start, 1)
+            seen[name] = cycle
+            await ctx.tick()
+            cycle += 1
+            ctx.set(dut.start, 0)
+        while not ctx.get(dut.done):
+            await ctx.tick()
+            cycle += 1
+        seen["b done"] = cycle
+        await ctx.tick()                # the last NBout write lands in the done cycle
+        seen["rows"] = [ctx.get(dut.nbout.data[half * cfg.nbout_depth // 2 + i])
+                        for half in (0, 1) for i in range(2)]
+
+    simulate(dut, bench, name=f"tile_overlap_{shift_b}")
+    pl = pipeline_latency(cfg)
+    e_a, e_b = 2, (1 if shift_b == 12 else 2)
+    assert seen["a"] == 0
+    if shift_b == 12:
+        assert seen["b"] == 4 + e_a
+        want = fc_int(x, w, bias, 2, 12)
+    else:
+        assert seen["b"] == 3 + e_a + pl + 1
+        assert seen["rows"][0].addr == 0            # A's output, in NBout half 0
+        want = fc_int(x[4:], w[:, 4:], np.zeros(4, dtype=np.int64), 2, shift_b)
+    assert seen["b done"] - seen["b"] == 3 + e_b + pl
+    got = seen["rows"][2]                           # B's output, in NBout half 1
+    assert got.addr == 1
+    assert [got.data[j] for j in range(cfg.tn)] == want.tolist()

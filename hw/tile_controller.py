@@ -289,10 +289,11 @@ class TileController(wiring.Component):
                                      for n in SETTINGS_FIELDS).all())
         # Cycles until the rows of an instruction drained under the next one have landed and
         # been counted (the cycle after its last NBout write, where `done` would have pulsed).
-        tail = Signal(range(self.drain + 1))
-        with m.If(tail != 0):
-            m.d.sync += tail.eq(tail - 1)
-        m.d.comb += self.flushing.eq(tail != 0)
+        if self.latch_instr:
+            tail = Signal(range(self.drain + 1))
+            with m.If(tail != 0):
+                m.d.sync += tail.eq(tail - 1)
+            m.d.comb += self.flushing.eq(tail != 0)
 
         with m.FSM():
             with m.State("IDLE"):

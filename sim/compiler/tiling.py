@@ -315,9 +315,9 @@ def plan_layer(g, cfg, split, where, stream=0):
     # Resident weights: the most blocks an output tile can hold (the first that fits).
     # Streamed weights: fewer blocks per instruction leave a half of SB's window more rows
     # of each block (longer chunks, fewer instructions), so the cheapest of every count.
-    best = None
+    best, too_long = None, []
     for oblk in oblks:
-        found = [f for f in (_search(g, cfg, split, oblk, double, stream)
+        found = [f for f in (_search(g, cfg, split, oblk, double, stream, too_long)
                              for double in doubles) if f is not None]
         if found:
             cheapest = min(found, key=lambda f: f[0])
@@ -327,6 +327,10 @@ def plan_layer(g, cfg, split, where, stream=0):
                 best = cheapest
     if best is not None:
         return best[1]
+    if too_long:
+        raise TilingError(f"{where}: every tiling that fits the buffers needs more instructions "
+                          f"than the instruction memory holds: {min(too_long):,} at the "
+                          f"fewest, {cfg.imem_depth:,} (imem_depth)")
     need = (1 if g.kind == "conv" else min(g.kh, g.h)) * min(g.kw, g.w)
     limits = [f"NBin has {nbin} rows (nbin_depth)"]
     if g.lrn:
@@ -349,9 +353,10 @@ def plan_layer(g, cfg, split, where, stream=0):
 _PATIENCE = 3
 
 
-def _search(g, cfg, split, oblk, double, stream=0):
+def _search(g, cfg, split, oblk, double, stream=0, too_long=None):
     """``(cost, plan)``: the cheapest plan with ``oblk`` output blocks per output tile (in
-    halves of NBin and NBout with ``double``), or None."""
+    halves of NBin and NBout with ``double``), or None. The instruction counts of plans that
+    fit the buffers but not the instruction memory go to the list ``too_long``."""
     nbin = cfg.nbin_depth // 2 if double else cfg.nbin_depth
     if nbin < 1:
         return None
@@ -389,8 +394,10 @@ def _search(g, cfg, split, oblk, double, stream=0):
                 if plan is None:
                     continue
                 cost, instructions = _estimate(plan, cfg, split)
-                if instructions >= cfg.imem_depth:
-                    continue        # (the instruction memory holds HALT too)
+                if instructions >= cfg.imem_depth:      # (it holds HALT too)
+                    if too_long is not None:
+                        too_long.append(instructions + 1)
+                    continue
                 if best is None or cost < best[0]:
                     best = (cost, plan)
                 if pair_best is None or cost < pair_best:

@@ -258,6 +258,13 @@ class Config:
         return self.tn // self.mem_lanes
 
     @property
+    def instr_beats(self):
+        """Main-memory beats per instruction: its host words (``tn * 16`` bits each, low
+        first) a lane each, ``mem_lanes`` to a beat."""
+        chunks = -(-INSTR_WIDTH // self.row_bits)
+        return -(-chunks // self.mem_lanes)
+
+    @property
     def read_latency(self):
         """Cycles from a block RAM read's address to its data: 1, or 2 with
         ``deep_pipeline``."""

@@ -46,6 +46,14 @@ SBLOAD    with a main memory (``Config.mem_bytes``): the DMA engine (:class:`hw.
           tiles are done), it runs beside the controller; a compute instruction waits until
           the engine is idle. The compiler loads into the SB half the running instruction
           does not read, so the loads overlap the computation.
+IMLOAD    with a main memory: the DMA engine copies ``count`` instructions from main memory,
+          beat ``src`` on (``Config.instr_beats`` beats each: its host words, low first),
+          into the instruction memory from ``dst``, handed over and run like an SBLOAD. A
+          program longer than the instruction memory runs from it in pages of half its
+          depth, the program counter wrapping around: pages 0 and 1 are loaded with the
+          program, each later page by an IMLOAD at the start of the page before it, into
+          the half the page before that held; an SBLOAD of no rows ends each page that
+          loads one (it waits until the DMA engine is idle: the next page is in place).
 
 A compute instruction does not hold the node: it starts once the tiles are done with the
 previous one (once they have emitted its last row when the two agree on
@@ -95,6 +103,7 @@ class Op(IntEnum):
     AVGPOOL = 4
     STORE = 5
     SBLOAD = 6
+    IMLOAD = 7
 
 
 _FIELDS = {
@@ -133,10 +142,10 @@ _FIELDS = {
     "private": (False, 1),      # CONV: every output position has its own kernel (SB rows)
     "lrn": (False, 1),          # CONV: local response normalisation (no bias row; see above)
     "nbout_half": (False, 1),   # compute: NBout half written; STORE: NBout half drained
-    "sync": (False, 1),         # LOAD, STORE, SBLOAD: wait until the tiles are done first
-    "src": (False, 24),         # LOAD: NM row; SBLOAD: main-memory row group
-    "dst": (False, 16),         # LOAD: NBin row; SBLOAD: SB row
-    "count": (False, 16),       # LOAD: rows per run; SBLOAD: rows
+    "sync": (False, 1),         # LOAD, STORE, SBLOAD, IMLOAD: wait until the tiles are done
+    "src": (False, 24),         # LOAD: NM row; SBLOAD: main-memory row group; IMLOAD: beat
+    "dst": (False, 16),         # LOAD: NBin row; SBLOAD: SB row; IMLOAD: instruction address
+    "count": (False, 16),       # LOAD: rows per run; SBLOAD: rows; IMLOAD: instructions
     "runs_m1": (False, 12),     # LOAD: runs per line, minus one
     "run_step": (False, 11),    # LOAD: NM step from a run's last row to the next run's first
     "lines_m1": (False, 12),    # LOAD: lines, minus one
@@ -264,6 +273,7 @@ _SHOW = {
     Op.LOAD: ("src", "dst", "count", "runs_m1", "run_step", "lines_m1", "line_step", "sync"),
     Op.STORE: ("nbout_half", "sync"),
     Op.SBLOAD: ("src", "dst", "count", "sync"),
+    Op.IMLOAD: ("src", "dst", "count", "sync"),
 }
 _COMPUTE_SHOW = ("in_h", "in_w", "cb", "kh", "kw", "stride", "y_off", "x_off", "oh", "ow",
                  "ob", "log2_gob", "oy_band", "sb_base", "sb_step", "nbin_org", "out_base",

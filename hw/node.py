@@ -283,7 +283,7 @@ class Node(wiring.Component):
             m.d.comb += [
                 tile.instr.eq(ctrl.tile_instr),
                 tile.start.eq(ctrl.tile_start),
-                ctrl.tile_ready[t].eq(tile.ready),
+                ctrl.tile_draining[t].eq(tile.draining),
                 ctrl.tile_done[t].eq(tile.done),
                 ctrl.tile_flushing[t].eq(tile.flushing),
                 ctrl.nbout_count[t].eq(tile.nbout_count),
@@ -365,13 +365,17 @@ class Node(wiring.Component):
             ]
         else:
             imem_wdata = host_stage(host.wdata, "imem_wdata")
-            m.d.comb += [
-                imem_w.addr.eq(host_stage(host.addr[cbits:][:len(imem_w.addr)], "imem_waddr")),
-                imem_w.data.eq(Cat(imem_wdata for _ in range(chunks))),
-                imem_w.en.eq(host_stage(Mux(host_w & (region == Region.IMEM),
-                                            1 << host.addr[:cbits], 0)[:len(imem_w.en)],
-                                        "imem_we", data=False)),
-            ]
+            waddr = host_stage(host.addr[cbits:][:len(imem_w.addr)], "imem_waddr")
+            wdata = Cat(imem_wdata for _ in range(chunks))
+            wen = host_stage(Mux(host_w & (region == Region.IMEM),
+                                 1 << host.addr[:cbits], 0)[:len(imem_w.en)],
+                             "imem_we", data=False)
+            if self.mem is not None:
+                # While a program runs, the DMA engine writes whole instructions (IMLOAD).
+                waddr = Mux(dma.imem_valid, dma.imem_addr, waddr)
+                wdata = Mux(dma.imem_valid, dma.imem_data, wdata)
+                wen = Mux(dma.imem_valid, (1 << chunks) - 1, wen)
+            m.d.comb += [imem_w.addr.eq(waddr), imem_w.data.eq(wdata), imem_w.en.eq(wen)]
 
         # Main-memory writes from the host (lane by lane, while idle).
         if self.mem is not None:

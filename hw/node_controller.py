@@ -7,7 +7,7 @@ from amaranth.utils import ceil_log2
 
 from diannao.hw.config import Config
 from diannao.hw.instr import INSTR
-from diannao.hw.isa import INSTR_WIDTH, Op, field_width
+from diannao.hw.isa import INSTR_WIDTH, SETTINGS_FIELDS, Op, field_width
 from diannao.hw.pipe import delay
 
 
@@ -47,8 +47,10 @@ class NodeController(wiring.Component):
       NBin row ``dst + i`` of every tile; then ``read latency + tree latency`` cycles drain
       the tree (read latency: ``config.node_read_latency``, 1, or 3 with ``deep_pipeline``).
     * ``CONV``/``MAXPOOL``/``AVGPOOL``: an ISSUE cycle starts every tile on the
-      instruction once all are ``ready`` (idle, or draining an instruction that agrees with
-      this one on :data:`hw.isa.SETTINGS_FIELDS`) and the engines allow it (below); with
+      instruction once all are done with the last one, or (without ``imem_narrow``) done or
+      draining it (seen a cycle late: ``tile_draining`` registered) when the two agree on
+      :data:`hw.isa.SETTINGS_FIELDS` (compared in DECODE, registered), and the engines
+      allow it (below); with
       ``imem_narrow`` the controller then waits until the last tile is done (``max`` over
       tiles of :func:`diannao.sim.compiler.cycle_model.tile_cycles`).
     * ``STORE``: a SYNC cycle hands the NBout half to the *store engine* (once it is idle,
@@ -65,7 +67,7 @@ class NodeController(wiring.Component):
     * ``SBLOAD`` (with a main memory, ``config.mem_bytes``): a SYNC cycle hands it to the
       DMA engine (:class:`hw.dma.DMA`; once the engine is idle, and with ``sync`` once the
       tiles are done: ``dma_start``), and the controller fetches on. A compute instruction
-      waits in ISSUE until the engine is idle (``dma_busy`` low).
+      waits in ISSUE until the engine is idle (``dma_busy`` low). ``IMLOAD`` likewise.
     * ``HALT``: ``done`` pulses in the decode cycle (or once the tiles, the store engine
       and the DMA engine are done) and the node goes idle.
 
@@ -104,7 +106,7 @@ class NodeController(wiring.Component):
             "imem_data": In(INSTR),
             "tile_start": Out(1),
             "tile_instr": Out(INSTR),
-            "tile_ready": In(tiles),
+            "tile_draining": In(tiles),
             "tile_done": In(tiles),
             "tile_flushing": In(tiles),
             "nbout_count": In(data.ArrayLayout(range(config.nbout_depth + 1), tiles)),
@@ -131,6 +133,13 @@ class NodeController(wiring.Component):
         i = Signal(ROWS_WIDTH)   # STORE row within the current tile
         tile = Signal(range(cfg.tiles + 1))
         pending = self.pending         # tiles not yet done with the compute instruction
+        # The last compute instruction the tiles took (its SETTINGS_FIELDS), and whether
+        # the instruction in hand agrees with it (worked out in DECODE).
+        issued = Signal(INSTR, name="issued")
+        agree = Signal()
+        # The tiles draining, a cycle late (a register here: the tiles lie across the chip).
+        draining = Signal(cfg.tiles)
+        m.d.sync += draining.eq(self.tile_draining)
         # Tiles not done, with this cycle's done pulses: all idle when it is 0.
         left = Signal.like(pending)
         m.d.comb += left.eq(pending & ~self.tile_done)
@@ -208,6 +217,9 @@ class NodeController(wiring.Component):
                     m.d.sync += [runs_left.eq(new.runs_m1), lines_left.eq(new.lines_m1)]
                 if not narrow:
                     m.d.sync += ins.eq(self.imem_data)
+                if not narrow:
+                    m.d.sync += agree.eq(Cat(getattr(new, n) == getattr(issued, n)
+                                             for n in SETTINGS_FIELDS).all())
                 op = self.imem_data.op
                 with m.Switch(op):
                     with m.Case(Op.HALT):
@@ -226,7 +238,8 @@ class NodeController(wiring.Component):
                             m.next = "LOAD"
                     with m.Case(Op.CONV, Op.MAXPOOL, Op.AVGPOOL):
                         m.next = "ISSUE"
-                    with m.Case(*((Op.STORE, Op.SBLOAD) if cfg.mem_bytes else (Op.STORE,))):
+                    with m.Case(*((Op.STORE, Op.SBLOAD, Op.IMLOAD) if cfg.mem_bytes
+                                  else (Op.STORE,))):
                         m.next = "SYNC"
                     with m.Default():
                         m.d.sync += [self.error.eq(1), self.busy.eq(0)]
@@ -256,14 +269,19 @@ class NodeController(wiring.Component):
                     m.d.sync += [drain.eq(self.tree_latency + rl - 1), loading.eq(0)]
                     m.next = "DRAIN"
             with m.State("ISSUE"):
-                # Start the tiles once every one is ready (idle, or draining an instruction
-                # whose settings this one shares: hw.tile_controller.TileController) and
+                # Start the tiles once every one is idle (or draining an instruction whose
+                # settings this one shares: hw.tile_controller.TileController) and
                 # the store engine is not collecting the NBout half they write; then fetch
                 # on while they compute, or with a narrow instruction memory wait for them.
-                with m.If(self.tile_ready.all() & ~(s_busy & (s_half == ins.nbout_half))
-                          & ~self.dma_busy):
+                ready = pending == 0
+                if not narrow:
+                    ready |= agree & (~pending | draining).all()
+                with m.If(ready & ~(s_busy & (s_half == ins.nbout_half)) & ~self.dma_busy):
                     m.d.comb += self.tile_start.eq(1)
                     m.d.sync += pending.eq((1 << cfg.tiles) - 1)
+                    if not narrow:
+                        m.d.sync += [getattr(issued, n).eq(getattr(ins, n))
+                                     for n in SETTINGS_FIELDS]
                     m.next = "WAIT" if narrow else "FETCH"
             with m.State("WAIT"):
                 with m.If(left == 0):
@@ -275,13 +293,14 @@ class NodeController(wiring.Component):
                 # is flushing (its rows are an earlier instruction's, which may still be
                 # draining under the running one; that one writes the other NBout half).
                 # Handed to the engine, it waits for it with `sync`.
-                # An SBLOAD: once the DMA engine is idle, with `sync` once the tiles are done.
+                # An SBLOAD or IMLOAD: once the DMA engine is idle, with `sync` once the tiles
+                # are done.
                 with m.If(ins.op == Op.LOAD):
                     with m.If(pending == 0):
                         m.d.sync += loading.eq(1)
                         m.next = "LOAD"
                 if cfg.mem_bytes:
-                    with m.Elif(ins.op == Op.SBLOAD):
+                    with m.Elif((ins.op == Op.SBLOAD) | (ins.op == Op.IMLOAD)):
                         with m.If((~ins.sync | (pending == 0)) & ~self.dma_busy):
                             m.d.comb += self.dma_start.eq(1)
                             m.next = "FETCH"

@@ -58,9 +58,9 @@ class Tile(wiring.Component):
 
     Latency: ``3 + emissions + pipeline_latency(config)`` cycles from ``start`` to ``done``
     for a tile with work (three set-up cycles), 2 cycles for a tile without. Throughput one SB row
-    and one NBin row per cycle; with ``latch_instr`` the next instruction may start in the
-    first drain cycle (``ready``, :class:`TileController`), so back-to-back instructions
-    cost ``4 + emissions`` cycles each.
+    and one NBin row per cycle; with ``latch_instr`` the next instruction may start in any
+    drain cycle (``draining``, :class:`TileController`; the node starts it a cycle after
+    the first, ``5 + emissions`` cycles after the last start).
 
     Parameters
     ----------
@@ -75,8 +75,8 @@ class Tile(wiring.Component):
         The tile's number in its node, held constant by the node: every tile is the same
         hardware (one module in the generated Verilog).
     instr : ``In(INSTR)``, start : ``In(1)``
-        Latched on ``start`` when ``ready``.
-    ready, busy, done, flushing : ``Out(1)``
+        Latched on ``start`` when idle (not ``busy``) or ``draining``.
+    draining, busy, done, flushing : ``Out(1)``
         As :class:`TileController`'s.
     nbin_w : ``Out(WritePort.Signature)``
         Write port of NBin.
@@ -118,7 +118,7 @@ class Tile(wiring.Component):
             "index": In(range(config.tiles)),
             "instr": In(INSTR),
             "start": In(1),
-            "ready": Out(1),
+            "draining": Out(1),
             "busy": Out(1),
             "done": Out(1),
             "flushing": Out(1),
@@ -203,7 +203,7 @@ class Tile(wiring.Component):
             ctrl.index.eq(self.index),
             ctrl.instr.eq(self.instr),
             ctrl.start.eq(self.start),
-            self.ready.eq(ctrl.ready),
+            self.draining.eq(ctrl.draining),
             self.busy.eq(ctrl.busy),
             self.done.eq(ctrl.done),
             self.flushing.eq(ctrl.flushing),
@@ -266,10 +266,10 @@ class Tile(wiring.Component):
         # capture the address at `last` and let it follow the row through the pipeline.
         # Only the NM's address bits travel (the NM ignores the others), in one shift register
         # word (a simulator shifts one word a cycle instead of copying a register per stage).
-        # The row's NBout half travels with it (an instruction may start while the last one's
-        # rows drain; a narrow instruction memory's NBout is one, half 0).
+        # With overlap the row's NBout half travels with it (an instruction may start while
+        # the last one's rows drain); a narrow instruction memory's NBout is one, half 0.
         addr = ctrl.out_addr[:max(1, ceil_log2(cfg.nm_depth))]
-        tag = addr if cfg.imem_narrow else Cat(addr, ctrl.nbout_half)
+        tag = Cat(addr, ctrl.nbout_half) if ctrl.overlap else addr
         aw, lat = len(tag), pipeline_latency(cfg)
         line = Signal(aw * lat, name="out_addr_line", reset_less=True)
         m.d.sync += line.eq(Cat(tag, line[:aw * (lat - 1)]))
@@ -282,7 +282,8 @@ class Tile(wiring.Component):
         # work (it waits for them), so NBout is one: half 0.
         counts = [Signal.like(self.nbout_count, name=f"nbout_count{h}")
                   for h in range(1 if cfg.imem_narrow else 2)]
-        half = C(0, 1) if cfg.imem_narrow else tag[-1]
+        half = (C(0, 1) if cfg.imem_narrow else
+                tag[-1] if ctrl.overlap else ctrl.nbout_half)
         count = counts[0] if cfg.imem_narrow else Mux(half, counts[1], counts[0])
         m.d.comb += [
             nbout.write.en.eq(nfu3.o.valid),

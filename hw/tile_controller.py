@@ -2,7 +2,7 @@
 
 from amaranth import *
 from amaranth.utils import ceil_log2
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from diannao.hw.config import Config
@@ -60,10 +60,11 @@ class TileController(wiring.Component):
     Timing: three set-up cycles, then one cycle per emitted row with no bubbles (II = 1),
     then ``drain`` cycles while the last row crosses the pipeline; ``done`` pulses in the
     last of those cycles. A tile with no share finishes in the second set-up cycle.
-    ``ready`` says when it takes ``start``: when idle, and (with ``latch_instr``) in any
-    drain cycle when ``instr`` agrees with the draining instruction on
-    :data:`hw.isa.SETTINGS_FIELDS`, the fields the NFU stages read while rows cross them.
-    It then sets up the next instruction while the last rows drain (``flushing`` until they
+    It takes ``start`` when idle, and (with ``latch_instr``) in any drain cycle
+    (``draining``) for an instruction that agrees with the draining one on
+    :data:`hw.isa.SETTINGS_FIELDS`, the fields the NFU stages read while rows cross them
+    (the node checks that, once for all tiles). It then sets up the next instruction while
+    the last rows drain (``flushing`` until they
     have landed: up to the cycle ``done`` would have pulsed in, included; no ``done`` for
     the drained instruction unless it is that very cycle). What each emission's NFU stages need of the
     instruction beyond those fields (``psum_in``, ``psum_out``, ``nbout_half``) is valid
@@ -98,6 +99,9 @@ class TileController(wiring.Component):
         self.config = config
         self.drain = drain
         self.latch_instr = bool(latch_instr)
+        #: Whether it takes the next instruction while it drains the last: with a latched
+        #: instruction (a narrow instruction memory's node holds it until ``done``).
+        self.overlap = self.latch_instr
         #: Cycles by which ``zero`` and ``nbin_en`` follow their emission: 0, or 1 with
         #: ``config.deep_pipeline``.
         self.zero_latency = config.deep_pipeline
@@ -105,7 +109,7 @@ class TileController(wiring.Component):
             "index": In(range(config.tiles)),
             "instr": In(INSTR),
             "start": In(1),
-            "ready": Out(1),
+            "draining": Out(1),
             "busy": Out(1),
             "done": Out(1),
             "flushing": Out(1),
@@ -148,23 +152,34 @@ class TileController(wiring.Component):
         resume = self.instr.psum_in if cfg.psum_depth else C(0, 1)
         if cfg.lrn:
             resume = resume | self.instr.lrn
+        # The settings the NFU stages read while rows cross them (SETTINGS_FIELDS): with
+        # overlap a small register of their own, set when an instruction starts, which the
+        # rows of the last one still draining share (the node starts one in a drain only if
+        # they agree); else the instruction's.
+        settings = ins
+        if self.overlap:
+            settings = Signal(data.StructLayout({n: INSTR[n].shape for n in SETTINGS_FIELDS}),
+                              name="settings", reset_less=True)
+            with m.If(self.start):
+                m.d.sync += [getattr(settings, n).eq(getattr(self.instr, n))
+                             for n in SETTINGS_FIELDS]
         if self.latch_instr:
             latch = [ins.eq(self.instr), conv.eq(self.instr.op == Op.CONV),
                      bias_rows.eq((self.instr.op == Op.CONV) & ~resume)]
         else:
             m.d.comb += [conv.eq(ins.op == Op.CONV), bias_rows.eq(conv & ~resume)]
         m.d.comb += [
-            self.max_mode.eq(ins.op == Op.MAXPOOL),
-            self.shift.eq(ins.shift),
-            self.bias_exp.eq(ins.bias_exp),
-            self.act.eq(ins.act),
-            self.table.eq(ins.table),
+            self.max_mode.eq(settings.op == Op.MAXPOOL),
+            self.shift.eq(settings.shift),
+            self.bias_exp.eq(settings.bias_exp),
+            self.act.eq(settings.act),
+            self.table.eq(settings.table),
             self.psum_in.eq(ins.psum_in & conv),
             self.psum_out.eq(ins.psum_out & conv),
             self.nbout_half.eq(ins.nbout_half),
         ]
         if cfg.lrn:
-            m.d.comb += self.lrn.eq(ins.lrn & conv)
+            m.d.comb += self.lrn.eq(settings.lrn & (settings.op == Op.CONV))
 
         # The share of this tile (docs/architecture.md, "Mapping"): its group offsets and
         # first output row are
@@ -280,32 +295,27 @@ class TileController(wiring.Component):
             band_out_off.eq(_mul_small(pos_group, src.band_out_step)),
             g.eq(gmask + 1),
         ]
-        # The next instruction may start while this one drains when the NFU stages read
-        # the same settings of both (only when the instruction is latched: else the node
-        # holds it until `done`).
-        agree = Signal()
-        if self.latch_instr:
-            m.d.comb += agree.eq(Cat(getattr(self.instr, n) == getattr(ins, n)
-                                     for n in SETTINGS_FIELDS).all())
         # Cycles until the rows of an instruction drained under the next one have landed and
         # been counted (the cycle after its last NBout write, where `done` would have pulsed).
-        if self.latch_instr:
+        if self.overlap:
+            # (`flushing` is a register equal to `tail != 0`: the node reads it from afar.)
             tail = Signal(range(self.drain + 1))
             with m.If(tail != 0):
-                m.d.sync += tail.eq(tail - 1)
-            m.d.comb += self.flushing.eq(tail != 0)
+                m.d.sync += [tail.eq(tail - 1), self.flushing.eq(tail != 1)]
 
+        # (The node starts a tile only when it is idle or draining.)
+        with m.If(self.start):
+            m.d.sync += begin
+            if self.latch_instr and not cfg.deep_pipeline:
+                m.d.sync += latch
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += self.ready.eq(1)
                 if self.latch_instr and cfg.deep_pipeline:
-                    # With deep_pipeline it follows `instr` while idle, so it holds the
-                    # instruction of the start cycle without `start` in its (wide) enable.
+                    # With deep_pipeline it follows `instr` while idle (and draining,
+                    # below), so it holds the instruction of the start cycle without
+                    # `start` in its (wide) enable.
                     m.d.sync += latch
                 with m.If(self.start):
-                    if self.latch_instr and not cfg.deep_pipeline:
-                        m.d.sync += latch
-                    m.d.sync += begin
                     m.next = "SETUP"
             with m.State("SETUP"):
                 # First set-up cycle: the block count, whether the share is empty, and the
@@ -382,14 +392,20 @@ class TileController(wiring.Component):
                     m.next = "DRAIN"
 
             with m.State("DRAIN"):
-                m.d.comb += [self.busy.eq(1), self.ready.eq(agree)]
+                m.d.comb += [self.busy.eq(1), self.draining.eq(1)]
                 m.d.sync += drain.eq(drain - 1)
                 with m.If(drain == 0):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
-                if self.latch_instr:
-                    with m.If(self.start & agree):
-                        m.d.sync += [*latch, *begin, tail.eq(drain)]
+                if self.overlap:
+                    if cfg.deep_pipeline:
+                        # It follows `instr` while draining too (the settings register
+                        # keeps what the drain needs): no `start` in its wide enable.
+                        m.d.sync += latch
+                    # The next instruction (the node starts one only if it agrees on
+                    # SETTINGS_FIELDS): set up while this one's rows drain.
+                    with m.If(self.start):
+                        m.d.sync += [tail.eq(drain), self.flushing.eq(drain != 0)]
                         m.next = "SETUP"
         # The loop's registers in RUN, each a multiplexer over the one-hot branch `br` (a
         # register, worked out a cycle ahead): the choice starts from registers and every
@@ -435,7 +451,7 @@ class TileController(wiring.Component):
             # output's first channel block.
             ob_now = Signal(LEVEL_WIDTHS["k"], reset_less=True)
             dist = Signal(LEVEL_WIDTHS["k"], reset_less=True)
-            with m.If(self.start & self.ready):
+            with m.If(self.start & (~self.busy | self.draining)):
                 m.d.sync += [ob_now.eq(ob_group), dist.eq(ob_group)]
             with m.If(on("c")):
                 m.d.sync += dist.eq(dist - 1)

@@ -14,7 +14,7 @@ from diannao.hw.isa import INSTR_WIDTH, SETTINGS_FIELDS, Op, load_rows
 __all__ = ["tile_share", "tile_emissions", "tile_cycles", "tile_traffic", "compute_cycles",
            "compute_profile", "overlaps", "timeline",
            "program_cycles", "program_counters", "pipeline_latency",
-           "fetch_cycles", "tree_latency", "sbload_beats"]
+           "fetch_cycles", "tree_latency", "dma_beats"]
 
 
 def pipeline_latency(config):
@@ -41,10 +41,15 @@ def tree_latency(tiles):
     return max(1, tiles.bit_length() - 1)
 
 
-def sbload_beats(f, config):
-    """Main-memory beats an ``SBLOAD`` with fields ``f`` reads: ``count`` SB rows of every
-    tile, ``tn * tn * 2 / mem_bytes`` beats a row."""
-    return f.get("count", 0) * config.tiles * (2 * config.tn * config.tn // config.mem_bytes)
+def dma_beats(f, config):
+    """Main-memory beats the DMA engine reads for instruction fields ``f``: for an
+    ``SBLOAD``, ``count`` SB rows of every tile, ``tn * tn * 2 / mem_bytes`` beats a row;
+    for an ``IMLOAD``, ``count`` instructions of ``config.instr_beats`` beats; else none."""
+    if f["op"] == Op.SBLOAD:
+        return f.get("count", 0) * config.tiles * (2 * config.tn * config.tn // config.mem_bytes)
+    if f["op"] == Op.IMLOAD:
+        return f.get("count", 0) * config.instr_beats
+    return 0
 
 
 def tile_share(f, index):
@@ -79,9 +84,10 @@ def overlaps(prev, f, config):
     """Whether compute instruction ``f`` may start while the tiles' pipelines drain the
     compute instruction ``prev`` (``None``: there was none): with a wide instruction memory,
     when the two agree on every field of :data:`hw.isa.SETTINGS_FIELDS` (what the NFU
-    stages read while rows cross them). A tile then takes ``f`` in the first cycle of its
-    drain, ``4 + e`` cycles after it took ``prev`` (``e`` rows emitted; an empty share
-    idles ``3`` cycles after its start whatever ``f``)."""
+    stages read while rows cross them). The node then starts ``f`` once it sees every tile
+    draining ``prev`` or done with it: ``5 + e`` cycles after ``prev``'s start (three
+    set-up cycles, ``e`` rows emitted by the busiest tile, its first drain cycle, and the
+    node's register of it), ``3`` when no tile had work."""
     return (prev is not None and not config.imem_narrow
             and all(prev.get(k, 0) == f.get(k, 0) for k in SETTINGS_FIELDS))
 
@@ -98,7 +104,7 @@ def program_cycles(instructions, config):
       cycle that waits until the tiles are free with ``sync``;
     * compute: an ISSUE cycle that waits until the tiles are free (the cycle after the last
       tile's ``done``; or, when :func:`overlaps` the previous compute instruction, until
-      every tile has emitted its last row: they drain one instruction while they set up
+      the node sees every tile draining it: they drain one instruction while they set up
       the next) and the store engine is not collecting the NBout half it writes,
       starts them, and moves on; the tiles are busy :func:`tile_cycles`. With
       ``imem_narrow`` the node waits for them (``WAIT``) before fetching on;
@@ -108,9 +114,9 @@ def program_cycles(instructions, config):
       engine is busy
       ``rows + tiles + 1 + (tree + R)`` cycles after it for the rows of the NBout half.
       With ``sync`` (or ``imem_narrow``) the node waits for it; else it fetches on;
-    * ``SBLOAD``: a SYNC cycle that waits until the DMA engine is idle (with ``sync`` also
+    * ``SBLOAD`` and ``IMLOAD``: a SYNC cycle that waits until the DMA engine is idle (with ``sync`` also
       until the tiles are free) and hands it the instruction; the engine is busy
-      ``B + mem_latency`` cycles after it (``B`` beats, :func:`sbload_beats`, requested one
+      ``B + mem_latency`` cycles after it (``B`` beats, :func:`dma_beats`, requested one
       a cycle, each arriving ``mem_latency`` cycles after its request; none for no rows),
       and a compute instruction starts only once it is idle;
     * ``HALT``: ``done`` in the decode cycle, or in the cycle the last tile's ``done`` comes
@@ -148,9 +154,9 @@ def timeline(instructions, config):
             stored, half_stored = start + 1 + sum(rows[half]) + config.tiles + 1 + lat + rl, half
             end = stored if blocking else start + 1
             rows[half] = [0] * config.tiles
-        elif op == Op.SBLOAD:
+        elif op in (Op.SBLOAD, Op.IMLOAD):
             start = max(after, loaded, free if f.get("sync") else 0)   # the SYNC cycle
-            beats = sbload_beats(f, config)
+            beats = dma_beats(f, config)
             loaded = start + 1 + beats + config.mem_latency if beats else start
             end = start + 1
         elif op == Op.HALT:
@@ -163,7 +169,7 @@ def timeline(instructions, config):
                                 loaded)
             landed = free
             free = start + max(cycles) + 1
-            ready = start + (4 + max(emitted) if max(emitted) else 3)
+            ready = start + (5 + max(emitted) if max(emitted) else 3)
             for tile, moved in enumerate(writes):
                 rows[half][tile] += moved
             end = free if config.imem_narrow else start + 1
@@ -207,7 +213,7 @@ def program_counters(program):
     dicts of ``hw.tile.COUNTERS`` (the RTL's counters wrap modulo ``2**counter_width``).
 
     NM reads and fat-tree rows down are the LOAD rows; NM writes and rows up are the rows
-    STORE collects (every output row); main-memory reads are the SBLOAD beats (and stalls
+    STORE collects (every output row); main-memory reads are the SBLOAD and IMLOAD beats (and stalls
     none: the model's memory never refuses a request); a tile counts the
     :func:`tile_cycles` of each compute instruction as busy, up to the cycle it takes the
     next one when that one overlaps (the busy cycles of two instructions are one)."""
@@ -224,7 +230,7 @@ def program_counters(program):
                 counts[name] += n
             counts["cycles"] += busy if nxt is None else min(busy, nxt - start)
     stored = sum(t["nbout_writes"] for t in tiles)
-    beats = sum(sbload_beats(f, cfg) for f in program.instructions if f["op"] == Op.SBLOAD)
+    beats = sum(dma_beats(f, cfg) for f in program.instructions)
     node = dict(cycles=sum(per_instr), nm_reads=loads,
                 nm_writes=stored, tree_down_rows=loads, tree_up_rows=stored,
                 mem_reads=beats, mem_stalls=0)

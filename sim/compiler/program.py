@@ -32,6 +32,7 @@ from diannao.sim.compiler import cycle_model
 from diannao.sim.compiler.mapping import (as_chw, conv_sb_rows, lrn_sb_rows, pool_sb_row,
                                           private_sb_rows,
                                           tensor_rows, to_rows)
+from diannao.sim.compiler.paging import can_page, instruction_room, page
 from diannao.sim.compiler.tiling import TilingError, geometry, plan_layer
 
 
@@ -92,6 +93,8 @@ class Program:
         The main-memory image of streamed weights: row groups ``[groups, tiles, tn, tn]``
         (int16; row group ``r`` holds SB row ``r`` of each tile at main-memory beats
         ``(r * tiles + t) * sb_row_beats`` on); empty when every weight is resident.
+    code_base : int
+        Main-memory beat of :attr:`code_words` (after the weights).
     """
     config: Config
     instructions: list
@@ -105,6 +108,20 @@ class Program:
     nm_rows: int
     intermediates: bool = False
     mem: np.ndarray = None
+    code_base: int = 0
+
+    @property
+    def resident_words(self):
+        """The encoded instructions the host writes into the instruction memory: all of
+        them, or of a paged program (longer than the instruction memory,
+        :mod:`diannao.sim.compiler.paging`) its first two pages."""
+        return self.words[:self.config.imem_depth]
+
+    @property
+    def code_words(self):
+        """The encoded instructions of a paged program that main memory holds, from beat
+        :attr:`code_base` on (``Config.instr_beats`` beats each); empty if unpaged."""
+        return self.words[self.config.imem_depth:]
 
     @property
     def words(self):
@@ -282,6 +299,15 @@ def _padded(per_tile, tn, rows=None):
     return [np.concatenate([r, np.zeros((rows - len(r), tn, tn), np.int64)]) for r in per_tile]
 
 
+def _room_text(cfg):
+    """Where a program's instructions go on ``cfg``, for an error message."""
+    if can_page(cfg):
+        return (f"what the instruction memory ({cfg.imem_depth:,}, imem_depth) and main "
+                f"memory ({cfg.mem_depth:,} beats, mem_depth, {cfg.instr_beats} an "
+                f"instruction) hold")
+    return "which the instruction memory holds (imem_depth)"
+
+
 def _layer_sb(layer, g, plan, cfg, split, stream, sb_next, limit, program, where):
     """A layer's SB rows and compute instructions for ``plan``: resident (``stream`` 0) from
     SB row ``sb_next``, checked against ``limit`` rows (raises :class:`_SBFull`), or
@@ -296,10 +322,10 @@ def _layer_sb(layer, g, plan, cfg, split, stream, sb_next, limit, program, where
     tn = cfg.tn
     tiles = plan.out_tiles()
     computes_needed = len(tiles) * len(plan.chunks)     # one compute instruction each
-    if len(program) + computes_needed + 1 > cfg.imem_depth:
-        raise CompileError(f"{where}: the program needs more than {cfg.imem_depth:,} "
-                           f"instructions, which the instruction memory holds "
-                           f"(imem_depth): this layer alone has {computes_needed:,} "
+    room = instruction_room(cfg)
+    if len(program) + computes_needed + 1 > room:
+        raise CompileError(f"{where}: the program needs more than {room:,} instructions, "
+                           f"{_room_text(cfg)}: this layer alone has {computes_needed:,} "
                            f"compute instructions ({len(tiles):,} output tiles of "
                            f"{len(plan.chunks):,} chunks)")
     log2_gob = split(plan, tiles[0])["log2_gob"]
@@ -464,6 +490,7 @@ def _compile(qnet, config, intermediates, window):
     sb_next = 0
     mem_image, mem_next = [], 0      # streamed SB rows: row groups of main memory
     program, infos = [], []
+    room = instruction_room(cfg)
 
     def emit(where, instr):
         """Append ``instr`` to the program once every field fits its range and the
@@ -473,10 +500,9 @@ def _compile(qnet, config, intermediates, window):
             check_fields(instr)
         except ValueError as exc:
             raise CompileError(f"{where}: {exc}") from None
-        if len(program) + 1 >= cfg.imem_depth:
-            raise CompileError(f"{where}: the program needs more than {cfg.imem_depth:,} "
-                               f"instructions, which the instruction memory holds "
-                               f"(imem_depth)")
+        if len(program) + 1 >= room:
+            raise CompileError(f"{where}: the program needs more than {room:,} "
+                               f"instructions, {_room_text(cfg)}")
         program.append(instr)
 
     in_base = input_base
@@ -606,9 +632,23 @@ def _compile(qnet, config, intermediates, window):
     mem = (np.concatenate(mem_image) if mem_image
            else np.zeros((0, cfg.tiles, tn, tn), dtype=np.int16))
     beats = len(mem) * cfg.tiles * cfg.sb_row_beats
-    if cfg.mem_bytes and beats > cfg.mem_depth:
-        raise CompileError(f"the streamed weights need {beats:,} beats of main memory, but it "
-                           f"has {cfg.mem_depth:,} (mem_depth)")
-    return Program(cfg, program, sb, tables, input_base, tuple(layers[0].in_shape),
-                   infos[-1].out_base, tuple(layers[-1].out_shape), infos, nm_next,
-                   intermediates, mem)
+    paged = page(program, cfg, beats)
+    if cfg.mem_bytes and beats + paged.code_beats > cfg.mem_depth:
+        code = (f" and the instructions past the instruction memory {paged.code_beats:,}"
+                if paged.code_beats else "")
+        raise CompileError(f"main memory has {cfg.mem_depth:,} beats (mem_depth): the "
+                           f"streamed weights need {beats:,}{code}")
+    if paged.code_beats:
+        # Each layer's instructions where paging put them, with the IMLOADs and waits
+        # paging added counted in the layer of the instruction before.
+        where, layer_of = {}, {pc: n for n, info in enumerate(infos) for pc in info.pcs}
+        owner = 0
+        for new, old in enumerate(paged.origin):
+            if old is not None:
+                owner = layer_of.get(old, owner)
+            where.setdefault(owner, []).append(new)
+        for n, info in enumerate(infos):
+            info.pcs = where.get(n, [])
+    return Program(cfg, paged.instructions, sb, tables, input_base,
+                   tuple(layers[0].in_shape), infos[-1].out_base, tuple(layers[-1].out_shape),
+                   infos, nm_next, intermediates, mem, code_base=beats)

@@ -30,6 +30,7 @@ from functools import cached_property
 from diannao.hw.isa import Op
 from diannao.sim.compiler import cycle_model
 from diannao.sim.compiler.mapping import as_chw, blocks
+from diannao.sim.compiler.paging import can_page, instruction_room
 
 
 __all__ = ["Geometry", "Plan", "Box", "Step", "geometry", "plan_layer", "TilingError",
@@ -329,8 +330,9 @@ def plan_layer(g, cfg, split, where, stream=0):
         return best[1]
     if too_long:
         raise TilingError(f"{where}: every tiling that fits the buffers needs more instructions "
-                          f"than the instruction memory holds: {min(too_long):,} at the "
-                          f"fewest, {cfg.imem_depth:,} (imem_depth)")
+                          f"than the configuration holds: {min(too_long):,} at the fewest, "
+                          f"{instruction_room(cfg):,} at the most (imem_depth"
+                          f"{', and mem_depth for pages' if can_page(cfg) else ''})")
     need = (1 if g.kind == "conv" else min(g.kh, g.h)) * min(g.kw, g.w)
     limits = [f"NBin has {nbin} rows (nbin_depth)"]
     if g.lrn:
@@ -394,7 +396,7 @@ def _search(g, cfg, split, oblk, double, stream=0, too_long=None):
                 if plan is None:
                     continue
                 cost, instructions = _estimate(plan, cfg, split)
-                if instructions >= cfg.imem_depth:      # (it holds HALT too)
+                if instructions >= instruction_room(cfg):      # (and HALT)
                     if too_long is not None:
                         too_long.append(instructions + 1)
                     continue

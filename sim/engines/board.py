@@ -493,7 +493,7 @@ class BoardEngine(Engine):
             if self.load_weights:
                 await load_program(hp, program)
             else:
-                for pc, word in enumerate(program.words):
+                for pc, word in enumerate(program.resident_words):
                     await hp.write_instr(pc, word)
                 for slot, table in enumerate(program.tables):
                     await hp.write_table(slot, table)

@@ -108,6 +108,14 @@ class _Backdoor(_AmaranthPort):
                 self.ctx.set(self.dut.mem.data[first + b],
                              [pack_row(row[b * lanes + j]) for j in range(lanes)])
 
+    async def write_code(self, beat, word):
+        cfg = self.config
+        lanes, mask = cfg.mem_lanes, (1 << cfg.row_bits) - 1
+        chunks = [(word >> (c * cfg.row_bits)) & mask
+                  for c in range(cfg.instr_beats * lanes)]
+        for b in range(cfg.instr_beats):
+            self.ctx.set(self.dut.mem.data[beat + b], chunks[b * lanes:(b + 1) * lanes])
+
     async def read_nm_row(self, addr):
         return np.array(list(self.ctx.get(self.dut.nm.data[addr])), dtype=np.int64)
 

@@ -116,6 +116,15 @@ class HostPort:
         for c in range(instr_chunks(cfg)):
             await self.write(Region.IMEM, host_imem_addr(cfg, pc, c), (word >> (c * cfg.row_bits)) & mask)
 
+    async def write_code(self, beat, word):
+        """Instruction ``word`` in main memory from beat ``beat`` on: its host words a
+        lane each, low first (host word ``beat * mem_lanes + c`` of region MEM)."""
+        cfg = self.config
+        mask = (1 << cfg.row_bits) - 1
+        for c in range(instr_chunks(cfg)):
+            await self.write(Region.MEM, beat * cfg.mem_lanes + c,
+                             (word >> (c * cfg.row_bits)) & mask)
+
     async def write_sb_row(self, tile, row, values):
         for lane in range(self.config.tn):
             await self.write(Region.SB, host_sb_addr(self.config, tile, row, lane),
@@ -149,10 +158,13 @@ class HostPort:
 
 
 async def load_program(port, program):
-    """Write the program, every tile's SB image, the main-memory image of streamed weights
-    and the activation tables."""
-    for pc, word in enumerate(program.words):
+    """Write the program (a paged program's first two pages into the instruction memory,
+    the others into main memory), every tile's SB image, the main-memory image of streamed
+    weights and the activation tables."""
+    for pc, word in enumerate(program.resident_words):
         await port.write_instr(pc, word)
+    for j, word in enumerate(program.code_words):
+        await port.write_code(program.code_base + j * program.config.instr_beats, word)
     for t, image in enumerate(program.sb):
         for r, row in enumerate(image):
             await port.write_sb_row(t, r, row)
@@ -189,9 +201,12 @@ def _where(program, status):
     """Text: the instruction a node in ``status`` is executing and what it waits for."""
     # The controller steps its pc when it decodes: in FETCH and DECODE, pc is the
     # instruction being read; after DECODE, the one after it.
-    pc = status["pc"] - (status["state"] not in ("IDLE", "FETCH", "DECODE"))
+    depth = program.config.imem_depth
+    pc = (status["pc"] - (status["state"] not in ("IDLE", "FETCH", "DECODE"))) % depth
     text = f"pc {pc}"
-    if 0 <= pc < len(program.instructions):
+    if len(program.instructions) > depth:
+        text += " (instruction memory address of a paged program)"
+    elif 0 <= pc < len(program.instructions):
         text += f" ({program.instructions[pc]['op'].name}"
         layer = next((l for l in program.layers if pc in l.pcs), None)
         text += f" of layer {layer.index} ({layer.kind}))" if layer else ")"

@@ -41,7 +41,7 @@ class LayerReport:
     busy: int = 0        # cycles the tiles are busy (the busiest), over the layer's computes
     note: str = ""       # why the layer has no figures (it does not fit the node)
     caveat: str = ""     # what its figures assume (a larger NM)
-    mem_bytes: int = 0   # bytes its SBLOADs read from main memory (0: resident weights)
+    mem_bytes: int = 0   # bytes its SBLOADs and IMLOADs read from main memory
     mem_bandwidth: int = 0   # the configuration's main-memory bytes per cycle (0: none)
 
     @property
@@ -216,7 +216,7 @@ def _layer_report(program, info, per_instr, busy):
     emitted = sum(t["nfu_busy"] for _, traffic in computes for t in traffic)
     outputs = sum(t["nbout_writes"] for _, traffic in computes for t in traffic)
     loads = sum(load_rows(f) for f in instrs if f["op"] == Op.LOAD)
-    beats = sum(cycle_model.sbload_beats(f, cfg) for f in instrs if f["op"] == Op.SBLOAD)
+    beats = sum(cycle_model.dma_beats(f, cfg) for f in instrs)
     return LayerReport(
         index=info.index, kind=info.kind, macs=info.macs,
         cycles=sum(per_instr[pc] for pc in info.pcs),

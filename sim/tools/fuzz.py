@@ -79,7 +79,8 @@ def configs(draw, tn=None, variant=None, max_multipliers=None, tiles=None, small
         small_nbin = draw(st.booleans())
     min_acc = min_acc_width(tn)
     # Sometimes a main memory with an SB too small for most weights (they stream: SBLOAD),
-    # any port width, a latency of 1 to 40 cycles (no stalls: every counter is compared).
+    # any port width, a latency of 1 to 40 cycles (no stalls: every counter is compared),
+    # and sometimes an instruction memory too small for the program.
     # (Not with a small NBin: those configurations are the ones that must show bands and
     # chunked reductions of resident weights.)
     memory = {}
@@ -99,7 +100,10 @@ def configs(draw, tn=None, variant=None, max_multipliers=None, tiles=None, small
                         else st.integers(0, 256).map(lambda d: 0 if d < 24 else d)),
         sb_depth=draw(st.integers(4, 64) if memory else st.integers(32, 512)),
         nm_depth=draw(st.integers(256, 2048)),
-        imem_depth=draw(st.integers(64, 256) if memory else st.integers(24, 128)),
+        # With a main memory sometimes an instruction memory of 8 to 32: the program runs
+        # in pages (sim.compiler.paging).
+        imem_depth=draw(st.one_of(st.integers(64, 256), st.sampled_from([8, 16, 32]))
+                        if memory else st.integers(24, 128)),
         act_tables=draw(st.integers(1, 4)),
         counter_width=draw(st.sampled_from([16, 24, 32])), **memory)
 
@@ -280,6 +284,8 @@ def _features(case):
         out.add("deep")
     if cfg.imem_narrow:
         out.add("narrow")
+    if len(case.program.instructions) > cfg.imem_depth:
+        out.add("paged program")
     if any(info.out_base < info.in_base for info in case.program.layers):
         out.add("NM reuse")         # an output written over a dead tensor's rows
     for layer in case.network.layers:

@@ -79,7 +79,7 @@ from diannao.sim.compiler.program import CompileError, compile_network
 from diannao.sim.tools import digits
 
 
-__all__ = ["WORKLOADS", "DIANNAO_LAYERS", "workload_names", "load_workload", "network_stats",
+__all__ = ["WORKLOADS", "DIANNAO_LAYERS", "DIANNAO_PRIVATE", "workload_names", "load_workload", "network_stats",
            "random_input", "runs_on"]
 
 
@@ -180,6 +180,10 @@ DIANNAO_LAYERS = {
 }
 
 
+#: DianNao's benchmark layers whose kernels are private in the paper (no weight reuse).
+DIANNAO_PRIVATE = ("conv2", "conv5")
+
+
 def _diannao_layer(name):
     """``(input_shape, specs, description)`` of DianNao's benchmark layer ``name``."""
     nx, ny, kx, ky, ni, no = DIANNAO_LAYERS[name]
@@ -188,7 +192,7 @@ def _diannao_layer(name):
     if name.startswith("pool"):
         return ((ni, ny, nx), [("maxpool", kx, kx)],
                 f"DianNao benchmark {name.upper()}: {kx}x{ky} max pooling of {ni}x{ny}x{nx}")
-    private = " (private kernels in the paper, shared here)" if name in ("conv2", "conv5") else ""
+    private = " (private kernels in the paper, shared here)" if name in DIANNAO_PRIVATE else ""
     return ((ni, ny, nx), [_conv(ni, no, kx)],
             f"DianNao benchmark {name.upper()}: conv {ni}x{ny}x{nx} {kx}x{ky} -> {no}{private}")
 _VGG16 = _VGG16_CONV + [_fc(512 * 7 * 7, 4096), _fc(4096, 4096),

@@ -141,6 +141,27 @@ def test_host_port_writes_main_memory(rng):
     assert differences(qnet, program, x, runs) == []
 
 
+@pytest.mark.parametrize("host_port", [False, True], ids=["back door", "host port"])
+def test_a_program_longer_than_the_instruction_memory_runs_in_pages(rng, host_port):
+    # An instruction memory of 16: pages of 8, each from the third on loaded by an IMLOAD
+    # from main memory, where the instructions follow the streamed weights; the values are
+    # golden's and every counter the model's (main-memory reads count the IMLOADs' beats).
+    cfg = STREAM.replace(imem_depth=16)
+    qnet, program, x, runs = _run(_conv_net(rng), cfg, host_port=host_port)
+    assert len(program.instructions) > 3 * cfg.imem_depth
+    assert program.code_base == len(program.mem) * cfg.tiles * cfg.sb_row_beats > 0
+    loads = [f for f in program.instructions if f["op"] == Op.IMLOAD]
+    assert loads and all(f["src"] >= program.code_base for f in loads)
+    assert runs[0]["mem_reads"] == sum(cycle_model.dma_beats(f, cfg)
+                                       for f in program.instructions)
+    assert differences(qnet, program, x, runs) == []
+
+
+def test_a_program_too_long_for_main_memory_names_mem_depth(rng):
+    with pytest.raises(CompileError, match=r"mem_depth.*instructions past the instruction"):
+        compile_network(quantize(_conv_net(rng)), STREAM.replace(imem_depth=8, mem_depth=512))
+
+
 def test_weights_that_fit_stay_resident(rng):
     program = compile_network(quantize(_conv_net(rng)), STREAM.replace(sb_depth=256))
     assert not any(l.streamed for l in program.layers) and len(program.mem) == 0
@@ -171,14 +192,16 @@ def test_config_rejects_bad_memory_fields(field, value, match):
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_random_layers_buffers_bandwidths_and_stalls(data):
-    """Random layer shapes, SB sizes, bandwidths, latencies and stall patterns: the RTL
+    """Random layer shapes, SB sizes, bandwidths, latencies and stall patterns, programs in
+    pages from main memory or not: the RTL
     equals golden bit for bit; without stalls every counter equals the model; with stalls
     the run takes at least the model's cycles and at most as many more as the memory
     refused requests."""
     tn = 4
     tiles = data.draw(st.sampled_from([1, 2]), "tiles")
     cfg = Config(tn=tn, tiles=tiles, nbin_depth=data.draw(st.sampled_from([32, 64, 256])),
-                 nbout_depth=64, psum_depth=64, nm_depth=1024, imem_depth=1024,
+                 nbout_depth=64, psum_depth=64, nm_depth=1024,
+                 imem_depth=data.draw(st.sampled_from([1024, 1024, 16, 64]), "imem_depth"),
                  sb_depth=data.draw(st.sampled_from([4, 8, 16])),
                  mem_bytes=data.draw(st.sampled_from([8, 16, 32])),
                  mem_latency=data.draw(st.integers(1, 20)), mem_depth=1 << 14,

@@ -71,7 +71,8 @@ class NodeController(wiring.Component):
     * ``HALT``: ``done`` pulses in the decode cycle (or once the tiles, the store engine
       and the DMA engine are done) and the node goes idle.
 
-    An unknown opcode sets ``error`` and halts.
+    An unknown opcode sets ``error`` and halts (without a main memory: with one every code
+    of the ``op`` field is an opcode).
 
     ``state`` is the index in :data:`STATES` of the current state and ``pending`` the tiles
     that have not finished the current compute instruction (both for the host's ``status``
@@ -241,10 +242,14 @@ class NodeController(wiring.Component):
                     with m.Case(*((Op.STORE, Op.SBLOAD, Op.IMLOAD) if cfg.mem_bytes
                                   else (Op.STORE,))):
                         m.next = "SYNC"
-                    with m.Default():
-                        m.d.sync += [self.error.eq(1), self.busy.eq(0)]
-                        m.d.comb += self.done.eq(1)
-                        m.next = "IDLE"
+                    # An unknown opcode: none with a main memory (every code of the `op`
+                    # field is one; no empty default either, which yosys writes as Verilog
+                    # that does not parse).
+                    if not cfg.mem_bytes:
+                        with m.Default():
+                            m.d.sync += [self.error.eq(1), self.busy.eq(0)]
+                            m.d.comb += self.done.eq(1)
+                            m.next = "IDLE"
             with m.State("LOAD"):
                 with m.If(more):
                     m.d.sync += dst.eq(dst + 1)

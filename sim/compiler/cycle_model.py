@@ -160,7 +160,8 @@ def timeline(instructions, config):
             loaded = start + 1 + beats + config.mem_latency if beats else start
             end = start + 1
         elif op == Op.HALT:
-            end = max(after, free, stored, loaded)     # done in the cycle before: the last counted
+            # done in the cycle before: the last counted (the DMA engine's first idle cycle)
+            end = max(after, free, stored, loaded + 1)
         else:
             cycles, writes, emitted = _cycles(tuple(f.get(k, 0) for k in _SHAPE), config)
             half = f.get("nbout_half", 0)

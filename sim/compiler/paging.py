@@ -4,11 +4,12 @@ With a main memory (``Config.mem_bytes``) and an instruction memory of a power-o
 ``D`` (at least 8), a program of more than ``D`` instructions runs in pages of ``H = D / 2``
 instructions, page ``k`` at instruction-memory half ``k % 2`` (instruction ``i`` of the
 paged program at address ``i mod D``: the program counter wraps around). The host loads
-pages 0 and 1 with the program; main memory holds every later page, from beat
+pages 0 and 1 with the program; main memory holds every page, from beat
 :attr:`Paged.code_base` on, ``Config.instr_beats`` beats an instruction. Every page ``k >= 1``
 followed by a page ``k + 1 >= 2`` starts with the ``IMLOAD`` of that page into the half page
 ``k - 1`` held, and ends with an ``SBLOAD`` of no rows, which waits until the DMA engine is
-idle: the next page is then in place (``hw.isa``, ``IMLOAD``). Paging costs each page two
+idle: the next page is then in place (``hw.isa``, ``IMLOAD``). The last page loads pages 0
+and 1 back before its HALT, so the program runs again. Paging costs each page two
 instructions and the DMA engine ``H * instr_beats + mem_latency`` cycles, during which an
 ``SBLOAD`` of the page waits.
 """
@@ -49,9 +50,10 @@ class Paged:
     origin : list of int or None
         For each, its index in the program before paging (None: added by paging).
     code_base : int
-        Main-memory beat of instruction ``imem_depth`` (the first one main memory holds).
+        Main-memory beat of instruction 0: main memory holds every instruction of a paged
+        program, ``Config.instr_beats`` beats each.
     code_beats : int
-        Main-memory beats of the instructions it holds.
+        Main-memory beats of the instructions it holds (0: not paged).
     """
     instructions: list
     origin: list
@@ -81,21 +83,29 @@ def page(instructions, config, code_base):
                          f"imem_depth of 8 or more)")
     half = depth // 2
     # Page 0 as it comes; every page after it that has a successor starts with the
-    # successor's IMLOAD (filled in below) and ends with the wait for it.
+    # successor's IMLOAD (filled in below) and ends with the wait for it. The last page
+    # ends by loading pages 0 and 1 back (the half it does not run from first, then its
+    # own, right before HALT: the node has fetched HALT before the first beat arrives), so
+    # that the program runs again as the host left it.
     pages, rest = [body[:half]], body[half:]
-    while len(rest) > half:
+    while len(rest) + 2 > half:
         pages.append([None] + rest[:half - 2] + [(None, dict(op=Op.SBLOAD, count=0))])
         rest = rest[half - 2:]
-    pages.append(rest)
+    last = len(pages) % 2                   # the half the last page runs from
+    pages.append(rest[:-1] + [(None, ("restore", 1 - last)), (None, ("restore", last)),
+                              rest[-1]])
     beats = config.instr_beats
     flat, origin = [], []
     for k, p in enumerate(pages):
         if p[0] is None:
             # The IMLOAD of page k + 1 (it follows: a page with a wait has a successor).
-            first = (k + 1) * half                  # its first instruction's index
-            p[0] = (None, dict(op=Op.IMLOAD, src=code_base + (first - depth) * beats,
+            p[0] = (None, dict(op=Op.IMLOAD, src=code_base + (k + 1) * half * beats,
                                dst=((k + 1) % 2) * half, count=len(pages[k + 1])))
         for i, f in p:
+            if isinstance(f, tuple):        # page 0 or 1 (half h) back into half h
+                h = f[1]
+                f = dict(op=Op.IMLOAD, src=code_base + h * half * beats, dst=h * half,
+                         count=len(pages[h]))
             flat.append(f)
             origin.append(i)
-    return Paged(flat, origin, code_base, (len(flat) - depth) * beats)
+    return Paged(flat, origin, code_base, len(flat) * beats)

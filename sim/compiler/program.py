@@ -119,9 +119,10 @@ class Program:
 
     @property
     def code_words(self):
-        """The encoded instructions of a paged program that main memory holds, from beat
-        :attr:`code_base` on (``Config.instr_beats`` beats each); empty if unpaged."""
-        return self.words[self.config.imem_depth:]
+        """The encoded instructions main memory holds from beat :attr:`code_base` on
+        (``Config.instr_beats`` beats each): a paged program's every instruction; none
+        when it fits the instruction memory."""
+        return self.words if len(self.instructions) > self.config.imem_depth else []
 
     @property
     def words(self):

@@ -144,10 +144,11 @@ def test_host_port_writes_main_memory(rng):
 @pytest.mark.parametrize("host_port", [False, True], ids=["back door", "host port"])
 def test_a_program_longer_than_the_instruction_memory_runs_in_pages(rng, host_port):
     # An instruction memory of 16: pages of 8, each from the third on loaded by an IMLOAD
-    # from main memory, where the instructions follow the streamed weights; the values are
-    # golden's and every counter the model's (main-memory reads count the IMLOADs' beats).
+    # from main memory, where the instructions follow the streamed weights, and pages 0 and
+    # 1 loaded back at the end: both samples (two runs) give golden's values and every
+    # counter the model's (main-memory reads count the IMLOADs' beats).
     cfg = STREAM.replace(imem_depth=16)
-    qnet, program, x, runs = _run(_conv_net(rng), cfg, host_port=host_port)
+    qnet, program, x, runs = _run(_conv_net(rng), cfg, batch=2, host_port=host_port)
     assert len(program.instructions) > 3 * cfg.imem_depth
     assert program.code_base == len(program.mem) * cfg.tiles * cfg.sb_row_beats > 0
     loads = [f for f in program.instructions if f["op"] == Op.IMLOAD]

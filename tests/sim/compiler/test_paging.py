@@ -21,28 +21,34 @@ def test_a_program_that_fits_is_not_paged():
     assert [f["op"] for f in paged.instructions] == [Op.LOAD] * 15 + [Op.HALT]
 
 
-@pytest.mark.parametrize("n", [17, 24, 25, 31, 60, 200])
+@pytest.mark.parametrize("n", [17, 22, 23, 24, 25, 31, 60, 200])
 def test_pages_hold_the_program_in_order_with_their_loads(n):
     cfg, base = MEM, 40
-    depth, half, beats = cfg.imem_depth, cfg.imem_depth // 2, cfg.instr_beats
+    half, beats = cfg.imem_depth // 2, cfg.instr_beats
     paged = page(_body(n), cfg, code_base=base)
     flat = paged.instructions
-    # The program's own instructions, each once and in order.
+    # The program's own instructions, each once and in order; main memory holds them all.
     assert [i for i in paged.origin if i is not None] == list(range(n))
-    assert flat[-1]["op"] == Op.HALT
+    assert paged.code_beats == len(flat) * beats
     # Page 0 is the program's first half-memory; every page with a successor (from page 1)
     # begins with the IMLOAD of that successor into the other half and ends with the wait.
     assert paged.origin[:half] == list(range(half))
     pages = [flat[k:k + half] for k in range(0, len(flat), half)]
     for k, p in enumerate(pages[1:-1], start=1):
         load, wait = p[0], p[-1]
-        assert load["op"] == Op.IMLOAD
-        assert load["dst"] == ((k + 1) % 2) * half
+        assert (load["op"], load["dst"]) == (Op.IMLOAD, ((k + 1) % 2) * half)
         assert load["count"] == len(pages[k + 1])
-        assert load["src"] == base + ((k + 1) * half - depth) * beats
+        assert load["src"] == base + (k + 1) * half * beats
         assert (wait["op"], wait["count"]) == (Op.SBLOAD, 0)
-    assert all(f["op"] != Op.IMLOAD for f in pages[-1])
-    assert paged.code_beats == max(0, len(flat) - depth) * beats
+    # The last page loads pages 0 and 1 back, its own half last, right before HALT.
+    *_, other, own, halt = pages[-1]
+    mine = (len(pages) - 1) % 2
+    assert halt["op"] == Op.HALT
+    for load, h in ((other, 1 - mine), (own, mine)):
+        assert (load["op"], load["dst"], load["src"]) == (Op.IMLOAD, h * half,
+                                                           base + h * half * beats)
+        assert load["count"] == len(pages[h])
+    assert all(f["op"] != Op.IMLOAD for f in pages[-1][:-3])
 
 
 def test_what_cannot_page():

@@ -30,12 +30,12 @@ def can_page(config):
 
 def instruction_room(config):
     """The most instructions a program for ``config`` can hold, HALT included: the
-    instruction memory's depth, or when :func:`can_page`, as many more as main memory holds
-    (an upper bound: the weights that stream share main memory, and each page gives two
-    instructions to paging)."""
+    instruction memory's depth, or when :func:`can_page`, as many as main memory holds (a
+    paged program's every instruction is there; an upper bound: the weights that stream
+    share main memory, and paging adds instructions)."""
     if not can_page(config):
         return config.imem_depth
-    return config.imem_depth + config.mem_depth // config.instr_beats
+    return max(config.imem_depth, config.mem_depth // config.instr_beats)
 
 
 @dataclass

@@ -635,7 +635,7 @@ def _compile(qnet, config, intermediates, window):
     beats = len(mem) * cfg.tiles * cfg.sb_row_beats
     paged = page(program, cfg, beats)
     if cfg.mem_bytes and beats + paged.code_beats > cfg.mem_depth:
-        code = (f" and the instructions past the instruction memory {paged.code_beats:,}"
+        code = (f" and the paged program's instructions {paged.code_beats:,}"
                 if paged.code_beats else "")
         raise CompileError(f"main memory has {cfg.mem_depth:,} beats (mem_depth): the "
                            f"streamed weights need {beats:,}{code}")

@@ -159,7 +159,7 @@ def test_a_program_longer_than_the_instruction_memory_runs_in_pages(rng, host_po
 
 
 def test_a_program_too_long_for_main_memory_names_mem_depth(rng):
-    with pytest.raises(CompileError, match=r"mem_depth.*instructions past the instruction"):
+    with pytest.raises(CompileError, match=r"mem_depth.*paged program's instructions"):
         compile_network(quantize(_conv_net(rng)), STREAM.replace(imem_depth=8, mem_depth=512))
 
 

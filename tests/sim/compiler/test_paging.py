@@ -57,6 +57,6 @@ def test_what_cannot_page():
     assert not can_page(MEM.replace(imem_depth=12))           # not a power of two
     assert not can_page(MEM.replace(imem_depth=4))            # pages too short
     assert instruction_room(MEM.replace(mem_bytes=0)) == 16
-    assert instruction_room(MEM) == 16 + 4096 // MEM.instr_beats
+    assert instruction_room(MEM) == 4096 // MEM.instr_beats
     with pytest.raises(ValueError, match=r"200 instructions.*16 \(imem_depth\)"):
         page(_body(200), MEM.replace(mem_bytes=0), code_base=0)

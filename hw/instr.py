@@ -8,10 +8,10 @@ shape of the instruction ports and registers of :class:`hw.node_controller.NodeC
 
 from amaranth.lib import data
 
-from diannao.hw.isa import INSTR_FIELDS, INSTR_WIDTH
+from diannao.hw.isa import INSTR_FIELDS, INSTR_WIDTH, SETTINGS_FIELDS
 
 
-__all__ = ["INSTR"]
+__all__ = ["INSTR", "SETTINGS"]
 
 #: The instruction layout: the fields of :data:`hw.isa.INSTR_FIELDS`, at the same offsets.
 INSTR = data.StructLayout({f.name: (data.signed(f.width) if f.signed else data.unsigned(f.width))
@@ -19,3 +19,7 @@ INSTR = data.StructLayout({f.name: (data.signed(f.width) if f.signed else data.u
 
 assert INSTR.size == INSTR_WIDTH
 assert all(INSTR[f.name].offset == f.offset for f in INSTR_FIELDS)
+
+#: The fields of :data:`hw.isa.SETTINGS_FIELDS` alone: what a tile keeps for the rows it
+#: drains and the node for the last compute instruction it started.
+SETTINGS = data.StructLayout({n: INSTR[n].shape for n in SETTINGS_FIELDS})

@@ -90,8 +90,8 @@ from enum import IntEnum
 from typing import NamedTuple
 
 
-__all__ = ["Op", "Field", "INSTR_FIELDS", "INSTR_WIDTH", "PC_WIDTH", "SETTINGS_FIELDS", "field_width",
-           "field_offset", "field_signed", "field_range", "check_fields", "encode", "decode",
+__all__ = ["Op", "Field", "INSTR_FIELDS", "INSTR_WIDTH", "PC_WIDTH", "SETTINGS_FIELDS",
+           "field_width", "field_offset", "field_signed", "field_range", "check_fields", "encode", "decode",
            "disassemble", "compute_fields", "load_fields", "load_rows"]
 
 

@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from diannao.hw.config import Config
-from diannao.hw.instr import INSTR
+from diannao.hw.instr import INSTR, SETTINGS
 from diannao.hw.isa import INSTR_WIDTH, SETTINGS_FIELDS, Op, field_width
 from diannao.hw.pipe import delay
 
@@ -50,8 +50,7 @@ class NodeController(wiring.Component):
       instruction once all are done with the last one, or (without ``imem_narrow``) done or
       draining it (seen a cycle late: ``tile_draining`` registered) when the two agree on
       :data:`hw.isa.SETTINGS_FIELDS` (compared in DECODE, registered), and the engines
-      allow it (below); with
-      ``imem_narrow`` the controller then waits until the last tile is done (``max`` over
+      allow it (below); with ``imem_narrow`` the controller then waits until the last tile is done (``max`` over
       tiles of :func:`diannao.sim.compiler.cycle_model.tile_cycles`).
     * ``STORE``: a SYNC cycle hands the NBout half to the *store engine* (once it is idle,
       and with ``sync`` once the tiles are done), which collects it while the controller
@@ -61,8 +60,8 @@ class NodeController(wiring.Component):
       a cycle for each row the tile holds, plus one cycle to move to the next tile; then
       ``read latency + tree latency`` cycles drain the tree into NM, and the half is
       emptied. A STORE without ``sync`` first waits until no tile is ``flushing`` (the
-      rows of an instruction drained under the next one have landed). A STORE with ``sync`` (the last of a layer, whose rows the next layer
-      loads), or any STORE with ``imem_narrow``, waits in ``STORE`` until the engine is
+      rows of an instruction drained under the next one have landed). A STORE with
+      ``sync`` (the last of a layer, whose rows the next layer loads), or any STORE with ``imem_narrow``, waits in ``STORE`` until the engine is
       done; a compute instruction that writes the half being stored waits for it in ISSUE.
     * ``SBLOAD`` (with a main memory, ``config.mem_bytes``): a SYNC cycle hands it to the
       DMA engine (:class:`hw.dma.DMA`; once the engine is idle, and with ``sync`` once the
@@ -136,7 +135,7 @@ class NodeController(wiring.Component):
         pending = self.pending         # tiles not yet done with the compute instruction
         # The last compute instruction the tiles took (its SETTINGS_FIELDS), and whether
         # the instruction in hand agrees with it (worked out in DECODE).
-        issued = Signal(INSTR, name="issued")
+        issued = Signal(SETTINGS, name="issued")
         agree = Signal()
         # The tiles draining, a cycle late (a register here: the tiles lie across the chip).
         draining = Signal(cfg.tiles)
@@ -218,7 +217,6 @@ class NodeController(wiring.Component):
                     m.d.sync += [runs_left.eq(new.runs_m1), lines_left.eq(new.lines_m1)]
                 if not narrow:
                     m.d.sync += ins.eq(self.imem_data)
-                if not narrow:
                     m.d.sync += agree.eq(Cat(getattr(new, n) == getattr(issued, n)
                                              for n in SETTINGS_FIELDS).all())
                 op = self.imem_data.op

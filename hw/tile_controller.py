@@ -2,11 +2,11 @@
 
 from amaranth import *
 from amaranth.utils import ceil_log2
-from amaranth.lib import data, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from diannao.hw.config import Config
-from diannao.hw.instr import INSTR
+from diannao.hw.instr import INSTR, SETTINGS
 from diannao.hw.isa import SETTINGS_FIELDS, Op, field_width
 from diannao.hw.nfu2 import SHIFT_WIDTH
 
@@ -64,11 +64,11 @@ class TileController(wiring.Component):
     (``draining``) for an instruction that agrees with the draining one on
     :data:`hw.isa.SETTINGS_FIELDS`, the fields the NFU stages read while rows cross them
     (the node checks that, once for all tiles). It then sets up the next instruction while
-    the last rows drain (``flushing`` until they
-    have landed: up to the cycle ``done`` would have pulsed in, included; no ``done`` for
-    the drained instruction unless it is that very cycle). What each emission's NFU stages need of the
-    instruction beyond those fields (``psum_in``, ``psum_out``, ``nbout_half``) is valid
-    with the emission and travels down the pipeline with its row. Emitted rows::
+    the last rows drain (``flushing`` until they have landed: up to the cycle ``done``
+    would have pulsed in, included; no ``done`` for the drained instruction unless it is
+    that very cycle). What each emission's NFU stages need of the instruction beyond those
+    fields (``psum_in``, ``psum_out``, ``nbout_half``) is valid with the emission and
+    travels down the pipeline with its row. Emitted rows::
 
         blocks * rows_of_band * ow * (kh * kw * cb + 1)       CONV (+ 0 with psum_in or lrn)
         blocks * rows_of_band * ow * (kh * kw)                MAXPOOL, AVGPOOL
@@ -158,8 +158,7 @@ class TileController(wiring.Component):
         # they agree); else the instruction's.
         settings = ins
         if self.overlap:
-            settings = Signal(data.StructLayout({n: INSTR[n].shape for n in SETTINGS_FIELDS}),
-                              name="settings", reset_less=True)
+            settings = Signal(SETTINGS, name="settings", reset_less=True)
             with m.If(self.start):
                 m.d.sync += [getattr(settings, n).eq(getattr(self.instr, n))
                              for n in SETTINGS_FIELDS]

@@ -110,12 +110,12 @@ def program_cycles(instructions, config):
       ``imem_narrow`` the node waits for them (``WAIT``) before fetching on;
     * ``STORE``: a SYNC cycle that waits until the store engine is idle (with ``sync``
       also until the tiles are free; without, until the rows of the compute instruction
-      before the running one have landed: the cycle after its ``done``) and hands it the STORE; the
-      engine is busy
+      before the running one have landed: the cycle after its ``done``) and hands it the
+      STORE; the engine is busy
       ``rows + tiles + 1 + (tree + R)`` cycles after it for the rows of the NBout half.
       With ``sync`` (or ``imem_narrow``) the node waits for it; else it fetches on;
-    * ``SBLOAD`` and ``IMLOAD``: a SYNC cycle that waits until the DMA engine is idle (with ``sync`` also
-      until the tiles are free) and hands it the instruction; the engine is busy
+    * ``SBLOAD`` and ``IMLOAD``: a SYNC cycle that waits until the DMA engine is idle (with
+      ``sync`` also until the tiles are free) and hands it the instruction; the engine is busy
       ``B + mem_latency`` cycles after it (``B`` beats, :func:`dma_beats`, requested one
       a cycle, each arriving ``mem_latency`` cycles after its request; none for no rows),
       and a compute instruction starts only once it is idle;

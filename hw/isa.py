@@ -42,10 +42,14 @@ STORE     collect every tile's NBout rows of half ``nbout_half`` up the fat tree
 SBLOAD    with a main memory (``Config.mem_bytes``): the DMA engine (:class:`hw.dma.DMA`)
           copies ``count`` SB rows of every tile from main memory, row group ``src`` on
           (a row group: one SB row per tile, tile 0 first), into SB rows from ``dst``.
-          Handed to the engine in a SYNC cycle (once it is idle, with ``sync`` once the
-          tiles are done), it runs beside the controller; a compute instruction waits until
-          the engine is idle. The compiler loads into the SB half the running instruction
-          does not read, so the loads overlap the computation.
+          Handed to the engine in a SYNC cycle (once it runs fewer than :data:`DMA_QUEUE`
+          operations, with ``sync`` once the tiles are done), it runs beside the
+          controller, its beats requested right after the last operation's; a compute
+          instruction waits until at most its ``dma_ahead`` operations run (the engine
+          finishes them in order: those handed after the one that brings its rows). An
+          SBLOAD of no rows is a fence: it waits until none runs. The compiler loads into
+          slots of SB the tiles have done reading, ahead of the instructions that read
+          them, so the loads overlap the computation.
 IMLOAD    with a main memory: the DMA engine copies ``count`` instructions from main memory,
           beat ``src`` on (``Config.instr_beats`` beats each: its host words, low first),
           into the instruction memory from ``dst``, handed over and run like an SBLOAD. A
@@ -90,7 +94,7 @@ from enum import IntEnum
 from typing import NamedTuple
 
 
-__all__ = ["Op", "Field", "INSTR_FIELDS", "INSTR_WIDTH", "PC_WIDTH", "SETTINGS_FIELDS",
+__all__ = ["Op", "Field", "INSTR_FIELDS", "INSTR_WIDTH", "PC_WIDTH", "SETTINGS_FIELDS", "DMA_QUEUE",
            "field_width", "field_offset", "field_signed", "field_range", "check_fields", "encode", "decode",
            "disassemble", "compute_fields", "load_fields", "load_rows"]
 
@@ -142,6 +146,7 @@ _FIELDS = {
     "private": (False, 1),      # CONV: every output position has its own kernel (SB rows)
     "lrn": (False, 1),          # CONV: local response normalisation (no bias row; see above)
     "nbout_half": (False, 1),   # compute: NBout half written; STORE: NBout half drained
+    "dma_ahead": (False, 4),    # compute: DMA operations that may still be running at its start
     "sync": (False, 1),         # LOAD, STORE, SBLOAD, IMLOAD: wait until the tiles are done
     "src": (False, 24),         # LOAD: NM row; SBLOAD: main-memory row group; IMLOAD: beat
     "dst": (False, 16),         # LOAD: NBin row; SBLOAD: SB row; IMLOAD: instruction address
@@ -201,6 +206,12 @@ def field_width(name):
         return _FIELDS[name][1]
     except KeyError:
         raise ValueError(f"unknown instruction field {name!r}") from None
+
+
+#: DMA operations (``SBLOAD``, ``IMLOAD`` of some rows) the DMA engine holds at once, from
+#: the one it is handed to those whose last beats arrive. A compute instruction's
+#: ``dma_ahead`` counts up to one fewer (the operation it waits for is one).
+DMA_QUEUE = 1 << field_width("dma_ahead")
 
 
 def field_offset(name):
@@ -277,8 +288,8 @@ _SHOW = {
 }
 _COMPUTE_SHOW = ("in_h", "in_w", "cb", "kh", "kw", "stride", "y_off", "x_off", "oh", "ow",
                  "ob", "log2_gob", "oy_band", "sb_base", "sb_step", "nbin_org", "out_base",
-                 "ocb", "out_row_step", "psum_in", "psum_out", "private", "nbout_half", "shift",
-                 "bias_exp", "act", "table")
+                 "ocb", "out_row_step", "psum_in", "psum_out", "private", "lrn", "nbout_half",
+                 "dma_ahead", "shift", "bias_exp", "act", "table")
 
 
 def disassemble(words):
@@ -297,7 +308,7 @@ def disassemble(words):
 def compute_fields(*, op, in_h, in_w, cb, kh, kw, stride, y_off, x_off, oh, ow, ob, ocb,
                    log2_gob=0, oy_band=None, sb_base=0, sb_step=0, nbin_base=0, out_base=0,
                    out_w=None, psum_in=0, psum_out=0, private=0, lrn=0, nbout_half=0,
-                   shift=0, bias_exp=0, act=0, table=0):
+                   dma_ahead=0, shift=0, bias_exp=0, act=0, table=0):
     """The fields of a CONV/MAXPOOL/AVGPOOL instruction, derived steps included.
 
     ``nbin_base`` is the NBin row of input position ``(0, 0)``; ``out_w`` the width of the
@@ -315,7 +326,7 @@ def compute_fields(*, op, in_h, in_w, cb, kh, kw, stride, y_off, x_off, oh, ow, 
                 band_in_step=oy_band * stride * in_w * cb, out_base=out_base, ocb=ocb,
                 band_out_step=oy_band * out_w * ocb, out_row_step=(out_w - ow + 1) * ocb,
                 psum_in=psum_in, psum_out=psum_out, private=private, lrn=lrn,
-                nbout_half=nbout_half, shift=shift,
+                nbout_half=nbout_half, dma_ahead=dma_ahead, shift=shift,
                 bias_exp=bias_exp, act=act, table=table)
 
 

@@ -216,7 +216,7 @@ class Node(wiring.Component):
             m.submodules.dma = dma = DMA(cfg)
             wiring.connect(m, dma.bus, mem.bus)
             m.d.comb += [dma.start.eq(ctrl.dma_start), dma.instr.eq(ctrl.tile_instr),
-                         ctrl.dma_busy.eq(dma.busy)]
+                         ctrl.dma_ready.eq(dma.ready), ctrl.dma_running.eq(dma.running)]
         for t, tile in enumerate(self.tiles):
             m.submodules[f"tile{t}"] = tile
             m.d.comb += tile.index.eq(t)

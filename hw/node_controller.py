@@ -7,7 +7,7 @@ from amaranth.utils import ceil_log2
 
 from diannao.hw.config import Config
 from diannao.hw.instr import INSTR, SETTINGS
-from diannao.hw.isa import INSTR_WIDTH, SETTINGS_FIELDS, Op, field_width
+from diannao.hw.isa import DMA_QUEUE, INSTR_WIDTH, SETTINGS_FIELDS, Op, field_width
 from diannao.hw.pipe import delay
 
 
@@ -64,9 +64,11 @@ class NodeController(wiring.Component):
       ``sync`` (the last of a layer, whose rows the next layer loads), or any STORE with ``imem_narrow``, waits in ``STORE`` until the engine is
       done; a compute instruction that writes the half being stored waits for it in ISSUE.
     * ``SBLOAD`` (with a main memory, ``config.mem_bytes``): a SYNC cycle hands it to the
-      DMA engine (:class:`hw.dma.DMA`; once the engine is idle, and with ``sync`` once the
-      tiles are done: ``dma_start``), and the controller fetches on. A compute instruction
-      waits in ISSUE until the engine is idle (``dma_busy`` low). ``IMLOAD`` likewise.
+      DMA engine (:class:`hw.dma.DMA`; once the engine is ``ready``: it runs fewer than
+      :data:`hw.isa.DMA_QUEUE` operations, none for an SBLOAD of no rows; with ``sync``
+      once the tiles are done: ``dma_start``), and the controller fetches on. A compute
+      instruction waits in ISSUE until the engine runs at most its ``dma_ahead``
+      operations (``dma_running``). ``IMLOAD`` likewise.
     * ``HALT``: ``done`` pulses in the decode cycle (or once the tiles, the store engine
       and the DMA engine are done) and the node goes idle.
 
@@ -120,7 +122,8 @@ class NodeController(wiring.Component):
             "down_valid": Out(1),
             "down_addr": Out(field_width("dst")),      # a LOAD's NBin row
             "dma_start": Out(1),
-            "dma_busy": In(1),
+            "dma_ready": In(1),
+            "dma_running": In(range(DMA_QUEUE + 1)),
         })
 
     def elaborate(self, platform):
@@ -169,7 +172,7 @@ class NodeController(wiring.Component):
         blocking = C(1, 1) if narrow else ins.sync
         s_busy = Signal()
         # Engines beside the controller: the store engine, and the DMA engine.
-        engines_busy = s_busy | self.dma_busy
+        engines_busy = s_busy | (self.dma_running != 0)
 
         # The read addresses follow the pointers whether or not a row is read (the enables
         # say when): no decode of the controller's state on their wide paths to the block
@@ -279,7 +282,8 @@ class NodeController(wiring.Component):
                 ready = pending == 0
                 if not narrow:
                     ready |= agree & (~pending | draining).all()
-                with m.If(ready & ~(s_busy & (s_half == ins.nbout_half)) & ~self.dma_busy):
+                with m.If(ready & ~(s_busy & (s_half == ins.nbout_half))
+                          & (self.dma_running <= ins.dma_ahead)):
                     m.d.comb += self.tile_start.eq(1)
                     m.d.sync += pending.eq((1 << cfg.tiles) - 1)
                     if not narrow:
@@ -296,7 +300,7 @@ class NodeController(wiring.Component):
                 # is flushing (its rows are an earlier instruction's, which may still be
                 # draining under the running one; that one writes the other NBout half).
                 # Handed to the engine, it waits for it with `sync`.
-                # An SBLOAD or IMLOAD: once the DMA engine is idle, with `sync` once the tiles
+                # An SBLOAD or IMLOAD: once the DMA engine is ready, with `sync` once the tiles
                 # are done.
                 with m.If(ins.op == Op.LOAD):
                     with m.If(pending == 0):
@@ -304,7 +308,7 @@ class NodeController(wiring.Component):
                         m.next = "LOAD"
                 if cfg.mem_bytes:
                     with m.Elif((ins.op == Op.SBLOAD) | (ins.op == Op.IMLOAD)):
-                        with m.If((~ins.sync | (pending == 0)) & ~self.dma_busy):
+                        with m.If((~ins.sync | (pending == 0)) & self.dma_ready):
                             m.d.comb += self.dma_start.eq(1)
                             m.next = "FETCH"
                 with m.Elif(Mux(blocking, pending == 0, ~self.tile_flushing.any()) & ~s_busy):

@@ -8,7 +8,7 @@ the RTL's latencies against a table of their own.
 
 from functools import lru_cache
 
-from diannao.hw.isa import INSTR_WIDTH, SETTINGS_FIELDS, Op, load_rows
+from diannao.hw.isa import DMA_QUEUE, INSTR_WIDTH, SETTINGS_FIELDS, Op, load_rows
 
 
 __all__ = ["tile_share", "tile_emissions", "tile_cycles", "tile_traffic", "compute_cycles",
@@ -114,11 +114,14 @@ def program_cycles(instructions, config):
       STORE; the engine is busy
       ``rows + tiles + 1 + (tree + R)`` cycles after it for the rows of the NBout half.
       With ``sync`` (or ``imem_narrow``) the node waits for it; else it fetches on;
-    * ``SBLOAD`` and ``IMLOAD``: a SYNC cycle that waits until the DMA engine is idle (with
-      ``sync`` also until the tiles are free) and hands it the instruction; the engine is busy
-      ``B + mem_latency`` cycles after it (``B`` beats, :func:`dma_beats`, requested one
-      a cycle, each arriving ``mem_latency`` cycles after its request; none for no rows),
-      and a compute instruction starts only once it is idle;
+    * ``SBLOAD`` and ``IMLOAD``: a SYNC cycle that waits until the DMA engine has room
+      (fewer than :data:`hw.isa.DMA_QUEUE` operations run; with ``sync`` also until the
+      tiles are free) and hands it the instruction. The engine requests its ``B`` beats
+      (:func:`dma_beats`) one a cycle from the cycle after, or after the last request of
+      the operation before; each beat arrives ``mem_latency`` cycles after its request, and
+      the operation runs until the cycle after its last. An operation of no rows waits
+      until none runs and does nothing. A compute instruction starts only once at most its
+      ``dma_ahead`` operations run (they finish in order);
     * ``HALT``: ``done`` in the decode cycle, or in the cycle the last tile's ``done`` comes
       or the store engine or the DMA engine finishes.
     """
@@ -138,7 +141,8 @@ def timeline(instructions, config):
     landed = 0       # the cycle after the done of the compute instruction before the running one
     prev = None      # the last compute instruction
     stored, half_stored = 0, None    # the store engine: idle from cycle `stored`
-    loaded = 0                       # the DMA engine: idle from cycle `loaded`
+    asked = 0        # the DMA engine: the cycle of its last request so far, and
+    ends = [0]       # the cycle each operation stops running, in order (they end in order)
     out, starts = [], []
     for f in instructions:
         op = f["op"]
@@ -155,19 +159,26 @@ def timeline(instructions, config):
             end = stored if blocking else start + 1
             rows[half] = [0] * config.tiles
         elif op in (Op.SBLOAD, Op.IMLOAD):
-            start = max(after, loaded, free if f.get("sync") else 0)   # the SYNC cycle
             beats = dma_beats(f, config)
-            loaded = start + 1 + beats + config.mem_latency if beats else start
+            # The SYNC cycle: with rows once the queue has room (the operation DMA_QUEUE
+            # back has ended), without once every one has ended.
+            start = max(after, free if f.get("sync") else 0,
+                        (ends[-DMA_QUEUE] if len(ends) >= DMA_QUEUE else 0) if beats
+                        else ends[-1])
+            if beats:
+                asked = max(start + 1, asked + 1) + beats - 1     # its last request
+                ends.append(asked + config.mem_latency + 1)
             end = start + 1
         elif op == Op.HALT:
             # done in the cycle before: the last counted (the DMA engine's first idle cycle)
-            end = max(after, free, stored, loaded + 1)
+            end = max(after, free, stored, ends[-1] + 1)
         else:
             cycles, writes, emitted = _cycles(tuple(f.get(k, 0) for k in _SHAPE), config)
             half = f.get("nbout_half", 0)
             tiles_free = ready if overlaps(prev, f, config) else free
+            ahead = f.get("dma_ahead", 0)
             start = began = max(after, tiles_free, stored if half == half_stored else 0,
-                                loaded)
+                                ends[-1 - ahead] if len(ends) > ahead else 0)
             landed = free
             free = start + max(cycles) + 1
             ready = start + (5 + max(emitted) if max(emitted) else 3)

@@ -20,7 +20,7 @@ and the limit: a buffer too small, a worst-case accumulator wider than ``Config.
 is emitted), too many activation tables or instructions.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -197,7 +197,7 @@ def acc_bits(bound):
 
 
 def _tile_fields(layer, plan, tile, chunk, cfg, *, sb_base, out_base, log2_gob=None,
-                 nbin_base=0, nbout_half=0, **settings):
+                 nbin_base=0, nbout_half=0, dma_ahead=0, **settings):
     """The compute instruction of chunk number ``chunk`` of output ``tile`` of ``plan``
     (:mod:`diannao.sim.compiler.tiling`), with the tile split ``log2_gob`` (None: the one
     that finishes soonest by the cycle model). With streamed weights (``plan.stream``) its
@@ -233,13 +233,18 @@ def _tile_fields(layer, plan, tile, chunk, cfg, *, sb_base, out_base, log2_gob=N
         sb, sb_step, first_block = sb_base, 0, 0
         shift = avg_reciprocal(layer.kernel ** 2)[1] if layer.kind == "avgpool" else 0
     oh = oy1 - oy0
+    if conv and box.c1 - box.c0 > c1 - c0:
+        # A box of every channel block of one position (tiling.Plan.box): the chunk's lie
+        # from row c0 - box.c0 on.
+        nbin_base += c0 - box.c0
+        box = replace(box, c0=c0, c1=c1)
     base = dict(op=op, in_h=box.y1 - box.y0, in_w=box.x1 - box.x0, cb=box.c1 - box.c0,
                 kh=k1 - k0, kw=g.kw, stride=g.stride,
                 y_off=g.pad + box.y0 - oy0 * g.stride - k0,
                 x_off=g.pad + box.x0 - ox0 * g.stride,
                 oh=oh, ow=ox1 - ox0, ob=b1 - b0, ocb=g.ob, out_w=g.ow,
                 out_base=out_base + (oy0 * g.ow + ox0) * g.ob + b0,
-                nbin_base=nbin_base, nbout_half=nbout_half,
+                nbin_base=nbin_base, nbout_half=nbout_half, dma_ahead=dma_ahead,
                 psum_in=int(conv and chunk > 0),
                 psum_out=int(conv and chunk < len(chunks) - 1), private=int(private),
                 lrn=int(g.lrn), **dict(settings, shift=shift))
@@ -309,10 +314,10 @@ def _room_text(cfg):
     return "which the instruction memory holds (imem_depth)"
 
 
-def _layer_sb(layer, g, plan, cfg, split, stream, sb_next, limit, program, where):
-    """A layer's SB rows and compute instructions for ``plan``: resident (``stream`` 0) from
-    SB row ``sb_next``, checked against ``limit`` rows (raises :class:`_SBFull`), or
-    streaming through halves of ``stream`` rows from SB row ``limit``.
+def _layer_sb(layer, g, plan, cfg, split, sb_next, limit, program, where):
+    """A layer's SB rows and compute instructions for ``plan``: resident (``plan.stream``
+    0) from SB row ``sb_next``, checked against ``limit`` rows (raises :class:`_SBFull`),
+    or streaming through slots of ``plan.stream`` rows from SB row ``limit``.
 
     Returns ``(tiles, log2_gob, f, private, per_tile, steps, computes, used, layer_rows,
     plan)``: the output tiles, the tile split, the first compute instruction, whether the
@@ -320,7 +325,7 @@ def _layer_sb(layer, g, plan, cfg, split, stream, sb_next, limit, program, where
     caller), the plan's steps, the compute instructions' fields by step, the resident rows
     per tile, and the layer's SB rows by output block for streaming.
     """
-    tn = cfg.tn
+    tn, stream = cfg.tn, plan.stream
     tiles = plan.out_tiles()
     computes_needed = len(tiles) * len(plan.chunks)     # one compute instruction each
     room = instruction_room(cfg)
@@ -374,10 +379,11 @@ def _layer_sb(layer, g, plan, cfg, split, stream, sb_next, limit, program, where
     computes = {}
     for i, step in enumerate(steps):
         if step.kind == "compute":
-            base = (limit + step.sb_half * stream if stream
+            base = (limit + step.sb_slot * stream if stream
                     else sb_next + offset if private else None)
             computes[i] = split(plan, step.tile, log2_gob, step.chunk, sb_base=base,
-                                nbin_base=step.nbin_base, nbout_half=step.nbout_half)
+                                nbin_base=step.nbin_base, nbout_half=step.nbout_half,
+                                dma_ahead=step.dma_ahead)
             if private:
                 fields = computes[i]
                 offset += -(-fields["ob"] // (1 << log2_gob)) * fields["sb_step"]
@@ -540,16 +546,16 @@ def _compile(qnet, config, intermediates, window):
                                 sb_base=sb_next if sb_base is None else sb_base,
                                 out_base=out_base, log2_gob=log2_gob, **place, **settings)
 
-        # Resident first (below the window), else streaming through the window's halves.
+        # Resident first (below the window), else streaming through the window's slots.
         win0 = cfg.sb_depth - window
-        modes = [0] if not window else [window // 2] if not win0 else [0, window // 2]
-        for stream in modes:
+        modes = [0] if not window else [window] if not win0 else [0, window]
+        for mode in modes:
             try:
-                plan = plan_layer(g, cfg, split, where, stream=stream)
-                layer_sb = _layer_sb(layer, g, plan, cfg, split, stream, sb_next, win0,
-                                     program, where)
+                plan = plan_layer(g, cfg, split, where, window=mode)
+                layer_sb = _layer_sb(layer, g, plan, cfg, split, sb_next, win0, program,
+                                     where)
             except _SBFull:
-                if stream == modes[-1]:
+                if mode == modes[-1]:
                     raise
                 continue
             except TilingError as exc:
@@ -557,6 +563,7 @@ def _compile(qnet, config, intermediates, window):
             break
         (tiles, log2_gob, f, private, per_tile, steps, computes, used, layer_rows,
          plan) = layer_sb
+        stream = plan.stream
         if not stream and not private:
             for image, rows in zip(sb_images, _padded(per_tile, tn, used)):
                 image.append(rows)
@@ -564,7 +571,7 @@ def _compile(qnet, config, intermediates, window):
         # The plan's instructions in order (tiling.Plan.steps: LOADs into NBin's halves,
         # STOREs overlapping the next output tile's computation).
         pcs = []
-        limit = cfg.nbin_depth // 2 if plan.double else cfg.nbin_depth
+        limit = cfg.nbin_depth // 2 if plan.double and not plan.one_box else cfg.nbin_depth
         mem_read = 0
         segments = {}       # (first block, end block, chunk) -> (row group, rows) in memory
         for i, step in enumerate(steps):
@@ -575,13 +582,16 @@ def _compile(qnet, config, intermediates, window):
                 # Rows main memory holds already (the same blocks and chunk, for another
                 # output tile): read them again.
                 src, count = segments[key]
-                emit(where, dict(op=Op.SBLOAD, src=src, dst=win0 + step.sb_half * stream,
+                emit(where, dict(op=Op.SBLOAD, src=src, dst=win0 + step.sb_slot * stream,
                                  count=count))
                 mem_read += count
             elif step.kind == "sbload":
-                # The next compute step's rows, into the half it reads.
+                # The rows of the next compute step of its output tile and chunk, into
+                # the slot it reads.
                 fields = computes[next(k for k in range(i + 1, len(steps))
-                                       if steps[k].kind == "compute")]
+                                       if steps[k].kind == "compute"
+                                       and steps[k].tile == step.tile
+                                       and steps[k].chunk == step.chunk)]
                 if private:
                     seg = _padded(private_sb_rows(layer.w_q, layer.b_q, fields, step.tile,
                                                   plan.chunks[step.chunk], step.chunk == 0,
@@ -596,7 +606,7 @@ def _compile(qnet, config, intermediates, window):
                     seg = _segment(layer_rows, fields, step.tile, None, cfg)
                 count = len(seg[0])
                 mem_image.append(np.stack(seg, axis=1).astype(np.int16))
-                emit(where, dict(op=Op.SBLOAD, src=mem_next, dst=win0 + step.sb_half * stream,
+                emit(where, dict(op=Op.SBLOAD, src=mem_next, dst=win0 + step.sb_slot * stream,
                                  count=count))
                 if key is not None:
                     segments[key] = (mem_next, count)

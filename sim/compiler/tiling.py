@@ -15,19 +15,26 @@ Among the plans that fit NBin, the partial-sum buffer and NBout, the one with th
 cycles by the cycle model (loads, weight loads from main memory, compute, instruction
 overheads) is chosen.
 
-A layer whose weights stream from main memory (``stream``: a configuration with
-``Config.mem_bytes`` whose SB does not hold them) reads each compute instruction's SB rows
-into one of two halves of SB's streaming window (``SBLOAD``): the rows of its output
-blocks for its chunk, at most ``stream`` rows per tile. The SBLOAD of an instruction
-follows the instruction before it, so that the DMA engine fills one half while the tiles
-compute from the other; an instruction whose rows a half still holds (the same blocks and
-chunk as an earlier one: one chunk over several output tiles) loads nothing.
+A layer whose weights stream from main memory (a configuration with ``Config.mem_bytes``
+whose SB does not hold them) reads each compute instruction's SB rows from one of the
+*slots* of SB's streaming window (2, 4 or 8 of them, ``stream`` rows per tile each), loaded
+by an ``SBLOAD``: the rows of its output blocks for its chunk. A slot no instruction to come
+reads before it is loaded again (the least recently read) takes the next rows, and their
+SBLOAD goes as early as the slot allows: right after the compute instruction that follows
+the slot's last reader (that instruction's start means the tiles have read their last row
+of the slot), so that the DMA engine fetches several slots ahead of the tiles, as many as
+the window holds, and each compute instruction waits only for its own rows (``dma_ahead``:
+the DMA operations handed after them). An instruction whose rows a slot still holds (the
+same blocks and chunk as an earlier one: one chunk over several output tiles) loads
+nothing. Few large slots make long instructions; many small ones keep more of main
+memory's latency covered: the search weighs both.
 """
 
 from dataclasses import dataclass, replace
 from functools import cached_property
+from itertools import product
 
-from diannao.hw.isa import Op
+from diannao.hw.isa import DMA_QUEUE, Op
 from diannao.sim.compiler import cycle_model
 from diannao.sim.compiler.mapping import as_chw, blocks
 from diannao.sim.compiler.paging import can_page, instruction_room
@@ -107,8 +114,9 @@ class Plan:
     cols: int
     krows: int
     cblk: int
-    #: Load whole input rows (and the whole input with one band), as the compiler always
-    #: did, though a stride may leave the last ones unused: only where they fit NBin.
+    #: Load whole input rows (and the whole input with one band; every channel block of an
+    #: input of one position), as the compiler always did, though a stride may leave the
+    #: last ones unused: only where they fit NBin.
     whole: bool = False
     #: Output blocks per output tile of a convolution (0: all; else a multiple of the tile
     #: count, so that each tile's blocks stay in order in its SB).
@@ -118,8 +126,16 @@ class Plan:
     #: waits for the tiles.
     double: bool = False
     #: Weights stream from main memory: every compute instruction's SB rows, at most this
-    #: many per tile, are loaded into a half of SB's streaming window (0: resident weights).
+    #: many per tile, are loaded into a slot of SB's streaming window (0: resident weights).
     stream: int = 0
+    #: The streaming window's slots of ``stream`` rows.
+    slots: int = 2
+
+    @property
+    def one_box(self):
+        """Whole, of an input of one position (a vector): every chunk of every output tile
+        reads its channel blocks from one box of them all, loaded once."""
+        return self.whole and self.g.kind == "conv" and self.g.h * self.g.w == 1
 
     @property
     def boxes(self):
@@ -169,6 +185,8 @@ class Plan:
             x0, x1 = 0, g.w
             if self.band == g.oh:
                 y0, y1 = 0, g.h
+            if self.one_box:
+                c0, c1 = 0, g.cb
         return Box(y0, max(y0, y1), x0, max(x0, x1), c0, c1)
 
 
@@ -178,8 +196,9 @@ class Step:
     box of output tile ``tile`` (an element of :meth:`Plan.out_tiles`) and chunk number
     ``chunk`` into NBin from row ``nbin_base``, the ``"compute"`` of it into NBout half
     ``nbout_half``, a ``"store"`` of NBout half ``nbout_half``, or (streaming weights) an
-    ``"sbload"`` of the SB rows of ``tile``'s blocks for chunk ``chunk`` into half
-    ``sb_half`` of the streaming window, which the compute steps read (``sb_half``);
+    ``"sbload"`` of the SB rows of ``tile``'s blocks for chunk ``chunk`` into slot
+    ``sb_slot`` of the streaming window, which the compute steps read (``sb_slot``; a
+    compute step's ``dma_ahead``: the SBLOADs between the one of its rows and it);
     ``sync``: the LOAD or STORE waits for the tiles."""
     kind: str
     tile: tuple = None
@@ -187,7 +206,8 @@ class Step:
     nbin_base: int = 0
     nbout_half: int = 0
     sync: int = 0
-    sb_half: int = 0
+    sb_slot: int = 0
+    dma_ahead: int = 0
 
 
 def sbload_rows(f, cfg):
@@ -196,26 +216,48 @@ def sbload_rows(f, cfg):
     return max(cycle_model.tile_share(f, t)[0] for t in range(cfg.tiles)) * f["sb_step"]
 
 
-def _stream_steps(steps, private=False):
-    """``steps`` with the SBLOADs of streamed weights: each compute step reads the rows of
-    its blocks and chunk from a half of the streaming window; a segment no half holds is
-    loaded into the half the compute step before it does not read, by an SBLOAD right
-    after that step (or first of all), when the tiles have moved on from that half. A
-    locally connected layer's (``private``) rows are each output tile's own."""
-    out, last_compute, holds, last_half = [], None, [None, None], 1
+def _stream_steps(steps, slots, private=False):
+    """``steps`` with the SBLOADs of streamed weights through ``slots`` slots (the module's
+    docstring). A locally connected layer's (``private``) rows are each output tile's own."""
+    holds, last = [None] * slots, [-1] * slots    # per slot: its rows, its last reader
+    after = {}          # compute step number -> the SBLOADs right after it (-1: first)
+    computes = []
+    for s in steps:
+        if s.kind != "compute":
+            continue
+        n = len(computes)
+        key = (s.tile, s.chunk) if private else (s.tile[4], s.tile[5], s.chunk)
+        if key in holds:
+            slot = holds.index(key)
+        else:
+            # The least recently read slot (never the last instruction's: slots >= 2).
+            slot = min(range(slots), key=lambda k: last[k])
+            holds[slot] = key
+            at = last[slot] + 1 if last[slot] >= 0 else -1
+            after.setdefault(at, []).append(Step("sbload", s.tile, s.chunk, sb_slot=slot))
+        last[slot] = n
+        computes.append(slot)
+    out, n = [], 0
+    loaded, into = 0, [None] * slots    # SBLOADs so far; the number of each slot's last
+
+    def load(n):
+        nonlocal loaded
+        for step in after.get(n, ()):
+            out.append(step)
+            into[step.sb_slot] = loaded
+            loaded += 1
+
+    load(-1)
     for s in steps:
         if s.kind == "compute":
-            key = (s.tile, s.chunk) if private else (s.tile[4], s.tile[5], s.chunk)
-            if key in holds:
-                half = holds.index(key)
-            else:
-                half = 1 - last_half
-                holds[half] = key
-                at = 0 if last_compute is None else last_compute + 1
-                out.insert(at, Step("sbload", s.tile, s.chunk, sb_half=half))
-            s = replace(s, sb_half=half)
-            last_half, last_compute = half, len(out)
-        out.append(s)
+            # The SBLOADs since the last one into its slot, up to the queue's depth.
+            slot = computes[n]
+            ahead = min(DMA_QUEUE - 1, loaded - 1 - into[slot])
+            out.append(replace(s, sb_slot=slot, dma_ahead=ahead))
+            load(n)
+            n += 1
+        else:
+            out.append(s)
     return out
 
 
@@ -223,7 +265,8 @@ def _steps(plan, cfg, count=None):
     """The :class:`Step` s of ``plan`` (:func:`_plain_steps`), with the SBLOADs of streamed
     weights (:func:`_stream_steps`)."""
     steps = _plain_steps(plan, cfg, count)
-    return _stream_steps(list(steps), plan.g.private) if plan.stream else steps
+    return (_stream_steps(list(steps), plan.slots, plan.g.private) if plan.stream
+            else steps)
 
 
 def _plain_steps(plan, cfg, count=None):
@@ -231,19 +274,23 @@ def _plain_steps(plan, cfg, count=None):
 
     Boxes alternate between NBin's halves and output tiles between NBout's (``plan.double``;
     a plan of one box has all of NBin): a LOAD fills one half while the tiles compute from
-    the other, and the STORE of an output tile follows the first compute instruction of the
+    the other (a box the half holds already is not loaded again), and the STORE of an output tile follows the first compute instruction of the
     next (which starts once the tiles are done with it), so it drains its half while they
     compute into the other. The last STORE waits for the tiles (sync), so that the next
     layer finds its input in NM. Without halves each LOAD and each STORE waits for the
     tiles."""
     half = cfg.nbin_depth // 2
     store, boxes = None, 0
+    holds = {}          # NBin row -> the box loaded there last
     for i, tile in enumerate(plan.out_tiles()[:count]):
         out_half = i % 2 if plan.double else 0
         for j, chunk in enumerate(plan.chunks):
-            nbin_base = (boxes % 2) * half if plan.double else 0
+            nbin_base = (boxes % 2) * half if plan.double and not plan.one_box else 0
             boxes += 1
-            if plan.box(tile, chunk).rows:
+            box = plan.box(tile, chunk)
+            if box.rows and holds.get(nbin_base) != box:
+                # (A box NBin holds there already is not loaded again.)
+                holds[nbin_base] = box
                 yield Step("load", tile, j, nbin_base,
                            sync=int(not plan.double and plan.boxes > 1))
             yield Step("compute", tile, j, nbin_base, out_half)
@@ -284,9 +331,14 @@ def _fits(plan, cfg, split):
     return True
 
 
-def plan_layer(g, cfg, split, where, stream=0):
-    """The cheapest :class:`Plan` for geometry ``g`` on ``cfg``; with ``stream``, whose
-    weights stream from main memory, at most ``stream`` SB rows per tile an instruction.
+#: Slot counts of SB's streaming window the search tries (:func:`plan_layer`).
+SLOTS = (2, 4, 8, 16)
+
+
+def plan_layer(g, cfg, split, where, window=0):
+    """The cheapest :class:`Plan` for geometry ``g`` on ``cfg``; with ``window``, whose
+    weights stream from main memory through a window of that many SB rows per tile, in
+    :data:`SLOTS` slots.
 
     ``split(plan, tile, log2_gob=None)`` returns the fields of the output tile's first
     compute instruction, with the tile split ``log2_gob`` (None: the one that finishes
@@ -298,12 +350,6 @@ def plan_layer(g, cfg, split, where, stream=0):
         If no plan fits, naming the buffer and what one output needs.
     """
     nbin = cfg.nbin_depth
-    # The whole input in NBin and every output in NBout at once: one LOAD, one compute, one
-    # STORE, as the compiler always made it.
-    if g.h * g.w * g.cb <= nbin:
-        plan = Plan(g, g.oh, g.ow, g.kh, g.cb, whole=True, stream=stream)
-        if _fits(plan, cfg, split):
-            return plan
     # Output blocks per tile: all, or (when one output position of every block does not
     # fit NBout or the partial sums) fewer, a multiple of the tile count.
     oblks = [0]
@@ -313,21 +359,54 @@ def plan_layer(g, cfg, split, where, stream=0):
     # or in the whole of it (bigger boxes, each LOAD waiting for the tiles): the cheaper.
     # (A narrow instruction memory overlaps nothing: the node waits for the tiles.)
     doubles = (False,) if cfg.imem_narrow else (True, False)
-    # Resident weights: the most blocks an output tile can hold (the first that fits).
-    # Streamed weights: fewer blocks per instruction leave a half of SB's window more rows
-    # of each block (longer chunks, fewer instructions), so the cheapest of every count.
-    best, too_long = None, []
-    for oblk in oblks:
-        found = [f for f in (_search(g, cfg, split, oblk, double, stream, too_long)
-                             for double in doubles) if f is not None]
-        if found:
-            cheapest = min(found, key=lambda f: f[0])
-            if not stream:
-                return cheapest[1]
-            if best is None or cheapest[0] < best[0]:
-                best = cheapest
-    if best is not None:
-        return best[1]
+    # Resident weights: the whole input in NBin and every output in NBout at once if they
+    # fit (one LOAD, one compute, one STORE, as the compiler always made it), else the most
+    # blocks an output tile can hold (the first that fits).
+    # Streamed weights: the cheapest of every slot count and every count of blocks (fewer
+    # blocks per instruction leave a slot more rows of each block: longer chunks, fewer
+    # instructions).
+    winners, too_long = [], []
+    for slots in (SLOTS if window else (2,)):
+        best = None
+        stream = window // slots
+        if window and not stream:
+            continue
+        if g.h * g.w * g.cb <= nbin:
+            plan = Plan(g, g.oh, g.ow, g.kh, g.cb, whole=True, stream=stream, slots=slots)
+            if _fits(plan, cfg, split):
+                if not window:
+                    return plan
+                cost, instructions = _estimate(plan, cfg, split)
+                if instructions < instruction_room(cfg) and (best is None or cost < best[0]):
+                    best = (cost, plan)
+            if (window and g.kind == "conv" and g.h * g.w == 1 and not g.lrn
+                    and cfg.psum_depth):
+                # An input of one position (a classifier's vector), loaded once: its
+                # reduction in chunks of channel blocks that fit a slot of SB.
+                for oblk, double, cblk in product(oblks, doubles, _candidates(g.cb)[1:]):
+                    plan = Plan(g, g.oh, g.ow, g.kh, cblk, whole=True, oblk=oblk,
+                                double=double, stream=stream, slots=slots)
+                    if not _fits(plan, cfg, split):
+                        continue
+                    cost, instructions = _estimate(plan, cfg, split)
+                    if (instructions < instruction_room(cfg)
+                            and (best is None or cost < best[0])):
+                        best = (cost, plan)
+        for oblk in oblks:
+            found = [f for f in (_search(g, cfg, split, oblk, double, stream, slots, too_long)
+                                 for double in doubles) if f is not None]
+            if found:
+                cheapest = min(found, key=lambda f: f[0])
+                if not window:
+                    return cheapest[1]
+                if best is None or cheapest[0] < best[0]:
+                    best = cheapest
+        if best is not None:
+            winners.append(best[1])
+    if winners:
+        # The estimates of plans with different slot counts are not comparable (the loads
+        # ahead of the first output tiles): the cycle model over each whole plan.
+        return min(winners, key=lambda plan: _estimate(plan, cfg, split, exact=True)[0])
     if too_long:
         raise TilingError(f"{where}: every tiling that fits the buffers needs more instructions "
                           f"than the configuration holds: {min(too_long):,} at the fewest, "
@@ -340,12 +419,12 @@ def plan_layer(g, cfg, split, where, stream=0):
     elif g.kind == "conv" and cfg.psum_depth == 0:
         limits.append("the configuration keeps no partial sums (psum_depth=0), so the "
                       f"reduction of {g.kh * g.kw * g.cb} rows must fit NBin whole")
-    if stream:
+    if window:
         least = (f"{g.cb} for its window's mask" if g.lrn else
                  f"{g.kw + 1} for one kernel row of one channel block and its bias")
-        limits.append(f"its weights stream from main memory, at most {stream} SB rows per "
-                      f"tile an instruction (half of SB's streaming window), and one output "
-                      f"block needs {least}")
+        limits.append(f"its weights stream from main memory, at most {window // 2} SB rows "
+                      f"per tile an instruction (half of SB's streaming window of {window}), "
+                      f"and one output block needs {least}")
     raise TilingError(f"{where}: no tiling fits: one output needs at least {need} NBin "
                       f"rows; " + "; ".join(limits) + f"; NBout {cfg.nbout_depth} and "
                       f"partial sums {cfg.psum_depth} rows per tile")
@@ -355,7 +434,7 @@ def plan_layer(g, cfg, split, where, stream=0):
 _PATIENCE = 3
 
 
-def _search(g, cfg, split, oblk, double, stream=0, too_long=None):
+def _search(g, cfg, split, oblk, double, stream=0, slots=2, too_long=None):
     """``(cost, plan)``: the cheapest plan with ``oblk`` output blocks per output tile (in
     halves of NBin and NBout with ``double``), or None. The instruction counts of plans that
     fit the buffers but not the instruction memory go to the list ``too_long``."""
@@ -365,7 +444,8 @@ def _search(g, cfg, split, oblk, double, stream=0, too_long=None):
     if cfg.imem_narrow:
         # A small FPGA's node loads one run a LOAD: bands of whole input rows only.
         most_y = (nbin // (g.w * g.cb) - g.kh) // g.stride + 1
-        plan = next((p for p in (Plan(g, band, g.ow, g.kh, g.cb, whole=True, stream=stream)
+        plan = next((p for p in (Plan(g, band, g.ow, g.kh, g.cb, whole=True, stream=stream,
+                                      slots=slots)
                                  for band in _candidates(g.oh) if band <= most_y)
                      if _fits(p, cfg, split)), None)
         return None if plan is None else (0, plan)
@@ -390,7 +470,7 @@ def _search(g, cfg, split, oblk, double, stream=0, too_long=None):
                 most_y = (nbin // (rx * cblk) - kr) // g.stride + 1
                 # The tallest output tile that fits NBout and the partial sums.
                 plan = next((p for p in (Plan(g, band, cols, kr, cblk, oblk=oblk, double=double,
-                                              stream=stream)
+                                              stream=stream, slots=slots)
                                          for band in _candidates(g.oh) if band <= most_y)
                              if _fits(p, cfg, split)), None)
                 if plan is None:
@@ -411,10 +491,14 @@ def _search(g, cfg, split, oblk, double, stream=0, too_long=None):
     return best
 
 
-def _estimate(plan, cfg, split):
-    """``(cycles, instructions)``: about the cycles of ``plan`` by the cycle model's
-    timeline, from its first output tile and its first two (every later one taken to cost
-    what the second adds: the first is the largest), and its instructions."""
+#: Output tiles up to which :func:`_estimate` runs the cycle model on the whole plan.
+_EXACT = 8
+
+
+def _estimate(plan, cfg, split, exact=False):
+    """``(cycles, instructions)``: the cycles of ``plan`` by the cycle model's timeline and
+    its instructions; past :data:`_EXACT` output tiles (unless ``exact``), about them, from
+    its first two and three output tiles."""
     tiles = plan.out_tiles()
     log2_gob = split(plan, tiles[0])["log2_gob"]
     chunks = plan.chunks
@@ -422,13 +506,13 @@ def _estimate(plan, cfg, split):
     # whether it is the first or last chunk, not on where they lie: one set of fields each.
     shapes = {}
 
-    def compute(tile, j, half):
+    def compute(tile, j, half, ahead=0):
         k0, k1, c0, c1 = chunks[j]
         key = (tile[1] - tile[0], tile[3] - tile[2], tile[5] - tile[4], k1 - k0, c1 - c0,
                j == 0, j == len(chunks) - 1)
         if key not in shapes:
             shapes[key] = split(plan, tile, log2_gob, j)
-        return dict(shapes[key], nbout_half=half)
+        return dict(shapes[key], nbout_half=half, dma_ahead=ahead)
 
     def cycles(count):
         program = []
@@ -440,13 +524,16 @@ def _estimate(plan, cfg, split):
                 program.append(dict(op=Op.SBLOAD,
                                     count=sbload_rows(compute(s.tile, s.chunk, 0), cfg)))
             elif s.kind == "compute":
-                program.append(compute(s.tile, s.chunk, s.nbout_half))
+                program.append(compute(s.tile, s.chunk, s.nbout_half, s.dma_ahead))
             else:
                 program.append(dict(op=Op.STORE, nbout_half=s.nbout_half, sync=s.sync))
         return sum(cycle_model.program_cycles(program, cfg)), len(program)
 
-    one, n_one = cycles(1)
-    if len(tiles) == 1:
-        return one, n_one
+    if exact or len(tiles) <= _EXACT:
+        return cycles(None)
+    # The output tiles from the third on taken to cost what the third adds (the first is
+    # the largest; streamed weights fetched ahead make the second differ).
     two, n_two = cycles(2)
-    return one + (len(tiles) - 1) * (two - one), n_one + (len(tiles) - 1) * (n_two - n_one)
+    three, n_three = cycles(3)
+    return (three + (len(tiles) - 3) * (three - two),
+            n_three + (len(tiles) - 3) * (n_three - n_two))

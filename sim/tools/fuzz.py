@@ -315,6 +315,8 @@ def _features(case):
             out.add("channel chunks")
         if info.streamed:
             out.add("streamed weights")
+        if any(f.get("dma_ahead") for f in instrs):
+            out.add("weights fetched ahead")
         if any(f["op"] in (Op.CONV, Op.MAXPOOL, Op.AVGPOOL) and f["out_row_step"] != f["ocb"]
                for f in instrs):
             out.add("column tiles")

@@ -119,7 +119,7 @@ def test_field_ranges_and_check():
 
 def test_disassembler_text():
     f = compute_fields(op=Op.CONV, in_h=8, in_w=8, cb=1, kh=3, kw=3, stride=1, y_off=1,
-                       x_off=1, oh=8, ow=8, ob=2, ocb=2, shift=13, act=1)
+                       x_off=1, oh=8, ow=8, ob=2, ocb=2, shift=13, act=1, dma_ahead=5)
     text = disassemble([encode(**load_fields(src=3, count=8, lines=8)),
                         encode(**f), encode(Op.STORE, sync=1), encode(Op.HALT)])
     lines = text.splitlines()
@@ -127,7 +127,7 @@ def test_disassembler_text():
                         "line_step=1 sync=0")
     assert lines[1].startswith("   1: CONV    in_h=8 in_w=8 cb=1 kh=3 kw=3 stride=1 y_off=1")
     assert "nbin_org=-9" in lines[1] and "shift=13" in lines[1]
-    assert "psum_in=0 psum_out=0 private=0 nbout_half=0" in lines[1]
+    assert "psum_in=0 psum_out=0 private=0 lrn=0 nbout_half=0 dma_ahead=5" in lines[1]
     assert lines[2] == "   2: STORE   nbout_half=0 sync=1" and lines[3] == "   3: HALT"
 
 

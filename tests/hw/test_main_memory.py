@@ -5,6 +5,8 @@ bit-exact with golden and, at the configured bandwidth, cycle-equal with the cyc
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from amaranth.hdl import Module
+from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from diannao.golden.formats import to_fixed
@@ -12,6 +14,7 @@ from diannao.golden.network import Network, Conv, FC, LRN, Local, MaxPool
 from diannao.golden.quant import quantize
 from diannao.hw.config import Config, preset
 from diannao.hw.isa import Op
+from diannao.hw.dma import DMA
 from diannao.hw.main_memory import MainMemory, lfsr_next
 from diannao.sim.compiler import cycle_model
 from diannao.sim.compiler.program import compile_network, CompileError, _compile
@@ -76,6 +79,72 @@ def test_memory_model_latency_and_stalls():
     assert 0 < len(requests) < 60                      # some refused, most taken
     for (cycle, addr), (when, beat) in zip(requests, responses):
         assert when == cycle + cfg.mem_latency and beat == [addr * 2, addr * 2 + 1]
+
+
+def test_dma_pays_the_latency_once_for_a_stream_of_operations():
+    # Four SBLOADs of one row group (tiles * sb_row_beats = 8 beats each), handed every
+    # third cycle as the controller does from cycle 0: the engine requests a beat in every
+    # cycle from 1 to 32 without a gap, writes operation i's beats to SB row 4 * i (tile
+    # by tile, two beats each) mem_latency cycles after their requests, and runs none from
+    # cycle 1 + 32 + mem_latency on; a fence (no rows) is ready only then.
+    cfg = STREAM
+    assert cfg.tiles * cfg.sb_row_beats == 8
+    m = Module()
+    m.submodules.dma = dma = DMA(cfg)
+    m.submodules.mem = mem = MainMemory(cfg)
+    wiring.connect(m, dma.bus, mem.bus)
+    seen = {"reads": [], "rows": [], "running": []}
+
+    async def bench(ctx):
+        for cycle in range(60):
+            handing = cycle in (0, 3, 6, 9)
+            ctx.set(dma.instr.op, Op.SBLOAD)
+            ctx.set(dma.instr.src, cycle // 3)
+            ctx.set(dma.instr.dst, 4 * (cycle // 3))
+            ctx.set(dma.instr.count, 1 if cycle < 12 else 0)
+            ctx.set(dma.start, handing)
+            if handing:
+                assert ctx.get(dma.ready), cycle
+            if ctx.get(dma.reads):
+                seen["reads"].append(cycle)
+            if ctx.get(dma.sb_valid):
+                seen["rows"].append((cycle, ctx.get(dma.sb_row), ctx.get(dma.sb_tile)))
+            seen["running"].append(ctx.get(dma.running))
+            if cycle >= 12:
+                assert ctx.get(dma.ready) == (cycle >= 1 + 32 + cfg.mem_latency), cycle
+            await ctx.tick()
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen["reads"] == list(range(1, 33))
+    assert seen["rows"] == [(1 + b + cfg.mem_latency, 4 * (b // 8), b % 8 // 2)
+                            for b in range(32)]
+    assert seen["running"][1 + 32 + cfg.mem_latency - 1] == 1
+    assert not any(seen["running"][1 + 32 + cfg.mem_latency:])
+
+
+@pytest.mark.parametrize("stalls", [0, 9])
+def test_a_classifier_fetches_its_weights_slots_ahead(rng, stalls):
+    # FC 128 -> 8 (one input position): 2 blocks of 33 SB rows for SB's 16. The compiler
+    # loads the input once and streams the rows through slots several operations ahead of
+    # the tiles. The RTL equals golden; without stalls every counter equals the model, with
+    # them the run takes at least the model's cycles and at most as many more as the memory
+    # refused requests.
+    net = Network((128,), [FC(rng.normal(0, .1, (8, 128)), rng.normal(0, .1, 8),
+                              activation="relu")])
+    cfg = STREAM.replace(mem_latency=20, mem_stalls=stalls, mem_seed=0xACE1)
+    qnet, program, x, runs = _run(net, cfg, batch=2)
+    aheads = [f["dma_ahead"] for f in program.instructions if f["op"] == Op.CONV]
+    assert max(aheads) > 1
+    assert sum(f["op"] == Op.LOAD for f in program.instructions) == 1
+    if stalls:
+        predicted = sum(cycle_model.program_cycles(program.instructions, cfg))
+        assert all(predicted <= r["cycles"] <= predicted + r["mem_stalls"] for r in runs)
+        assert any(r["mem_stalls"] for r in runs)
+    else:
+        assert differences(qnet, program, x, runs) == []
 
 
 def test_fc_streams_and_matches_golden_and_the_model(rng):
@@ -159,7 +228,8 @@ def test_a_program_longer_than_the_instruction_memory_runs_in_pages(rng, host_po
 
 
 def test_a_program_too_long_for_main_memory_names_mem_depth(rng):
-    with pytest.raises(CompileError, match=r"mem_depth.*paged program's instructions"):
+    # (Named when the instructions outgrow it, or with the streamed weights.)
+    with pytest.raises(CompileError, match=r"main memory.*mem_depth"):
         compile_network(quantize(_conv_net(rng)), STREAM.replace(imem_depth=8, mem_depth=512))
 
 

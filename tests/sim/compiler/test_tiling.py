@@ -5,7 +5,7 @@ from hypothesis import given, strategies as st
 
 from diannao.hw.config import preset
 from diannao.sim.compiler import cycle_model
-from diannao.sim.compiler.tiling import Geometry, TilingError, plan_layer
+from diannao.sim.compiler.tiling import Geometry, Step, TilingError, _stream_steps, plan_layer
 
 
 @st.composite
@@ -103,3 +103,36 @@ def test_a_plan_covers_every_output_and_every_term_once_within_the_buffers(case)
             assert nb * nr * f["ow"] <= nbout
             if len(plan.chunks) > 1:
                 assert nb * nr * f["ow"] <= cfg.psum_depth
+
+
+def _compute(tile, chunk):
+    return Step("compute", (0, 1, 0, 1) + tile, chunk)
+
+
+def test_streamed_rows_go_into_the_least_recently_read_slot_as_early_as_it_allows():
+    # Five segments through three slots, the fourth compute step reading its segment again
+    # (the same blocks and chunk) from where it lies. Worked out by hand:
+    #   segments 0, 1, 2 take slots 0, 1, 2, loaded first of all;
+    #   segment 3 takes slot 0 (read last by compute 0): loaded right after compute 1;
+    #   compute 4 finds segment 1 in slot 1; segment 4 takes slot 2 (read last by compute
+    #   2; slot 0 was read by compute 3): loaded right after compute 3.
+    # dma_ahead: the SBLOADs handed after the one of its rows, before it.
+    seg = [((0, 1), 0), ((0, 1), 1), ((1, 2), 0), ((1, 2), 1), ((2, 3), 0)]
+    steps = [_compute(*seg[i]) for i in (0, 1, 2, 3, 1, 4)]
+    out = _stream_steps(steps, 3)
+    got = [(s.kind[0], s.sb_slot, s.dma_ahead) for s in out]
+    assert got == [("s", 0, 0), ("s", 1, 0), ("s", 2, 0),
+                   ("c", 0, 2), ("c", 1, 1), ("s", 0, 0),
+                   ("c", 2, 1), ("c", 0, 0), ("s", 2, 0),
+                   ("c", 1, 3), ("c", 2, 0)]
+    loads = [(s.tile[4:], s.chunk) for s in out if s.kind == "sbload"]
+    assert loads == [seg[0], seg[1], seg[2], seg[3], seg[4]]
+
+
+def test_two_slots_are_the_halves():
+    # With two slots each segment goes into the half the step before does not read, loaded
+    # right after that step (and the first two first of all).
+    steps = [_compute((b, b + 1), 0) for b in range(4)]
+    got = [(s.kind[0], s.sb_slot, s.dma_ahead) for s in _stream_steps(steps, 2)]
+    assert got == [("s", 0, 0), ("s", 1, 0), ("c", 0, 1), ("c", 1, 0), ("s", 0, 0),
+                   ("c", 0, 0), ("s", 1, 0), ("c", 1, 0)]

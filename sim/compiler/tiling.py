@@ -498,7 +498,7 @@ _EXACT = 8
 def _estimate(plan, cfg, split, exact=False):
     """``(cycles, instructions)``: the cycles of ``plan`` by the cycle model's timeline and
     its instructions; past :data:`_EXACT` output tiles (unless ``exact``), about them, from
-    its first two and three output tiles."""
+    its first output tiles."""
     tiles = plan.out_tiles()
     log2_gob = split(plan, tiles[0])["log2_gob"]
     chunks = plan.chunks
@@ -531,9 +531,10 @@ def _estimate(plan, cfg, split, exact=False):
 
     if exact or len(tiles) <= _EXACT:
         return cycles(None)
-    # The output tiles from the third on taken to cost what the third adds (the first is
-    # the largest; streamed weights fetched ahead make the second differ).
-    two, n_two = cycles(2)
-    three, n_three = cycles(3)
-    return (three + (len(tiles) - 3) * (three - two),
-            n_three + (len(tiles) - 3) * (n_three - n_two))
+    # Every output tile after the first taken to cost what the next k add on average, k
+    # a band's column tiles (narrower at its end), up to _EXACT of them.
+    k = min(-(-plan.g.ow // plan.cols), _EXACT)
+    one, n_one = cycles(1)
+    more, n_more = cycles(1 + k)
+    rest = len(tiles) - 1
+    return one + rest * (more - one) // k, n_one + rest * (n_more - n_one) // k

@@ -315,7 +315,7 @@ def _features(case):
             out.add("channel chunks")
         if info.streamed:
             out.add("streamed weights")
-        if any(f.get("dma_ahead") for f in instrs):
+        if any(f.get("dma_ahead", 0) > 1 for f in instrs):      # more than two slots
             out.add("weights fetched ahead")
         if any(f["op"] in (Op.CONV, Op.MAXPOOL, Op.AVGPOOL) and f["out_row_step"] != f["ocb"]
                for f in instrs):

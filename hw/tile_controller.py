@@ -307,6 +307,8 @@ class TileController(wiring.Component):
             m.d.sync += begin
             if self.latch_instr and not cfg.deep_pipeline:
                 m.d.sync += latch
+        init = Signal()         # the second set-up cycle
+        m.d.sync += init.eq(0)
         with m.FSM():
             with m.State("IDLE"):
                 if self.latch_instr and cfg.deep_pipeline:
@@ -325,6 +327,7 @@ class TileController(wiring.Component):
                 m.d.comb += nblocks.eq(Mux(has_blocks, (ob_round - ob_group_r) >> ins.log2_gob,
                                            0))
                 terms = [Mux(ins.stride[i], oy0 << i, 0) for i in range(4)]
+                m.d.sync += init.eq(1)
                 m.d.sync += [blocks.eq(nblocks),
                              # no blocks iff ob <= ob_group (else ob_round - ob_group >= g)
                              empty.eq(~has_blocks | (oy0 >= ins.oh) | (ins.ow == 0)),
@@ -333,46 +336,14 @@ class TileController(wiring.Component):
                              y_lo.eq(terms[0] + terms[1]), y_hi.eq(terms[2] + terms[3])]
                 m.next = "SETUP2"
             with m.State("SETUP2"):
-                # Second set-up cycle: an empty share ends here; otherwise the loop state.
+                # Second set-up cycle: an empty share ends here; otherwise the loop state
+                # (loaded below, under `init`).
                 m.d.comb += self.busy.eq(1)
                 with m.If(empty):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
                 with m.Else():
                     m.next = "SETUP3"
-                rows_m1 = Signal(LEVEL_WIDTHS["oy"])
-                m.d.comb += rows_m1.eq(Mux(rows_avail_m1 < band_m1, rows_avail_m1, band_m1))
-                cbl = Mux(conv, ins.cb, 1)
-                p0 = Signal(nbin_w)
-                m.d.comb += p0.eq(ins.nbin_org + Mux(conv, 0, ob_group_r) + band_in_off)
-                o0 = Signal(out_w)
-                m.d.comb += o0.eq(ins.out_base + ob_group_r + band_out_off)
-                # Whether a level has one (two) iterations, tested on the span itself (not on
-                # span - 1: no carry chain before the test); rows_m1 == 0 iff either bound is
-                # 0, rows_m1 == 1 iff the smaller bound is 1.
-                ra, rb = rows_avail_m1, band_m1
-                for n, span_m1_now, is_one, is_two in (
-                        ("c", cbl - 1, ~conv | (ins.cb == 1), conv & (ins.cb == 2)),
-                        ("kx", ins.kw - 1, ins.kw == 1, ins.kw == 2),
-                        ("ky", ins.kh - 1, ins.kh == 1, ins.kh == 2),
-                        ("ox", ins.ow - 1, ins.ow == 1, ins.ow == 2),
-                        ("oy", rows_m1, (ra == 0) | (rb == 0),
-                         ((ra == 1) | (rb == 1)) & (ra != 0) & (rb != 0)),
-                        ("k", blocks - 1, blocks == 1, blocks == 2)):
-                    m.d.sync += [span_m1[n].eq(span_m1_now), one[n].eq(is_one),
-                                 left[n].eq(span_m1_now), last[n].eq(is_one),
-                                 two[n].eq(is_two), next_last[n].eq(is_two)]
-                y0 = y_lo + y_hi - ins.y_off
-                m.d.sync += [
-                    pos_start.eq(1),
-                    iy0.eq(y0), iy_base.eq(y0), iy.eq(y0),
-                    ix0.eq(-ins.x_off), ix_base.eq(-ins.x_off), ix.eq(-ins.x_off),
-                    pk_step.eq(Mux(conv, 0, g)),
-                    p_kb.eq(p0), p_oy.eq(p0), p_ox.eq(p0), p_ky.eq(p0), p_kx.eq(p0),
-                    p_c.eq(p0),
-                    sb_k.eq(ins.sb_base), sb.eq(ins.sb_base),
-                    out_k.eq(o0), out.eq(o0),
-                ]
             with m.State("SETUP3"):
                 # Third set-up cycle: the first row's branch, from the loop state's registers.
                 m.d.comb += self.busy.eq(1)
@@ -406,6 +377,49 @@ class TileController(wiring.Component):
                     with m.If(self.start):
                         m.d.sync += [tail.eq(drain), self.flushing.eq(drain != 0)]
                         m.next = "SETUP"
+        # The loop state, loaded in the second set-up cycle: under `init`, a register set in
+        # the first (not a decode of the state: these registers lie across the tile, and
+        # the state's decode into all their enables was the ULX3S's critical path).
+        rows_m1 = Signal(LEVEL_WIDTHS["oy"])
+        m.d.comb += rows_m1.eq(Mux(rows_avail_m1 < band_m1, rows_avail_m1, band_m1))
+        cbl = Mux(conv, ins.cb, 1)
+        # Sums of three terms, registered every cycle from registers set at the start (the
+        # first input row's from y_lo and y_hi, set in the first set-up cycle): valid in the
+        # second set-up cycle (the third for y0, which loads the row registers then, under
+        # `init2`), each a cycle of its own.
+        p0, o0, y0 = Signal(nbin_w), Signal(out_w), Signal(coord)
+        m.d.sync += [p0.eq(ins.nbin_org + Mux(conv, 0, ob_group_r) + band_in_off),
+                     o0.eq(ins.out_base + ob_group_r + band_out_off),
+                     y0.eq(y_lo + y_hi - ins.y_off)]
+        init2 = Signal()        # the third set-up cycle
+        m.d.sync += init2.eq(init & ~empty)
+        with m.If(init2):
+            m.d.sync += [iy0.eq(y0), iy_base.eq(y0), iy.eq(y0)]
+        with m.If(init):
+            # Whether a level has one (two) iterations, tested on the span itself (not on
+            # span - 1: no carry chain before the test); rows_m1 == 0 iff either bound is
+            # 0, rows_m1 == 1 iff the smaller bound is 1.
+            ra, rb = rows_avail_m1, band_m1
+            for n, span_m1_now, is_one, is_two in (
+                    ("c", cbl - 1, ~conv | (ins.cb == 1), conv & (ins.cb == 2)),
+                    ("kx", ins.kw - 1, ins.kw == 1, ins.kw == 2),
+                    ("ky", ins.kh - 1, ins.kh == 1, ins.kh == 2),
+                    ("ox", ins.ow - 1, ins.ow == 1, ins.ow == 2),
+                    ("oy", rows_m1, (ra == 0) | (rb == 0),
+                     ((ra == 1) | (rb == 1)) & (ra != 0) & (rb != 0)),
+                    ("k", blocks - 1, blocks == 1, blocks == 2)):
+                m.d.sync += [span_m1[n].eq(span_m1_now), one[n].eq(is_one),
+                             left[n].eq(span_m1_now), last[n].eq(is_one),
+                             two[n].eq(is_two), next_last[n].eq(is_two)]
+            m.d.sync += [
+                pos_start.eq(1),
+                ix0.eq(-ins.x_off), ix_base.eq(-ins.x_off), ix.eq(-ins.x_off),
+                pk_step.eq(Mux(conv, 0, g)),
+                p_kb.eq(p0), p_oy.eq(p0), p_ox.eq(p0), p_ky.eq(p0), p_kx.eq(p0),
+                p_c.eq(p0),
+                sb_k.eq(ins.sb_base), sb.eq(ins.sb_base),
+                out_k.eq(o0), out.eq(o0),
+            ]
         # The loop's registers in RUN, each a multiplexer over the one-hot branch `br` (a
         # register, worked out a cycle ahead): the choice starts from registers and every
         # candidate is an adder on registers.

@@ -58,8 +58,6 @@ class DMA(wiring.Component):
         For the instruction on ``instr`` (from registers).
     running : ``Out(range(DMA_QUEUE + 1))``
         Operations handed whose beats have not all arrived (a register).
-    busy : ``Out(1)``
-        ``running != 0``.
     bus : ``Out(MemoryBus(config))``
     sb_valid : ``Out(1)``
         A beat for SB this cycle: lanes ``sb_lanes`` of row ``sb_row`` of tile ``sb_tile``
@@ -81,7 +79,6 @@ class DMA(wiring.Component):
             "instr": In(INSTR),
             "ready": Out(1),
             "running": Out(range(DMA_QUEUE + 1)),
-            "busy": Out(1),
             "bus": Out(MemoryBus(config)),
             "sb_valid": Out(1),
             "sb_tile": Out(range(config.tiles)),
@@ -125,7 +122,6 @@ class DMA(wiring.Component):
         m.d.comb += [req.valid.eq(to_ask != 0), req.payload.eq(addr),
                      self.reads.eq(req.valid & req.ready),
                      self.stalls.eq(req.valid & ~req.ready),
-                     self.busy.eq(self.running != 0),
                      self.ready.eq(Mux(self.instr.count == 0, self.running == 0,
                                        self.running < DMA_QUEUE))]
         with m.If(req.valid & req.ready):

@@ -266,10 +266,13 @@ class Node(wiring.Component):
         region = host.region
         # Host writes: decoded into each memory's write port, with deep_pipeline through
         # registers (the block RAMs lie across the chip; a host write lands a cycle later).
-        def host_stage(value, name, data=True):
+        # They have no reset, the enables neither: they follow the host port's registers,
+        # which do (and the reset net, which reaches every register that has one, was the
+        # ULX3S's critical path where it met an enable's own clear).
+        def host_stage(value, name):
             if not cfg.deep_pipeline:
                 return value
-            r = Signal(len(value), name=name, reset_less=data)
+            r = Signal(len(value), name=name, reset_less=True)
             m.d.sync += r.eq(value)
             return r
 
@@ -307,14 +310,14 @@ class Node(wiring.Component):
             sb_w_addr = host_stage(Mux(ctrl.busy, dma.sb_row, sb_row), "sb_w_addr")
             sb_w_data = host_stage(Mux(ctrl.busy, dma.sb_data.as_value(), host_sb),
                                    "sb_w_data")
-        tbl_we = host_stage(host_w & (region == Region.TABLE), "tbl_we", data=False)
+        tbl_we = host_stage(host_w & (region == Region.TABLE), "tbl_we")
         tbl_addr = host_stage(host.addr[:len(self.tiles[0].tbl_addr)], "tbl_addr")
         tbl_data = host_stage(host.wdata[:TABLE_WORD_WIDTH], "tbl_data")
         for t, tile in enumerate(self.tiles):
             sb_en = Mux(host_w & (region == Region.SB) & (sb_tile == t), 1 << sb_lane, 0)
             if self.mem is not None:
                 sb_en = sb_en | Mux(dma.sb_valid & (dma.sb_tile == t), dma.sb_lanes, 0)
-            sb_en = host_stage(sb_en[:cfg.tn], f"sb_w_en{t}", data=False)
+            sb_en = host_stage(sb_en[:cfg.tn], f"sb_w_en{t}")
             m.d.comb += [
                 tile.sb_w.addr.eq(sb_w_addr),
                 tile.sb_w.data.eq(sb_w_data),
@@ -344,17 +347,16 @@ class Node(wiring.Component):
                  nm_ren.eq(ctrl.nm_ren | host_nm_r)]
         nm_waddr = host_stage(host.addr[:len(nm.write.addr)], "host_nm_waddr")
         nm_wdata = host_stage(host.wdata, "host_nm_wdata")
-        nm_we = host_stage(host_w & (region == Region.NM), "host_nm_we", data=False)
+        nm_we = host_stage(host_w & (region == Region.NM), "host_nm_we")
         m.d.comb += [nm.read.addr.eq(nm_raddr), nm.read.en.eq(nm_ren)]
         # The NM write port, with deep_pipeline through registers too (a row from the tree
         # lands a cycle later, long before the next instruction can read it).
-        nm_w = [("addr", Mux(ctrl.busy, tree.root.payload.addr, nm_waddr), True),
-                ("data", Mux(ctrl.busy, tree.root.payload.data, nm_wdata), True),
-                ("en", Mux(ctrl.busy, tree.root.valid, nm_we), False)]
-        for name, value, is_data in nm_w:
+        nm_w = [("addr", Mux(ctrl.busy, tree.root.payload.addr, nm_waddr)),
+                ("data", Mux(ctrl.busy, tree.root.payload.data, nm_wdata)),
+                ("en", Mux(ctrl.busy, tree.root.valid, nm_we))]
+        for name, value in nm_w:
             port_sig = Value.cast(getattr(nm.write, name))
-            m.d.comb += port_sig.eq(host_stage(value[:len(port_sig)], f"nm_w_{name}",
-                                               data=is_data))
+            m.d.comb += port_sig.eq(host_stage(value[:len(port_sig)], f"nm_w_{name}"))
 
         # Host instruction writes.
         if cfg.imem_narrow:
@@ -369,7 +371,7 @@ class Node(wiring.Component):
             wdata = Cat(imem_wdata for _ in range(chunks))
             wen = host_stage(Mux(host_w & (region == Region.IMEM),
                                  1 << host.addr[:cbits], 0)[:len(imem_w.en)],
-                             "imem_we", data=False)
+                             "imem_we")
             if self.mem is not None:
                 # While a program runs, the DMA engine writes whole instructions (IMLOAD).
                 waddr = Mux(dma.imem_valid, dma.imem_addr, waddr)

@@ -345,20 +345,14 @@ class TileController(wiring.Component):
                 with m.Else():
                     m.next = "SETUP3"
             with m.State("SETUP3"):
-                # Third set-up cycle: the first row's branch, from the loop state's registers.
+                # Third set-up cycle: the first row's branch (below, under `init2`).
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += [br[n].eq(v) for n, v in branch(pos_start, last).items()]
-                m.d.sync += running.eq(1)
                 m.next = "RUN"
             with m.State("RUN"):
+                # The rows (the branch of each, below, under `running`).
                 m.d.comb += self.busy.eq(1)
-                # The branch of the next row, from the next values of pos_start and the
-                # last flags (below, by this row's branch).
-                m.d.sync += [br[n].eq(v) for n, v in branch(pos_start_next, last_next).items()]
                 with m.If(br["end"]):
-                    # Outside RUN `br` is all zero: no loop register moves.
-                    m.d.sync += [drain.eq(self.drain - 1), running.eq(0)]
-                    m.d.sync += [b.eq(0) for b in br.values()]
+                    m.d.sync += drain.eq(self.drain - 1)
                     m.next = "DRAIN"
 
             with m.State("DRAIN"):
@@ -395,6 +389,18 @@ class TileController(wiring.Component):
         m.d.sync += init2.eq(init & ~empty)
         with m.If(init2):
             m.d.sync += [iy0.eq(y0), iy_base.eq(y0), iy.eq(y0)]
+        # The branch register, under `init2` and `running` (which is high in RUN), not a
+        # decode of the state either: the first row's from the loop state's registers; in
+        # RUN the next row's, from the next values of pos_start and the last flags (below,
+        # by this row's branch); after the last, all zero (no loop register moves).
+        with m.If(init2):
+            m.d.sync += [br[n].eq(v) for n, v in branch(pos_start, last).items()]
+            m.d.sync += running.eq(1)
+        with m.If(running):
+            m.d.sync += [br[n].eq(v) for n, v in branch(pos_start_next, last_next).items()]
+            with m.If(br["end"]):
+                m.d.sync += running.eq(0)
+                m.d.sync += [b.eq(0) for b in br.values()]
         with m.If(init):
             # Whether a level has one (two) iterations, tested on the span itself (not on
             # span - 1: no carry chain before the test); rows_m1 == 0 iff either bound is

@@ -132,7 +132,7 @@ class NodeController(wiring.Component):
         # With a narrow instruction memory the node holds the fetched instruction stable
         # (imem_en is low outside FETCH), so it is used directly instead of a copy.
         narrow = bool(cfg.imem_narrow)
-        ins = self.imem_data if narrow else Signal(INSTR)
+        ins = self.imem_data if narrow else Signal(INSTR, name="ins")
         i = Signal(ROWS_WIDTH)   # STORE row within the current tile
         tile = Signal(range(cfg.tiles + 1))
         pending = self.pending         # tiles not yet done with the compute instruction
@@ -194,6 +194,21 @@ class NodeController(wiring.Component):
         if not narrow:
             m.d.comb += self.imem_en.eq(1)
 
+        # DECODE loads the instruction's copy and the LOAD and STORE registers under
+        # `decoding`, a register set with the state (not a decode of the state: the copy
+        # is hundreds of bits across the chip; on the ULX3S the decode into their enables
+        # was the critical path).
+        decoding = Signal()
+        m.d.sync += decoding.eq(0)
+        with m.If(decoding):
+            new = self.imem_data
+            m.d.sync += [src.eq(new.src), dst.eq(new.dst),
+                         rows_left.eq(new.count), more.eq(new.count != 0)]
+            if not narrow:
+                m.d.sync += [runs_left.eq(new.runs_m1), lines_left.eq(new.lines_m1),
+                             ins.eq(new),
+                             agree.eq(Cat(getattr(new, n) == getattr(issued, n)
+                                          for n in SETTINGS_FIELDS).all())]
         # `busy` (every state but IDLE) is a register, set and cleared with the state.
         with m.FSM() as fsm:
             with m.State("IDLE"):
@@ -202,26 +217,20 @@ class NodeController(wiring.Component):
                     m.next = "FETCH"
             with m.State("FETCH"):
                 if self.fetch_cycles == 1:
+                    m.d.sync += decoding.eq(1)
                     m.next = "DECODE"
                 else:
                     if narrow:
                         m.d.comb += self.imem_en.eq(1)
                     with m.If(self.fetch_chunk == self.fetch_cycles - 1):
-                        m.d.sync += self.fetch_chunk.eq(0)
+                        m.d.sync += [self.fetch_chunk.eq(0), decoding.eq(1)]
                         m.next = "DECODE"
                     with m.Else():
                         m.d.sync += self.fetch_chunk.eq(self.fetch_chunk + 1)
             with m.State("DECODE"):
+                # (The registers loaded from the instruction: under `decoding`, below.)
                 m.d.sync += self.pc.eq(self.pc + 1)
                 new = self.imem_data
-                m.d.sync += [src.eq(new.src), dst.eq(new.dst),
-                             rows_left.eq(new.count), more.eq(new.count != 0)]
-                if not narrow:
-                    m.d.sync += [runs_left.eq(new.runs_m1), lines_left.eq(new.lines_m1)]
-                if not narrow:
-                    m.d.sync += ins.eq(self.imem_data)
-                    m.d.sync += agree.eq(Cat(getattr(new, n) == getattr(issued, n)
-                                             for n in SETTINGS_FIELDS).all())
                 op = self.imem_data.op
                 with m.Switch(op):
                     with m.Case(Op.HALT):

@@ -141,8 +141,10 @@ def timeline(instructions, config):
     landed = 0       # the cycle after the done of the compute instruction before the running one
     prev = None      # the last compute instruction
     stored, half_stored = 0, None    # the store engine: idle from cycle `stored`
-    asked = 0        # the DMA engine: the cycle of its last request so far, and
-    ends = [0]       # the cycle each operation stops running, in order (they end in order)
+    asked = 0        # the DMA engine: the cycle of its last request so far
+    # The cycle each DMA operation stops running, in order (they end in order), after
+    # DMA_QUEUE that never ran: the queue's depth and any dma_ahead then index one.
+    ends = [0] * DMA_QUEUE
     out, starts = [], []
     for f in instructions:
         op = f["op"]
@@ -163,8 +165,7 @@ def timeline(instructions, config):
             # The SYNC cycle: with rows once the queue has room (the operation DMA_QUEUE
             # back has ended), without once every one has ended.
             start = max(after, free if f.get("sync") else 0,
-                        (ends[-DMA_QUEUE] if len(ends) >= DMA_QUEUE else 0) if beats
-                        else ends[-1])
+                        ends[-DMA_QUEUE] if beats else ends[-1])
             if beats:
                 asked = max(start + 1, asked + 1) + beats - 1     # its last request
                 ends.append(asked + config.mem_latency + 1)
@@ -178,7 +179,7 @@ def timeline(instructions, config):
             tiles_free = ready if overlaps(prev, f, config) else free
             ahead = f.get("dma_ahead", 0)
             start = began = max(after, tiles_free, stored if half == half_stored else 0,
-                                ends[-1 - ahead] if len(ends) > ahead else 0)
+                                ends[-1 - ahead])
             landed = free
             free = start + max(cycles) + 1
             ready = start + (5 + max(emitted) if max(emitted) else 3)

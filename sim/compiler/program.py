@@ -233,7 +233,7 @@ def _tile_fields(layer, plan, tile, chunk, cfg, *, sb_base, out_base, log2_gob=N
         sb, sb_step, first_block = sb_base, 0, 0
         shift = avg_reciprocal(layer.kernel ** 2)[1] if layer.kind == "avgpool" else 0
     oh = oy1 - oy0
-    if conv and box.c1 - box.c0 > c1 - c0:
+    if plan.one_box:
         # A box of every channel block of one position (tiling.Plan.box): the chunk's lie
         # from row c0 - box.c0 on.
         nbin_base += c0 - box.c0
@@ -571,7 +571,7 @@ def _compile(qnet, config, intermediates, window):
         # The plan's instructions in order (tiling.Plan.steps: LOADs into NBin's halves,
         # STOREs overlapping the next output tile's computation).
         pcs = []
-        limit = cfg.nbin_depth // 2 if plan.double and not plan.one_box else cfg.nbin_depth
+        limit = cfg.nbin_depth // 2 if plan.nbin_halves else cfg.nbin_depth
         mem_read = 0
         segments = {}       # (first block, end block, chunk) -> (row group, rows) in memory
         for i, step in enumerate(steps):

@@ -132,6 +132,11 @@ class Plan:
     slots: int = 2
 
     @property
+    def nbin_halves(self):
+        """Boxes alternate between NBin's halves (``double``, unless one box serves all)."""
+        return self.double and not self.one_box
+
+    @property
     def one_box(self):
         """Whole, of an input of one position (a vector): every chunk of every output tile
         reads its channel blocks from one box of them all, loaded once."""
@@ -221,11 +226,11 @@ def _stream_steps(steps, slots, private=False):
     docstring). A locally connected layer's (``private``) rows are each output tile's own."""
     holds, last = [None] * slots, [-1] * slots    # per slot: its rows, its last reader
     after = {}          # compute step number -> the SBLOADs right after it (-1: first)
-    computes = []
+    slot_of = []        # by compute step number
     for s in steps:
         if s.kind != "compute":
             continue
-        n = len(computes)
+        n = len(slot_of)
         key = (s.tile, s.chunk) if private else (s.tile[4], s.tile[5], s.chunk)
         if key in holds:
             slot = holds.index(key)
@@ -236,13 +241,13 @@ def _stream_steps(steps, slots, private=False):
             at = last[slot] + 1 if last[slot] >= 0 else -1
             after.setdefault(at, []).append(Step("sbload", s.tile, s.chunk, sb_slot=slot))
         last[slot] = n
-        computes.append(slot)
+        slot_of.append(slot)
     out, n = [], 0
     loaded, into = 0, [None] * slots    # SBLOADs so far; the number of each slot's last
 
-    def load(n):
+    def load(k):
         nonlocal loaded
-        for step in after.get(n, ()):
+        for step in after.get(k, ()):
             out.append(step)
             into[step.sb_slot] = loaded
             loaded += 1
@@ -251,7 +256,7 @@ def _stream_steps(steps, slots, private=False):
     for s in steps:
         if s.kind == "compute":
             # The SBLOADs since the last one into its slot, up to the queue's depth.
-            slot = computes[n]
+            slot = slot_of[n]
             ahead = min(DMA_QUEUE - 1, loaded - 1 - into[slot])
             out.append(replace(s, sb_slot=slot, dma_ahead=ahead))
             load(n)
@@ -285,7 +290,7 @@ def _plain_steps(plan, cfg, count=None):
     for i, tile in enumerate(plan.out_tiles()[:count]):
         out_half = i % 2 if plan.double else 0
         for j, chunk in enumerate(plan.chunks):
-            nbin_base = (boxes % 2) * half if plan.double and not plan.one_box else 0
+            nbin_base = (boxes % 2) * half if plan.nbin_halves else 0
             boxes += 1
             box = plan.box(tile, chunk)
             if box.rows and holds.get(nbin_base) != box:
@@ -371,27 +376,29 @@ def plan_layer(g, cfg, split, where, window=0):
         stream = window // slots
         if window and not stream:
             continue
-        if g.h * g.w * g.cb <= nbin:
-            plan = Plan(g, g.oh, g.ow, g.kh, g.cb, whole=True, stream=stream, slots=slots)
+
+        def consider(plan):
+            """Keep ``plan`` as ``best`` if it fits, its instructions too, and it costs less."""
+            nonlocal best
             if _fits(plan, cfg, split):
-                if not window:
-                    return plan
                 cost, instructions = _estimate(plan, cfg, split)
                 if instructions < instruction_room(cfg) and (best is None or cost < best[0]):
                     best = (cost, plan)
+
+        if g.h * g.w * g.cb <= nbin:
+            plan = Plan(g, g.oh, g.ow, g.kh, g.cb, whole=True, stream=stream, slots=slots)
+            if not window:
+                if _fits(plan, cfg, split):
+                    return plan
+            else:
+                consider(plan)
             if (window and g.kind == "conv" and g.h * g.w == 1 and not g.lrn
                     and cfg.psum_depth):
                 # An input of one position (a classifier's vector), loaded once: its
                 # reduction in chunks of channel blocks that fit a slot of SB.
                 for oblk, double, cblk in product(oblks, doubles, _candidates(g.cb)[1:]):
-                    plan = Plan(g, g.oh, g.ow, g.kh, cblk, whole=True, oblk=oblk,
-                                double=double, stream=stream, slots=slots)
-                    if not _fits(plan, cfg, split):
-                        continue
-                    cost, instructions = _estimate(plan, cfg, split)
-                    if (instructions < instruction_room(cfg)
-                            and (best is None or cost < best[0])):
-                        best = (cost, plan)
+                    consider(Plan(g, g.oh, g.ow, g.kh, cblk, whole=True, oblk=oblk,
+                                  double=double, stream=stream, slots=slots))
         for oblk in oblks:
             found = [f for f in (_search(g, cfg, split, oblk, double, stream, slots, too_long)
                                  for double in doubles) if f is not None]

@@ -189,8 +189,10 @@ class NodeController(wiring.Component):
         # The tiles latch the instruction when they start (in ISSUE, after DECODE has copied
         # it: the instruction memory has moved on); with a narrow instruction memory they
         # read it for the whole compute instruction, held until the next fetch.
+        # The store engine's idle flag (a register beside its state).
+        s_idle = Signal(init=1)
         m.d.comb += [self.tile_instr.eq(ins),
-                     self.nbout_sel.eq(Mux(kick, ins.nbout_half, s_half))]
+                     self.nbout_sel.eq(Mux(s_idle, ins.nbout_half, s_half))]
         if not narrow:
             m.d.comb += self.imem_en.eq(1)
 
@@ -209,6 +211,15 @@ class NodeController(wiring.Component):
                              ins.eq(new),
                              agree.eq(Cat(getattr(new, n) == getattr(issued, n)
                                           for n in SETTINGS_FIELDS).all())]
+        # Whether the store engine collects the NBout half of the compute instruction in
+        # hand, a register worked out a cycle ahead, so that ISSUE's test starts from
+        # registers (the start it gives goes across the chip). Valid in ISSUE: the cycle
+        # before is DECODE or ISSUE, which hand the engine no STORE; the half it collects
+        # then stays, and it stops collecting when its last cycle comes (`s_done`).
+        collecting = Signal()
+        half_next = ins.nbout_half if narrow else Mux(decoding, self.imem_data.nbout_half,
+                                                      ins.nbout_half)
+        m.d.sync += collecting.eq(~s_idle & ~s_done & (s_half == half_next))
         # `busy` (every state but IDLE) is a register, set and cleared with the state.
         with m.FSM() as fsm:
             with m.State("IDLE"):
@@ -291,8 +302,7 @@ class NodeController(wiring.Component):
                 ready = pending == 0
                 if not narrow:
                     ready |= agree & (~pending | draining).all()
-                with m.If(ready & ~(s_busy & (s_half == ins.nbout_half))
-                          & (self.dma_running <= ins.dma_ahead)):
+                with m.If(ready & ~collecting & (self.dma_running <= ins.dma_ahead)):
                     m.d.comb += self.tile_start.eq(1)
                     m.d.sync += pending.eq((1 << cfg.tiles) - 1)
                     if not narrow:
@@ -346,12 +356,23 @@ class NodeController(wiring.Component):
 
         # The store engine: from the cycle after it is handed a STORE, the rows of each
         # tile's NBout half in turn, then the drain; the half is emptied in its last cycle.
-        with m.FSM(name="store") as store:
+        # Idle, it loads its registers in every cycle (from the instruction in hand, whose
+        # half `nbout_sel` selects while it is idle), so that they are set when it is handed
+        # a STORE: `kick`, a decode of the controller's state, enables only the state
+        # (which was the ULX3S's critical path). With a narrow instruction memory they are
+        # the LOAD's: loaded under `kick`.
+        with m.FSM(name="store"):
             with m.State("IDLE"):
+                count = self.nbout_count[0]
+                load = [s_half.eq(ins.nbout_half), i.eq(0), tile.eq(0),
+                        s_rows.eq(count), s_more.eq(count != 0)]
+                if narrow:
+                    with m.If(kick):
+                        m.d.sync += load
+                else:
+                    m.d.sync += load
                 with m.If(kick):
-                    count = self.nbout_count[0]
-                    m.d.sync += [s_half.eq(ins.nbout_half), i.eq(0), tile.eq(0),
-                                 s_rows.eq(count), s_more.eq(count != 0)]
+                    m.d.sync += s_idle.eq(0)
                     m.next = "RUN"
             with m.State("RUN"):
                 with m.If(tile == cfg.tiles):
@@ -369,6 +390,7 @@ class NodeController(wiring.Component):
                 m.d.sync += s_drain.eq(s_drain - 1)
                 with m.If(s_drain == 0):
                     m.d.comb += [self.nbout_clear.eq(1), s_done.eq(1)]
+                    m.d.sync += s_idle.eq(1)
                     m.next = "IDLE"
-        m.d.comb += s_busy.eq(~store.ongoing("IDLE"))
+        m.d.comb += s_busy.eq(~s_idle)
         return m

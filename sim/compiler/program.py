@@ -371,6 +371,12 @@ def _layer_sb(layer, g, plan, cfg, split, sb_next, limit, program, where):
                 f"SB stream from a main memory, which this configuration does not have "
                 f"(Config.mem_bytes is 0)")
 
+    # Resident rows shared by the output tiles: checked before any instruction is made (a
+    # real-size layer's tiling can have millions).
+    used, layer_rows = 0, None
+    if not stream and not private:
+        used = max(len(r) for r in per_tile)
+        check_sb(used)
     # The compute instructions' fields, in order: a locally connected layer's take the
     # SB rows that follow the previous one's (its most blocks of a tile, sb_step rows
     # each), all checked against SB before any row is built (a real layer's private
@@ -388,14 +394,10 @@ def _layer_sb(layer, g, plan, cfg, split, sb_next, limit, program, where):
                 fields = computes[i]
                 offset += -(-fields["ob"] // (1 << log2_gob)) * fields["sb_step"]
     # Streaming: the rows by output block ([OB, rows, tn, tn]; a pooling's one row).
-    used, layer_rows = 0, None
     if stream:
         layer_rows = None if private else rows if g.kind == "conv" else row[0]
     elif private:
         used = offset
-        check_sb(used)
-    else:
-        used = max(len(r) for r in per_tile)
         check_sb(used)
     return tiles, log2_gob, f, private, per_tile, steps, computes, used, layer_rows, plan
 

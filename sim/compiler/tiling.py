@@ -32,7 +32,7 @@ memory's latency covered: the search weighs both.
 
 from dataclasses import dataclass, replace
 from functools import cached_property
-from itertools import product
+from itertools import islice, product
 
 from diannao.hw.isa import DMA_QUEUE, Op
 from diannao.sim.compiler import cycle_model
@@ -145,7 +145,7 @@ class Plan:
     @property
     def boxes(self):
         """How many LOADs (boxes) the plan has, empty ones included."""
-        return len(self.out_tiles()) * len(self.chunks)
+        return self.tile_count * len(self.chunks)
 
     @cached_property
     def chunks(self):
@@ -163,13 +163,39 @@ class Plan:
 
     @cached_property
     def _out_tiles(self):
+        return list(self.iter_tiles())
+
+    @property
+    def _bstep(self):
+        return self.cblk if self.g.kind == "pool" else (self.oblk or self.g.ob)
+
+    def _tile(self, oy0, ox0, b0):
         g = self.g
-        bstep = self.cblk if g.kind == "pool" else (self.oblk or g.ob)
-        return [(oy0, min(oy0 + self.band, g.oh), ox0, min(ox0 + self.cols, g.ow),
-                 b0, min(b0 + bstep, g.ob))
-                for b0 in range(0, g.ob, bstep)
-                for oy0 in range(0, g.oh, self.band)
-                for ox0 in range(0, g.ow, self.cols)]
+        return (oy0, min(oy0 + self.band, g.oh), ox0, min(ox0 + self.cols, g.ow),
+                b0, min(b0 + self._bstep, g.ob))
+
+    def iter_tiles(self):
+        """The output tiles of :meth:`out_tiles`, one at a time (a real-size layer's plans
+        can have hundreds of thousands: the search reads the first few)."""
+        g = self.g
+        for b0 in range(0, g.ob, self._bstep):
+            for oy0 in range(0, g.oh, self.band):
+                for ox0 in range(0, g.ow, self.cols):
+                    yield self._tile(oy0, ox0, b0)
+
+    @property
+    def tile_count(self):
+        """``len(self.out_tiles())``, worked out."""
+        g = self.g
+        return -(-g.ob // self._bstep) * -(-g.oh // self.band) * -(-g.ow // self.cols)
+
+    @property
+    def last_tile(self):
+        """``self.out_tiles()[-1]``, worked out."""
+        g = self.g
+        return self._tile((g.oh - 1) // self.band * self.band,
+                          (g.ow - 1) // self.cols * self.cols,
+                          (g.ob - 1) // self._bstep * self._bstep)
 
     def steps(self, cfg, count=None):
         """The plan's instructions in program order: :func:`_steps`."""
@@ -287,7 +313,7 @@ def _plain_steps(plan, cfg, count=None):
     half = cfg.nbin_depth // 2
     store, boxes = None, 0
     holds = {}          # NBin row -> the box loaded there last
-    for i, tile in enumerate(plan.out_tiles()[:count]):
+    for i, tile in enumerate(islice(plan.iter_tiles(), count)):
         out_half = i % 2 if plan.double else 0
         for j, chunk in enumerate(plan.chunks):
             nbin_base = (boxes % 2) * half if plan.nbin_halves else 0
@@ -320,10 +346,11 @@ def _fits(plan, cfg, split):
     more than one chunk) and NBout. The first output tile is the largest; the layer keeps
     its tile split (:func:`plan_layer`'s ``split``)."""
     chunked = len(plan.chunks) > 1
-    tiles = plan.out_tiles()
-    nbout = cfg.nbout_depth // 2 if plan.double and len(tiles) > 1 else cfg.nbout_depth
-    log2_gob = split(plan, tiles[0])["log2_gob"]
-    for tile in (tiles[0], tiles[-1]):
+    first = next(plan.iter_tiles())
+    nbout = (cfg.nbout_depth // 2 if plan.double and plan.tile_count > 1
+             else cfg.nbout_depth)
+    log2_gob = split(plan, first)["log2_gob"]
+    for tile in (first, plan.last_tile):
         f = split(plan, tile, log2_gob)
         for t in range(cfg.tiles):
             nb, nr = cycle_model.tile_share(f, t)
@@ -467,6 +494,13 @@ def _search(g, cfg, split, oblk, double, stream=0, slots=2, too_long=None):
             # One output position needs kr rows of kw columns of cblk blocks.
             if min(kr, g.h) * min(g.kw, g.w) * cblk > nbin:
                 continue
+            # Streamed weights: a tile's share of the blocks, each with the first chunk's
+            # rows (and the bias row), must fit a slot (as _fits checks; here before any
+            # plan is made: a real-size layer has thousands).
+            if stream and g.kind == "conv":
+                share = -(-min(oblk or g.ob, g.ob) // cfg.tiles)
+                if share * (min(kr, g.kh) * g.kw * min(cblk, g.cb) + (not g.lrn)) > stream:
+                    continue
             most_x = (nbin // (min(kr, g.h) * cblk) - g.kw) // g.stride + 1
             # Narrower output tiles are taller (more rows to share among the tiles, less
             # input loaded twice between bands, more between columns): the cost falls,
@@ -506,8 +540,7 @@ def _estimate(plan, cfg, split, exact=False):
     """``(cycles, instructions)``: the cycles of ``plan`` by the cycle model's timeline and
     its instructions; past :data:`_EXACT` output tiles (unless ``exact``), about them, from
     its first output tiles."""
-    tiles = plan.out_tiles()
-    log2_gob = split(plan, tiles[0])["log2_gob"]
+    log2_gob = split(plan, next(plan.iter_tiles()))["log2_gob"]
     chunks = plan.chunks
     # A compute instruction's cycles depend on its output tile's and chunk's extents and on
     # whether it is the first or last chunk, not on where they lie: one set of fields each.
@@ -536,12 +569,12 @@ def _estimate(plan, cfg, split, exact=False):
                 program.append(dict(op=Op.STORE, nbout_half=s.nbout_half, sync=s.sync))
         return sum(cycle_model.program_cycles(program, cfg)), len(program)
 
-    if exact or len(tiles) <= _EXACT:
+    if exact or plan.tile_count <= _EXACT:
         return cycles(None)
     # Every output tile after the first taken to cost what the next k add on average, k
     # a band's column tiles (narrower at its end), up to _EXACT of them.
     k = min(-(-plan.g.ow // plan.cols), _EXACT)
     one, n_one = cycles(1)
     more, n_more = cycles(1 + k)
-    rest = len(tiles) - 1
+    rest = plan.tile_count - 1
     return one + rest * (more - one) // k, n_one + rest * (n_more - n_one) // k

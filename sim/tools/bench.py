@@ -203,10 +203,13 @@ def diannao_preset(clock_mhz=980.0):
           f"counting a MAC as 2 operations, the paper's 452 GOP/s as it counts them; targets: "
           f"conv utilization >= {DIANNAO_TARGETS['conv utilization']:.2f}, class cycles <= "
           f"{DIANNAO_TARGETS['class over bound']:.2f} x bandwidth bound (bytes / bandwidth); "
-          f"'x +lat': cycles over the bound plus one memory latency, what no schedule beats):")
+          f"'x +lat': cycles over the bound plus one memory latency, what no schedule beats; "
+          f"'NM B': the neuron bytes read and written in NM, which stands for the part of "
+          f"main memory that holds neurons, at {2 * cfg.tn} bytes a cycle, not counted in "
+          f"'mem read', 'ops/B' and the bound):")
     head = (f"{'layer':<7} {'cycles':>12} {'util':>6} {'GOP/s':>7} {'mem read':>12} "
             f"{'ops/B':>7} {'roof':>7} {'bw bound':>10} {'x bound':>8} {'x +lat':>7} "
-            f"{'met':>4}  note")
+            f"{'NM B':>13} {'met':>4}  note")
     print(head)
     print("-" * len(head))
     good = True
@@ -216,7 +219,7 @@ def diannao_preset(clock_mhz=980.0):
         if l.note:
             good = False                        # every layer must run
             print(f"{name.upper():<7} {'not run':>12} {'':>6} {'':>7} {'':>12} {'':>7} "
-                  f"{'':>7} {'':>10} {'':>8} {'':>7} {'NO':>4}  {l.note[:110]}")
+                  f"{'':>7} {'':>10} {'':>8} {'':>7} {'':>13} {'NO':>4}  {l.note[:110]}")
             continue
         gops = 2 * l.macs * clock_mhz / 1e3 / l.cycles
         over = l.cycles / l.memory_cycles if l.memory_cycles else None
@@ -232,7 +235,8 @@ def diannao_preset(clock_mhz=980.0):
         mark = "" if met is None else ("yes" if met else "NO")
         print(f"{name.upper():<7} {l.cycles:>12,} {l.utilization:>6.1%} {gops:>7.1f} "
               f"{l.mem_bytes:>12,} {l.intensity or 0:>7.1f} {l.roof:>7} "
-              f"{l.memory_cycles:>10,} {over or 0:>8.2f} {over_lat or 0:>7.2f} {mark:>4}  "
+              f"{l.memory_cycles:>10,} {over or 0:>8.2f} {over_lat or 0:>7.2f} "
+              f"{(l.nm_reads + l.nm_writes) * 2 * cfg.tn:>13,} {mark:>4}  "
               f"{(l.caveat or '')[:80]}")
     return good
 

@@ -286,10 +286,13 @@ class TileController(wiring.Component):
         ]
 
         # Set up an instruction (`instr`) in the cycle it is taken.
+        low = len(ob_group)
         begin = [
             oy0.eq(_mul_small(pos_group, src.oy_band)),
             ob_group_r.eq(ob_group), ob_round.eq(src.ob + gmask),
-            has_blocks.eq(src.ob > ob_group),
+            # ob > ob_group, without a carry chain over ob's bits (this comparison of the
+            # node's instruction was the ULX3S's critical path): ob_group < 2**L.
+            has_blocks.eq((src.ob[low:] != 0) | (src.ob[:low] > ob_group)),
             band_in_off.eq(_mul_small(pos_group, src.band_in_step)),
             band_out_off.eq(_mul_small(pos_group, src.band_out_step)),
             g.eq(gmask + 1),
@@ -380,11 +383,12 @@ class TileController(wiring.Component):
         # Sums of three terms, registered every cycle from registers set at the start (the
         # first input row's from y_lo and y_hi, set in the first set-up cycle): valid in the
         # second set-up cycle (the third for y0, which loads the row registers then, under
-        # `init2`), each a cycle of its own.
-        p0, o0, y0 = Signal(nbin_w), Signal(out_w), Signal(coord)
+        # `init2`), each a cycle of its own; and the first input column, -x_off (its carry
+        # chain into the column registers' multiplexers was the ULX3S's critical path).
+        p0, o0, y0, x0 = Signal(nbin_w), Signal(out_w), Signal(coord), Signal(coord)
         m.d.sync += [p0.eq(ins.nbin_org + Mux(conv, 0, ob_group_r) + band_in_off),
                      o0.eq(ins.out_base + ob_group_r + band_out_off),
-                     y0.eq(y_lo + y_hi - ins.y_off)]
+                     y0.eq(y_lo + y_hi - ins.y_off), x0.eq(-ins.x_off)]
         init2 = Signal()        # the third set-up cycle
         m.d.sync += init2.eq(init & ~empty)
         with m.If(init2):
@@ -393,14 +397,33 @@ class TileController(wiring.Component):
         # decode of the state either: the first row's from the loop state's registers; in
         # RUN the next row's, from the next values of pos_start and the last flags (below,
         # by this row's branch); after the last, all zero (no loop register moves).
+        # With it, the SB row's own choice, registers too (SB's address register lies by
+        # SB, across the tile from the controller: on the ULX3S the branch's decode into
+        # its enable was the critical path): `sb_on`, the row steps on (every row of an
+        # output position; a locally connected layer's rows run on across positions);
+        # `sb_back`, it goes back to its block's first row (a new output position). (The
+        # next block's, on `br_k`.)
+        sb_on, sb_back = Signal(), Signal()
+        private = ins.private
+
+        def sb_choice(sel):
+            new_pos = sel["ox"] | sel["oy"]
+            return [sb_on.eq(Cat(sel["bias"], sel["c"], sel["kx"], sel["ky"]).any()
+                             | (new_pos & private)),
+                    sb_back.eq(new_pos & ~private)]
+
         with m.If(init2):
-            m.d.sync += [br[n].eq(v) for n, v in branch(pos_start, last).items()]
+            sel = branch(pos_start, last)
+            m.d.sync += [br[n].eq(v) for n, v in sel.items()]
+            m.d.sync += sb_choice(sel)
             m.d.sync += running.eq(1)
         with m.If(running):
-            m.d.sync += [br[n].eq(v) for n, v in branch(pos_start_next, last_next).items()]
+            sel = branch(pos_start_next, last_next)
+            m.d.sync += [br[n].eq(v) for n, v in sel.items()]
+            m.d.sync += sb_choice(sel)
             with m.If(br["end"]):
                 m.d.sync += running.eq(0)
-                m.d.sync += [b.eq(0) for b in br.values()]
+                m.d.sync += [b.eq(0) for b in (*br.values(), sb_on, sb_back)]
         with m.If(init):
             # Whether a level has one (two) iterations, tested on the span itself (not on
             # span - 1: no carry chain before the test); rows_m1 == 0 iff either bound is
@@ -419,7 +442,7 @@ class TileController(wiring.Component):
                              two[n].eq(is_two), next_last[n].eq(is_two)]
             m.d.sync += [
                 pos_start.eq(1),
-                ix0.eq(-ins.x_off), ix_base.eq(-ins.x_off), ix.eq(-ins.x_off),
+                ix0.eq(x0), ix_base.eq(x0), ix.eq(x0),
                 pk_step.eq(Mux(conv, 0, g)),
                 p_kb.eq(p0), p_oy.eq(p0), p_ox.eq(p0), p_ky.eq(p0), p_kx.eq(p0),
                 p_c.eq(p0),
@@ -434,9 +457,9 @@ class TileController(wiring.Component):
 
         # The SB row steps on with every row of an output position; at the end of one (ox,
         # oy) each position starts again at its block's first row, but a locally connected
-        # layer's (``private``) positions have rows of their own: they run on.
-        private = ins.private
-        with m.If(on("bias", "c", "kx", "ky") | (on("ox", "oy") & private)):
+        # layer's (``private``) positions have rows of their own: they run on (`sb_on`,
+        # `sb_back`, above).
+        with m.If(sb_on):
             m.d.sync += sb.eq(sb + conv)
         with m.If(on("c")):
             m.d.sync += p_c.eq(p_c + 1)
@@ -462,7 +485,7 @@ class TileController(wiring.Component):
                          p_kb.eq(nxt), p_oy.eq(nxt), p_ox.eq(nxt), p_ky.eq(nxt),
                          p_kx.eq(nxt), p_c.eq(nxt),
                          sb_k.eq(nsb), sb.eq(nsb), out_k.eq(nout), out.eq(nout)]
-        with m.If(on("ox", "oy") & ~private):
+        with m.If(sb_back):
             m.d.sync += sb.eq(sb_k)
         if cfg.lrn:
             # The centre of an LRN window: `dist` = ob - c counts down with c from the

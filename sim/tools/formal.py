@@ -48,7 +48,7 @@ from diannao.boards.protocol import (ABANDON_BYTES, GAP_BYTES, REQ_SYNC, RESP_SY
 from diannao.hw.config import Config, preset
 from diannao.hw.fat_tree import FatTree
 from diannao.hw.instr import INSTR
-from diannao.hw.isa import Op, field_width
+from diannao.hw.isa import Op
 from diannao.hw.nfu1 import product_layout
 from diannao.hw.node import Region
 from diannao.hw.nfu2 import NFU2, SHIFT_WIDTH

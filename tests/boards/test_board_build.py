@@ -201,9 +201,10 @@ def test_icebreaker_full_build(tmp_path, request):
 
 @pytest.mark.synth
 def test_ulx3s_full_build(tmp_path, request):
-    """The whole ULX3S flow (about 3 minutes): the 2-tile deeply pipelined node fits the
-    ECP5-85F with every multiplier in a MULT18X18D, meets the 125 MHz board clock, and a
-    bitstream is written (measured 127-135 MHz over nextpnr seeds; docs/boards.md)."""
+    """The whole ULX3S flow (5-10 minutes a placement seed): the 2-tile deeply pipelined
+    node fits the ECP5-85F with every multiplier in a MULT18X18D, meets the 125 MHz board
+    clock at one of the board's placement seeds (``SEEDS``; 107.7-127.3 MHz over seeds on
+    one netlist, docs/boards.md), and a bitstream is written."""
     result = build_board("ulx3s", build_dir=tmp_path)
     request.node.user_properties.append(("board", result.format()))
     print(result.format())              # make synth shows the figures (pytest -s)

@@ -7,12 +7,12 @@ the node's run count, so a repeated one never runs the program twice."""
 import numpy as np
 import pytest
 
-from diannao.sim.engines.board import BOARD_CLOCK_MHZ, BoardEngine, Link, ProtocolError
+from diannao.sim.engines.board import BOARD_CLOCK_MHZ, BoardEngine, Link
 from diannao.sim.runtime.run import run_network
 from diannao.boards.host_link import HostLink
 from diannao.boards.icebreaker import ICEBreakerTop
-from diannao.boards.protocol import (Cmd, Status, FLAG_BUSY, FLAG_DONE, VERSION, GAP_BYTES,
-                                     encode_request, decode_response, crc8, status_fields)
+from diannao.boards.protocol import (Cmd, Status, FLAG_DONE, VERSION, GAP_BYTES,
+                                     encode_request, decode_response, crc8)
 from diannao.sim.engines.uart_sim import SimUART, preload_weights
 from diannao.boards.uart import UARTRx, UARTTx
 from diannao.boards.ulx3s import ULX3STop

@@ -91,7 +91,7 @@ def test_hardtanh_table_is_exact(frac):
 
 @pytest.mark.parametrize("name,frac", [("sigmoid", 5), ("tanh", 5), ("tanh", 0), ("sigmoid", 31)])
 def test_unbuildable_fracs_raise(name, frac):
-    with pytest.raises(ValueError, match=f"frac"):
+    with pytest.raises(ValueError, match="frac"):
         build_table(name, frac)
 
 

@@ -85,7 +85,7 @@ def test_verilator_overrun_reports_where_the_node_stands(case):
     if not ok:
         pytest.skip(why)
     _, program, x, budget = case
-    with pytest.raises(RunBudgetError, match=f"verilator: the node did not finish") as err:
+    with pytest.raises(RunBudgetError, match="verilator: the node did not finish") as err:
         run_hdl(program, x, budget=budget)
     assert WHERE in str(err.value)
 

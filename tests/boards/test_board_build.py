@@ -13,7 +13,8 @@ import pytest
 from amaranth.back import rtlil
 from amaranth.hdl import Signal, Value
 
-from diannao.boards.build import build_board, build_plan, toolchain_env, yosys_ffs
+from diannao.boards import build
+from diannao.boards.build import SEEDS, build_board, build_plan, toolchain_env, yosys_ffs
 
 
 def test_toolchain_env_points_at_venv():
@@ -26,6 +27,36 @@ def test_toolchain_env_points_at_venv():
 def test_unknown_board():
     with pytest.raises(ValueError, match="'de10'"):
         build_plan("de10", do_build=False)
+    with pytest.raises(ValueError, match="'de10'"):
+        build_board("de10")
+
+
+@pytest.mark.parametrize("passing, expect", [(1, [None, 1]), (-1, [None, 1, 2, 3])])
+def test_build_tries_the_board_seeds_until_one_meets_the_clock(tmp_path, monkeypatch,
+                                                               passing, expect):
+    """Without a seed the build places at the board's seeds in turn, stops at the first that
+    meets the clock, and lists every one it tried (the toolchain replaced by a stand-in
+    whose Fmax depends on the seed; ``passing`` -1: none meets it); with one, only at that
+    one."""
+    assert SEEDS["ulx3s"] == (None, 1, 2, 3)
+    placed = []
+    monkeypatch.setattr(build, "build_plan", lambda board, *, seed, **kw: placed.append(seed))
+
+    def report(board, build_dir):
+        mhz = 130.0 if placed[-1] == passing else 100.0 + (placed[-1] or 0)
+        return {}, {"clk": {"achieved": mhz, "constraint": 125.0}}, None
+
+    monkeypatch.setattr(build, "read_report", report)
+    lines = []
+    result = build_board("ulx3s", build_dir=tmp_path, log=lines.append)
+    assert placed == expect
+    assert [s for s, _ in result.attempts] == expect
+    assert result.met == (passing != -1)
+    assert len(lines) == len(expect) - 1       # (none after the last seed)
+    assert "100.00 MHz at the default seed" in lines[0] and "again at seed 1" in lines[0]
+    assert "placement seeds tried: default 100.00 MHz, 1 " in result.format()
+    placed.clear()
+    assert build_board("ulx3s", build_dir=tmp_path, seed=2).attempts == [(2, 102.0)]
 
 
 def test_ulx3s_build_plan(tmp_path):

@@ -386,9 +386,15 @@ class TileController(wiring.Component):
         # `init2`), each a cycle of its own; and the first input column, -x_off (its carry
         # chain into the column registers' multiplexers was the ULX3S's critical path).
         p0, o0, y0, x0 = Signal(nbin_w), Signal(out_w), Signal(coord), Signal(coord)
-        m.d.sync += [p0.eq(ins.nbin_org + Mux(conv, 0, ob_group_r) + band_in_off),
-                     o0.eq(ins.out_base + ob_group_r + band_out_off),
-                     y0.eq(y_lo + y_hi - ins.y_off), x0.eq(-ins.x_off)]
+        sums = [p0.eq(ins.nbin_org + Mux(conv, 0, ob_group_r) + band_in_off),
+                o0.eq(ins.out_base + ob_group_r + band_out_off),
+                y0.eq(y_lo + y_hi - ins.y_off)]
+        # (-x_off registered with deep_pipeline only: a small FPGA has no room to spare.)
+        if cfg.deep_pipeline:
+            sums.append(x0.eq(-ins.x_off))
+        else:
+            m.d.comb += x0.eq(-ins.x_off)
+        m.d.sync += sums
         init2 = Signal()        # the third set-up cycle
         m.d.sync += init2.eq(init & ~empty)
         with m.If(init2):
@@ -402,7 +408,10 @@ class TileController(wiring.Component):
         # its enable was the critical path): `sb_on`, the row steps on (every row of an
         # output position; a locally connected layer's rows run on across positions);
         # `sb_back`, it goes back to its block's first row (a new output position). (The
-        # next block's, on `br_k`.)
+        # next block's, on `br_k`.) With deep_pipeline only: without, they are decoded from
+        # the branch (on the iCEBreaker the registers' inputs lengthened the branch's own
+        # critical path).
+        sb_registered = bool(cfg.deep_pipeline)
         sb_on, sb_back = Signal(), Signal()
         private = ins.private
 
@@ -415,15 +424,18 @@ class TileController(wiring.Component):
         with m.If(init2):
             sel = branch(pos_start, last)
             m.d.sync += [br[n].eq(v) for n, v in sel.items()]
-            m.d.sync += sb_choice(sel)
+            if sb_registered:
+                m.d.sync += sb_choice(sel)
             m.d.sync += running.eq(1)
         with m.If(running):
             sel = branch(pos_start_next, last_next)
             m.d.sync += [br[n].eq(v) for n, v in sel.items()]
-            m.d.sync += sb_choice(sel)
+            if sb_registered:
+                m.d.sync += sb_choice(sel)
             with m.If(br["end"]):
                 m.d.sync += running.eq(0)
-                m.d.sync += [b.eq(0) for b in (*br.values(), sb_on, sb_back)]
+                m.d.sync += [b.eq(0) for b in ((*br.values(), sb_on, sb_back) if sb_registered
+                                                else br.values())]
         with m.If(init):
             # Whether a level has one (two) iterations, tested on the span itself (not on
             # span - 1: no carry chain before the test); rows_m1 == 0 iff either bound is
@@ -459,6 +471,9 @@ class TileController(wiring.Component):
         # oy) each position starts again at its block's first row, but a locally connected
         # layer's (``private``) positions have rows of their own: they run on (`sb_on`,
         # `sb_back`, above).
+        if not sb_registered:
+            m.d.comb += [sb_on.eq(on("bias", "c", "kx", "ky") | (on("ox", "oy") & private)),
+                         sb_back.eq(on("ox", "oy") & ~private)]
         with m.If(sb_on):
             m.d.sync += sb.eq(sb + conv)
         with m.If(on("c")):

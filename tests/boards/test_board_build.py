@@ -222,8 +222,9 @@ def test_yosys_ffs_reads_the_final_total_once():
 @pytest.mark.slow
 def test_icebreaker_full_build(tmp_path, request):
     """The whole iCEBreaker flow (about 3-5 minutes): the design fits the UP5K with every
-    multiplier in a SB_MAC16, meets the 30 MHz board clock, and a bitstream is written
-    (measured 36.0 MHz; docs/boards.md)."""
+    multiplier in a SB_MAC16, meets the 30 MHz board clock at one of the board's placement
+    seeds, and a bitstream is written (34.0 MHz at seed 1, tried first; 29.0 at the default;
+    docs/boards.md)."""
     result = build_board("icebreaker", build_dir=tmp_path)
     request.node.user_properties.append(("board", result.format()))
     assert (tmp_path / "top.bin").exists()

@@ -314,6 +314,23 @@ def _room_text(cfg):
     return "which the instruction memory holds (imem_depth)"
 
 
+class _SBFull(CompileError):
+    """The network's weights do not fit SB together."""
+
+
+def _check_sb(sb_next, used, limit, cfg, where):
+    """Raise :class:`_SBFull` if a layer's ``used`` SB rows per tile from row ``sb_next``
+    do not fit below row ``limit``."""
+    if sb_next + used > limit:
+        row_bytes = cfg.tn * cfg.tn * 2
+        raise _SBFull(
+            f"{where}: SB needs {sb_next + used} rows per tile ({(sb_next + used) * row_bytes:,} "
+            f"bytes; this layer's weights {used * row_bytes:,}), but has {cfg.sb_depth} "
+            f"(sb_depth, {cfg.sb_depth * row_bytes:,} bytes); weights beyond the node's "
+            f"SB stream from a main memory, which this configuration does not have "
+            f"(Config.mem_bytes is 0)")
+
+
 def _layer_sb(layer, g, plan, cfg, split, sb_next, limit, program, where):
     """A layer's SB rows and compute instructions for ``plan``: resident (``plan.stream``
     0) from SB row ``sb_next``, checked against ``limit`` rows (raises :class:`_SBFull`),
@@ -360,23 +377,12 @@ def _layer_sb(layer, g, plan, cfg, split, sb_next, limit, program, where):
         row = pool_sb_row(layer.kind, layer.kernel, tn)[None]
         per_tile = [row for _ in range(cfg.tiles)]
 
-    def check_sb(used):
-        """Raise if the layer's ``used`` SB rows per tile do not fit below ``limit``."""
-        if sb_next + used > limit:
-            row_bytes = tn * tn * 2
-            raise _SBFull(
-                f"{where}: SB needs {sb_next + used} rows per tile ({(sb_next + used) * row_bytes:,} "
-                f"bytes; this layer's weights {used * row_bytes:,}), but has {cfg.sb_depth} "
-                f"(sb_depth, {cfg.sb_depth * row_bytes:,} bytes); weights beyond the node's "
-                f"SB stream from a main memory, which this configuration does not have "
-                f"(Config.mem_bytes is 0)")
-
     # Resident rows shared by the output tiles: checked before any instruction is made (a
     # real-size layer's tiling can have millions).
     used, layer_rows = 0, None
     if not stream and not private:
         used = max(len(r) for r in per_tile)
-        check_sb(used)
+        _check_sb(sb_next, used, limit, cfg, where)
     # The compute instructions' fields, in order: a locally connected layer's take the
     # SB rows that follow the previous one's (its most blocks of a tile, sb_step rows
     # each), all checked against SB before any row is built (a real layer's private
@@ -398,7 +404,7 @@ def _layer_sb(layer, g, plan, cfg, split, sb_next, limit, program, where):
         layer_rows = None if private else rows if g.kind == "conv" else row[0]
     elif private:
         used = offset
-        check_sb(used)
+        _check_sb(sb_next, used, limit, cfg, where)
     return tiles, log2_gob, f, private, per_tile, steps, computes, used, layer_rows, plan
 
 
@@ -422,10 +428,6 @@ def _place(in_base, in_rows, out_rows, intermediates, used):
     if intermediates:
         return used
     return 0 if out_rows <= in_base else in_base + in_rows
-
-
-class _SBFull(CompileError):
-    """The network's weights do not fit SB together."""
 
 
 def compile_network(qnet, config, *, intermediates=False):
@@ -553,6 +555,12 @@ def _compile(qnet, config, intermediates, window):
         modes = [0] if not window else [window] if not win0 else [0, window]
         for mode in modes:
             try:
+                if not mode and g.kind == "conv" and not g.lrn and layer.kind != "local":
+                    # Resident weights: the fewest SB rows a tile can hold (its share of
+                    # the output blocks), checked before the tiling search, whose plans
+                    # would not hold them anyway.
+                    _check_sb(sb_next, -(-g.ob // cfg.tiles) * (1 + g.kh * g.kw * g.cb),
+                              win0, cfg, where)
                 plan = plan_layer(g, cfg, split, where, window=mode)
                 layer_sb = _layer_sb(layer, g, plan, cfg, split, sb_next, win0, program,
                                      where)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from diannao.golden.network import Network, FC, AvgPool, MaxPool
+from diannao.golden.network import Network, Conv, FC, AvgPool, MaxPool
 from diannao.golden.quant import quantize
 from diannao.hw.isa import Op
 from diannao.hw.config import preset
@@ -191,3 +191,22 @@ def test_bias_exp_beyond_int16_is_rejected():
     qnet = dataclasses.replace(qnet, layers=(dataclasses.replace(qnet.layers[0], bias_exp=15),))
     with pytest.raises(CompileError, match=r"^layer 0 \(fc\): bias_exp=15 is outside \[0, 14\]"):
         compile_network(qnet, SMALL)
+
+
+def test_weights_beyond_sb_are_named_before_the_tiling_counts_instructions():
+    # A conv whose input needs tiling (16 channels of 24x24: 2,304 NBin rows for 256) and
+    # whose weights need 4 output blocks of 1 + 5*5*4 = 101 rows per tile (404 for SB's 256),
+    # on an instruction memory of 16: resident, every tiling needs more instructions than
+    # that, but no tiling would hold the weights, so the error names SB, the real limit
+    # (before, the instruction count of plans that could never run).
+    rng = np.random.default_rng(3)
+    net = Network((16, 24, 24), [Conv(rng.normal(0, 0.05, (64, 16, 5, 5)),
+                                      rng.normal(0, 0.1, 64))])
+    cfg = SMALL.replace(imem_depth=16, nm_depth=16384)
+    with pytest.raises(CompileError, match=r"^layer 0 \(conv\): SB needs 404 rows per tile "
+                                           r".* but has 256 \(sb_depth"):
+        compile_network(quantize(net), cfg)
+    # With SB large enough, the instruction memory is the limit.
+    with pytest.raises(CompileError, match=r"^layer 0 \(conv\): .*more instructions than the "
+                                           r"configuration holds"):
+        compile_network(quantize(net), cfg.replace(sb_depth=512))

@@ -22,9 +22,12 @@ by an ``SBLOAD``: the rows of its output blocks for its chunk. A slot no instruc
 reads before it is loaded again (the least recently read) takes the next rows, and their
 SBLOAD goes as early as the slot allows: right after the compute instruction that follows
 the slot's last reader (that instruction's start means the tiles have read their last row
-of the slot), so that the DMA engine fetches several slots ahead of the tiles, as many as
-the window holds, and each compute instruction waits only for its own rows (``dma_ahead``:
-the DMA operations handed after them). An instruction whose rows a slot still holds (the
+of the slot), or right after the last reader itself when main memory's latency covers its
+reads (the reader has started, and reads its last row of the slot before a row requested
+then can arrive: ``mem_latency`` at least the reader's ``3 + rows + pipeline_latency``
+cycles), so that the DMA engine fetches several slots ahead of the tiles, as many as the
+window holds, and each compute instruction waits only for its own rows (``dma_ahead``: the
+DMA operations handed after them). An instruction whose rows a slot still holds (the
 same blocks and chunk as an earlier one: one chunk over several output tiles) loads
 nothing. Few large slots make long instructions; many small ones keep more of main
 memory's latency covered: the search weighs both.
@@ -201,6 +204,16 @@ class Plan:
         """The plan's instructions in program order: :func:`_steps`."""
         return _steps(self, cfg, count)
 
+    def emissions(self, tile, chunk):
+        """At most the rows a tile feeds its NFU (and reads from SB) in the compute step of
+        output tile ``tile``'s chunk number ``chunk``: all of its blocks and positions, as
+        if one tile had them all, with a bias row."""
+        g = self.g
+        oy0, oy1, ox0, ox1, b0, b1 = tile
+        k0, k1, c0, c1 = self.chunks[chunk]
+        per_pos = g.kh * g.kw if g.kind == "pool" else (k1 - k0) * g.kw * (c1 - c0) + 1
+        return (b1 - b0) * (oy1 - oy0) * (ox1 - ox0) * per_pos
+
     def box(self, tile, chunk):
         """The :class:`Box` of input an output tile's chunk needs."""
         g = self.g
@@ -247,16 +260,23 @@ def sbload_rows(f, cfg):
     return max(cycle_model.tile_share(f, t)[0] for t in range(cfg.tiles)) * f["sb_step"]
 
 
-def _stream_steps(steps, slots, private=False):
+def _stream_steps(steps, slots, private=False, covered=None):
     """``steps`` with the SBLOADs of streamed weights through ``slots`` slots (the module's
-    docstring). A locally connected layer's (``private``) rows are each output tile's own."""
+    docstring). A locally connected layer's (``private``) rows are each output tile's own.
+
+    ``covered(step)``: whether main memory's latency covers compute step ``step``'s reads
+    of its slot (it reads the slot's last row before a row requested once it has started
+    can arrive); the SBLOAD that replaces the rows of a slot whose last reader is covered
+    goes right after that reader, else after the compute step that follows it."""
     holds, last = [None] * slots, [-1] * slots    # per slot: its rows, its last reader
+    readers = []        # compute steps by number
     after = {}          # compute step number -> the SBLOADs right after it (-1: first)
     slot_of = []        # by compute step number
     for s in steps:
         if s.kind != "compute":
             continue
         n = len(slot_of)
+        readers.append(s)
         key = (s.tile, s.chunk) if private else (s.tile[4], s.tile[5], s.chunk)
         if key in holds:
             slot = holds.index(key)
@@ -264,7 +284,9 @@ def _stream_steps(steps, slots, private=False):
             # The least recently read slot (never the last instruction's: slots >= 2).
             slot = min(range(slots), key=lambda k: last[k])
             holds[slot] = key
-            at = last[slot] + 1 if last[slot] >= 0 else -1
+            at = last[slot]
+            if at >= 0 and not (covered and covered(readers[at])):
+                at += 1
             after.setdefault(at, []).append(Step("sbload", s.tile, s.chunk, sb_slot=slot))
         last[slot] = n
         slot_of.append(slot)
@@ -296,8 +318,14 @@ def _steps(plan, cfg, count=None):
     """The :class:`Step` s of ``plan`` (:func:`_plain_steps`), with the SBLOADs of streamed
     weights (:func:`_stream_steps`)."""
     steps = _plain_steps(plan, cfg, count)
-    return (_stream_steps(list(steps), plan.slots, plan.g.private) if plan.stream
-            else steps)
+    if not plan.stream:
+        return steps
+    # A tile reads its last SB row of a compute step at most ``3 + rows +
+    # pipeline_latency`` cycles after the step starts (``cycle_model.tile_cycles``); the
+    # rows of an SBLOAD handed after that start land at least ``mem_latency`` cycles later.
+    most = cfg.mem_latency - 3 - cycle_model.pipeline_latency(cfg)
+    return _stream_steps(list(steps), plan.slots, plan.g.private,
+                         lambda s: plan.emissions(s.tile, s.chunk) <= most)
 
 
 def _plain_steps(plan, cfg, count=None):

@@ -79,15 +79,16 @@ def configs(draw, tn=None, variant=None, max_multipliers=None, tiles=None, small
         small_nbin = draw(st.booleans())
     min_acc = min_acc_width(tn)
     # Sometimes a main memory with an SB too small for most weights (they stream: SBLOAD),
-    # any port width, a latency of 1 to 40 cycles (no stalls: every counter is compared),
-    # and sometimes an instruction memory too small for the program.
+    # any port width, a latency of 1 to 100 cycles (no stalls: every counter is compared;
+    # a long one covers short instructions' reads, so that a slot is refilled right after
+    # its last reader), and sometimes an instruction memory too small for the program.
     # (Not with a small NBin: those configurations are the ones that must show bands and
     # chunked reductions of resident weights.)
     memory = {}
     if variant != "narrow" and not small_nbin and draw(st.integers(0, 2)) == 0:
         lanes = draw(st.integers(0, tn.bit_length() - 1))
-        memory = dict(mem_bytes=2 * tn << lanes, mem_latency=draw(st.integers(1, 40)),
-                      mem_depth=1 << 15)
+        latency = draw(st.one_of(st.integers(1, 40), st.integers(41, 100)))
+        memory = dict(mem_bytes=2 * tn << lanes, mem_latency=latency, mem_depth=1 << 15)
     return Config(
         tn=tn, tiles=tiles, deep_pipeline=int(variant == "deep"),
         imem_narrow=int(variant == "narrow"),
@@ -317,6 +318,11 @@ def _features(case):
             out.add("streamed weights")
         if any(f.get("dma_ahead", 0) > 1 for f in instrs):      # more than two slots
             out.add("weights fetched ahead")
+        # An SBLOAD right after the last reader of the slot it fills (main memory's latency
+        # covers that reader's reads).
+        if any(f["op"] == Op.SBLOAD and f["count"] and g["op"] in (Op.CONV, Op.MAXPOOL, Op.AVGPOOL)
+               and g["sb_base"] == f["dst"] for g, f in zip(instrs, instrs[1:])):
+            out.add("SBLOAD beside its reader")
         if any(f["op"] in (Op.CONV, Op.MAXPOOL, Op.AVGPOOL) and f["out_row_step"] != f["ocb"]
                for f in instrs):
             out.add("column tiles")

@@ -136,3 +136,20 @@ def test_two_slots_are_the_halves():
     got = [(s.kind[0], s.sb_slot, s.dma_ahead) for s in _stream_steps(steps, 2)]
     assert got == [("s", 0, 0), ("s", 1, 0), ("c", 0, 1), ("c", 1, 0), ("s", 0, 0),
                    ("c", 0, 0), ("s", 1, 0), ("c", 1, 0)]
+
+
+def test_a_slot_whose_reader_the_latency_covers_is_loaded_right_after_it():
+    # The steps of test_two_slots_are_the_halves, main memory's latency covering the reads
+    # of the compute steps of blocks 0 and 2 only: the SBLOAD of block 2 goes right after
+    # compute 0 (the last reader of slot 0), the one of block 3 after compute 2, as before
+    # (compute 1, slot 1's last reader, is not covered).
+    steps = [_compute((b, b + 1), 0) for b in range(4)]
+    out = _stream_steps(steps, 2, covered=lambda s: s.tile[4] in (0, 2))
+    got = [(s.kind[0], s.sb_slot, s.dma_ahead) for s in out]
+    assert got == [("s", 0, 0), ("s", 1, 0), ("c", 0, 1), ("s", 0, 0), ("c", 1, 1),
+                   ("c", 0, 0), ("s", 1, 0), ("c", 1, 0)]
+    assert [s.tile[4] for s in out if s.kind == "sbload"] == [0, 1, 2, 3]
+    # Every reader covered: each SBLOAD right after the reader it replaces.
+    got = [(s.kind[0], s.sb_slot) for s in _stream_steps(steps, 2, covered=lambda s: True)]
+    assert got == [("s", 0), ("s", 1), ("c", 0), ("s", 0), ("c", 1), ("s", 1), ("c", 0),
+                   ("c", 1)]

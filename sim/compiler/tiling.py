@@ -471,9 +471,11 @@ def plan_layer(g, cfg, split, where, window=0):
         return min(winners, key=lambda plan: _estimate(plan, cfg, split, exact=True)[0])
     if too_long:
         raise TilingError(f"{where}: every tiling that fits the buffers needs more instructions "
-                          f"than the configuration holds: {min(too_long):,} at the fewest, "
-                          f"{instruction_room(cfg):,} at the most (imem_depth"
-                          f"{', and mem_depth for pages' if can_page(cfg) else ''})")
+                          f"than the configuration holds: {min(n for n, _ in too_long):,} at "
+                          f"the fewest, {instruction_room(cfg):,} at the most (imem_depth"
+                          f"{', and mem_depth for pages' if can_page(cfg) else ''}); the "
+                          f"cheapest of them would take about "
+                          f"{min(c for _, c in too_long):,} cycles (the search's estimate)")
     need = (1 if g.kind == "conv" else min(g.kh, g.h)) * min(g.kw, g.w)
     limits = [f"NBin has {nbin} rows (nbin_depth)"]
     if g.lrn:
@@ -499,7 +501,8 @@ _PATIENCE = 3
 def _search(g, cfg, split, oblk, double, stream=0, slots=2, too_long=None):
     """``(cost, plan)``: the cheapest plan with ``oblk`` output blocks per output tile (in
     halves of NBin and NBout with ``double``), or None. The instruction counts of plans that
-    fit the buffers but not the instruction memory go to the list ``too_long``."""
+    fit the buffers but not the instruction memory go to the list ``too_long``, with their
+    estimated cycles: ``(instructions, cycles)``."""
     nbin = cfg.nbin_depth // 2 if double else cfg.nbin_depth
     if nbin < 1:
         return None
@@ -547,7 +550,7 @@ def _search(g, cfg, split, oblk, double, stream=0, slots=2, too_long=None):
                 cost, instructions = _estimate(plan, cfg, split)
                 if instructions >= instruction_room(cfg):      # (and HALT)
                     if too_long is not None:
-                        too_long.append(instructions + 1)
+                        too_long.append((instructions + 1, cost))
                     continue
                 if best is None or cost < best[0]:
                     best = (cost, plan)

@@ -219,7 +219,7 @@ def diannao_preset(clock_mhz=980.0):
         if l.note:
             good = False                        # every layer must run
             print(f"{name.upper():<7} {'not run':>12} {'':>6} {'':>7} {'':>12} {'':>7} "
-                  f"{'':>7} {'':>10} {'':>8} {'':>7} {'':>13} {'NO':>4}  {l.note[:110]}")
+                  f"{'':>7} {'':>10} {'':>8} {'':>7} {'':>13} {'NO':>4}\n        {l.note}")
             continue
         gops = 2 * l.macs * clock_mhz / 1e3 / l.cycles
         over = l.cycles / l.memory_cycles if l.memory_cycles else None

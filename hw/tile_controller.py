@@ -434,8 +434,9 @@ class TileController(wiring.Component):
                 m.d.sync += sb_choice(sel)
             with m.If(br["end"]):
                 m.d.sync += running.eq(0)
-                m.d.sync += [b.eq(0) for b in ((*br.values(), sb_on, sb_back) if sb_registered
-                                                else br.values())]
+                m.d.sync += [b.eq(0) for b in br.values()]
+                if sb_registered:
+                    m.d.sync += [sb_on.eq(0), sb_back.eq(0)]
         with m.If(init):
             # Whether a level has one (two) iterations, tested on the span itself (not on
             # span - 1: no carry chain before the test); rows_m1 == 0 iff either bound is
@@ -472,8 +473,7 @@ class TileController(wiring.Component):
         # layer's (``private``) positions have rows of their own: they run on (`sb_on`,
         # `sb_back`, above).
         if not sb_registered:
-            m.d.comb += [sb_on.eq(on("bias", "c", "kx", "ky") | (on("ox", "oy") & private)),
-                         sb_back.eq(on("ox", "oy") & ~private)]
+            m.d.comb += sb_choice(br)
         with m.If(sb_on):
             m.d.sync += sb.eq(sb + conv)
         with m.If(on("c")):

@@ -218,7 +218,7 @@ def _tile_fields(layer, plan, tile, chunk, cfg, *, sb_base, out_base, log2_gob=N
         # one chunk and no bias row.)
         before = sum((b - a) * g.kw * (d - c) for a, b, c, d in chunks[:chunk])
         sb = sb_base + (1 + before if chunk else 0)
-        sb_step = bias_row + g.kh * g.kw * g.cb
+        sb_step = g.block_rows
         # Blocks from b0 (a multiple of the tile count, so of every group count) start
         # b0 / groups blocks into each tile's SB.
         first_block = b0
@@ -559,8 +559,8 @@ def _compile(qnet, config, intermediates, window):
                     # Resident weights: the fewest SB rows a tile can hold (its share of
                     # the output blocks), checked before the tiling search, whose plans
                     # would not hold them anyway.
-                    _check_sb(sb_next, -(-g.ob // cfg.tiles) * (1 + g.kh * g.kw * g.cb),
-                              win0, cfg, where)
+                    _check_sb(sb_next, -(-g.ob // cfg.tiles) * g.block_rows, win0, cfg,
+                              where)
                 plan = plan_layer(g, cfg, split, where, window=mode)
                 layer_sb = _layer_sb(layer, g, plan, cfg, split, sb_next, win0, program,
                                      where)

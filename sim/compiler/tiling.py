@@ -75,6 +75,12 @@ class Geometry:
     #: compute instruction's SB rows are its own (never those of another output tile).
     private: bool = False
 
+    @property
+    def block_rows(self):
+        """A convolution's SB rows of one output block: the bias row (an LRN has none),
+        then one per kernel row, kernel column and input channel block."""
+        return (not self.lrn) + self.kh * self.kw * self.cb
+
 
 def geometry(layer, tn):
     """The :class:`Geometry` of a quantized layer."""

@@ -35,7 +35,7 @@ from diannao.sim.engines import hdl, pysim
 
 
 __all__ = ["Case", "configs", "cases", "run_cases", "check_case", "differences", "write_case",
-           "Stats", "TILE_CHOICES", "TN_CHOICES", "VARIANTS", "PROFILE_NETWORKS"]
+           "refills_beside_reader", "Stats", "TILE_CHOICES", "TN_CHOICES", "VARIANTS", "PROFILE_NETWORKS"]
 
 TN_CHOICES = (2, 4, 8, 16)
 TILE_CHOICES = (1, 2, 4, 8, 16)
@@ -318,10 +318,7 @@ def _features(case):
             out.add("streamed weights")
         if any(f.get("dma_ahead", 0) > 1 for f in instrs):      # more than two slots
             out.add("weights fetched ahead")
-        # An SBLOAD right after the last reader of the slot it fills (main memory's latency
-        # covers that reader's reads).
-        if any(f["op"] == Op.SBLOAD and f["count"] and g["op"] in (Op.CONV, Op.MAXPOOL, Op.AVGPOOL)
-               and g["sb_base"] == f["dst"] for g, f in zip(instrs, instrs[1:])):
+        if refills_beside_reader(instrs):
             out.add("SBLOAD beside its reader")
         if any(f["op"] in (Op.CONV, Op.MAXPOOL, Op.AVGPOOL) and f["out_row_step"] != f["ocb"]
                for f in instrs):
@@ -330,6 +327,14 @@ def _features(case):
             out.add("overlap")
         out.add(f"split {info.fields['log2_gob']}/{cfg.log2_tiles}")
     return out
+
+
+def refills_beside_reader(instructions):
+    """Whether an ``SBLOAD`` follows the last reader of the slot it fills directly (main
+    memory's latency covers that reader's reads: :mod:`diannao.sim.compiler.tiling`)."""
+    return any(f["op"] == Op.SBLOAD and f["count"]
+               and g["op"] in (Op.CONV, Op.MAXPOOL, Op.AVGPOOL) and g["sb_base"] == f["dst"]
+               for g, f in zip(instructions, instructions[1:]))
 
 
 def differences(qnet, program, x, runs):

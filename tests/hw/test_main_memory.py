@@ -19,7 +19,7 @@ from diannao.hw.main_memory import MainMemory, lfsr_next
 from diannao.sim.compiler import cycle_model
 from diannao.sim.compiler.program import compile_network, CompileError, _compile
 from diannao.sim.engines.pysim import run_program
-from diannao.sim.tools.fuzz import differences
+from diannao.sim.tools.fuzz import differences, refills_beside_reader
 
 
 #: The small node with a main memory and an SB too small for the test networks' weights.
@@ -142,9 +142,7 @@ def test_a_classifier_fetches_its_weights_slots_ahead(rng, stalls):
     assert max(aheads) > 1
     # Each compute instruction reads its slot in 3 + 2 + 12 cycles at most, less than the
     # latency of 20: the SBLOAD that refills a slot follows its last reader directly.
-    ins = program.instructions
-    assert any(f["op"] == Op.SBLOAD and f["count"] and g["op"] == Op.CONV
-               and g["sb_base"] == f["dst"] for g, f in zip(ins, ins[1:]))
+    assert refills_beside_reader(program.instructions)
     assert sum(f["op"] == Op.LOAD for f in program.instructions) == 1
     if stalls:
         predicted = sum(cycle_model.program_cycles(program.instructions, cfg))

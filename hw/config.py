@@ -125,6 +125,9 @@ class Config:
         ``mem_seed`` (tests of back-pressure; the cycle model assumes 0).
     mem_seed : int
         1 .. 65535: the seed of the stall sequence.
+    loop_depth : int
+        0 (default) .. 4: LOOPs the node's controller nests (``hw.isa``, LOOP); 0: it runs
+        none (a LOOP is then an unknown opcode). Not with ``imem_narrow``.
 
     Every depth is limited by the instruction fields that address it (:mod:`hw.isa`), and
     every host-port address (``hw.node.host_sb_addr``, ``hw.node.host_imem_addr``) must fit
@@ -150,6 +153,7 @@ class Config:
     mem_depth: int = 4096
     mem_stalls: int = 0
     mem_seed: int = 1
+    loop_depth: int = 0
 
     def __post_init__(self):
         for f in fields(self):
@@ -205,6 +209,11 @@ class Config:
             if not 1 <= self.mem_seed <= 0xFFFF:
                 raise ValueError(f"Config.mem_seed must be in [1, 65535], "
                                  f"not {self.mem_seed!r}")
+        if not 0 <= self.loop_depth <= 4:
+            raise ValueError(f"Config.loop_depth must be in [0, 4], not {self.loop_depth!r}")
+        if self.loop_depth and self.imem_narrow:
+            raise ValueError("Config.loop_depth > 0 needs imem_narrow=0 (the controller steps "
+                             "the fields of the instruction it copies)")
         if self.deep_pipeline and self.imem_narrow:
             raise ValueError("Config.deep_pipeline=1 needs imem_narrow=0 (a narrow "
                              "instruction memory is for small FPGAs, not fast clocks)")

@@ -18,7 +18,7 @@ class DMA(wiring.Component):
     """Runs ``SBLOAD``: ``count`` SB rows of every tile from main memory; and ``IMLOAD``:
     ``count`` instructions from main memory into the instruction memory.
 
-    Main-memory row group ``src + r`` (``tiles`` SB rows of ``config.sb_row_beats`` beats
+    Main-memory row group ``mem + r`` (``tiles`` SB rows of ``config.sb_row_beats`` beats
     each, tile 0 first, lanes in order) goes to SB row ``dst + r`` of each tile. The engine
     is handed the instruction by the node controller (``start`` with ``instr`` in the
     controller's SYNC cycle, when ``ready``) and works beside it, as the store engine does:
@@ -40,7 +40,7 @@ class DMA(wiring.Component):
     written into SB in that cycle, and the operation stops running in the cycle after its
     last: ``B + mem_latency`` cycles after its first request, without stalls.
 
-    An ``IMLOAD`` reads ``B = count * config.instr_beats`` beats from beat ``src`` on and
+    An ``IMLOAD`` reads ``B = count * config.instr_beats`` beats from beat ``mem`` on and
     writes each instruction, its beats put together (lanes in order, each a host word of
     the instruction, low first), to instruction ``dst + i`` in the cycle its last beat
     arrives; the same timing.
@@ -53,7 +53,7 @@ class DMA(wiring.Component):
     Members
     -------
     start : ``In(1)``, instr : ``In(INSTR)``
-        Take the ``SBLOAD`` or ``IMLOAD`` (``src``, ``dst``, ``count``) when ``ready``.
+        Take the ``SBLOAD`` or ``IMLOAD`` (``mem``, ``dst``, ``count``) when ``ready``.
     ready : ``Out(1)``
         For the instruction on ``instr`` (from registers).
     running : ``Out(range(DMA_QUEUE + 1))``
@@ -136,7 +136,7 @@ class DMA(wiring.Component):
 
         imload = self.instr.op == Op.IMLOAD
         beats = Mux(imload, self.instr.count * per_instr, self.instr.count * per_group)
-        first = Mux(imload, self.instr.src, self.instr.src * per_group)
+        first = Mux(imload, self.instr.mem, self.instr.mem * per_group)
         push = Signal()
         m.d.comb += push.eq(self.start & self.ready & (self.instr.count != 0))
         with m.If(push):

@@ -40,7 +40,7 @@ STORE     collect every tile's NBout rows of half ``nbout_half`` up the fat tree
           compute (the rows are an earlier instruction's, the running one writes the other
           half).
 SBLOAD    with a main memory (``Config.mem_bytes``): the DMA engine (:class:`hw.dma.DMA`)
-          copies ``count`` SB rows of every tile from main memory, row group ``src`` on
+          copies ``count`` SB rows of every tile from main memory, row group ``mem`` on
           (a row group: one SB row per tile, tile 0 first), into SB rows from ``dst``.
           Handed to the engine in a SYNC cycle (once it runs fewer than :data:`DMA_QUEUE`
           operations, with ``sync`` once the tiles are done), it runs beside the
@@ -51,13 +51,23 @@ SBLOAD    with a main memory (``Config.mem_bytes``): the DMA engine (:class:`hw.
           slots of SB the tiles have done reading, ahead of the instructions that read
           them, so the loads overlap the computation.
 IMLOAD    with a main memory: the DMA engine copies ``count`` instructions from main memory,
-          beat ``src`` on (``Config.instr_beats`` beats each: its host words, low first),
+          beat ``mem`` on (``Config.instr_beats`` beats each: its host words, low first),
           into the instruction memory from ``dst``, handed over and run like an SBLOAD. A
           program longer than the instruction memory runs from it in pages of half its
           depth, the program counter wrapping around: pages 0 and 1 are loaded with the
           program, each later page by an IMLOAD at the start of the page before it, into
           the half the page before that held; an SBLOAD of no rows ends each page that
           loads one (it waits until the DMA engine is idle: the next page is in place).
+LOOP      with ``Config.loop_depth`` > 0: the next ``body`` instructions run ``count`` times
+          (both at least 1). In iteration ``i`` (from 0) each of them has ``i`` times the
+          LOOP's own value of every field of :data:`LOOP_FIELDS` (the addresses) added to its
+          value of that field, modulo the field's width (a negative step is its two's
+          complement). A LOOP in a body nests, up to ``loop_depth`` levels: the steps of the
+          enclosing loops add up (the LOOP's own fields never move). An inner body ends
+          within its outer one (or with it), and no body holds a HALT (:func:`check_loops`).
+          A LOOP costs a fetch and a decode like any instruction; the node goes back to a
+          body's first instruction in the decode cycle of its last (:func:`expand` lists
+          what the node runs).
 
 A compute instruction does not hold the node: it starts once the tiles are done with the
 previous one (once they have emitted its last row when the two agree on
@@ -70,7 +80,7 @@ the store engine and the DMA engine.
 
 DianNao's control processor gives each buffer a read or write operation, a reuse flag, an
 address and a size, and NFU-2 an input (RESET or NBOUT) and an output (NBOUT or NFU-3). Here
-LOAD, SBLOAD and STORE are the buffers' operations with their address (``src``, ``dst``)
+LOAD, SBLOAD and STORE are the buffers' operations with their address (``src`` or ``mem``, ``dst``)
 and size (``count``); reuse is an SBLOAD the compiler leaves out because SB still holds the
 rows; ``psum_in`` is NFU-2's input NBOUT (0: RESET, the bias row) and ``psum_out`` its
 output NBOUT (0: NFU-3).
@@ -95,8 +105,9 @@ from typing import NamedTuple
 
 
 __all__ = ["Op", "Field", "INSTR_FIELDS", "INSTR_WIDTH", "PC_WIDTH", "SETTINGS_FIELDS", "DMA_QUEUE",
-           "field_width", "field_offset", "field_signed", "field_range", "check_fields", "encode", "decode",
-           "disassemble", "compute_fields", "load_fields", "load_rows"]
+           "LOOP_FIELDS", "field_width", "field_offset", "field_signed", "field_range",
+           "check_fields", "wrap", "encode", "decode", "disassemble", "compute_fields",
+           "load_fields", "load_rows", "check_loops", "expand"]
 
 
 class Op(IntEnum):
@@ -108,11 +119,12 @@ class Op(IntEnum):
     STORE = 5
     SBLOAD = 6
     IMLOAD = 7
+    LOOP = 8
 
 
 _FIELDS = {
     # name: (signed, width)
-    "op": (False, 3),
+    "op": (False, 4),
     "act": (False, 1),          # 1: apply activation table `table`; 0: NFU-3 bypass
     "table": (False, 3),
     "shift": (False, 6),        # NFU-2 shifter amount s
@@ -148,13 +160,15 @@ _FIELDS = {
     "nbout_half": (False, 1),   # compute: NBout half written; STORE: NBout half drained
     "dma_ahead": (False, 4),    # compute: DMA operations that may still be running at its start
     "sync": (False, 1),         # LOAD, STORE, SBLOAD, IMLOAD: wait until the tiles are done
-    "src": (False, 24),         # LOAD: NM row; SBLOAD: main-memory row group; IMLOAD: beat
+    "src": (False, 24),         # LOAD: NM row
+    "mem": (False, 24),         # SBLOAD: main-memory row group; IMLOAD: main-memory beat
     "dst": (False, 16),         # LOAD: NBin row; SBLOAD: SB row; IMLOAD: instruction address
     "count": (False, 16),       # LOAD: rows per run; SBLOAD: rows; IMLOAD: instructions
     "runs_m1": (False, 12),     # LOAD: runs per line, minus one
     "run_step": (False, 11),    # LOAD: NM step from a run's last row to the next run's first
     "lines_m1": (False, 12),    # LOAD: lines, minus one
     "line_step": (False, 24),   # LOAD: NM step from a line's last row to the next line's
+    "body": (False, 12),        # LOOP: instructions in its body
 }
 
 #: The fields of a compute instruction that the tile's NFU stages read while its rows cross
@@ -162,6 +176,11 @@ _FIELDS = {
 #: ``psum_in``, ``psum_out``, ``nbout_half``). A tile takes the next compute instruction
 #: while it drains the last one only when the two agree on all of these.
 SETTINGS_FIELDS = ("op", "shift", "bias_exp", "act", "table", "lrn")
+
+#: The fields a LOOP steps in its body's instructions: the addresses of LOAD, SBLOAD and
+#: IMLOAD (``src``: NM; ``mem``: main memory; ``dst``: NBin, SB or instruction memory) and
+#: of a compute instruction (``sb_base``: SB, ``nbin_org``: NBin, ``out_base``: NM).
+LOOP_FIELDS = ("src", "mem", "dst", "sb_base", "nbin_org", "out_base")
 
 #: Bits of the program counter: an instruction's address in the instruction memory, as the
 #: node reports it to the host.
@@ -256,6 +275,16 @@ def check_fields(fields):
                              f"({field_width(name)} bits)")
 
 
+def wrap(name, value):
+    """``value`` modulo the width of the instruction field ``name``, in :func:`field_range`
+    (what the field holds after an addition that overflows it)."""
+    width = field_width(name)
+    value &= (1 << width) - 1
+    if _FIELDS[name][0] and value >> (width - 1):
+        value -= 1 << width
+    return value
+
+
 def encode(op=Op.HALT, **fields):
     """Pack an instruction into an int. Raises ``ValueError`` naming a field out of range
     (:func:`check_fields`)."""
@@ -283,8 +312,9 @@ _SHOW = {
     Op.HALT: (),
     Op.LOAD: ("src", "dst", "count", "runs_m1", "run_step", "lines_m1", "line_step", "sync"),
     Op.STORE: ("nbout_half", "sync"),
-    Op.SBLOAD: ("src", "dst", "count", "sync"),
-    Op.IMLOAD: ("src", "dst", "count", "sync"),
+    Op.SBLOAD: ("mem", "dst", "count", "sync"),
+    Op.IMLOAD: ("mem", "dst", "count", "sync"),
+    Op.LOOP: ("count", "body") + LOOP_FIELDS,
 }
 _COMPUTE_SHOW = ("in_h", "in_w", "cb", "kh", "kw", "stride", "y_off", "x_off", "oh", "ow",
                  "ob", "log2_gob", "oy_band", "sb_base", "sb_step", "nbin_org", "out_base",
@@ -340,3 +370,65 @@ def load_fields(*, src, dst=0, count, runs=1, run_skip=0, lines=1, line_skip=0, 
 def load_rows(f):
     """Rows a LOAD with fields ``f`` moves."""
     return f.get("count", 0) * (f.get("runs_m1", 0) + 1) * (f.get("lines_m1", 0) + 1)
+
+
+def check_loops(instructions, loop_depth):
+    """Check the LOOPs of a program (a list of instruction field dicts) against the node's
+    ``loop_depth`` (``Config.loop_depth``).
+
+    Raises
+    ------
+    ValueError
+        Naming the first LOOP (by its index) whose ``count`` or ``body`` is 0, whose body
+        runs past the program's end or its enclosing body's, that nests deeper than
+        ``loop_depth``, or whose body holds a HALT.
+    """
+    ends = []                               # the enclosing bodies' ends, innermost last
+    for pc, f in enumerate(instructions):
+        while ends and pc >= ends[-1]:
+            ends.pop()
+        if f["op"] == Op.HALT and ends:
+            raise ValueError(f"instruction {pc} is a HALT inside the body of a LOOP")
+        if f["op"] != Op.LOOP:
+            continue
+        where = f"instruction {pc} (LOOP count={f.get('count', 0)} body={f.get('body', 0)})"
+        if f.get("count", 0) < 1 or f.get("body", 0) < 1:
+            raise ValueError(f"{where}: a LOOP needs count >= 1 and body >= 1")
+        end = pc + 1 + f["body"]
+        if end > len(instructions) or (ends and end > ends[-1]):
+            limit = ends[-1] if ends else len(instructions)
+            raise ValueError(f"{where}: its body ends at instruction {end - 1}, past "
+                             f"{'its enclosing body' if ends else 'the program'}, which ends "
+                             f"at {limit - 1}")
+        if len(ends) >= loop_depth:
+            raise ValueError(f"{where}: it nests {len(ends) + 1} deep, the node runs at most "
+                             f"{loop_depth} (loop_depth)")
+        ends.append(end)
+
+
+def expand(instructions):
+    """``(pc, fields)`` for every instruction the node runs, in order: a program's
+    instructions with each LOOP's body repeated ``count`` times, its fields stepped
+    (:data:`LOOP_FIELDS`, those the dict holds: the fields its op reads; the LOOP itself is
+    listed once, as it is fetched once). A program without LOOPs gives its instructions as
+    they are. Assumes :func:`check_loops` passes."""
+    def run(lo, hi, offset):
+        pc = lo
+        while pc < hi:
+            f = instructions[pc]
+            if f["op"] == Op.LOOP:
+                yield pc, f
+                body = pc + 1 + f["body"]
+                for i in range(f["count"]):
+                    step = {k: o + i * f.get(k, 0) for k, o in offset.items()}
+                    yield from run(pc + 1, body, step)
+                pc = body
+                continue
+            if any(offset[k] for k in LOOP_FIELDS if k in f):
+                f = dict(f)
+                for k, o in offset.items():
+                    if o and k in f:
+                        f[k] = wrap(k, f[k] + o)
+            yield pc, f
+            pc += 1
+    yield from run(0, len(instructions), dict.fromkeys(LOOP_FIELDS, 0))

@@ -7,7 +7,7 @@ from amaranth.utils import ceil_log2
 
 from diannao.hw.config import Config
 from diannao.hw.instr import INSTR, SETTINGS
-from diannao.hw.isa import DMA_QUEUE, INSTR_WIDTH, SETTINGS_FIELDS, Op, field_width
+from diannao.hw.isa import DMA_QUEUE, INSTR_WIDTH, LOOP_FIELDS, SETTINGS_FIELDS, Op, field_width
 from diannao.hw.pipe import delay
 
 
@@ -71,9 +71,17 @@ class NodeController(wiring.Component):
       operations (``dma_running``). ``IMLOAD`` likewise.
     * ``HALT``: ``done`` pulses in the decode cycle (or once the tiles, the store engine
       and the DMA engine are done) and the node goes idle.
+    * ``LOOP`` (with ``config.loop_depth``): the decode cycle pushes a level (the body's
+      first and last addresses, the iterations, the LOOP's steps of
+      :data:`hw.isa.LOOP_FIELDS`, and the offset of the enclosing levels); then FETCH.
+      Every instruction is decoded with its ``LOOP_FIELDS`` plus the offset of the
+      innermost level; the decode cycle of a body's last instruction goes back to the
+      body's first (one iteration fewer, the level's offset stepped) or, in the last
+      iteration, pops the level (and the levels whose bodies end there too). A LOOP costs
+      a fetch and a decode; an iteration costs nothing more.
 
-    An unknown opcode sets ``error`` and halts (without a main memory: with one every code
-    of the ``op`` field is an opcode).
+    An unknown opcode (LOOP too without ``loop_depth``), or a LOOP of no iterations, of an
+    empty body, or one level too deep, sets ``error`` and halts.
 
     ``state`` is the index in :data:`STATES` of the current state and ``pending`` the tiles
     that have not finished the current compute instruction (both for the host's ``status``
@@ -133,6 +141,10 @@ class NodeController(wiring.Component):
         # (imem_en is low outside FETCH), so it is used directly instead of a copy.
         narrow = bool(cfg.imem_narrow)
         ins = self.imem_data if narrow else Signal(INSTR, name="ins")
+        # The instruction in hand as the controller decodes it: with loops, its LOOP_FIELDS
+        # plus the offset of the innermost loop it runs in (`cur`).
+        depth = cfg.loop_depth
+        word = Signal(INSTR, name="word") if depth else self.imem_data
         i = Signal(ROWS_WIDTH)   # STORE row within the current tile
         tile = Signal(range(cfg.tiles + 1))
         pending = self.pending         # tiles not yet done with the compute instruction
@@ -202,8 +214,28 @@ class NodeController(wiring.Component):
         # was the critical path).
         decoding = Signal()
         m.d.sync += decoding.eq(0)
+        if depth:
+            # Per level: the body's first and last addresses, the iterations left (this one
+            # included), the LOOP's steps and the offset (the enclosing levels' and its own
+            # steps so far). `top`: the levels in use.
+            offsets = data.StructLayout({n: unsigned(field_width(n)) for n in LOOP_FIELDS})
+            top = Signal(range(depth + 1))
+            first = [Signal(self.pc_width, name=f"loop{k}_first") for k in range(depth)]
+            last = [Signal(self.pc_width, name=f"loop{k}_last") for k in range(depth)]
+            iters = [Signal(field_width("count"), name=f"loop{k}_left") for k in range(depth)]
+            step = [Signal(offsets, name=f"loop{k}_step") for k in range(depth)]
+            offset = [Signal(offsets, name=f"loop{k}_offset") for k in range(depth)]
+            cur = Signal(offsets)
+            with m.Switch(top):
+                for k in range(depth):
+                    with m.Case(k + 1):
+                        m.d.comb += cur.eq(offset[k])
+            m.d.comb += word.eq(self.imem_data)
+            for n in LOOP_FIELDS:
+                m.d.comb += word[n].eq(self.imem_data[n] + cur[n])
+
         with m.If(decoding):
-            new = self.imem_data
+            new = word
             m.d.sync += [src.eq(new.src), dst.eq(new.dst),
                          rows_left.eq(new.count), more.eq(new.count != 0)]
             if not narrow:
@@ -225,6 +257,8 @@ class NodeController(wiring.Component):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [self.pc.eq(0), self.error.eq(0), self.busy.eq(1)]
+                    if depth:
+                        m.d.sync += top.eq(0)
                     m.next = "FETCH"
             with m.State("FETCH"):
                 if self.fetch_cycles == 1:
@@ -241,8 +275,27 @@ class NodeController(wiring.Component):
             with m.State("DECODE"):
                 # (The registers loaded from the instruction: under `decoding`, below.)
                 m.d.sync += self.pc.eq(self.pc + 1)
-                new = self.imem_data
-                op = self.imem_data.op
+                new = word
+                op = word.op
+                if depth:
+                    def close(k):
+                        # The last instruction of level k's body: go back to its first, or
+                        # in the last iteration pop it (and check the level around it).
+                        with m.If(last[k] == self.pc):
+                            with m.If(iters[k] != 1):
+                                m.d.sync += [self.pc.eq(first[k]), iters[k].eq(iters[k] - 1),
+                                             top.eq(k + 1)]
+                                m.d.sync += [offset[k][n].eq(offset[k][n] + step[k][n])
+                                             for n in LOOP_FIELDS]
+                            with m.Else():
+                                m.d.sync += top.eq(k)
+                                if k:
+                                    close(k - 1)
+                    with m.If(op != Op.LOOP):
+                        with m.Switch(top):
+                            for k in range(depth):
+                                with m.Case(k + 1):
+                                    close(k)
                 with m.Switch(op):
                     with m.Case(Op.HALT):
                         # Done once the tiles and the store engine are (else in HALT).
@@ -263,14 +316,30 @@ class NodeController(wiring.Component):
                     with m.Case(*((Op.STORE, Op.SBLOAD, Op.IMLOAD) if cfg.mem_bytes
                                   else (Op.STORE,))):
                         m.next = "SYNC"
-                    # An unknown opcode: none with a main memory (every code of the `op`
-                    # field is one; no empty default either, which yosys writes as Verilog
-                    # that does not parse).
-                    if not cfg.mem_bytes:
-                        with m.Default():
-                            m.d.sync += [self.error.eq(1), self.busy.eq(0)]
-                            m.d.comb += self.done.eq(1)
-                            m.next = "IDLE"
+                    if depth:
+                        with m.Case(Op.LOOP):
+                            raw = self.imem_data        # its own fields never move
+                            with m.If((top == depth) | (raw.count == 0) | (raw.body == 0)):
+                                m.d.sync += [self.error.eq(1), self.busy.eq(0)]
+                                m.d.comb += self.done.eq(1)
+                                m.next = "IDLE"
+                            with m.Else():
+                                with m.Switch(top):
+                                    for k in range(depth):
+                                        with m.Case(k):
+                                            m.d.sync += [
+                                                first[k].eq(self.pc + 1),
+                                                last[k].eq(self.pc + raw.body),
+                                                iters[k].eq(raw.count),
+                                                offset[k].eq(cur),
+                                                step[k].eq(Cat(raw[n] for n in LOOP_FIELDS))]
+                                m.d.sync += top.eq(top + 1)
+                                m.next = "FETCH"
+                    # An unknown opcode.
+                    with m.Default():
+                        m.d.sync += [self.error.eq(1), self.busy.eq(0)]
+                        m.d.comb += self.done.eq(1)
+                        m.next = "IDLE"
             with m.State("LOAD"):
                 with m.If(more):
                     m.d.sync += dst.eq(dst + 1)

@@ -8,7 +8,7 @@ the RTL's latencies against a table of their own.
 
 from functools import lru_cache
 
-from diannao.hw.isa import DMA_QUEUE, INSTR_WIDTH, SETTINGS_FIELDS, Op, load_rows
+from diannao.hw.isa import DMA_QUEUE, INSTR_WIDTH, SETTINGS_FIELDS, Op, expand, load_rows
 
 
 __all__ = ["tile_share", "tile_emissions", "tile_cycles", "tile_traffic", "compute_cycles",
@@ -123,14 +123,23 @@ def program_cycles(instructions, config):
       until none runs and does nothing. A compute instruction starts only once at most its
       ``dma_ahead`` operations run (they finish in order);
     * ``HALT``: ``done`` in the decode cycle, or in the cycle the last tile's ``done`` comes
-      or the store engine or the DMA engine finishes.
+      or the store engine or the DMA engine finishes;
+    * ``LOOP``: nothing after its decode cycle; its body follows as often as it runs
+      (:func:`hw.isa.expand`: the figures are per instruction the node runs).
     """
     return timeline(instructions, config)[0]
 
 
 def timeline(instructions, config):
     """``(cycles, starts)``: :func:`program_cycles`, and the cycle each compute instruction
-    starts the tiles in, counted from the program's start (``None`` for the others)."""
+    starts the tiles in, counted from the program's start (``None`` for the others); both
+    per instruction the node runs (:func:`hw.isa.expand`: a program's instructions, unless
+    it has LOOPs)."""
+    return _timeline([f for _, f in expand(instructions)], config)
+
+
+def _timeline(run, config):
+    """:func:`timeline` of ``run``, the instructions the node runs in order."""
     lat = tree_latency(config.tiles)
     fetch = fetch_cycles(config)
     rl = config.node_read_latency
@@ -146,11 +155,13 @@ def timeline(instructions, config):
     # DMA_QUEUE that never ran: the queue's depth and any dma_ahead then index one.
     ends = [0] * DMA_QUEUE
     out, starts = [], []
-    for f in instructions:
+    for f in run:
         op = f["op"]
         after = t + fetch + 1                          # the cycle after the decode
         began = None
-        if op == Op.LOAD:
+        if op == Op.LOOP:
+            end = after
+        elif op == Op.LOAD:
             start = max(after, free) + 1 if f.get("sync") else after    # SYNC, then LOAD
             end = start + load_rows(f) + 1 + lat + rl
         elif op == Op.STORE:
@@ -231,11 +242,12 @@ def program_counters(program):
     :func:`tile_cycles` of each compute instruction as busy, up to the cycle it takes the
     next one when that one overlaps (the busy cycles of two instructions are one)."""
     cfg = program.config
-    loads = sum(load_rows(f) for f in program.instructions if f["op"] == Op.LOAD)
+    run = [f for _, f in expand(program.instructions)]
+    loads = sum(load_rows(f) for f in run if f["op"] == Op.LOAD)
     tiles = [dict(cycles=0, nfu_busy=0, nbin_reads=0, sb_reads=0, nbout_writes=0)
              for _ in range(cfg.tiles)]
-    per_instr, starts = timeline(program.instructions, cfg)
-    computes = [(f, s) for f, s in zip(program.instructions, starts) if s is not None]
+    per_instr, starts = _timeline(run, cfg)
+    computes = [(f, s) for f, s in zip(run, starts) if s is not None]
     for (f, start), (_, nxt) in zip(computes, computes[1:] + [(None, None)]):
         cycles, traffic = compute_profile(f, cfg)
         for counts, busy, moved in zip(tiles, cycles, traffic):
@@ -243,7 +255,7 @@ def program_counters(program):
                 counts[name] += n
             counts["cycles"] += busy if nxt is None else min(busy, nxt - start)
     stored = sum(t["nbout_writes"] for t in tiles)
-    beats = sum(dma_beats(f, cfg) for f in program.instructions)
+    beats = sum(dma_beats(f, cfg) for f in run)
     node = dict(cycles=sum(per_instr), nm_reads=loads,
                 nm_writes=stored, tree_down_rows=loads, tree_up_rows=stored,
                 mem_reads=beats, mem_stalls=0)

@@ -99,12 +99,12 @@ def page(instructions, config, code_base):
     for k, p in enumerate(pages):
         if p[0] is None:
             # The IMLOAD of page k + 1 (it follows: a page with a wait has a successor).
-            p[0] = (None, dict(op=Op.IMLOAD, src=code_base + (k + 1) * half * beats,
+            p[0] = (None, dict(op=Op.IMLOAD, mem=code_base + (k + 1) * half * beats,
                                dst=((k + 1) % 2) * half, count=len(pages[k + 1])))
         for i, f in p:
             if isinstance(f, tuple):        # page 0 or 1 (half h) back into half h
                 h = f[1]
-                f = dict(op=Op.IMLOAD, src=code_base + h * half * beats, dst=h * half,
+                f = dict(op=Op.IMLOAD, mem=code_base + h * half * beats, dst=h * half,
                          count=len(pages[h]))
             flat.append(f)
             origin.append(i)

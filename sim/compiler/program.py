@@ -592,7 +592,7 @@ def _compile(qnet, config, intermediates, window):
                 # Rows main memory holds already (the same blocks and chunk, for another
                 # output tile): read them again.
                 src, count = segments[key]
-                emit(where, dict(op=Op.SBLOAD, src=src, dst=win0 + step.sb_slot * stream,
+                emit(where, dict(op=Op.SBLOAD, mem=src, dst=win0 + step.sb_slot * stream,
                                  count=count))
                 mem_read += count
             elif step.kind == "sbload":
@@ -616,7 +616,7 @@ def _compile(qnet, config, intermediates, window):
                     seg = _segment(layer_rows, fields, step.tile, None, cfg)
                 count = len(seg[0])
                 mem_image.append(np.stack(seg, axis=1).astype(np.int16))
-                emit(where, dict(op=Op.SBLOAD, src=mem_next, dst=win0 + step.sb_slot * stream,
+                emit(where, dict(op=Op.SBLOAD, mem=mem_next, dst=win0 + step.sb_slot * stream,
                                  count=count))
                 if key is not None:
                     segments[key] = (mem_next, count)

@@ -99,7 +99,7 @@ def test_dma_pays_the_latency_once_for_a_stream_of_operations():
         for cycle in range(60):
             handing = cycle in (0, 3, 6, 9)
             ctx.set(dma.instr.op, Op.SBLOAD)
-            ctx.set(dma.instr.src, cycle // 3)
+            ctx.set(dma.instr.mem, cycle // 3)
             ctx.set(dma.instr.dst, 4 * (cycle // 3))
             ctx.set(dma.instr.count, 1 if cycle < 12 else 0)
             ctx.set(dma.start, handing)
@@ -205,7 +205,7 @@ def test_locally_connected_rows_stream_per_output_tile(rng):
     net = Network((9, 3, 3), [Local(rng.normal(0, .3, (6, 2, 2, 9, 2, 2)), rng.normal(0, .1, 6),
                                     activation="relu")])
     qnet, program, x, runs = _run(net, STREAM.replace(sb_depth=6, tiles=2), batch=2)
-    loads = [f["src"] for f in program.instructions if f["op"] == Op.SBLOAD]
+    loads = [f["mem"] for f in program.instructions if f["op"] == Op.SBLOAD]
     assert program.layers[0].streamed and len(set(loads)) == len(loads) > 1
     assert differences(qnet, program, x, runs) == []
 

@@ -45,7 +45,7 @@ def test_pages_hold_the_program_in_order_with_their_loads(n):
     mine = (len(pages) - 1) % 2
     assert halt["op"] == Op.HALT
     for load, h in ((other, 1 - mine), (own, mine)):
-        assert (load["op"], load["dst"], load["src"]) == (Op.IMLOAD, h * half,
+        assert (load["op"], load["dst"], load["mem"]) == (Op.IMLOAD, h * half,
                                                            base + h * half * beats)
         assert load["count"] == len(pages[h])
     assert all(f["op"] != Op.IMLOAD for f in pages[-1][:-3])

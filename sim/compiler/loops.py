@@ -1,0 +1,117 @@
+"""Folding a program's repeats into LOOPs (``hw.isa``, LOOP).
+
+A run of instructions that repeats with only its addresses (:data:`hw.isa.LOOP_FIELDS`)
+moving by the same step each time becomes a LOOP over one copy of it: ``r`` copies of a
+body of ``b`` instructions take ``b + 1``. Each pass of :func:`fold` nests one level deeper
+(a repeat of loops becomes a loop of loops), so that a real-size layer's millions of
+instructions can take a few thousand. The node runs exactly what it ran before
+(:func:`hw.isa.expand` of the folded program is the program), a LOOP's fetch and decode
+more: the cycle model counts them.
+"""
+
+from diannao.hw.isa import LOOP_FIELDS, Op, wrap
+
+
+__all__ = ["fold", "MAX_BODY"]
+
+#: The longest body :func:`fold` looks for, in items (an instruction, or a loop already
+#: folded, is one).
+MAX_BODY = 16
+
+
+def _step(a, b, step):
+    """Update ``step`` (a dict of LOOP_FIELDS) so that item ``b`` is item ``a`` stepped by
+    it; False when no step does (a field holds another value, or a step it already has
+    does not fit)."""
+    if isinstance(a, tuple) != isinstance(b, tuple):
+        return False
+    if isinstance(a, tuple):
+        # A loop: its LOOP never moves; its body moves with the enclosing step.
+        return (a[0] == b[0] and len(a[1]) == len(b[1])
+                and all(_step(x, y, step) for x, y in zip(a[1], b[1])))
+    if a.keys() != b.keys() or a["op"] != b["op"] or a["op"] in (Op.HALT, Op.LOOP):
+        return a == b and a["op"] == Op.LOOP
+    for k, v in a.items():
+        if k in step:
+            d = wrap(k, b[k] - v)
+            if step[k] is None:
+                step[k] = d
+            elif step[k] != d:
+                return False
+        elif b[k] != v:
+            return False
+    return True
+
+
+def _moved(a, step, times):
+    """Item ``a`` stepped ``times`` times by ``step``."""
+    if isinstance(a, tuple):
+        return (a[0], [_moved(x, step, times) for x in a[1]])
+    if a["op"] == Op.LOOP:
+        return a
+    return {k: wrap(k, v + times * (step[k] or 0)) if k in step else v for k, v in a.items()}
+
+
+def _fold_once(items, max_body):
+    out, p, n = [], 0, len(items)
+    while p < n:
+        best = None                                  # (instructions saved, body, count, step)
+        for b in range(1, min(max_body, (n - p) // 2) + 1):
+            body = items[p:p + b]
+            step = dict.fromkeys(LOOP_FIELDS)
+            if not all(_step(x, y, step) for x, y in zip(body, items[p + b:p + 2 * b])):
+                continue
+            r = 2
+            while (p + (r + 1) * b <= n
+                   and all(_moved(x, step, r) == y
+                           for x, y in zip(body, items[p + r * b:p + (r + 1) * b]))):
+                r += 1
+            size = sum(_size(x) for x in body)
+            saved = (r - 1) * size - 1
+            if saved > 0 and (best is None or saved > best[0]):
+                best = (saved, b, r, step)
+        if best is None:
+            out.append(items[p])
+            p += 1
+            continue
+        _, b, r, step = best
+        body = items[p:p + b]
+        loop = dict(op=Op.LOOP, count=r, body=sum(_size(x) for x in body),
+                    **{k: v or 0 for k, v in step.items()})
+        out.append((loop, body))
+        p += r * b
+    return out
+
+
+def _size(item):
+    return 1 + sum(_size(x) for x in item[1]) if isinstance(item, tuple) else 1
+
+
+def _flat(items):
+    for x in items:
+        if isinstance(x, tuple):
+            yield x[0]
+            yield from _flat(x[1])
+        else:
+            yield x
+
+
+def fold(instructions, depth, max_body=MAX_BODY):
+    """``instructions`` (a program without LOOPs, or a part of one without HALT) with its
+    repeats folded into LOOPs nested up to ``depth`` levels, bodies of at most ``max_body``
+    items. Greedy: at each instruction the loop that saves the most instructions.
+
+    Raises
+    ------
+    ValueError
+        If ``instructions`` holds a LOOP (it folds a program once).
+    """
+    if any(f["op"] == Op.LOOP for f in instructions):
+        raise ValueError("fold() takes a program without LOOPs")
+    items = list(instructions)
+    for _ in range(depth):
+        folded = _fold_once(items, max_body)
+        if len(folded) == len(items):
+            break
+        items = folded
+    return list(_flat(items))

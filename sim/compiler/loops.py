@@ -96,10 +96,35 @@ def _flat(items):
             yield x
 
 
+def _top_down(items, depth, max_body):
+    """Loops found in flat items, then loops within their bodies."""
+    if depth == 0:
+        return items
+    out = []
+    for x in _fold_once(items, max_body):
+        if isinstance(x, tuple):
+            body = _top_down(x[1], depth - 1, max_body)
+            x = (dict(x[0], body=sum(_size(y) for y in body)), body)
+        out.append(x)
+    return out
+
+
+def _bottom_up(items, depth, max_body):
+    """Loops found in flat items, then loops of them."""
+    for _ in range(depth):
+        folded = _fold_once(items, max_body)
+        if len(folded) == len(items):
+            break
+        items = folded
+    return items
+
+
 def fold(instructions, depth, max_body=MAX_BODY):
     """``instructions`` (a program without LOOPs, or a part of one without HALT) with its
     repeats folded into LOOPs nested up to ``depth`` levels, bodies of at most ``max_body``
-    items. Greedy: at each instruction the loop that saves the most instructions.
+    items. Greedy, at each instruction the loop that saves the most instructions; two
+    ways, the shorter kept: loops first and loops in their bodies after, or loops first
+    and loops of them after.
 
     Raises
     ------
@@ -109,9 +134,5 @@ def fold(instructions, depth, max_body=MAX_BODY):
     if any(f["op"] == Op.LOOP for f in instructions):
         raise ValueError("fold() takes a program without LOOPs")
     items = list(instructions)
-    for _ in range(depth):
-        folded = _fold_once(items, max_body)
-        if len(folded) == len(items):
-            break
-        items = folded
-    return list(_flat(items))
+    return min((list(_flat(way(items, depth, max_body))) for way in (_top_down, _bottom_up)),
+               key=len)

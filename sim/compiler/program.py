@@ -32,6 +32,7 @@ from diannao.sim.compiler import cycle_model
 from diannao.sim.compiler.mapping import (as_chw, conv_sb_rows, lrn_sb_rows, pool_sb_row,
                                           private_sb_rows,
                                           tensor_rows, to_rows)
+from diannao.sim.compiler.loops import fold
 from diannao.sim.compiler.paging import can_page, instruction_room, page
 from diannao.sim.compiler.tiling import TilingError, geometry, plan_layer
 
@@ -408,6 +409,19 @@ def _layer_sb(layer, g, plan, cfg, split, sb_next, limit, program, where):
     return tiles, log2_gob, f, private, per_tile, steps, computes, used, layer_rows, plan
 
 
+def _fold_layers(program, infos, depth):
+    """``(program, pcs)``: ``program`` (HALT last) with each layer's instructions folded
+    into LOOPs of up to ``depth`` levels (:func:`diannao.sim.compiler.loops.fold`), and
+    each layer's instructions in it."""
+    bounds = [min(info.pcs) for info in infos] + [len(program) - 1]
+    out, pcs = [], []
+    for lo, hi in zip(bounds, bounds[1:]):
+        part = fold(program[lo:hi], depth)
+        pcs.append(list(range(len(out), len(out) + len(part))))
+        out += part
+    return out + program[-1:], pcs
+
+
 def _load(box, g, in_base):
     """The LOAD of ``box`` of the input tensor at NM row ``in_base`` (rows of ``g.cb``
     channel blocks by position) into NBin from row 0."""
@@ -648,6 +662,13 @@ def _compile(qnet, config, intermediates, window):
                                mem_rows=mem_read))
         in_base = out_base
     program.append(dict(op=Op.HALT))      # emit() left room for it
+    if cfg.loop_depth:
+        folded = _fold_layers(program, infos, cfg.loop_depth)
+        if len(folded[0]) <= cfg.imem_depth:
+            # (A program that pages runs without LOOPs: a loop may not cross a page.)
+            program = folded[0]
+            for info, pcs in zip(infos, folded[1]):
+                info.pcs = pcs
     sb = [np.concatenate(imgs) if imgs else np.zeros((0, tn, tn), dtype=np.int64)
           for imgs in sb_images]
     mem = (np.concatenate(mem_image) if mem_image

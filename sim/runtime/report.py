@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from diannao.hw.isa import Op, load_rows
+from diannao.hw.isa import Op, expand, load_rows
 from diannao.sim.compiler import cycle_model
 from diannao.sim.compiler.program import layer_macs
 
@@ -195,22 +195,25 @@ class Report:
         return "\n".join(lines)
 
 
-def _busy(program, starts):
-    """Per compute instruction's pc, the cycles the busiest tile spends on it: its
+def _busy(program, stream, starts):
+    """Per instruction the node runs (``stream``: :func:`diannao.hw.isa.expand` of the
+    program) that is a compute instruction, the cycles the busiest tile spends on it: its
     :func:`~diannao.sim.compiler.cycle_model.tile_cycles`, up to the start of the next one
     when that one overlaps its drain."""
     cfg = program.config
-    pcs = [pc for pc, s in enumerate(starts) if s is not None]
+    ran = [i for i, s in enumerate(starts) if s is not None]
     out = {}
-    for pc, nxt in zip(pcs, pcs[1:] + [None]):
-        busy = max(cycle_model.compute_cycles(program.instructions[pc], cfg)[0])
-        out[pc] = busy if nxt is None else min(busy, starts[nxt] - starts[pc])
+    for i, nxt in zip(ran, ran[1:] + [None]):
+        busy = max(cycle_model.compute_cycles(stream[i][1], cfg)[0])
+        out[i] = busy if nxt is None else min(busy, starts[nxt] - starts[i])
     return out
 
 
-def _layer_report(program, info, per_instr, busy):
+def _layer_report(program, info, stream, per_instr, busy):
     cfg = program.config
-    instrs = [program.instructions[pc] for pc in info.pcs]
+    pcs = set(info.pcs)
+    ran = [i for i, (pc, _) in enumerate(stream) if pc in pcs]
+    instrs = [stream[i][1] for i in ran]
     computes = [cycle_model.compute_profile(f, cfg) for f in instrs
                 if f["op"] in (Op.CONV, Op.MAXPOOL, Op.AVGPOOL)]
     emitted = sum(t["nfu_busy"] for _, traffic in computes for t in traffic)
@@ -219,11 +222,11 @@ def _layer_report(program, info, per_instr, busy):
     beats = sum(cycle_model.dma_beats(f, cfg) for f in instrs)
     return LayerReport(
         index=info.index, kind=info.kind, macs=info.macs,
-        cycles=sum(per_instr[pc] for pc in info.pcs),
+        cycles=sum(per_instr[i] for i in ran),
         ideal=-(-info.macs // (cfg.tiles * cfg.tn * cfg.tn)),
         nm_reads=loads, nm_writes=outputs, sb_reads=emitted, tree_rows=loads + outputs,
         compute=sum(max(t["nfu_busy"] for t in traffic) for _, traffic in computes),
-        busy=sum(busy.get(pc, 0) for pc in info.pcs),
+        busy=sum(busy.get(i, 0) for i in ran),
         mem_bytes=beats * cfg.mem_bytes, mem_bandwidth=cfg.mem_bytes)
 
 
@@ -231,9 +234,10 @@ def build_report(program, config_name="", rtl_cycles=None, clock_mhz=1000.0, run
     """A :class:`Report` for ``program`` from the cycle model, with the RTL's counters of
     ``run`` (one sample's, :func:`diannao.sim.runtime.host.run_sample`) beside the model's."""
     cfg = program.config
+    stream = list(expand(program.instructions))
     per_instr, starts = cycle_model.timeline(program.instructions, cfg)
-    busy = _busy(program, starts)
-    layers = [_layer_report(program, info, per_instr, busy) for info in program.layers]
+    busy = _busy(program, stream, starts)
+    layers = [_layer_report(program, info, stream, per_instr, busy) for info in program.layers]
     node, tiles = cycle_model.program_counters(program)
     rtl = None if run is None else _flat({k: run[k] for k in node}, run["tiles"])
     return Report(config_name, layers, sum(per_instr), rtl_cycles, clock_mhz,
@@ -255,9 +259,11 @@ def merge_reports(programs, layers, config_name, clock_mhz, caveats=None):
                                     0, note=program))
             continue
         cfg = program.config
+        stream = list(expand(program.instructions))
         per_instr, starts = cycle_model.timeline(program.instructions, cfg)
         [info] = program.layers
-        rows.append(_layer_report(program, info, per_instr, _busy(program, starts)))
+        rows.append(_layer_report(program, info, stream, per_instr,
+                                  _busy(program, stream, starts)))
         rows[-1].caveat = caveat
         halt = per_instr[-1]
         total += sum(per_instr) - halt

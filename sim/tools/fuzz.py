@@ -27,7 +27,7 @@ from hypothesis import reject, strategies as st
 from diannao.golden.formats import INT16_MAX, INT16_MIN, PWLTable, SEGMENTS, to_fixed
 from diannao.golden.network import Network, Conv, Local, FC, LRN, MaxPool, AvgPool, ACTIVATIONS
 from diannao.golden.quant import quantize
-from diannao.hw.isa import Op
+from diannao.hw.isa import Op, expand
 from diannao.hw.config import Config, min_acc_width
 from diannao.sim.compiler import cycle_model
 from diannao.sim.compiler.program import CompileError, compile_network
@@ -106,7 +106,11 @@ def configs(draw, tn=None, variant=None, max_multipliers=None, tiles=None, small
         imem_depth=draw(st.one_of(st.integers(64, 256), st.sampled_from([8, 16, 32]))
                         if memory else st.integers(24, 128)),
         act_tables=draw(st.integers(1, 4)),
-        counter_width=draw(st.sampled_from([16, 24, 32])), **memory)
+        counter_width=draw(st.sampled_from([16, 24, 32])),
+        # Mostly a controller that runs LOOPs (the compiler folds each layer's repeats),
+        # nested up to one or two levels.
+        loop_depth=0 if variant == "narrow" else draw(st.sampled_from([0, 1, 2, 2])),
+        **memory)
 
 
 @dataclass
@@ -295,10 +299,12 @@ def _features(case):
             out.add("user table")
         if getattr(layer, "activation", None):
             out.add(layer.activation)
+    run = list(expand(case.program.instructions))
+    if len(run) > len(case.program.instructions):
+        out.add("loops")
     # A compute instruction that started while the tiles drained the one before.
     prev = None
-    for f, start in zip(case.program.instructions,
-                        cycle_model.timeline(case.program.instructions, cfg)[1]):
+    for (_, f), start in zip(run, cycle_model.timeline(case.program.instructions, cfg)[1]):
         if start is None:
             continue
         if prev is not None:
@@ -307,7 +313,8 @@ def _features(case):
                 out.add("drained under the next")
         prev = f, start
     for info in case.program.layers:
-        instrs = [case.program.instructions[pc] for pc in info.pcs]
+        pcs = set(info.pcs)
+        instrs = [f for pc, f in run if pc in pcs]
         if sum(f["op"] == Op.STORE for f in instrs) > 1:
             out.add("bands")
         if any(f.get("psum_out") for f in instrs):

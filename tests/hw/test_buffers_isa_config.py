@@ -7,7 +7,8 @@ from hypothesis import given, settings, strategies as st
 
 from diannao.hw.config import Config, PRESETS, load_config, preset
 from diannao.hw.isa import (Op, encode, decode, disassemble, compute_fields, load_fields,
-                            _FIELDS, field_range, field_width, check_fields)
+                            _FIELDS, field_range, field_width, check_fields, check_loops,
+                            expand, wrap)
 from diannao.hw.node import host_imem_addr, host_sb_addr, instr_chunks
 from diannao.hw.nbin import NBin
 from diannao.hw.nbout import NBout
@@ -131,6 +132,55 @@ def test_disassembler_text():
     assert lines[2] == "   2: STORE   nbout_half=0 sync=1" and lines[3] == "   3: HALT"
 
 
+def test_loop_text_and_what_the_node_runs():
+    # Two LOADs stepped by an outer loop (src +100) around an inner one (src +1, dst +4):
+    # the expansion lists each LOOP once and its body once per iteration.
+    program = [dict(op=Op.LOOP, count=2, body=3, src=100),
+               dict(op=Op.LOOP, count=3, body=1, src=1, dst=4),
+               load_fields(src=10, dst=0, count=4),
+               load_fields(src=50, dst=8, count=1),
+               dict(op=Op.HALT)]
+    check_loops(program, 2)
+    ran = [(pc, f["op"], f.get("src"), f.get("dst")) for pc, f in expand(program)]
+    assert ran == [(0, Op.LOOP, 100, None),
+                   (1, Op.LOOP, 1, 4), (2, Op.LOAD, 10, 0), (2, Op.LOAD, 11, 4),
+                   (2, Op.LOAD, 12, 8), (3, Op.LOAD, 50, 8),
+                   (1, Op.LOOP, 1, 4), (2, Op.LOAD, 110, 0), (2, Op.LOAD, 111, 4),
+                   (2, Op.LOAD, 112, 8), (3, Op.LOAD, 150, 8), (4, Op.HALT, None, None)]
+    assert disassemble(encode(**program[1])) == ("   0: LOOP    count=3 body=1 src=1 mem=0 "
+                                                 "dst=4 sb_base=0 nbin_org=0 out_base=0")
+
+
+def test_loop_steps_wrap_at_the_field_width():
+    # A negative step is its two's complement; src (24 bits, unsigned) and nbin_org (24
+    # bits, signed: [-8388608, 8388607]) wrap around.
+    top = (1 << 24) - 1
+    program = [dict(op=Op.LOOP, count=3, body=1, src=wrap("src", -2), nbin_org=-500),
+               dict(op=Op.CONV, src=1, nbin_org=-8388000), dict(op=Op.HALT)]
+    ran = [(f["src"], f["nbin_org"]) for _, f in expand(program) if f["op"] == Op.CONV]
+    assert ran == [(1, -8388000), (top, -8388500), (top - 2, 8388216)]
+
+
+@pytest.mark.parametrize("program,depth,message", [
+    ([dict(op=Op.LOOP, count=0, body=1), dict(op=Op.STORE), dict(op=Op.HALT)], 1,
+     r"instruction 0 \(LOOP count=0 body=1\): a LOOP needs count >= 1 and body >= 1"),
+    ([dict(op=Op.LOOP, count=2, body=3), dict(op=Op.STORE), dict(op=Op.HALT)], 1,
+     r"its body ends at instruction 3, past the program, which ends at 2"),
+    ([dict(op=Op.LOOP, count=2, body=2), dict(op=Op.LOOP, count=2, body=2),
+      dict(op=Op.STORE), dict(op=Op.STORE), dict(op=Op.HALT)], 2,
+     r"instruction 1 .*: its body ends at instruction 3, past its enclosing body, which ends "
+     r"at 2"),
+    ([dict(op=Op.LOOP, count=2, body=2), dict(op=Op.LOOP, count=2, body=1),
+      dict(op=Op.STORE), dict(op=Op.HALT)], 1,
+     r"instruction 1 .*: it nests 2 deep, the node runs at most 1 \(loop_depth\)"),
+    ([dict(op=Op.LOOP, count=2, body=1), dict(op=Op.HALT)], 1,
+     r"instruction 1 is a HALT inside the body of a LOOP"),
+])
+def test_check_loops_names_the_loop_and_the_limit(program, depth, message):
+    with pytest.raises(ValueError, match=message):
+        check_loops(program, depth)
+
+
 def test_presets_and_validation():
     assert preset("dadiannao").tiles == 16 and preset("dadiannao").tn == 16
     assert preset("diannao").tiles == 1 and preset("diannao").nbin_depth == 64  # 2 KB
@@ -154,6 +204,10 @@ def test_presets_and_validation():
         Config(deep_pipeline=2)
     with pytest.raises(ValueError, match="deep_pipeline=1 needs imem_narrow=0"):
         Config(deep_pipeline=1, imem_narrow=1)
+    with pytest.raises(ValueError, match=r"loop_depth must be in \[0, 4\], not 5"):
+        Config(loop_depth=5)
+    with pytest.raises(ValueError, match="loop_depth > 0 needs imem_narrow=0"):
+        Config(loop_depth=1, imem_narrow=1)
     # the latencies deep pipelining adds, as documented in docs/architecture.md
     deep = Config(deep_pipeline=1)
     assert (deep.read_latency, deep.node_read_latency) == (2, 3)

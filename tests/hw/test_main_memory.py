@@ -226,7 +226,7 @@ def test_a_program_longer_than_the_instruction_memory_runs_in_pages(rng, host_po
     assert len(program.instructions) > 3 * cfg.imem_depth
     assert program.code_base == len(program.mem) * cfg.tiles * cfg.sb_row_beats > 0
     loads = [f for f in program.instructions if f["op"] == Op.IMLOAD]
-    assert loads and all(f["src"] >= program.code_base for f in loads)
+    assert loads and all(f["mem"] >= program.code_base for f in loads)
     assert runs[0]["mem_reads"] == sum(cycle_model.dma_beats(f, cfg)
                                        for f in program.instructions)
     assert differences(qnet, program, x, runs) == []

@@ -3,6 +3,8 @@ with the cycle model; the host-port path; compile errors. Random networks on ran
 configurations are in test_fuzz.py; the 16-tile tn=16 node runs under Verilator in
 test_hdl.py and under Amaranth's simulator in ``make bench``."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ from diannao.golden.formats import to_fixed
 from diannao.golden.network import Network, Conv, Local, FC, LRN, MaxPool, AvgPool
 from diannao.golden.quant import quantize
 from diannao.hw.config import preset
+from diannao.hw.isa import LOOP_FIELDS, Op, expand
 from diannao.sim.compiler import cycle_model
 from diannao.sim.compiler.program import compile_network, CompileError
 from diannao.sim.tools.fuzz import differences
@@ -239,3 +242,57 @@ def test_compile_errors_name_layer_and_limit():
                                     r"datapath \(Config.lrn is 0\)")
     _err(lrn, SMALL.replace(nbin_depth=2, nbout_depth=2, psum_depth=2),
          r"layer 0 \(lrn\): no tiling fits.*an LRN output's 4 channel blocks must fit NBin")
+
+
+#: Nodes whose controller runs LOOPs nested two deep: the compiler folds each layer's
+#: repeats (sim.compiler.loops), the node runs them (hw.node_controller).
+LOOPS = [SMALL.replace(loop_depth=2, nbin_depth=64, nbout_depth=64),
+         DEEP.replace(loop_depth=2, nbin_depth=64, nbout_depth=64),
+         SMALL.replace(loop_depth=2, sb_depth=32, mem_bytes=16, mem_latency=5,
+                       mem_depth=1 << 14)]
+
+
+def _nesting(program):
+    """The deepest LOOP nesting of ``program``, and every field its LOOPs step."""
+    ends, deepest, stepped = [], 0, set()
+    for pc, f in enumerate(program):
+        while ends and pc >= ends[-1]:
+            ends.pop()
+        if f["op"] == Op.LOOP:
+            ends.append(pc + 1 + f["body"])
+            deepest = max(deepest, len(ends))
+            stepped |= {k for k in LOOP_FIELDS if f[k]}
+    return deepest, stepped
+
+
+@pytest.mark.parametrize("config, stepped", [
+    (LOOPS[0], {"src", "sb_base", "out_base"}), (LOOPS[1], {"src", "sb_base", "out_base"}),
+    (LOOPS[2], {"mem", "dst"})], ids=["plain", "deep", "streamed"])
+def test_a_program_folded_into_loops_runs_what_it_folds(config, stepped):
+    # Bands of a convolution and of a pooling repeat with their addresses stepped: nested
+    # LOOPs run them; with streamed weights an SBLOAD's main-memory rows step too.
+    net = _net(np.random.default_rng(2), (6, 12, 12),
+               [("conv", 9, 3, 1, 1, "relu"), ("maxpool", 2, 2), ("fc", 7, "sigmoid")])
+    program, _ = _check(net, config, batch=1)
+    flat = compile_network(quantize(net), config.replace(loop_depth=0))
+    assert [f for _, f in expand(program.instructions) if f["op"] != Op.LOOP] \
+        == flat.instructions
+    assert len(program.instructions) < len(flat.instructions)
+    deepest, fields = _nesting(program.instructions)
+    assert deepest == (1 if config.mem_bytes else 2) and stepped <= fields
+
+
+@pytest.mark.parametrize("depth, loops", [
+    (0, [dict(op=Op.LOOP, count=1, body=1)]),                  # no loops on this node
+    (1, [dict(op=Op.LOOP, count=1, body=2), dict(op=Op.LOOP, count=1, body=1)]),  # too deep
+    (1, [dict(op=Op.LOOP, count=0, body=1)]),                  # no iterations
+    (1, [dict(op=Op.LOOP, count=1, body=0)]),                  # no body
+])
+def test_a_loop_the_controller_cannot_run_raises_the_error_flag(depth, loops):
+    # (check_loops rejects these programs; the node must not run them either.)
+    config = SMALL.replace(loop_depth=depth)
+    net = _net(np.random.default_rng(4), (8,), [("fc", 4, "identity")])
+    program = compile_network(quantize(net), config)
+    bad = replace(program, instructions=loops + program.instructions)
+    _, runs = run_program(bad, np.zeros((1, 8), dtype=np.int16))
+    assert runs[0]["error"] and runs[0]["status"]["pc"] == len(loops)

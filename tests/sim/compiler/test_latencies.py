@@ -22,8 +22,8 @@ PIPELINE = {(2, 0): 1 + 1 + 4 + 5, (4, 0): 1 + 1 + 5 + 5, (8, 0): 1 + 1 + 6 + 5,
             (2, 1): 2 + 2 + 9 + 10, (4, 1): 2 + 2 + 10 + 10, (8, 1): 2 + 2 + 11 + 10,
             (16, 1): 2 + 2 + 12 + 10}
 #: Instruction fetch cycles: 1; 3 deep (registered read, then a register); narrow: one per
-#: host word of the 492-bit instruction (tn=2: 32-bit words, 16; tn=4: 64-bit words, 8).
-FETCH = {"plain": 1, "deep": 3, "narrow tn=2": 16, "narrow tn=4": 8}
+#: host word of the 533-bit instruction (tn=2: 32-bit words, 17; tn=4: 64-bit words, 9).
+FETCH = {"plain": 1, "deep": 3, "narrow tn=2": 17, "narrow tn=4": 9}
 #: Fat-tree levels (one register each way), by tiles.
 TREE = {1: 1, 2: 1, 4: 2, 8: 3, 16: 4}
 #: NM/NBout read latency at the node: 1; 3 deep (a register in front of the block RAM and

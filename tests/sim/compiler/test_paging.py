@@ -38,7 +38,7 @@ def test_pages_hold_the_program_in_order_with_their_loads(n):
         load, wait = p[0], p[-1]
         assert (load["op"], load["dst"]) == (Op.IMLOAD, ((k + 1) % 2) * half)
         assert load["count"] == len(pages[k + 1])
-        assert load["src"] == base + (k + 1) * half * beats
+        assert load["mem"] == base + (k + 1) * half * beats
         assert (wait["op"], wait["count"]) == (Op.SBLOAD, 0)
     # The last page loads pages 0 and 1 back, its own half last, right before HALT.
     *_, other, own, halt = pages[-1]

@@ -1,0 +1,85 @@
+"""Folding repeats into LOOPs: the node runs exactly the program it was given (the RTL runs
+folded programs in tests/hw/test_node.py and in the fuzz)."""
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from diannao.hw.isa import Op, check_loops, expand, load_fields
+from diannao.sim.compiler.loops import fold
+
+
+def _ran(program):
+    return [f for _, f in expand(program) if f["op"] != Op.LOOP]
+
+
+def test_a_run_of_loads_becomes_one_loop():
+    program = [load_fields(src=7 + 3 * i, dst=2 * i, count=4) for i in range(10)]
+    assert fold(program, 1) == [dict(op=Op.LOOP, count=10, body=1, src=3, mem=0, dst=2,
+                                     sb_base=0, nbin_org=0, out_base=0), program[0]]
+
+
+def test_a_repeat_of_loops_nests():
+    # Rows of three LOADs: src steps 1 along a row, 100 from row to row.
+    program = [load_fields(src=100 * i + j, count=1) for i in range(4) for j in range(3)]
+    one, two = fold(program, 1), fold(program, 2)
+    assert [f.get("src") for f in one] == [100, 0, 1, 2] and _ran(one) == program
+    assert [(f["op"], f.get("count"), f.get("body"), f.get("src")) for f in two] == [
+        (Op.LOOP, 4, 2, 100), (Op.LOOP, 3, 1, 1), (Op.LOAD, 1, None, 0)]
+    assert _ran(two) == program
+    check_loops(two + [dict(op=Op.HALT)], 2)
+
+
+def test_what_does_not_repeat_stays():
+    program = [load_fields(src=s, count=c) for s, c in [(0, 1), (5, 1), (5, 2), (9, 3)]]
+    assert fold(program, 2) == program
+
+
+def test_a_loop_never_moves_the_fields_its_op_does_not_hold():
+    # A STORE holds no address: it repeats unchanged beside a LOAD whose src steps.
+    program = [f for i in range(5) for f in (load_fields(src=4 * i, count=4),
+                                              dict(op=Op.STORE, nbout_half=0, sync=0))]
+    folded = fold(program, 1)
+    assert len(folded) == 3 and folded[0]["src"] == 4 and _ran(folded) == program
+
+
+def test_fold_takes_a_program_without_loops():
+    with pytest.raises(ValueError, match="without LOOPs"):
+        fold([dict(op=Op.LOOP, count=2, body=1), load_fields(src=0, count=1)], 1)
+
+
+_instr = st.one_of(
+    st.builds(lambda s, d, c: load_fields(src=s, dst=d, count=c),
+              st.integers(0, 40), st.integers(0, 40), st.integers(1, 3)),
+    st.builds(lambda s, h: dict(op=Op.SBLOAD, mem=s, dst=h, count=2, sync=0),
+              st.integers(0, 40), st.integers(0, 8)),
+    st.builds(lambda h, s: dict(op=Op.STORE, nbout_half=h, sync=s),
+              st.integers(0, 1), st.integers(0, 1)))
+
+
+@st.composite
+def _programs(draw):
+    """Pieces that repeat with steps (as a compiler's tiles and chunks do), nested, between
+    instructions that do not."""
+    def piece(level):
+        if level == 0 or draw(st.booleans()):
+            return [draw(_instr)]
+        body = [f for _ in range(draw(st.integers(1, 3))) for f in piece(level - 1)]
+        step = dict(src=draw(st.integers(-3, 3)), mem=draw(st.integers(-3, 3)),
+                    dst=draw(st.integers(0, 3)))
+        out = []
+        for i in range(draw(st.integers(1, 5))):
+            for f in body:
+                out.append({k: v + i * step[k] if k in step and k in f else v
+                            for k, v in f.items()})
+        return out
+    return [f for _ in range(draw(st.integers(1, 4))) for f in piece(2)
+            if all(f.get(k, 0) >= 0 for k in ("src", "mem", "dst"))]
+
+
+@settings(max_examples=200, deadline=None)
+@given(program=_programs(), depth=st.integers(1, 3))
+def test_the_folded_program_runs_what_it_folds(program, depth):
+    folded = fold(program, depth, max_body=8)
+    check_loops(folded + [dict(op=Op.HALT)], depth)
+    assert _ran(folded) == program
+    assert len(folded) <= len(program)

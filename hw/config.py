@@ -309,11 +309,13 @@ PRESETS = {
     # "Main memory"), 100 cycles of latency, 128 MB (CONV1's program, 480,000 instructions
     # of 256 bytes, is the largest thing it holds: sim.compiler.paging). NM (1 MB) stands
     # for the part of main memory that holds the neurons; the instruction memory (65,536
-    # instructions) for the control processor's instruction buffer.
+    # instructions) for the control processor's instruction buffer, whose LOOPs nest two
+    # deep (a layer's bands and chunks repeat with their addresses stepped).
     "diannao": Config(tn=16, tiles=1, nbin_depth=_kb_rows(2, 16), nbout_depth=_kb_rows(2, 16),
                       psum_depth=_kb_rows(2, 16), sb_depth=_kb_rows(32, 256),
                       nm_depth=32768, imem_depth=65536,
-                      mem_bytes=256, mem_latency=100, mem_depth=(128 << 20) // 256),
+                      mem_bytes=256, mem_latency=100, mem_depth=(128 << 20) // 256,
+                      loop_depth=2),
     # DaDianNao (MICRO 2014): 16 tiles, each with SB 2 MB (eDRAM) and NBin and NBout 16 KB
     # (SRAM), central memory (NM) 4 MB; the partial sums of as many outputs as NBout holds;
     # room for the programs of real-size networks (65,536 instructions).

@@ -662,19 +662,24 @@ def _compile(qnet, config, intermediates, window):
                                mem_rows=mem_read))
         in_base = out_base
     program.append(dict(op=Op.HALT))      # emit() left room for it
-    if cfg.loop_depth:
-        folded = _fold_layers(program, infos, cfg.loop_depth)
-        if len(folded[0]) <= cfg.imem_depth:
-            # (A program that pages runs without LOOPs: a loop may not cross a page.)
-            program = folded[0]
-            for info, pcs in zip(infos, folded[1]):
-                info.pcs = pcs
     sb = [np.concatenate(imgs) if imgs else np.zeros((0, tn, tn), dtype=np.int64)
           for imgs in sb_images]
     mem = (np.concatenate(mem_image) if mem_image
            else np.zeros((0, cfg.tiles, tn, tn), dtype=np.int16))
     beats = len(mem) * cfg.tiles * cfg.sb_row_beats
     paged = page(program, cfg, beats)
+    if cfg.loop_depth:
+        # The program folded into LOOPs, if it fits the instruction memory (a loop may not
+        # cross a page) and takes no longer (a LOOP's fetch and decode can delay the
+        # instruction after it where the controller is what the tiles wait for; paging
+        # costs IMLOADs).
+        folded, pcs = _fold_layers(program, infos, cfg.loop_depth)
+        if (len(folded) < len(program) and len(folded) <= cfg.imem_depth
+                and sum(cycle_model.program_cycles(folded, cfg))
+                <= sum(cycle_model.program_cycles(paged.instructions, cfg))):
+            paged = page(folded, cfg, beats)
+            for info, p in zip(infos, pcs):
+                info.pcs = p
     if cfg.mem_bytes and beats + paged.code_beats > cfg.mem_depth:
         code = (f" and the paged program's instructions {paged.code_beats:,}"
                 if paged.code_beats else "")

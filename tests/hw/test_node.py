@@ -13,6 +13,8 @@ from diannao.golden.network import Network, Conv, Local, FC, LRN, MaxPool, AvgPo
 from diannao.golden.quant import quantize
 from diannao.hw.config import preset
 from diannao.hw.isa import LOOP_FIELDS, Op, expand
+from diannao.sim.compiler.loops import fold
+from diannao.sim.tools.workloads import load_workload
 from diannao.sim.compiler import cycle_model
 from diannao.sim.compiler.program import compile_network, CompileError
 from diannao.sim.tools.fuzz import differences
@@ -265,21 +267,57 @@ def _nesting(program):
     return deepest, stepped
 
 
+def _folded(program):
+    """``program`` (which does not page) with each layer's instructions folded into LOOPs,
+    whatever the cycles (the compiler keeps a folded program only when it takes no longer:
+    on these small nodes a LOOP's fetch often delays the next instruction)."""
+    out, layers = [], []
+    for info in program.layers:
+        part = fold([program.instructions[pc] for pc in info.pcs],
+                    program.config.loop_depth)
+        layers.append(replace(info, pcs=list(range(len(out), len(out) + len(part)))))
+        out += part
+    return replace(program, instructions=out + program.instructions[-1:], layers=layers)
+
+
 @pytest.mark.parametrize("config, stepped", [
     (LOOPS[0], {"src", "sb_base", "out_base"}), (LOOPS[1], {"src", "sb_base", "out_base"}),
     (LOOPS[2], {"mem", "dst"})], ids=["plain", "deep", "streamed"])
 def test_a_program_folded_into_loops_runs_what_it_folds(config, stepped):
     # Bands of a convolution and of a pooling repeat with their addresses stepped: nested
-    # LOOPs run them; with streamed weights an SBLOAD's main-memory rows step too.
-    net = _net(np.random.default_rng(2), (6, 12, 12),
+    # LOOPs run them; with streamed weights an SBLOAD's main-memory rows step too. Equal to
+    # golden, every counter equal to the cycle model (which counts each LOOP's fetch and
+    # decode).
+    rng = np.random.default_rng(2)
+    net = _net(rng, (6, 12, 12),
                [("conv", 9, 3, 1, 1, "relu"), ("maxpool", 2, 2), ("fc", 7, "sigmoid")])
-    program, _ = _check(net, config, batch=1)
-    flat = compile_network(quantize(net), config.replace(loop_depth=0))
+    qnet = quantize(net)
+    flat = compile_network(qnet, config.replace(loop_depth=0))
+    program = _folded(replace(flat, config=config))
     assert [f for _, f in expand(program.instructions) if f["op"] != Op.LOOP] \
         == flat.instructions
     assert len(program.instructions) < len(flat.instructions)
     deepest, fields = _nesting(program.instructions)
     assert deepest == (1 if config.mem_bytes else 2) and stepped <= fields
+    x = to_fixed(rng.uniform(-1, 1, (1,) + tuple(net.input_shape)), qnet.input_frac)
+    y, runs = run_program(program, x)
+    assert differences(qnet, program, x, runs) == []
+    assert np.array_equal(y[0], qnet.run(x[0]))
+
+
+def test_the_compiler_keeps_loops_that_cost_no_cycle():
+    # DianNao's POOL3 folds 673 instructions into 47 at the same cycles; CLASS3's LOOPs
+    # would delay it (342 cycles for 340), so its program stays flat.
+    for name, kept in (("pool3", True), ("class3", False)):
+        qnet = quantize(load_workload(f"diannao-{name}"))
+        cfg = preset("diannao")
+        flat = compile_network(qnet, cfg.replace(loop_depth=0))
+        program = compile_network(qnet, cfg)
+        assert (len(program.instructions) < len(flat.instructions)) == kept
+        folded = _folded(replace(flat, config=cfg))
+        cycles = [sum(cycle_model.program_cycles(p.instructions, cfg))
+                  for p in (flat, program, folded)]
+        assert cycles[1] == cycles[0] and (cycles[2] == cycles[0]) == kept
 
 
 @pytest.mark.parametrize("depth, loops", [

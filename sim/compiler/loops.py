@@ -9,10 +9,12 @@ instructions can take a few thousand. The node runs exactly what it ran before
 more: the cycle model counts them.
 """
 
+from dataclasses import replace
+
 from diannao.hw.isa import LOOP_FIELDS, Op, wrap
 
 
-__all__ = ["fold", "MAX_BODY"]
+__all__ = ["fold", "fold_layers", "fold_program", "MAX_BODY"]
 
 #: The longest body :func:`fold` looks for, in items (an instruction, or a loop already
 #: folded, is one).
@@ -136,3 +138,35 @@ def fold(instructions, depth, max_body=MAX_BODY):
     items = list(instructions)
     return min((list(_flat(way(items, depth, max_body))) for way in (_top_down, _bottom_up)),
                key=len)
+
+
+def fold_layers(instructions, layer_pcs, depth):
+    """``(instructions, layer_pcs)``: a program (HALT last) with each layer's instructions
+    (``layer_pcs``: for each layer, the indices of its instructions, which follow one
+    another) folded by :func:`fold`, and each layer's instructions in the folded program."""
+    bounds = [min(pcs) for pcs in layer_pcs] + [len(instructions) - 1]
+    out, where = [], []
+    for lo, hi in zip(bounds, bounds[1:]):
+        part = fold(instructions[lo:hi], depth)
+        where.append(list(range(len(out), len(out) + len(part))))
+        out += part
+    return out + instructions[-1:], where
+
+
+def fold_program(program):
+    """A compiled program (:class:`diannao.sim.compiler.program.Program`) that does not
+    page, with every layer folded (:func:`fold_layers`, ``program.config.loop_depth``
+    levels) whatever the cycles: the compiler keeps a folded program only when it takes no
+    longer; tests and the fuzz run the others on the RTL too.
+
+    Raises
+    ------
+    ValueError
+        If ``program`` pages (a loop may not cross a page) or already has LOOPs.
+    """
+    if len(program.instructions) > program.config.imem_depth:
+        raise ValueError("fold_program() takes a program that does not page")
+    instructions, where = fold_layers(program.instructions, [l.pcs for l in program.layers],
+                                      program.config.loop_depth)
+    return replace(program, instructions=instructions,
+                   layers=[replace(l, pcs=pcs) for l, pcs in zip(program.layers, where)])

@@ -32,7 +32,7 @@ from diannao.sim.compiler import cycle_model
 from diannao.sim.compiler.mapping import (as_chw, conv_sb_rows, lrn_sb_rows, pool_sb_row,
                                           private_sb_rows,
                                           tensor_rows, to_rows)
-from diannao.sim.compiler.loops import fold
+from diannao.sim.compiler.loops import fold_layers
 from diannao.sim.compiler.paging import can_page, instruction_room, page
 from diannao.sim.compiler.tiling import TilingError, geometry, plan_layer
 
@@ -409,19 +409,6 @@ def _layer_sb(layer, g, plan, cfg, split, sb_next, limit, program, where):
     return tiles, log2_gob, f, private, per_tile, steps, computes, used, layer_rows, plan
 
 
-def _fold_layers(program, infos, depth):
-    """``(program, pcs)``: ``program`` (HALT last) with each layer's instructions folded
-    into LOOPs of up to ``depth`` levels (:func:`diannao.sim.compiler.loops.fold`), and
-    each layer's instructions in it."""
-    bounds = [min(info.pcs) for info in infos] + [len(program) - 1]
-    out, pcs = [], []
-    for lo, hi in zip(bounds, bounds[1:]):
-        part = fold(program[lo:hi], depth)
-        pcs.append(list(range(len(out), len(out) + len(part))))
-        out += part
-    return out + program[-1:], pcs
-
-
 def _load(box, g, in_base):
     """The LOAD of ``box`` of the input tensor at NM row ``in_base`` (rows of ``g.cb``
     channel blocks by position) into NBin from row 0."""
@@ -673,7 +660,7 @@ def _compile(qnet, config, intermediates, window):
         # cross a page) and takes no longer (a LOOP's fetch and decode can delay the
         # instruction after it where the controller is what the tiles wait for; paging
         # costs IMLOADs).
-        folded, pcs = _fold_layers(program, infos, cfg.loop_depth)
+        folded, pcs = fold_layers(program, [info.pcs for info in infos], cfg.loop_depth)
         if (len(folded) < len(program) and len(folded) <= cfg.imem_depth
                 and sum(cycle_model.program_cycles(folded, cfg))
                 <= sum(cycle_model.program_cycles(paged.instructions, cfg))):

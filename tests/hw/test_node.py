@@ -13,7 +13,7 @@ from diannao.golden.network import Network, Conv, Local, FC, LRN, MaxPool, AvgPo
 from diannao.golden.quant import quantize
 from diannao.hw.config import preset
 from diannao.hw.isa import LOOP_FIELDS, Op, expand
-from diannao.sim.compiler.loops import fold
+from diannao.sim.compiler.loops import fold_program
 from diannao.sim.tools.workloads import load_workload
 from diannao.sim.compiler import cycle_model
 from diannao.sim.compiler.program import compile_network, CompileError
@@ -267,19 +267,6 @@ def _nesting(program):
     return deepest, stepped
 
 
-def _folded(program):
-    """``program`` (which does not page) with each layer's instructions folded into LOOPs,
-    whatever the cycles (the compiler keeps a folded program only when it takes no longer:
-    on these small nodes a LOOP's fetch often delays the next instruction)."""
-    out, layers = [], []
-    for info in program.layers:
-        part = fold([program.instructions[pc] for pc in info.pcs],
-                    program.config.loop_depth)
-        layers.append(replace(info, pcs=list(range(len(out), len(out) + len(part)))))
-        out += part
-    return replace(program, instructions=out + program.instructions[-1:], layers=layers)
-
-
 @pytest.mark.parametrize("config, stepped", [
     (LOOPS[0], {"src", "sb_base", "out_base"}), (LOOPS[1], {"src", "sb_base", "out_base"}),
     (LOOPS[2], {"mem", "dst"})], ids=["plain", "deep", "streamed"])
@@ -293,7 +280,7 @@ def test_a_program_folded_into_loops_runs_what_it_folds(config, stepped):
                [("conv", 9, 3, 1, 1, "relu"), ("maxpool", 2, 2), ("fc", 7, "sigmoid")])
     qnet = quantize(net)
     flat = compile_network(qnet, config.replace(loop_depth=0))
-    program = _folded(replace(flat, config=config))
+    program = fold_program(replace(flat, config=config))
     assert [f for _, f in expand(program.instructions) if f["op"] != Op.LOOP] \
         == flat.instructions
     assert len(program.instructions) < len(flat.instructions)
@@ -314,7 +301,7 @@ def test_the_compiler_keeps_loops_that_cost_no_cycle():
         flat = compile_network(qnet, cfg.replace(loop_depth=0))
         program = compile_network(qnet, cfg)
         assert (len(program.instructions) < len(flat.instructions)) == kept
-        folded = _folded(replace(flat, config=cfg))
+        folded = fold_program(replace(flat, config=cfg))
         cycles = [sum(cycle_model.program_cycles(p.instructions, cfg))
                   for p in (flat, program, folded)]
         assert cycles[1] == cycles[0] and (cycles[2] == cycles[0]) == kept

@@ -334,8 +334,8 @@ PRESETS = {
                     lrn=0),
     # iCEBreaker (iCE40UP5K, 8 SB_MAC16, 30 4 Kb block RAMs): 1 tile of tn=2 uses
     # 2 * 2 + 2 = 6 multipliers; a narrow instruction memory (one 32-bit host word wide)
-    # keeps the 492-bit instructions in 2 block RAMs; SB 768 rows keeps the total within
-    # the 30 block RAMs; 16-bit counters (65,536 cycles, 2.2 ms at 30 MHz; the digits CNN
+    # keeps the 533-bit instructions (17 words each, addressed in steps of 32) in 4 block
+    # RAMs; SB 768 rows keeps the total within the 30 block RAMs (29 used); 16-bit counters (65,536 cycles, 2.2 ms at 30 MHz; the digits CNN
     # takes about 4,100) and a 40-bit accumulator (the digits layers need at most 35) save
     # logic cells, as does having no partial-sum buffer. Runs the digits MLP and CNN.
     "icebreaker": Config(tn=2, tiles=1, acc_width=40, nbin_depth=256, nbout_depth=256,

@@ -1,11 +1,18 @@
 """Folding repeats into LOOPs: the node runs exactly the program it was given (the RTL runs
 folded programs in tests/hw/test_node.py and in the fuzz)."""
 
+from dataclasses import replace
+
+import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from diannao.golden.network import FC, Network
+from diannao.golden.quant import quantize
+from diannao.hw.config import preset
 from diannao.hw.isa import Op, check_loops, expand, load_fields
-from diannao.sim.compiler.loops import fold
+from diannao.sim.compiler.loops import fold, fold_program
+from diannao.sim.compiler.program import compile_network
 
 
 def _ran(program):
@@ -83,3 +90,14 @@ def test_the_folded_program_runs_what_it_folds(program, depth):
     check_loops(folded + [dict(op=Op.HALT)], depth)
     assert _ran(folded) == program
     assert len(folded) <= len(program)
+
+
+def test_fold_program_takes_a_program_that_does_not_page():
+    # A loop may not cross a page: a paged program is refused, naming why.
+    net = Network((40,), [FC(np.full((30, 40), 0.01), np.zeros(30)),
+                          FC(np.full((20, 30), 0.01), np.zeros(20))])
+    cfg = preset("small").replace(sb_depth=16, mem_bytes=32, mem_depth=1 << 14, imem_depth=8)
+    program = compile_network(quantize(net), cfg)
+    assert len(program.instructions) > cfg.imem_depth
+    with pytest.raises(ValueError, match="takes a program that does not page"):
+        fold_program(replace(program, config=cfg.replace(loop_depth=2)))

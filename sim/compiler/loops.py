@@ -2,9 +2,9 @@
 
 A run of instructions that repeats with only its addresses (:data:`hw.isa.LOOP_FIELDS`)
 moving by the same step each time becomes a LOOP over one copy of it: ``r`` copies of a
-body of ``b`` instructions take ``b + 1``. Each pass of :func:`fold` nests one level deeper
-(a repeat of loops becomes a loop of loops), so that a real-size layer's millions of
-instructions can take a few thousand. The node runs exactly what it ran before
+body of ``b`` instructions take ``b + 1``. Loops nest (a repeat of loops becomes a loop of
+loops; a loop's body holds loops), so that a real-size layer's hundreds of thousands of
+instructions can take a few thousand (DianNao's CONV1: 504,656 flat, 10,658 folded). The node runs exactly what it ran before
 (:func:`hw.isa.expand` of the folded program is the program), a LOOP's fetch and decode
 more: the cycle model counts them.
 """
@@ -31,8 +31,8 @@ def _step(a, b, step):
         # A loop: its LOOP never moves; its body moves with the enclosing step.
         return (a[0] == b[0] and len(a[1]) == len(b[1])
                 and all(_step(x, y, step) for x, y in zip(a[1], b[1])))
-    if a.keys() != b.keys() or a["op"] != b["op"] or a["op"] in (Op.HALT, Op.LOOP):
-        return a == b and a["op"] == Op.LOOP
+    if a.keys() != b.keys() or a["op"] != b["op"] or a["op"] == Op.HALT:
+        return False                        # (no body holds a HALT)
     for k, v in a.items():
         if k in step:
             d = wrap(k, b[k] - v)
@@ -48,9 +48,8 @@ def _step(a, b, step):
 def _moved(a, step, times):
     """Item ``a`` stepped ``times`` times by ``step``."""
     if isinstance(a, tuple):
+        # A loop: its LOOP never moves; its body moves with the enclosing step.
         return (a[0], [_moved(x, step, times) for x in a[1]])
-    if a["op"] == Op.LOOP:
-        return a
     return {k: wrap(k, v + times * (step[k] or 0)) if k in step else v for k, v in a.items()}
 
 

@@ -107,7 +107,7 @@ from typing import NamedTuple
 __all__ = ["Op", "Field", "INSTR_FIELDS", "INSTR_WIDTH", "PC_WIDTH", "SETTINGS_FIELDS", "DMA_QUEUE",
            "LOOP_FIELDS", "field_width", "field_offset", "field_signed", "field_range",
            "check_fields", "wrap", "encode", "decode", "disassemble", "compute_fields",
-           "load_fields", "load_rows", "check_loops", "expand"]
+           "load_fields", "load_rows", "check_loops", "expand", "run_counts"]
 
 
 class Op(IntEnum):
@@ -432,3 +432,18 @@ def expand(instructions):
             yield pc, f
             pc += 1
     yield from run(0, len(instructions), dict.fromkeys(LOOP_FIELDS, 0))
+
+
+def run_counts(instructions):
+    """For each instruction of a program, how many times the node runs it (the product of
+    its enclosing LOOPs' counts; 1 for every one of a program without LOOPs): what
+    :func:`expand` lists, counted without listing it. Assumes :func:`check_loops` passes."""
+    counts, ends = [], []                   # ends: (body end, times) of enclosing loops
+    for pc, f in enumerate(instructions):
+        while ends and pc >= ends[-1][0]:
+            ends.pop()
+        times = ends[-1][1] if ends else 1
+        counts.append(times)
+        if f["op"] == Op.LOOP:
+            ends.append((pc + 1 + f["body"], times * f["count"]))
+    return counts

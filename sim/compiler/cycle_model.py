@@ -6,13 +6,15 @@ simulation, and the latencies from the stage counts documented in ``docs/archite
 the RTL's latencies against a table of their own.
 """
 
+from dataclasses import dataclass
 from functools import lru_cache
 
-from diannao.hw.isa import DMA_QUEUE, INSTR_WIDTH, SETTINGS_FIELDS, Op, expand, load_rows
+from diannao.hw.isa import (DMA_QUEUE, INSTR_WIDTH, SETTINGS_FIELDS, Op, expand, load_rows,
+                            run_counts)
 
 
 __all__ = ["tile_share", "tile_emissions", "tile_cycles", "tile_traffic", "compute_cycles",
-           "compute_profile", "overlaps", "timeline",
+           "compute_profile", "overlaps", "timeline", "profile", "Profile",
            "program_cycles", "program_counters", "pipeline_latency",
            "fetch_cycles", "tree_latency", "dma_beats"]
 
@@ -94,8 +96,8 @@ def overlaps(prev, f, config):
 
 def program_cycles(instructions, config):
     """Node cycles of every instruction of a program, from its fields alone: each the time
-    from its fetch to the next instruction's (for HALT, to ``done``), so that they sum to
-    the program's cycles.
+    from its fetch to the next instruction's (for HALT, to ``done``), summed over the times
+    it runs (:func:`profile`), so that they sum to the program's cycles.
 
     The node follows a timeline (``hw.node_controller.NodeController``): every instruction
     is fetched (``F`` cycles, :func:`fetch_cycles`) and decoded (1 cycle), then
@@ -127,81 +129,229 @@ def program_cycles(instructions, config):
     * ``LOOP``: nothing after its decode cycle; its body follows as often as it runs
       (:func:`hw.isa.expand`: the figures are per instruction the node runs).
     """
-    return timeline(instructions, config)[0]
+    return profile(instructions, config).cycles
 
 
 def timeline(instructions, config):
-    """``(cycles, starts)``: :func:`program_cycles`, and the cycle each compute instruction
-    starts the tiles in, counted from the program's start (``None`` for the others); both
-    per instruction the node runs (:func:`hw.isa.expand`: a program's instructions, unless
-    it has LOOPs)."""
-    return _timeline([f for _, f in expand(instructions)], config)
+    """``(cycles, starts)``: the cycles of every instruction the node runs
+    (:func:`hw.isa.expand`: a program's instructions, unless it has LOOPs), as
+    :func:`program_cycles` counts them, and the cycle each compute instruction starts the
+    tiles in, counted from the program's start (``None`` for the others). It lists every
+    run of a loop's body: :func:`profile` sums them without."""
+    node, out, starts = _Node(config), [], []
+    for _, f in expand(instructions):
+        cycles, began = node.run(f)
+        out.append(cycles)
+        starts.append(began)
+    return out, starts
 
 
-def _timeline(run, config):
-    """:func:`timeline` of ``run``, the instructions the node runs in order."""
-    lat = tree_latency(config.tiles)
-    fetch = fetch_cycles(config)
-    rl = config.node_read_latency
-    rows = [[0] * config.tiles, [0] * config.tiles]   # NBout rows held, by half and tile
-    t = 0            # the cycle the current instruction's fetch starts
-    free = 0         # the first cycle the tiles are idle again
-    ready = 0        # the first cycle they may take a compute instruction that overlaps
-    landed = 0       # the cycle after the done of the compute instruction before the running one
-    prev = None      # the last compute instruction
-    stored, half_stored = 0, None    # the store engine: idle from cycle `stored`
-    asked = 0        # the DMA engine: the cycle of its last request so far
-    # The cycle each DMA operation stops running, in order (they end in order), after
-    # DMA_QUEUE that never ran: the queue's depth and any dma_ahead then index one.
-    ends = [0] * DMA_QUEUE
-    out, starts = [], []
-    for f in run:
+@dataclass
+class Profile:
+    """What a program does on the node, by the cycle model (:func:`profile`).
+
+    Attributes
+    ----------
+    cycles : list of int
+        Per instruction of the program, its node cycles (:func:`program_cycles`) summed over
+        the times it runs.
+    runs : list of int
+        Per instruction, the times it runs (:func:`hw.isa.run_counts`).
+    busy : list of int
+        Per compute instruction (0 for the others), the cycles the busiest tile is busy with
+        it, summed over its runs: its :func:`tile_cycles`, up to the start of the next
+        compute instruction when that one overlaps its drain.
+    tile_busy : list of int
+        Per tile, its busy cycles so counted (the ``cycles`` counter).
+    """
+    cycles: list
+    runs: list
+    busy: list
+    tile_busy: list
+
+    @property
+    def total(self):
+        """The program's cycles."""
+        return sum(self.cycles)
+
+
+def profile(instructions, config):
+    """The :class:`Profile` of a program: its :func:`timeline`, summed per instruction.
+
+    A loop's body runs as often as the LOOP says, with one shortcut that changes no figure:
+    once an iteration starts with the node in the state the one before started in (every
+    engine's times relative to the current cycle, the NBout rows each half holds, the last
+    compute instruction's settings; a time already past counts as past, since the node only
+    ever waits for times to come), every later iteration repeats it, so they are added at
+    once. A loop's addresses do not change its timing, so a real-size layer's tens of
+    millions of instructions take a few thousand iterations to count.
+    """
+    n = len(instructions)
+    node = _Node(config)
+    cycles, busy = [0] * n, [0] * n
+
+    def walk(lo, hi):
+        pc = lo
+        while pc < hi:
+            f = instructions[pc]
+            spent, _ = node.run(f, pc, busy)
+            cycles[pc] += spent
+            if f["op"] != Op.LOOP:
+                pc += 1
+                continue
+            first, end = pc + 1, pc + 1 + f["body"]
+            seen = None             # (state, t, counts) at the start of the last iteration
+            i = 0
+            while i < f["count"]:
+                state = node.state()
+                counts = (cycles[first:end], busy[first:end], tuple(node.tile_busy))
+                if seen is not None and seen[0] == state:
+                    # The last iteration from this very state: the rest repeat it.
+                    left = f["count"] - i
+                    _, t0, before = seen
+                    for k in range(end - first):
+                        cycles[first + k] += left * (counts[0][k] - before[0][k])
+                        busy[first + k] += left * (counts[1][k] - before[1][k])
+                    node.tile_busy = [b + left * (b - a)
+                                      for a, b in zip(before[2], counts[2])]
+                    node.shift(left * (node.t - t0))
+                    break
+                seen = (state, node.t, counts)
+                walk(first, end)
+                i += 1
+            pc = end
+
+    walk(0, n)
+    node.finish(busy)
+    return Profile(cycles, run_counts(instructions), busy, node.tile_busy)
+
+
+class _Node:
+    """The node's timeline (:func:`program_cycles`) one instruction at a time."""
+
+    def __init__(self, config):
+        self.config = config
+        self.lat = tree_latency(config.tiles)
+        self.fetch = fetch_cycles(config)
+        self.rl = config.node_read_latency
+        self.rows = [[0] * config.tiles, [0] * config.tiles]   # NBout rows held, by half, tile
+        self.t = 0          # the cycle the current instruction's fetch starts
+        self.free = 0       # the first cycle the tiles are idle again
+        self.ready = 0      # the first cycle they may take a compute instruction that overlaps
+        self.landed = 0     # the cycle after the done of the compute before the running one
+        self.prev = None    # the last compute instruction's SETTINGS_FIELDS
+        self.stored, self.half_stored = 0, None     # the store engine: idle from `stored`
+        self.asked = 0      # the DMA engine: the cycle of its last request so far
+        # The cycle each DMA operation stops running, the last DMA_QUEUE in order (they
+        # end in order; at first DMA_QUEUE that never ran): any dma_ahead indexes one.
+        self.ends = [0] * DMA_QUEUE
+        # The last compute instruction, whose busy cycles the next one's start bounds:
+        # (pc, start, cycles per tile), or None.
+        self.pending = None
+        self.tile_busy = [0] * config.tiles
+
+    def run(self, f, pc=None, busy=None):
+        """Run instruction ``f`` (at ``pc``): ``(cycles, start)``, its cycles and, for a
+        compute instruction, the cycle it starts the tiles in (else None); the busy cycles
+        of the compute instruction before it go to ``busy[its pc]``."""
+        config, t = self.config, self.t
         op = f["op"]
-        after = t + fetch + 1                          # the cycle after the decode
+        after = t + self.fetch + 1                      # the cycle after the decode
         began = None
         if op == Op.LOOP:
             end = after
         elif op == Op.LOAD:
-            start = max(after, free) + 1 if f.get("sync") else after    # SYNC, then LOAD
-            end = start + load_rows(f) + 1 + lat + rl
+            start = max(after, self.free) + 1 if f.get("sync") else after   # SYNC, then LOAD
+            end = start + load_rows(f) + 1 + self.lat + self.rl
         elif op == Op.STORE:
             half = f.get("nbout_half", 0)
             blocking = f.get("sync") or config.imem_narrow
-            start = max(after, stored, free if blocking else landed)  # the SYNC cycle
-            stored, half_stored = start + 1 + sum(rows[half]) + config.tiles + 1 + lat + rl, half
-            end = stored if blocking else start + 1
-            rows[half] = [0] * config.tiles
+            start = max(after, self.stored, self.free if blocking else self.landed)  # SYNC
+            self.stored = start + 1 + sum(self.rows[half]) + config.tiles + 1 + self.lat + self.rl
+            self.half_stored = half
+            end = self.stored if blocking else start + 1
+            self.rows[half] = [0] * config.tiles
         elif op in (Op.SBLOAD, Op.IMLOAD):
             beats = dma_beats(f, config)
             # The SYNC cycle: with rows once the queue has room (the operation DMA_QUEUE
             # back has ended), without once every one has ended.
-            start = max(after, free if f.get("sync") else 0,
-                        ends[-DMA_QUEUE] if beats else ends[-1])
+            start = max(after, self.free if f.get("sync") else 0,
+                        self.ends[-DMA_QUEUE] if beats else self.ends[-1])
             if beats:
-                asked = max(start + 1, asked + 1) + beats - 1     # its last request
-                ends.append(asked + config.mem_latency + 1)
+                self.asked = max(start + 1, self.asked + 1) + beats - 1   # its last request
+                self.ends = self.ends[1:] + [self.asked + config.mem_latency + 1]
             end = start + 1
         elif op == Op.HALT:
             # done in the cycle before: the last counted (the DMA engine's first idle cycle)
-            end = max(after, free, stored, ends[-1] + 1)
+            end = max(after, self.free, self.stored, self.ends[-1] + 1)
         else:
             cycles, writes, emitted = _cycles(tuple(f.get(k, 0) for k in _SHAPE), config)
             half = f.get("nbout_half", 0)
-            tiles_free = ready if overlaps(prev, f, config) else free
+            settings = tuple(f.get(k, 0) for k in SETTINGS_FIELDS)
+            tiles_free = (self.ready if self.prev == settings and not config.imem_narrow
+                          else self.free)
             ahead = f.get("dma_ahead", 0)
-            start = began = max(after, tiles_free, stored if half == half_stored else 0,
-                                ends[-1 - ahead])
-            landed = free
-            free = start + max(cycles) + 1
-            ready = start + (5 + max(emitted) if max(emitted) else 3)
+            start = began = max(after, tiles_free,
+                                self.stored if half == self.half_stored else 0,
+                                self.ends[-1 - ahead])
+            self._settle(start, busy)
+            self.pending = (pc, start, cycles)
+            self.landed = self.free
+            self.free = start + max(cycles) + 1
+            self.ready = start + (5 + max(emitted) if max(emitted) else 3)
             for tile, moved in enumerate(writes):
-                rows[half][tile] += moved
-            end = free if config.imem_narrow else start + 1
-            prev = f
-        out.append(end - t)
-        starts.append(began)
-        t = end
-    return out, starts
+                self.rows[half][tile] += moved
+            end = self.free if config.imem_narrow else start + 1
+            self.prev = settings
+        self.t = end
+        return end - t, began
+
+    def _settle(self, nxt, busy):
+        """Count the last compute instruction's busy cycles, up to cycle ``nxt`` (None:
+        all of them)."""
+        if self.pending is None:
+            return
+        pc, start, cycles = self.pending
+        for tile, c in enumerate(cycles):
+            self.tile_busy[tile] += c if nxt is None else min(c, nxt - start)
+        if busy is not None and pc is not None:
+            top = max(cycles)
+            busy[pc] += top if nxt is None else min(top, nxt - start)
+        self.pending = None
+
+    def finish(self, busy):
+        """Count the last compute instruction's busy cycles (no instruction follows it)."""
+        self._settle(None, busy)
+
+    def state(self):
+        """The node's state relative to the current cycle (:func:`profile`)."""
+        t = self.t
+
+        def rel(x):
+            return max(x - t, 0)
+
+        pending = self.pending
+        if pending is not None:
+            pc, start, cycles = pending
+            # Once every tile's busy cycles have passed, the next start no longer bounds them.
+            pending = (pc, cycles, start - t if start + max(cycles) > t else None)
+        return (rel(self.free), rel(self.ready), rel(self.landed), rel(self.stored),
+                self.half_stored if self.stored > t else None, rel(self.asked),
+                tuple(rel(e) for e in self.ends), tuple(map(tuple, self.rows)), self.prev,
+                pending)
+
+    def shift(self, dt):
+        """Move every time ``dt`` cycles on (a loop's iterations added at once)."""
+        self.t += dt
+        self.free += dt
+        self.ready += dt
+        self.landed += dt
+        self.stored += dt
+        self.asked += dt
+        self.ends = [e + dt for e in self.ends]
+        if self.pending is not None:
+            pc, start, cycles = self.pending
+            self.pending = (pc, start + dt, cycles)
 
 
 def _inside(o0, o1, stride, kernel, off, size):
@@ -242,21 +392,19 @@ def program_counters(program):
     :func:`tile_cycles` of each compute instruction as busy, up to the cycle it takes the
     next one when that one overlaps (the busy cycles of two instructions are one)."""
     cfg = program.config
-    run = [f for _, f in expand(program.instructions)]
-    loads = sum(load_rows(f) for f in run if f["op"] == Op.LOAD)
-    tiles = [dict(cycles=0, nfu_busy=0, nbin_reads=0, sb_reads=0, nbout_writes=0)
-             for _ in range(cfg.tiles)]
-    per_instr, starts = _timeline(run, cfg)
-    computes = [(f, s) for f, s in zip(run, starts) if s is not None]
-    for (f, start), (_, nxt) in zip(computes, computes[1:] + [(None, None)]):
-        cycles, traffic = compute_profile(f, cfg)
-        for counts, busy, moved in zip(tiles, cycles, traffic):
-            for name, n in moved.items():
-                counts[name] += n
-            counts["cycles"] += busy if nxt is None else min(busy, nxt - start)
+    prof = profile(program.instructions, cfg)
+    pairs = list(zip(program.instructions, prof.runs))
+    loads = sum(load_rows(f) * n for f, n in pairs if f["op"] == Op.LOAD)
+    tiles = [dict(cycles=busy, nfu_busy=0, nbin_reads=0, sb_reads=0, nbout_writes=0)
+             for busy in prof.tile_busy]
+    for f, n in pairs:
+        if f["op"] in (Op.CONV, Op.MAXPOOL, Op.AVGPOOL):
+            for counts, moved in zip(tiles, compute_profile(f, cfg)[1]):
+                for name, k in moved.items():
+                    counts[name] += k * n
     stored = sum(t["nbout_writes"] for t in tiles)
-    beats = sum(dma_beats(f, cfg) for f in run)
-    node = dict(cycles=sum(per_instr), nm_reads=loads,
+    beats = sum(dma_beats(f, cfg) * n for f, n in pairs)
+    node = dict(cycles=prof.total, nm_reads=loads,
                 nm_writes=stored, tree_down_rows=loads, tree_up_rows=stored,
                 mem_reads=beats, mem_stalls=0)
     return node, tiles

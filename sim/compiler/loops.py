@@ -11,10 +11,10 @@ more: the cycle model counts them.
 
 from dataclasses import replace
 
-from diannao.hw.isa import LOOP_FIELDS, Op, wrap
+from diannao.hw.isa import LOOP_FIELDS, Op, field_range, wrap
 
 
-__all__ = ["fold", "fold_layers", "fold_program", "MAX_BODY"]
+__all__ = ["fold", "fold_layers", "fold_program", "translate", "offset", "repeat", "MAX_BODY"]
 
 #: The longest body :func:`fold` looks for, in items (an instruction, or a loop already
 #: folded, is one).
@@ -142,11 +142,14 @@ def fold(instructions, depth, max_body=MAX_BODY):
 def fold_layers(instructions, layer_pcs, depth):
     """``(instructions, layer_pcs)``: a program (HALT last) with each layer's instructions
     (``layer_pcs``: for each layer, the indices of its instructions, which follow one
-    another) folded by :func:`fold`, and each layer's instructions in the folded program."""
+    another) folded by :func:`fold` (a layer that has LOOPs already, :func:`repeat`, as it
+    is), and each layer's instructions in the folded program."""
     bounds = [min(pcs) for pcs in layer_pcs] + [len(instructions) - 1]
     out, where = [], []
     for lo, hi in zip(bounds, bounds[1:]):
-        part = fold(instructions[lo:hi], depth)
+        part = instructions[lo:hi]
+        if all(f["op"] != Op.LOOP for f in part):      # (a layer made with loops: as it is)
+            part = fold(part, depth)
         where.append(list(range(len(out), len(out) + len(part))))
         out += part
     return out + instructions[-1:], where
@@ -169,3 +172,97 @@ def fold_program(program):
                                       program.config.loop_depth)
     return replace(program, instructions=instructions,
                    layers=[replace(l, pcs=pcs) for l, pcs in zip(program.layers, where)])
+
+
+def translate(instructions, step, times=1):
+    """``instructions`` with their addresses moved by ``times`` x ``step`` (a dict of
+    :data:`hw.isa.LOOP_FIELDS`; only the fields an instruction holds; a LOOP's own fields
+    are its steps and never move), as a LOOP moves its body."""
+    step = {k: v * times for k, v in step.items() if v}
+    out = []
+    for f in instructions:
+        if f["op"] != Op.LOOP and any(k in f for k in step):
+            f = {k: wrap(k, v + step[k]) if k in step else v for k, v in f.items()}
+        out.append(f)
+    return out
+
+
+def offset(a, b):
+    """The step (a dict of :data:`hw.isa.LOOP_FIELDS`) that moves instructions ``a`` onto
+    ``b`` (``translate(a, step) == b``), or None if none does."""
+    step = dict.fromkeys(LOOP_FIELDS)
+    if len(a) != len(b) or not all(_step(x, y, step) for x, y in zip(a, b)):
+        return None
+    return {k: v or 0 for k, v in step.items()}
+
+
+def _moved_is(a, i, b, j, n, step):
+    """``b[j:j + n] == translate(a[i:i + n], step)``, stopping at the first difference."""
+    return all(translate([a[i + k]], step)[0] == b[j + k] for k in range(n))
+
+
+def _same_moved(a, b, step):
+    """``b == translate(a, step)``, without building it."""
+    return len(a) == len(b) and all(x == y for x, y in zip(translate(a, step), b))
+
+
+def repeat(sample, n, step, depth, least=2, periods=(1, 2, 4)):
+    """A layer's instructions for ``n`` repeats of a part of it (a band of output rows),
+    with the repeats that differ only by their addresses in a LOOP, from flat samples of
+    the same layer with fewer repeats; None if no sample shows such a period.
+
+    ``sample(k)`` gives the flat instructions of the layer with ``k`` repeats (``least``
+    <= ``k`` <= ``n``), each repeat's addresses ``step`` (a dict of
+    :data:`hw.isa.LOOP_FIELDS`) on from the one before. With ``a`` and ``a + q`` repeats
+    (``q`` of :data:`periods`), the longer must be the shorter with one period of
+    ``q`` repeats inserted (``A[:i] + M + translate(A[i:])``, ``M`` the ``L``
+    instructions before ``i`` moved by ``q`` repeats' step), and ``a + 2q`` must agree:
+    then ``n`` repeats are ``A[:i - L]``, a LOOP of ``(n - a) / q + 1`` iterations over
+    ``A[i - L:i]`` (folded, :func:`fold`, ``depth - 1`` levels deep) and the rest of
+    ``A`` moved by the iterations added; the parts outside the LOOP are folded
+    ``depth`` deep. What runs is what the flat program of ``n`` repeats would be, as
+    long as the layer's instructions depend on the repeat count only through the repeats
+    listed (the compiler's tests compare the two on layers small enough to list flat).
+    """
+    for q in periods:
+        # A period, with what comes before and after it (the repeats the ends of the
+        # layer make different).
+        a = least + q + (n - least - q) % q
+        if a + 2 * q > n:
+            continue
+        A, B = sample(a), sample(a + q)
+        L = len(B) - len(A)
+        if not 0 < L <= len(A):
+            continue
+        d = {k: q * step.get(k, 0) for k in LOOP_FIELDS}
+        prefix = next((j for j, (x, y) in enumerate(zip(A, B)) if x != y), len(A))
+        suffix = 0              # B ends with the end of A moved by one period
+        for x, y in zip(translate(A[::-1], d), B[::-1]):
+            if x != y:
+                break
+            suffix += 1
+        # The period ends where A and B first differ, or before (the last that fits).
+        i = next((i for i in range(prefix, max(L, len(A) - suffix) - 1, -1)
+                  if _moved_is(A, i - L, B, i, L, d)), None)
+        if i is None:
+            continue
+        C = sample(a + 2 * q)
+        if (len(C) != len(B) + L or C[:i - L] != A[:i - L]
+                or any(not _same_moved(A[i - L:i], C[i - L + j * L:i + j * L], _times(d, j))
+                       for j in range(3))
+                or not _same_moved(A[i:], C[i + 2 * L:], _times(d, 2))):
+            continue
+        body = fold(A[i - L:i], depth - 1)
+        if len(body) > field_range("body")[1]:
+            continue
+        m = (n - a) // q + 1
+        if m > field_range("count")[1]:
+            continue
+        loop = dict(op=Op.LOOP, count=m, body=len(body), **{k: wrap(k, v) for k, v in d.items()})
+        return (fold(A[:i - L], depth) + [loop] + body
+                + fold(translate(A[i:], d, m - 1), depth))
+    return None
+
+
+def _times(step, k):
+    return {key: k * v for key, v in step.items()}

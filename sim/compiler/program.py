@@ -27,12 +27,13 @@ import numpy as np
 from diannao.golden.formats import INT16_MIN, MAX_BIAS_EXP, avg_reciprocal
 from diannao.golden.layers import accumulator_bound
 from diannao.hw.config import Config
-from diannao.hw.isa import Op, check_fields, compute_fields, encode, field_range, load_fields
+from diannao.hw.isa import (Op, check_fields, compute_fields, encode, field_range, load_fields,
+                            run_counts)
 from diannao.sim.compiler import cycle_model
 from diannao.sim.compiler.mapping import (as_chw, conv_sb_rows, lrn_sb_rows, pool_sb_row,
                                           private_sb_rows,
                                           tensor_rows, to_rows)
-from diannao.sim.compiler.loops import fold_layers
+from diannao.sim.compiler.loops import fold_layers, offset, repeat, translate
 from diannao.sim.compiler.paging import can_page, instruction_room, page
 from diannao.sim.compiler.tiling import TilingError, geometry, plan_layer
 
@@ -409,6 +410,153 @@ def _layer_sb(layer, g, plan, cfg, split, sb_next, limit, program, where):
     return tiles, log2_gob, f, private, per_tile, steps, computes, used, layer_rows, plan
 
 
+def _emit_steps(layer, g, plan, cfg, steps, computes, layer_rows, per_tile, emit, *, in_base,
+                win0, mem_next, where):
+    """Emit (``emit(fields)``) the instructions of a layer's ``steps`` (``Plan.steps``) with
+    its compute instructions' fields ``computes`` (by step), in order: LOADs into NBin's
+    halves, the compute instructions, STOREs overlapping the next output tile's
+    computation, and with streamed weights (``plan.stream``) the SBLOADs of their rows from
+    main memory, from row group ``mem_next`` on (``layer_rows``: the layer's SB rows by
+    output block). A locally connected layer's resident rows go to ``per_tile``.
+
+    Returns ``(images, read)``: the main-memory row groups the SBLOADs read first, in order,
+    and the row groups they read, counting every read of rows read again.
+    """
+    tn, stream, private = cfg.tn, plan.stream, g.private
+    limit = cfg.nbin_depth // 2 if plan.nbin_halves else cfg.nbin_depth
+    images, mem_read = [], 0
+    segments = {}       # (first block, end block, chunk) -> (row group, rows) in memory
+    for i, step in enumerate(steps):
+        key = (None if private or step.kind != "sbload"
+               else (step.tile[4], step.tile[5], step.chunk))
+        if step.kind == "sbload" and key is not None and key in segments:
+            # Rows main memory holds already (the same blocks and chunk, for another
+            # output tile): read them again.
+            src, count = segments[key]
+            emit(dict(op=Op.SBLOAD, mem=src, dst=win0 + step.sb_slot * stream, count=count))
+            mem_read += count
+        elif step.kind == "sbload":
+            # The rows of the next compute step of its output tile and chunk, into
+            # the slot it reads.
+            fields = computes[next(k for k in range(i + 1, len(steps))
+                                   if steps[k].kind == "compute"
+                                   and steps[k].tile == step.tile
+                                   and steps[k].chunk == step.chunk)]
+            if private:
+                seg = _padded(private_sb_rows(layer.w_q, layer.b_q, fields, step.tile,
+                                              plan.chunks[step.chunk], step.chunk == 0,
+                                              tn, cfg.tiles), tn)
+            elif g.kind == "conv" and not g.lrn:
+                order = (([0] if step.chunk == 0 else [])
+                         + _chunk_rows(g, plan.chunks[step.chunk]))
+                seg = _segment(layer_rows, fields, step.tile, order, cfg)
+            elif g.lrn:
+                seg = _segment(layer_rows, fields, step.tile, slice(None), cfg)
+            else:
+                seg = _segment(layer_rows, fields, step.tile, None, cfg)
+            count = len(seg[0])
+            images.append(np.stack(seg, axis=1).astype(np.int16))
+            emit(dict(op=Op.SBLOAD, mem=mem_next, dst=win0 + step.sb_slot * stream,
+                      count=count))
+            if key is not None:
+                segments[key] = (mem_next, count)
+            mem_next += count
+            mem_read += count
+        elif step.kind == "load":
+            box = plan.box(step.tile, plan.chunks[step.chunk])
+            if box.rows > limit:
+                raise CompileError(f"{where}: internal error: a box of {box.rows} rows "
+                                   f"for NBin of {cfg.nbin_depth} (nbin_depth)")
+            emit(dict(_load(box, g, in_base), dst=step.nbin_base, sync=step.sync))
+        elif step.kind == "compute":
+            emit(computes[i])
+            if private and not stream:
+                for t, rows in enumerate(private_sb_rows(
+                        layer.w_q, layer.b_q, computes[i], step.tile,
+                        plan.chunks[step.chunk], step.chunk == 0, tn, cfg.tiles)):
+                    per_tile[t].append(rows)
+        else:
+            emit(dict(op=Op.STORE, nbout_half=step.nbout_half, sync=step.sync))
+    return images, mem_read
+
+
+def _huge(g, plan, cfg):
+    """Whether the compiler makes ``plan``'s instructions with LOOPs (:func:`_looped_layer`):
+    on a node with loops (``Config.loop_depth``), when they would not fit its instruction
+    memory flat."""
+    # A LOAD and a compute instruction a box (and an SBLOAD, streaming), a STORE a tile.
+    flat = plan.boxes * (2 + (plan.stream > 0)) + plan.tile_count
+    return cfg.loop_depth > 0 and not g.private and not plan.whole and flat > cfg.imem_depth
+
+
+def _passes(plan):
+    """``[(first, end)]``: the output blocks of each pass of a layer made with LOOPs: one
+    step of the plan's output blocks each."""
+    step = plan.cblk if plan.g.kind == "pool" else (plan.oblk or plan.g.ob)
+    return [(b0, min(b0 + step, plan.g.ob)) for b0 in range(0, plan.g.ob, step)]
+
+
+def _sample(plan, bands, blocks):
+    """``plan`` on the same layer cut to its last ``bands`` bands of output rows and its
+    output tiles of ``blocks`` (:func:`_passes`): the same instructions as the layer's, in its
+    first bands (where the top of the input clips the boxes) and, moved by the bands cut, its
+    last ones (where the bottom does)."""
+    g = plan.g
+    cut = (-(-g.oh // plan.band) - bands) * plan.band
+    return replace(plan, g=replace(g, oh=g.oh - cut, h=g.h - cut * g.stride), blocks=blocks)
+
+
+def _looped_layer(layer, g, plan, cfg, split, sb_next, win0, in_base, mem_next, where):
+    """A real-size layer's instructions with LOOPs, made from the plan without listing it
+    flat (DianNao's CONV5 would take 40 million instructions flat): ``(instructions,
+    images, read)`` as :func:`_emit_steps` gives them, or None when its bands do not repeat.
+
+    The layer runs in passes (:func:`_passes`), each over one step of output blocks and
+    ending with a STORE that waits for the tiles, as a layer of its own does. In a pass, the
+    bands of output rows repeat with their NM addresses stepped: a LOOP runs them
+    (:func:`loops.repeat`, from flat samples of the pass with a few bands,
+    :func:`_sample`), and LOOPs inside fold each band's output tiles and chunks
+    (:func:`loops.fold`). A pass of as many blocks as one made before is that one's
+    instructions moved (NM and main-memory addresses), when one band of each agrees.
+    """
+    bands = -(-g.oh // plan.band)
+    # Bands whose boxes the input's edges clip (zero padding), at the top and the bottom.
+    edge = -(-g.pad // (g.stride * plan.band))
+    band_step = dict(src=plan.band * g.stride * g.w * g.cb, out_base=plan.band * g.ow * g.ob)
+
+    def flat(blocks, k, mem_base):
+        sub = _sample(plan, k, blocks)
+        _, _, _, _, per_tile, steps, computes, _, layer_rows, _ = _layer_sb(
+            layer, sub.g, sub, cfg, split, sb_next, win0, [], where)
+        out = []
+        images, _ = _emit_steps(layer, sub.g, sub, cfg, steps, computes, layer_rows,
+                                per_tile, out.append, in_base=in_base, win0=win0,
+                                mem_next=mem_base, where=where)
+        return out, images
+
+    out, images, made = [], [], {}      # made: blocks per pass -> (one band, instructions)
+    mem_base = mem_next
+    for blocks in _passes(plan):
+        one, pass_images = flat(blocks, 1, mem_base)
+        size = blocks[1] - blocks[0]
+        looped = None
+        if size in made:
+            moved = offset(made[size][0], one)
+            if moved is not None:
+                looped = translate(made[size][1], moved)
+        if looped is None:
+            looped = repeat(lambda k: flat(blocks, k, mem_base)[0], bands, band_step,
+                            cfg.loop_depth, least=2 + 2 * edge)
+            if looped is None:
+                return None
+            made[size] = (one, looped)
+        out += looped
+        images += pass_images
+        mem_base += sum(len(x) for x in pass_images)
+    read = sum(f["count"] * n for f, n in zip(out, run_counts(out)) if f["op"] == Op.SBLOAD)
+    return out, images, read
+
+
 def _load(box, g, in_base):
     """The LOAD of ``box`` of the input tensor at NM row ``in_base`` (rows of ``g.cb``
     channel blocks by position) into NBin from row 0."""
@@ -475,7 +623,24 @@ def compile_network(qnet, config, *, intermediates=False):
     return min(programs, key=lambda p: sum(cycle_model.program_cycles(p.instructions, config)))
 
 
+class _LoopsTooLong(CompileError):
+    """A program with a layer made with LOOPs (:func:`_looped_layer`) longer than the
+    instruction memory: it cannot page (a loop may not cross a page)."""
+
+
 def _compile(qnet, config, intermediates, window):
+    """:func:`_compile_once` with real-size layers made with LOOPs, or flat when the program
+    then does not fit the instruction memory."""
+    try:
+        return _compile_once(qnet, config, intermediates, window, loops=True)
+    except _LoopsTooLong as looped:
+        try:
+            return _compile_once(qnet, config, intermediates, window, loops=False)
+        except CompileError as flat:
+            raise CompileError(f"{flat}; with LOOPs: {looped}") from None
+
+
+def _compile_once(qnet, config, intermediates, window, loops):
     """:func:`compile_network` with a streaming window of the top ``window`` rows of SB: 0,
     every layer's weights resident (or :class:`_SBFull`); less than SB, the layers that fit
     below it resident and the others streaming; all of SB, every layer streaming."""
@@ -563,8 +728,11 @@ def _compile(qnet, config, intermediates, window):
                     _check_sb(sb_next, -(-g.ob // cfg.tiles) * g.block_rows, win0, cfg,
                               where)
                 plan = plan_layer(g, cfg, split, where, window=mode)
-                layer_sb = _layer_sb(layer, g, plan, cfg, split, sb_next, win0, program,
-                                     where)
+                huge = loops and _huge(g, plan, cfg)
+                # (A real-size layer's SB rows and first instruction from one band of its
+                # first pass: _looped_layer makes its instructions.)
+                layer_sb = _layer_sb(layer, g, _sample(plan, 1, _passes(plan)[0]) if huge
+                                     else plan, cfg, split, sb_next, win0, program, where)
             except _SBFull:
                 if mode == modes[-1]:
                     raise
@@ -573,71 +741,33 @@ def _compile(qnet, config, intermediates, window):
                 raise CompileError(str(exc)) from None
             break
         (tiles, log2_gob, f, private, per_tile, steps, computes, used, layer_rows,
-         plan) = layer_sb
+         _) = layer_sb
         stream = plan.stream
         if not stream and not private:
             for image, rows in zip(sb_images, _padded(per_tile, tn, used)):
                 image.append(rows)
 
         # The plan's instructions in order (tiling.Plan.steps: LOADs into NBin's halves,
-        # STOREs overlapping the next output tile's computation).
-        pcs = []
-        limit = cfg.nbin_depth // 2 if plan.nbin_halves else cfg.nbin_depth
-        mem_read = 0
-        segments = {}       # (first block, end block, chunk) -> (row group, rows) in memory
-        for i, step in enumerate(steps):
-            pcs.append(len(program))
-            key = (None if private or step.kind != "sbload"
-                   else (step.tile[4], step.tile[5], step.chunk))
-            if step.kind == "sbload" and key is not None and key in segments:
-                # Rows main memory holds already (the same blocks and chunk, for another
-                # output tile): read them again.
-                src, count = segments[key]
-                emit(where, dict(op=Op.SBLOAD, mem=src, dst=win0 + step.sb_slot * stream,
-                                 count=count))
-                mem_read += count
-            elif step.kind == "sbload":
-                # The rows of the next compute step of its output tile and chunk, into
-                # the slot it reads.
-                fields = computes[next(k for k in range(i + 1, len(steps))
-                                       if steps[k].kind == "compute"
-                                       and steps[k].tile == step.tile
-                                       and steps[k].chunk == step.chunk)]
-                if private:
-                    seg = _padded(private_sb_rows(layer.w_q, layer.b_q, fields, step.tile,
-                                                  plan.chunks[step.chunk], step.chunk == 0,
-                                                  tn, cfg.tiles), tn)
-                elif g.kind == "conv" and not g.lrn:
-                    order = (([0] if step.chunk == 0 else [])
-                             + _chunk_rows(g, plan.chunks[step.chunk]))
-                    seg = _segment(layer_rows, fields, step.tile, order, cfg)
-                elif g.lrn:
-                    seg = _segment(layer_rows, fields, step.tile, slice(None), cfg)
-                else:
-                    seg = _segment(layer_rows, fields, step.tile, None, cfg)
-                count = len(seg[0])
-                mem_image.append(np.stack(seg, axis=1).astype(np.int16))
-                emit(where, dict(op=Op.SBLOAD, mem=mem_next, dst=win0 + step.sb_slot * stream,
-                                 count=count))
-                if key is not None:
-                    segments[key] = (mem_next, count)
-                mem_next += count
-                mem_read += count
-            elif step.kind == "load":
-                box = plan.box(step.tile, plan.chunks[step.chunk])
-                if box.rows > limit:
-                    raise CompileError(f"{where}: internal error: a box of {box.rows} rows "
-                                       f"for NBin of {cfg.nbin_depth} (nbin_depth)")
-                emit(where, dict(_load(box, g, in_base), dst=step.nbin_base, sync=step.sync))
-            elif step.kind == "compute":
-                emit(where, computes[i])
-                if private and not stream:
-                    for t, rows in enumerate(private_sb_rows(
-                            layer.w_q, layer.b_q, computes[i], step.tile,
-                            plan.chunks[step.chunk], step.chunk == 0, tn, cfg.tiles)):
-                        per_tile[t].append(rows)
-            else:
-                emit(where, dict(op=Op.STORE, nbout_half=step.nbout_half, sync=step.sync))
+        # STOREs overlapping the next output tile's computation), or a real-size layer's
+        # with LOOPs (_looped_layer).
+        first = len(program)
+        looped = (_looped_layer(layer, g, plan, cfg, split, sb_next, win0, in_base, mem_next,
+                                where) if huge else None)
+        if looped is None:
+            if huge:        # (its bands do not repeat: flat after all)
+                steps, computes = _layer_sb(layer, g, plan, cfg, split, sb_next, win0,
+                                            program, where)[5:7]
+            images, mem_read = _emit_steps(layer, g, plan, cfg, steps, computes, layer_rows,
+                                           per_tile, lambda f: emit(where, f),
+                                           in_base=in_base, win0=win0, mem_next=mem_next,
+                                           where=where)
+        else:
+            instructions, images, mem_read = looped
+            for f in instructions:
+                emit(where, f)
+        pcs = list(range(first, len(program)))
+        mem_image += images
+        mem_next += sum(len(x) for x in images)
         if private and not stream:
             for image, rows in zip(sb_images, _padded([np.concatenate(r) for r in per_tile],
                                                       tn, used)):
@@ -648,6 +778,10 @@ def _compile(qnet, config, intermediates, window):
                                pcs, kept=intermediates or layer is layers[-1],
                                mem_rows=mem_read))
         in_base = out_base
+    if len(program) + 1 > cfg.imem_depth and any(f["op"] == Op.LOOP for f in program):
+        raise _LoopsTooLong(f"the program needs {len(program) + 1:,} instructions, more than "
+                            f"the instruction memory holds ({cfg.imem_depth:,}, imem_depth; "
+                            f"a program with LOOPs does not page)")
     program.append(dict(op=Op.HALT))      # emit() left room for it
     sb = [np.concatenate(imgs) if imgs else np.zeros((0, tn, tn), dtype=np.int64)
           for imgs in sb_images]

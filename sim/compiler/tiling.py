@@ -139,6 +139,9 @@ class Plan:
     stream: int = 0
     #: The streaming window's slots of ``stream`` rows.
     slots: int = 2
+    #: Only the output tiles whose first block is in ``range(*blocks)`` (None: all): one
+    #: pass of a layer compiled in passes of output blocks (``compiler.program``).
+    blocks: tuple = None
 
     @property
     def nbin_halves(self):
@@ -183,11 +186,17 @@ class Plan:
         return (oy0, min(oy0 + self.band, g.oh), ox0, min(ox0 + self.cols, g.ow),
                 b0, min(b0 + self._bstep, g.ob))
 
+    @property
+    def _b0s(self):
+        """The first blocks of the output tiles, in order."""
+        every = range(0, self.g.ob, self._bstep)
+        return every if self.blocks is None else [b for b in every if b in range(*self.blocks)]
+
     def iter_tiles(self):
         """The output tiles of :meth:`out_tiles`, one at a time (a real-size layer's plans
         can have hundreds of thousands: the search reads the first few)."""
         g = self.g
-        for b0 in range(0, g.ob, self._bstep):
+        for b0 in self._b0s:
             for oy0 in range(0, g.oh, self.band):
                 for ox0 in range(0, g.ow, self.cols):
                     yield self._tile(oy0, ox0, b0)
@@ -196,7 +205,7 @@ class Plan:
     def tile_count(self):
         """``len(self.out_tiles())``, worked out."""
         g = self.g
-        return -(-g.ob // self._bstep) * -(-g.oh // self.band) * -(-g.ow // self.cols)
+        return len(self._b0s) * -(-g.oh // self.band) * -(-g.ow // self.cols)
 
     @property
     def last_tile(self):
@@ -204,7 +213,7 @@ class Plan:
         g = self.g
         return self._tile((g.oh - 1) // self.band * self.band,
                           (g.ow - 1) // self.cols * self.cols,
-                          (g.ob - 1) // self._bstep * self._bstep)
+                          self._b0s[-1])
 
     def steps(self, cfg, count=None):
         """The plan's instructions in program order: :func:`_steps`."""
@@ -443,7 +452,7 @@ def plan_layer(g, cfg, split, where, window=0):
             nonlocal best
             if _fits(plan, cfg, split):
                 cost, instructions = _estimate(plan, cfg, split)
-                if instructions < instruction_room(cfg) and (best is None or cost < best[0]):
+                if instructions < _room(g, cfg) and (best is None or cost < best[0]):
                     best = (cost, plan)
 
         if g.h * g.w * g.cb <= nbin:
@@ -474,7 +483,8 @@ def plan_layer(g, cfg, split, where, window=0):
     if winners:
         # The estimates of plans with different slot counts are not comparable (the loads
         # ahead of the first output tiles): the cycle model over each whole plan.
-        return min(winners, key=lambda plan: _estimate(plan, cfg, split, exact=True)[0])
+        return min(winners, key=lambda plan: _estimate(
+            plan, cfg, split, exact=plan.boxes <= _EXACT_MOST)[0])
     if too_long:
         raise TilingError(f"{where}: every tiling that fits the buffers needs more instructions "
                           f"than the configuration holds: {min(n for n, _ in too_long):,} at "
@@ -498,6 +508,17 @@ def plan_layer(g, cfg, split, where, window=0):
     raise TilingError(f"{where}: no tiling fits: one output needs at least {need} NBin "
                       f"rows; " + "; ".join(limits) + f"; NBout {cfg.nbout_depth} and "
                       f"partial sums {cfg.psum_depth} rows per tile")
+
+
+def _room(g, cfg):
+    """The most instructions a plan for geometry ``g`` may take: what ``cfg`` holds
+    (:func:`paging.instruction_room`), or with LOOPs (``Config.loop_depth``) no bound: the
+    compiler makes a real-size layer's repeats into LOOPs and checks the program it makes
+    (a locally connected layer's instructions differ by more than their addresses, so they
+    do not repeat)."""
+    if cfg.loop_depth and not g.private:
+        return 1 << 62
+    return instruction_room(cfg)
 
 
 #: Output tile widths tried past the cheapest so far (:func:`_search`).
@@ -554,7 +575,7 @@ def _search(g, cfg, split, oblk, double, stream=0, slots=2, too_long=None):
                 if plan is None:
                     continue
                 cost, instructions = _estimate(plan, cfg, split)
-                if instructions >= instruction_room(cfg):      # (and HALT)
+                if instructions >= _room(g, cfg):      # (and HALT)
                     if too_long is not None:
                         too_long.append((instructions + 1, cost))
                     continue
@@ -571,6 +592,10 @@ def _search(g, cfg, split, oblk, double, stream=0, slots=2, too_long=None):
 
 #: Output tiles up to which :func:`_estimate` runs the cycle model on the whole plan.
 _EXACT = 8
+
+#: Boxes up to which the search compares its last candidates over the whole plan (a
+#: real-size layer's have millions: their estimates, :func:`_estimate`).
+_EXACT_MOST = 1 << 20
 
 
 def _estimate(plan, cfg, split, exact=False):

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from diannao.hw.isa import Op, expand, load_rows
+from diannao.hw.isa import Op, load_rows
 from diannao.sim.compiler import cycle_model
 from diannao.sim.compiler.program import layer_macs
 
@@ -195,38 +195,24 @@ class Report:
         return "\n".join(lines)
 
 
-def _busy(program, stream, starts):
-    """Per instruction the node runs (``stream``: :func:`diannao.hw.isa.expand` of the
-    program) that is a compute instruction, the cycles the busiest tile spends on it: its
-    :func:`~diannao.sim.compiler.cycle_model.tile_cycles`, up to the start of the next one
-    when that one overlaps its drain."""
+def _layer_report(program, info, prof):
+    """A layer's :class:`LayerReport` from the program's :func:`cycle_model.profile`
+    ``prof``: its instructions' figures times the runs of each."""
     cfg = program.config
-    ran = [i for i, s in enumerate(starts) if s is not None]
-    out = {}
-    for i, nxt in zip(ran, ran[1:] + [None]):
-        busy = max(cycle_model.compute_cycles(stream[i][1], cfg)[0])
-        out[i] = busy if nxt is None else min(busy, starts[nxt] - starts[i])
-    return out
-
-
-def _layer_report(program, info, stream, per_instr, busy):
-    cfg = program.config
-    pcs = set(info.pcs)
-    ran = [i for i, (pc, _) in enumerate(stream) if pc in pcs]
-    instrs = [stream[i][1] for i in ran]
-    computes = [cycle_model.compute_profile(f, cfg) for f in instrs
+    pairs = [(program.instructions[pc], prof.runs[pc]) for pc in info.pcs]
+    computes = [(cycle_model.compute_profile(f, cfg)[1], n) for f, n in pairs
                 if f["op"] in (Op.CONV, Op.MAXPOOL, Op.AVGPOOL)]
-    emitted = sum(t["nfu_busy"] for _, traffic in computes for t in traffic)
-    outputs = sum(t["nbout_writes"] for _, traffic in computes for t in traffic)
-    loads = sum(load_rows(f) for f in instrs if f["op"] == Op.LOAD)
-    beats = sum(cycle_model.dma_beats(f, cfg) for f in instrs)
+    emitted = sum(t["nfu_busy"] * n for traffic, n in computes for t in traffic)
+    outputs = sum(t["nbout_writes"] * n for traffic, n in computes for t in traffic)
+    loads = sum(load_rows(f) * n for f, n in pairs if f["op"] == Op.LOAD)
+    beats = sum(cycle_model.dma_beats(f, cfg) * n for f, n in pairs)
     return LayerReport(
         index=info.index, kind=info.kind, macs=info.macs,
-        cycles=sum(per_instr[i] for i in ran),
+        cycles=sum(prof.cycles[pc] for pc in info.pcs),
         ideal=-(-info.macs // (cfg.tiles * cfg.tn * cfg.tn)),
         nm_reads=loads, nm_writes=outputs, sb_reads=emitted, tree_rows=loads + outputs,
-        compute=sum(max(t["nfu_busy"] for t in traffic) for _, traffic in computes),
-        busy=sum(busy.get(i, 0) for i in ran),
+        compute=sum(max(t["nfu_busy"] for t in traffic) * n for traffic, n in computes),
+        busy=sum(prof.busy[pc] for pc in info.pcs),
         mem_bytes=beats * cfg.mem_bytes, mem_bandwidth=cfg.mem_bytes)
 
 
@@ -234,13 +220,11 @@ def build_report(program, config_name="", rtl_cycles=None, clock_mhz=1000.0, run
     """A :class:`Report` for ``program`` from the cycle model, with the RTL's counters of
     ``run`` (one sample's, :func:`diannao.sim.runtime.host.run_sample`) beside the model's."""
     cfg = program.config
-    stream = list(expand(program.instructions))
-    per_instr, starts = cycle_model.timeline(program.instructions, cfg)
-    busy = _busy(program, stream, starts)
-    layers = [_layer_report(program, info, stream, per_instr, busy) for info in program.layers]
+    prof = cycle_model.profile(program.instructions, cfg)
+    layers = [_layer_report(program, info, prof) for info in program.layers]
     node, tiles = cycle_model.program_counters(program)
     rtl = None if run is None else _flat({k: run[k] for k in node}, run["tiles"])
-    return Report(config_name, layers, sum(per_instr), rtl_cycles, clock_mhz,
+    return Report(config_name, layers, prof.total, rtl_cycles, clock_mhz,
                   model_counters=_flat(node, tiles),
                   model_wrapped=_flat(node, tiles, (1 << cfg.counter_width) - 1),
                   rtl_counters=rtl, peak=peak_ops_per_cycle(cfg), tn=cfg.tn)
@@ -259,14 +243,12 @@ def merge_reports(programs, layers, config_name, clock_mhz, caveats=None):
                                     0, note=program))
             continue
         cfg = program.config
-        stream = list(expand(program.instructions))
-        per_instr, starts = cycle_model.timeline(program.instructions, cfg)
+        prof = cycle_model.profile(program.instructions, cfg)
         [info] = program.layers
-        rows.append(_layer_report(program, info, stream, per_instr,
-                                  _busy(program, stream, starts)))
+        rows.append(_layer_report(program, info, prof))
         rows[-1].caveat = caveat
-        halt = per_instr[-1]
-        total += sum(per_instr) - halt
+        halt = prof.cycles[-1]
+        total += prof.total - halt
         node, tiles = cycle_model.program_counters(program)
         for name, value in _flat(node, tiles).items():
             counters[name] = counters.get(name, 0) + value

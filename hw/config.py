@@ -306,16 +306,18 @@ def _kb_rows(kbytes, values_per_row):
 PRESETS = {
     # DianNao (ASPLOS 2014): one NFU, NBin 2 KB, NBout 2 KB, SB 32 KB.
     # Main memory: 256 bytes a cycle (DianNao's 250 GB/s at 0.98 GHz; docs/architecture.md,
-    # "Main memory"), 100 cycles of latency, 128 MB (CONV1's program, 480,000 instructions
-    # of 256 bytes, is the largest thing it holds: sim.compiler.paging). NM (1 MB) stands
-    # for the part of main memory that holds the neurons; the instruction memory (65,536
-    # instructions) for the control processor's instruction buffer, whose LOOPs nest two
-    # deep (a layer's bands and chunks repeat with their addresses stepped).
+    # "Main memory"), 100 cycles of latency, 128 MB (CONV1's flat program, 504,656
+    # instructions of 256 bytes, needs that much to page: sim.compiler.paging; CONV5's
+    # weights take 24 MB). NM (1 MB) stands for the part of main memory that holds the
+    # neurons; the instruction memory (65,536 instructions) for the control processor's
+    # instruction buffer, whose LOOPs nest four deep (a real-size layer's bands, output
+    # tiles, kernel rows and channel blocks repeat with their addresses stepped: CONV5's
+    # 30 million instructions take 20,077).
     "diannao": Config(tn=16, tiles=1, nbin_depth=_kb_rows(2, 16), nbout_depth=_kb_rows(2, 16),
                       psum_depth=_kb_rows(2, 16), sb_depth=_kb_rows(32, 256),
                       nm_depth=32768, imem_depth=65536,
                       mem_bytes=256, mem_latency=100, mem_depth=(128 << 20) // 256,
-                      loop_depth=2),
+                      loop_depth=4),
     # DaDianNao (MICRO 2014): 16 tiles, each with SB 2 MB (eDRAM) and NBin and NBout 16 KB
     # (SRAM), central memory (NM) 4 MB; the partial sums of as many outputs as NBout holds;
     # room for the programs of real-size networks (65,536 instructions).

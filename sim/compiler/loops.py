@@ -220,7 +220,7 @@ def repeat(sample, n, step, depth, least=2, periods=(1, 2, 4)):
     then ``n`` repeats are ``A[:i - L]``, a LOOP of ``(n - a) / q + 1`` iterations over
     ``A[i - L:i]`` (folded, :func:`fold`, ``depth - 1`` levels deep) and the rest of
     ``A`` moved by the iterations added; the parts outside the LOOP are folded
-    ``depth`` deep. What runs is what the flat program of ``n`` repeats would be, as
+    ``depth`` deep. With too few repeats to sample, all ``n`` are listed and folded. What runs is what the flat program of ``n`` repeats would be, as
     long as the layer's instructions depend on the repeat count only through the repeats
     listed (the compiler's tests compare the two on layers small enough to list flat).
     """
@@ -261,6 +261,9 @@ def repeat(sample, n, step, depth, least=2, periods=(1, 2, 4)):
         loop = dict(op=Op.LOOP, count=m, body=len(body), **{k: wrap(k, v) for k, v in d.items()})
         return (fold(A[:i - L], depth) + [loop] + body
                 + fold(translate(A[i:], d, m - 1), depth))
+    if n <= least + 3 * max(periods):
+        # Too few repeats for the samples to show a period: all of them, folded.
+        return fold(sample(n), depth)
     return None
 
 

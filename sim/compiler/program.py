@@ -64,6 +64,9 @@ class LayerInfo:
     #: SB row groups (a row for every tile) its SBLOADs read from main memory, counting
     #: every read of rows read again; 0: its weights are resident in SB.
     mem_rows: int = 0
+    #: Its instructions were made with LOOPs from its plan, in passes of output blocks
+    #: (a real-size layer: :func:`_looped_layer`), not folded from a flat list.
+    looped: bool = False
 
     @property
     def streamed(self):
@@ -776,7 +779,7 @@ def _compile_once(qnet, config, intermediates, window, loops):
         infos.append(LayerInfo(layer.index, layer.kind, tuple(layer.in_shape),
                                tuple(layer.out_shape), in_base, out_base, layer_macs(layer), f,
                                pcs, kept=intermediates or layer is layers[-1],
-                               mem_rows=mem_read))
+                               mem_rows=mem_read, looped=looped is not None))
         in_base = out_base
     if len(program) + 1 > cfg.imem_depth and any(f["op"] == Op.LOOP for f in program):
         raise _LoopsTooLong(f"the program needs {len(program) + 1:,} instructions, more than "

@@ -207,7 +207,7 @@ def diannao_preset(clock_mhz=980.0):
           f"'NM B': the neuron bytes read and written in NM, which stands for the part of "
           f"main memory that holds neurons, at {2 * cfg.tn} bytes a cycle, not counted in "
           f"'mem read', 'ops/B' and the bound):")
-    head = (f"{'layer':<7} {'cycles':>12} {'util':>6} {'GOP/s':>7} {'mem read':>12} "
+    head = (f"{'layer':<7} {'cycles':>13} {'util':>6} {'GOP/s':>7} {'mem read':>15} "
             f"{'ops/B':>7} {'roof':>7} {'bw bound':>10} {'x bound':>8} {'x +lat':>7} "
             f"{'NM B':>13} {'met':>4}  note")
     print(head)
@@ -218,7 +218,7 @@ def diannao_preset(clock_mhz=980.0):
                          clock_mhz).layers[0]
         if l.note:
             good = False                        # every layer must run
-            print(f"{name.upper():<7} {'not run':>12} {'':>6} {'':>7} {'':>12} {'':>7} "
+            print(f"{name.upper():<7} {'not run':>13} {'':>6} {'':>7} {'':>15} {'':>7} "
                   f"{'':>7} {'':>10} {'':>8} {'':>7} {'':>13} {'NO':>4}\n        {l.note}")
             continue
         gops = 2 * l.macs * clock_mhz / 1e3 / l.cycles
@@ -233,8 +233,8 @@ def diannao_preset(clock_mhz=980.0):
             met = None
         good &= met is not False
         mark = "" if met is None else ("yes" if met else "NO")
-        print(f"{name.upper():<7} {l.cycles:>12,} {l.utilization:>6.1%} {gops:>7.1f} "
-              f"{l.mem_bytes:>12,} {l.intensity or 0:>7.1f} {l.roof:>7} "
+        print(f"{name.upper():<7} {l.cycles:>13,} {l.utilization:>6.1%} {gops:>7.1f} "
+              f"{l.mem_bytes:>15,} {l.intensity or 0:>7.1f} {l.roof:>7} "
               f"{l.memory_cycles:>10,} {over or 0:>8.2f} {over_lat or 0:>7.2f} "
               f"{(l.nm_reads + l.nm_writes) * 2 * cfg.tn:>13,} {mark:>4}  "
               f"{(l.caveat or '')[:80]}")

@@ -108,9 +108,10 @@ def configs(draw, tn=None, variant=None, max_multipliers=None, tiles=None, small
                         if memory else st.integers(24, 128)),
         act_tables=draw(st.integers(1, 4)),
         counter_width=draw(st.sampled_from([16, 24, 32])),
-        # Mostly a controller that runs LOOPs (the compiler folds each layer's repeats),
-        # nested up to one or two levels.
-        loop_depth=0 if variant == "narrow" else draw(st.sampled_from([0, 1, 2, 2])),
+        # Mostly a controller that runs LOOPs (the compiler folds each layer's repeats, and
+        # makes a layer too long for the instruction memory with LOOPs from its plan),
+        # nested one, two or four levels.
+        loop_depth=0 if variant == "narrow" else draw(st.sampled_from([0, 1, 2, 4])),
         **memory)
 
 
@@ -309,6 +310,8 @@ def _features(case):
     run = list(expand(case.program.instructions))
     if len(run) > len(case.program.instructions):
         out.add("loops")
+    if any(info.looped for info in case.program.layers):
+        out.add("layer made with loops")
     # A compute instruction that started while the tiles drained the one before.
     prev = None
     for (_, f), start in zip(run, cycle_model.timeline(case.program.instructions, cfg)[1]):

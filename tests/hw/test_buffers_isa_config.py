@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 from diannao.hw.config import Config, PRESETS, load_config, preset
 from diannao.hw.isa import (Op, encode, decode, disassemble, compute_fields, load_fields,
                             _FIELDS, field_range, field_width, check_fields, check_loops,
-                            expand, wrap)
+                            expand, run_counts, wrap)
 from diannao.hw.node import host_imem_addr, host_sb_addr, instr_chunks
 from diannao.hw.nbin import NBin
 from diannao.hw.nbout import NBout
@@ -149,6 +149,8 @@ def test_loop_text_and_what_the_node_runs():
                    (2, Op.LOAD, 112, 8), (3, Op.LOAD, 150, 8), (4, Op.HALT, None, None)]
     assert disassemble(encode(**program[1])) == ("   0: LOOP    count=3 body=1 src=1 mem=0 "
                                                  "dst=4 sb_base=0 nbin_org=0 out_base=0")
+    # How often each instruction runs, counted without listing the run.
+    assert run_counts(program) == [1, 2, 6, 2, 1]
 
 
 def test_loop_steps_wrap_at_the_field_width():

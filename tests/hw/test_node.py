@@ -292,6 +292,28 @@ def test_a_program_folded_into_loops_runs_what_it_folds(config, stepped):
     assert np.array_equal(y[0], qnet.run(x[0]))
 
 
+#: A small node whose instruction memory holds a tall layer only with LOOPs.
+TALL = SMALL.replace(imem_depth=256, loop_depth=4, nbin_depth=32, nbout_depth=32,
+                     psum_depth=32, nm_depth=4096)
+
+
+@pytest.mark.parametrize("config, shape, outputs", [
+    (TALL, (3, 30, 40), 5),
+    (TALL.replace(sb_depth=16, mem_bytes=32, mem_depth=1 << 14), (8, 40, 12), 12),
+], ids=["resident", "streamed"])
+def test_a_layer_made_with_loops_from_its_plan_runs(config, shape, outputs):
+    # A convolution whose flat program would not fit the instruction memory is made with
+    # LOOPs from its plan (passes of output blocks; in each, LOOPs over bands of output
+    # rows, output tiles and chunks), its weights resident or streamed from main memory:
+    # equal to golden, every counter equal to the cycle model.
+    rng = np.random.default_rng(4)
+    net = _net(rng, shape, [("conv", outputs, 3, 1, 1, "relu")])
+    program, _ = _check(net, config, batch=1)
+    [info] = program.layers
+    assert info.looped and info.streamed == bool(config.mem_bytes)
+    assert _nesting(program.instructions)[0] >= 2
+
+
 def test_the_compiler_keeps_loops_that_cost_no_cycle():
     # DianNao's POOL3 folds 673 instructions into 47 at the same cycles; CLASS3's LOOPs
     # would delay it (342 cycles for 340), so its program stays flat.

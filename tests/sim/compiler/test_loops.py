@@ -10,8 +10,8 @@ from hypothesis import given, settings, strategies as st
 from diannao.golden.network import FC, Network
 from diannao.golden.quant import quantize
 from diannao.hw.config import preset
-from diannao.hw.isa import Op, check_loops, expand, load_fields
-from diannao.sim.compiler.loops import fold, fold_program
+from diannao.hw.isa import Op, check_loops, expand, load_fields, wrap
+from diannao.sim.compiler.loops import fold, fold_program, offset, repeat, translate
 from diannao.sim.compiler.program import compile_network
 
 
@@ -101,3 +101,47 @@ def test_fold_program_takes_a_program_that_does_not_page():
     assert len(program.instructions) > cfg.imem_depth
     with pytest.raises(ValueError, match="takes a program that does not page"):
         fold_program(replace(program, config=cfg.replace(loop_depth=2)))
+
+
+def test_translate_moves_addresses_and_offset_finds_the_move():
+    a = [load_fields(src=3, dst=0, count=2), dict(op=Op.SBLOAD, mem=7, dst=4, count=2),
+         dict(op=Op.LOOP, count=2, body=1, src=1, mem=0, dst=0, sb_base=0, nbin_org=0,
+              out_base=0), dict(op=Op.STORE, nbout_half=1, sync=0)]
+    b = translate(a, dict(src=5, mem=-2))
+    assert [f.get("src") for f in b] == [8, None, 1, None]      # a LOOP's steps stay
+    assert [f.get("mem") for f in b] == [None, 5, 0, None]
+    # (A step is modulo the field's width, as a LOOP adds it.)
+    assert offset(a[:2], b[:2]) == dict(src=5, mem=wrap("mem", -2), dst=0, sb_base=0,
+                                        nbin_org=0, out_base=0)
+    assert offset(a[:2], a[:1]) is None                        # not the same length
+    assert offset(a[:1], [dict(a[0], count=3)]) is None        # not only addresses
+
+
+def _bands(k, parity=True):
+    """A layer of ``k`` bands as the compiler lists it: a first LOAD, then per band a LOAD
+    (its NM row 10 on from the last) and a compute instruction into NBout's half ``band
+    mod 2`` (with ``parity``), then a STORE that waits."""
+    out = [load_fields(src=0, count=1)]
+    for band in range(k):
+        out += [load_fields(src=3 + 10 * band, count=2),
+                dict(op=Op.CONV, out_base=100 + 4 * band, nbout_half=band % 2 if parity else 0)]
+    return out + [dict(op=Op.STORE, nbout_half=0, sync=1)]
+
+
+@pytest.mark.parametrize("n", [6, 7, 40])
+@pytest.mark.parametrize("parity", [False, True])
+def test_repeat_loops_over_the_period_the_samples_show(n, parity):
+    # Bands repeat with their addresses stepped (every one, or every other one when NBout's
+    # halves alternate): from samples of a few bands, a LOOP over them whose run is the
+    # listing of all n.
+    looped = repeat(lambda k: _bands(k, parity), n, dict(src=10, out_base=4), depth=2)
+    assert [f for _, f in expand(looped) if f["op"] != Op.LOOP] == _bands(n, parity)
+    check_loops(looped + [dict(op=Op.HALT)], 2)
+    assert len(looped) < 12
+
+
+def test_repeat_gives_none_when_the_samples_do_not_repeat():
+    # A layer whose bands grow: no period, nothing made.
+    def growing(k):
+        return [load_fields(src=0, count=b + 1) for b in range(k) for _ in range(b + 1)]
+    assert repeat(growing, 30, dict(src=0), depth=2) is None

@@ -1,16 +1,23 @@
 """The compiler's NM layout: the live tensors only by default (a layer's output over dead
-tensors' rows), every layer's output at its own address with ``intermediates``."""
+tensors' rows), every layer's output at its own address with ``intermediates``. Real-size
+layers made with LOOPs from their plans: what runs is the flat program of the same passes,
+and DianNao's CONV5 does its layer's work exactly."""
+
+from unittest import mock
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
-from diannao.golden.network import FC, Network
+from diannao.golden.network import FC, Conv, MaxPool, Network
 from diannao.golden.quant import quantize
 from diannao.hw.config import preset
+from diannao.hw.isa import Op, check_loops, expand
+from diannao.sim.compiler import cycle_model, program as compiler
 from diannao.sim.compiler.mapping import tensor_rows
 from diannao.sim.compiler.program import CompileError, compile_network
 from diannao.sim.engines.registry import run_network
+from diannao.sim.tools.workloads import load_workload
 
 
 SMALL = preset("small")
@@ -88,3 +95,99 @@ def test_rtl_over_reused_rows_equals_golden():
         assert np.array_equal(ours, ref)
     assert np.array_equal(kept.outputs, got.outputs)
     assert got.report.rtl_cycles == kept.report.rtl_cycles      # the layout moves no cycle
+
+
+def _flat_passes(qnet, config):
+    """``qnet`` compiled as :func:`compile_network` does on ``config``, but with every layer
+    made with LOOPs listed flat instead: each pass of it from its plan as it is (the sample
+    of all its bands), nothing repeated and nothing moved from another pass (in an
+    instruction memory large enough to hold them)."""
+    huge = compiler._huge
+    with mock.patch.object(compiler, "repeat", lambda sample, n, *args, **kw: sample(n)), \
+            mock.patch.object(compiler, "offset", lambda a, b: None), \
+            mock.patch.object(compiler, "_huge", lambda g, plan, _: huge(g, plan, config)):
+        return compile_network(qnet, config.replace(imem_depth=1 << 14))
+
+
+def _ran(program):
+    """What the node runs, without the LOOPs and paging's IMLOADs and waits."""
+    return [f for _, f in expand(program.instructions)
+            if f["op"] not in (Op.LOOP, Op.IMLOAD) and not (f["op"] == Op.SBLOAD
+                                                             and f["count"] == 0)]
+
+
+@st.composite
+def _tall_layers(draw):
+    """A convolution (and maybe a max pooling) of many output rows, on a small node whose
+    instruction memory is too small for its flat program: the compiler makes it with
+    LOOPs."""
+    c, o, k = draw(st.integers(1, 10)), draw(st.integers(1, 14)), draw(st.integers(1, 4))
+    stride, pad = draw(st.integers(1, 2)), draw(st.integers(0, k - 1))
+    h, w = draw(st.integers(k + 24, 60)), draw(st.integers(k, 24))
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    layers = [Conv(rng.normal(0, .2, (o, c, k, k)), rng.normal(0, .1, o), stride=stride,
+                   pad=pad)]
+    if draw(st.booleans()):
+        layers.append(MaxPool(2, 2))
+    net = Network((c, h, w), layers)
+    memory = (dict(sb_depth=draw(st.sampled_from([16, 32])), mem_bytes=32, mem_depth=1 << 16)
+              if draw(st.booleans()) else {})
+    config = SMALL.replace(imem_depth=draw(st.sampled_from([128, 256, 512])),
+                           loop_depth=draw(st.sampled_from([3, 4])),
+                           nbin_depth=draw(st.sampled_from([32, 64])),
+                           nbout_depth=draw(st.sampled_from([16, 64])), psum_depth=64,
+                           nm_depth=1 << 14, **memory)
+    return net, config
+
+
+@settings(max_examples=25, deadline=None)
+@given(case=_tall_layers())
+def test_a_layer_made_with_loops_runs_its_flat_passes(case):
+    # The band LOOPs come from flat samples of a few bands; the passes after the first are
+    # the first moved. What the node runs must be the flat program of the same passes,
+    # instruction for instruction, with the same main-memory and SB images; the cycle model
+    # that sums a loop's repeating iterations at once must equal the one that lists them.
+    net, config = case
+    try:
+        net.shapes()
+    except ValueError:
+        assume(False)
+    qnet = quantize(net)
+    try:
+        program = compile_network(qnet, config)
+    except CompileError:
+        assume(False)             # too large for these buffers even with LOOPs
+    assume(any(info.looped for info in program.layers))
+    check_loops(program.instructions, config.loop_depth)
+    assert len(program.instructions) <= config.imem_depth
+    reference = _flat_passes(qnet, config)
+    assert _ran(program) == _ran(reference)
+    assert np.array_equal(program.mem, reference.mem)
+    assert all(np.array_equal(a, b) for a, b in zip(program.sb, reference.sb))
+    listed = cycle_model.timeline(program.instructions, config)[0]
+    assert cycle_model.profile(program.instructions, config).total == sum(listed)
+
+
+def test_diannao_conv5_does_its_layers_work_with_loops():
+    # DianNao's CONV5 (256x256x256, 11x11 -> 384: 30 million instructions flat, 24 MB of
+    # weights streamed through SB's 32 KB) compiles with LOOPs into its instruction memory.
+    # The work its loops run, counted from the ISA's fields, is the layer's: every output
+    # row written once, each after its bias row and 11 x 11 x 16 kernel rows.
+    config = preset("diannao").replace(nm_depth=1 << 22)
+    qnet = quantize(load_workload("diannao-conv5"))
+    program = compile_network(qnet, config)
+    [info] = program.layers
+    assert info.looped and info.streamed
+    assert len(program.instructions) <= config.imem_depth
+    check_loops(program.instructions, config.loop_depth)
+    prof = cycle_model.profile(program.instructions, config)
+    outputs = 246 * 246 * 384 // 16
+    rows = writes = 0
+    for f, n in zip(program.instructions, prof.runs):
+        if f["op"] == Op.CONV:
+            [traffic] = cycle_model.compute_profile(f, config)[1]
+            rows += n * traffic["nfu_busy"]
+            writes += n * traffic["nbout_writes"]
+    assert writes == outputs
+    assert rows == outputs * (1 + 11 * 11 * 16)
+    assert prof.total >= rows

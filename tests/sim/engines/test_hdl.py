@@ -134,14 +134,17 @@ def test_verilator_diannao_benchmark_class1_and_conv4_stream_from_main_memory():
     # 32 KB, main memory of 256 bytes a cycle and 100 cycles of latency): CLASS1 (960 -> 20,
     # 122 SB rows for SB's 64) and CONV4 (16x32x32, 7x7 -> 512: 800 KB of weights, 25 times
     # SB), their weights streamed by SBLOAD, through one build: bit-exact with golden, every
-    # counter (main-memory beats included) equal to the cycle model.
+    # counter (main-memory beats included) equal to the cycle model. The instruction memory
+    # is cut to 4,096 so that CONV4 (18,305 instructions flat) is made with LOOPs from its
+    # plan, as CONV5 is on the preset's 65,536 (four levels of them).
     _require("verilator")
-    config = preset("diannao")
+    config = preset("diannao").replace(imem_depth=4096)
     jobs, nets = [], []
     for name in ("diannao-class1", "diannao-conv4"):
         qnet = quantize(load_workload(name))
         program = compile_network(qnet, config)
         assert all(l.streamed for l in program.layers)
+        assert program.layers[0].looped == (name == "diannao-conv4")
         x = to_fixed(np.random.default_rng(5).uniform(-1, 1, (1,) + qnet.input_shape), 8)
         jobs.append((program, x))
         nets.append(qnet)

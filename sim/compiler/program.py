@@ -500,10 +500,10 @@ def _passes(plan):
 
 
 def _sample(plan, bands, blocks):
-    """``plan`` on the same layer cut to its last ``bands`` bands of output rows and its
-    output tiles of ``blocks`` (:func:`_passes`): the same instructions as the layer's, in its
-    first bands (where the top of the input clips the boxes) and, moved by the bands cut, its
-    last ones (where the bottom does)."""
+    """``plan`` on the same layer cut to ``bands`` bands of output rows (the middle ones
+    cut out), and to its output tiles of ``blocks`` (:func:`_passes`): the same
+    instructions as the layer's in its first bands (where the top of the input clips the
+    boxes) and, moved by the bands cut, in its last ones (where the bottom does)."""
     g = plan.g
     cut = (-(-g.oh // plan.band) - bands) * plan.band
     return replace(plan, g=replace(g, oh=g.oh - cut, h=g.h - cut * g.stride), blocks=blocks)
@@ -511,7 +511,7 @@ def _sample(plan, bands, blocks):
 
 def _looped_layer(layer, g, plan, cfg, split, sb_next, win0, in_base, mem_next, where):
     """A real-size layer's instructions with LOOPs, made from the plan without listing it
-    flat (DianNao's CONV5 would take 40 million instructions flat): ``(instructions,
+    flat (DianNao's CONV5 would take 30 million instructions flat): ``(instructions,
     images, read)`` as :func:`_emit_steps` gives them, or None when its bands do not repeat.
 
     The layer runs in passes (:func:`_passes`), each over one step of output blocks and

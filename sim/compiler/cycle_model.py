@@ -6,8 +6,10 @@ simulation, and the latencies from the stage counts documented in ``docs/archite
 the RTL's latencies against a table of their own.
 """
 
+from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import itemgetter
 
 from diannao.hw.isa import (DMA_QUEUE, INSTR_WIDTH, SETTINGS_FIELDS, Op, expand, load_rows,
                             run_counts)
@@ -129,7 +131,7 @@ def program_cycles(instructions, config):
     * ``LOOP``: nothing after its decode cycle; its body follows as often as it runs
       (:func:`hw.isa.expand`: the figures are per instruction the node runs).
     """
-    return profile(instructions, config).cycles
+    return profile(instructions, config, busy=False).cycles
 
 
 def timeline(instructions, config):
@@ -175,8 +177,10 @@ class Profile:
         return sum(self.cycles)
 
 
-def profile(instructions, config):
-    """The :class:`Profile` of a program: its :func:`timeline`, summed per instruction.
+def profile(instructions, config, busy=True):
+    """The :class:`Profile` of a program: its :func:`timeline`, summed per instruction
+    (without ``busy``, :attr:`Profile.busy` and :attr:`Profile.tile_busy` are not counted:
+    zeros).
 
     A loop's body runs as often as the LOOP says, with one shortcut that changes no figure:
     once an iteration starts with the node in the state the one before started in (every
@@ -188,7 +192,7 @@ def profile(instructions, config):
     """
     n = len(instructions)
     node = _Node(config)
-    cycles, busy = [0] * n, [0] * n
+    cycles, busy = [0] * n, ([0] * n if busy else None)
 
     def walk(lo, hi):
         pc = lo
@@ -204,13 +208,15 @@ def profile(instructions, config):
             i = 0
             while i < f["count"]:
                 state = node.state()
-                counts = (cycles[first:end], busy[first:end], tuple(node.tile_busy))
+                counts = (cycles[first:end], busy[first:end] if busy else (),
+                          tuple(node.tile_busy))
                 if seen is not None and seen[0] == state:
                     # The last iteration from this very state: the rest repeat it.
                     left = f["count"] - i
                     _, t0, before = seen
                     for k in range(end - first):
                         cycles[first + k] += left * (counts[0][k] - before[0][k])
+                    for k in range(len(counts[1])):
                         busy[first + k] += left * (counts[1][k] - before[1][k])
                     node.tile_busy = [b + left * (b - a)
                                       for a, b in zip(before[2], counts[2])]
@@ -223,7 +229,7 @@ def profile(instructions, config):
 
     walk(0, n)
     node.finish(busy)
-    return Profile(cycles, run_counts(instructions), busy, node.tile_busy)
+    return Profile(cycles, run_counts(instructions), busy or [0] * n, node.tile_busy)
 
 
 class _Node:
@@ -244,7 +250,7 @@ class _Node:
         self.asked = 0      # the DMA engine: the cycle of its last request so far
         # The cycle each DMA operation stops running, the last DMA_QUEUE in order (they
         # end in order; at first DMA_QUEUE that never ran): any dma_ahead indexes one.
-        self.ends = [0] * DMA_QUEUE
+        self.ends = deque([0] * DMA_QUEUE, maxlen=DMA_QUEUE)
         # The last compute instruction, whose busy cycles the next one's start bounds:
         # (pc, start, cycles per tile), or None.
         self.pending = None
@@ -279,23 +285,24 @@ class _Node:
                         self.ends[-DMA_QUEUE] if beats else self.ends[-1])
             if beats:
                 self.asked = max(start + 1, self.asked + 1) + beats - 1   # its last request
-                self.ends = self.ends[1:] + [self.asked + config.mem_latency + 1]
+                self.ends.append(self.asked + config.mem_latency + 1)
             end = start + 1
         elif op == Op.HALT:
             # done in the cycle before: the last counted (the DMA engine's first idle cycle)
             end = max(after, self.free, self.stored, self.ends[-1] + 1)
         else:
-            cycles, writes, emitted = _cycles(tuple(f.get(k, 0) for k in _SHAPE), config)
+            cycles, writes, emitted = _cycles(_fields(f, _shape_of, _SHAPE), config)
             half = f.get("nbout_half", 0)
-            settings = tuple(f.get(k, 0) for k in SETTINGS_FIELDS)
+            settings = _fields(f, _settings_of, SETTINGS_FIELDS)
             tiles_free = (self.ready if self.prev == settings and not config.imem_narrow
                           else self.free)
             ahead = f.get("dma_ahead", 0)
             start = began = max(after, tiles_free,
                                 self.stored if half == self.half_stored else 0,
                                 self.ends[-1 - ahead])
-            self._settle(start, busy)
-            self.pending = (pc, start, cycles)
+            if busy is not None:
+                self._settle(start, busy)
+                self.pending = (pc, start, cycles)
             self.landed = self.free
             self.free = start + max(cycles) + 1
             self.ready = start + (5 + max(emitted) if max(emitted) else 3)
@@ -314,14 +321,15 @@ class _Node:
         pc, start, cycles = self.pending
         for tile, c in enumerate(cycles):
             self.tile_busy[tile] += c if nxt is None else min(c, nxt - start)
-        if busy is not None and pc is not None:
+        if pc is not None:
             top = max(cycles)
             busy[pc] += top if nxt is None else min(top, nxt - start)
         self.pending = None
 
     def finish(self, busy):
         """Count the last compute instruction's busy cycles (no instruction follows it)."""
-        self._settle(None, busy)
+        if busy is not None:
+            self._settle(None, busy)
 
     def state(self):
         """The node's state relative to the current cycle (:func:`profile`)."""
@@ -348,7 +356,7 @@ class _Node:
         self.landed += dt
         self.stored += dt
         self.asked += dt
-        self.ends = [e + dt for e in self.ends]
+        self.ends = deque((e + dt for e in self.ends), maxlen=DMA_QUEUE)
         if self.pending is not None:
             pc, start, cycles = self.pending
             self.pending = (pc, start + dt, cycles)
@@ -415,11 +423,23 @@ _SHAPE = ("op", "log2_gob", "ob", "oh", "oy_band", "ow", "kh", "kw", "cb", "stri
           "x_off", "in_h", "in_w", "psum_in", "psum_out", "lrn")
 
 
+_shape_of = itemgetter(*_SHAPE)
+_settings_of = itemgetter(*SETTINGS_FIELDS)
+
+
+def _fields(f, getter, names):
+    """``f``'s values of ``names`` (``getter``: their itemgetter), 0 for those it lacks."""
+    try:
+        return getter(f)
+    except KeyError:
+        return tuple(f.get(k, 0) for k in names)
+
+
 def compute_cycles(f, config):
     """``(cycles, nbout_writes)`` of compute instruction fields ``f``: per tile, its
     :func:`tile_cycles` and the output rows it writes to NBout (what the timeline needs, at
     a fraction of :func:`compute_profile`'s cost: the compiler weighs many plans)."""
-    return _cycles(tuple(f.get(k, 0) for k in _SHAPE), config)[:2]
+    return _cycles(_fields(f, _shape_of, _SHAPE), config)[:2]
 
 
 @lru_cache(maxsize=1 << 16)
@@ -436,7 +456,7 @@ def compute_profile(f, config):
     """``(cycles, traffic)`` of compute instruction fields ``f``: per tile, its
     :func:`tile_cycles` and :func:`tile_traffic`. Instructions that differ only in their
     addresses share one computation (a real layer repeats a few shapes thousands of times)."""
-    return _profile(tuple(f.get(k, 0) for k in _SHAPE), config)
+    return _profile(_fields(f, _shape_of, _SHAPE), config)
 
 
 @lru_cache(maxsize=1 << 14)

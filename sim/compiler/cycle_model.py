@@ -129,7 +129,7 @@ def program_cycles(instructions, config):
     * ``HALT``: ``done`` in the decode cycle, or in the cycle the last tile's ``done`` comes
       or the store engine or the DMA engine finishes;
     * ``LOOP``: nothing after its decode cycle; its body follows as often as it runs
-      (:func:`hw.isa.expand`: the figures are per instruction the node runs).
+      (:func:`hw.isa.expand`), and each of its instructions' figure is the sum of its runs.
     """
     return profile(instructions, config, busy=False).cycles
 

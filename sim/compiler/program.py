@@ -64,8 +64,8 @@ class LayerInfo:
     #: SB row groups (a row for every tile) its SBLOADs read from main memory, counting
     #: every read of rows read again; 0: its weights are resident in SB.
     mem_rows: int = 0
-    #: Its instructions were made with LOOPs from its plan, in passes of output blocks
-    #: (a real-size layer: :func:`_looped_layer`), not folded from a flat list.
+    #: Its instructions were made from its plan in passes of output blocks, with LOOPs
+    #: where its bands repeat (a real-size layer: :func:`_looped_layer`), not listed flat.
     looped: bool = False
 
     @property
@@ -336,10 +336,11 @@ def _check_sb(sb_next, used, limit, cfg, where):
             f"(Config.mem_bytes is 0)")
 
 
-def _layer_sb(layer, g, plan, cfg, split, sb_next, limit, program, where):
+def _layer_sb(layer, g, plan, cfg, split, sb_next, limit, program, where, log2_gob=None):
     """A layer's SB rows and compute instructions for ``plan``: resident (``plan.stream``
     0) from SB row ``sb_next``, checked against ``limit`` rows (raises :class:`_SBFull`),
-    or streaming through slots of ``plan.stream`` rows from SB row ``limit``.
+    or streaming through slots of ``plan.stream`` rows from SB row ``limit``; with the tile
+    split ``log2_gob`` (None: the one that finishes its first output tile soonest).
 
     Returns ``(tiles, log2_gob, f, private, per_tile, steps, computes, used, layer_rows,
     plan)``: the output tiles, the tile split, the first compute instruction, whether the
@@ -356,7 +357,8 @@ def _layer_sb(layer, g, plan, cfg, split, sb_next, limit, program, where):
                            f"{_room_text(cfg)}: this layer alone has {computes_needed:,} "
                            f"compute instructions ({len(tiles):,} output tiles of "
                            f"{len(plan.chunks):,} chunks)")
-    log2_gob = split(plan, tiles[0])["log2_gob"]
+    if log2_gob is None:
+        log2_gob = split(plan, tiles[0])["log2_gob"]
     f = split(plan, tiles[0], log2_gob)
 
     # SB images: tile t holds its blocks in order (a locally connected layer: the rows
@@ -509,6 +511,13 @@ def _sample(plan, bands, blocks):
     return replace(plan, g=replace(g, oh=g.oh - cut, h=g.h - cut * g.stride), blocks=blocks)
 
 
+def _first_split(plan, split):
+    """The tile split of ``plan``'s first output tile (:func:`_layer_sb`): a layer made with
+    LOOPs keeps it in every sample of it (:func:`_sample`), whose first tiles the bottom
+    of the input can clip where the layer's does not."""
+    return split(plan, next(plan.iter_tiles()))["log2_gob"]
+
+
 def _looped_layer(layer, g, plan, cfg, split, sb_next, win0, in_base, mem_next, where):
     """A real-size layer's instructions with LOOPs, made from the plan without listing it
     flat (DianNao's CONV5 would take 30 million instructions flat): ``(instructions,
@@ -526,11 +535,12 @@ def _looped_layer(layer, g, plan, cfg, split, sb_next, win0, in_base, mem_next, 
     # Bands whose boxes the input's edges clip (zero padding), at the top and the bottom.
     edge = -(-g.pad // (g.stride * plan.band))
     band_step = dict(src=plan.band * g.stride * g.w * g.cb, out_base=plan.band * g.ow * g.ob)
+    log2_gob = _first_split(plan, split)
 
     def flat(blocks, k, mem_base):
         sub = _sample(plan, k, blocks)
         _, _, _, _, per_tile, steps, computes, _, layer_rows, _ = _layer_sb(
-            layer, sub.g, sub, cfg, split, sb_next, win0, [], where)
+            layer, sub.g, sub, cfg, split, sb_next, win0, [], where, log2_gob)
         out = []
         images, _ = _emit_steps(layer, sub.g, sub, cfg, steps, computes, layer_rows,
                                 per_tile, out.append, in_base=in_base, win0=win0,
@@ -735,7 +745,8 @@ def _compile_once(qnet, config, intermediates, window, loops):
                 # (A real-size layer's SB rows and first instruction from one band of its
                 # first pass: _looped_layer makes its instructions.)
                 layer_sb = _layer_sb(layer, g, _sample(plan, 1, _passes(plan)[0]) if huge
-                                     else plan, cfg, split, sb_next, win0, program, where)
+                                     else plan, cfg, split, sb_next, win0, program, where,
+                                     _first_split(plan, split) if huge else None)
             except _SBFull:
                 if mode == modes[-1]:
                     raise
@@ -766,8 +777,8 @@ def _compile_once(qnet, config, intermediates, window, loops):
                                            where=where)
         else:
             instructions, images, mem_read = looped
-            for f in instructions:
-                emit(where, f)
+            for instr in instructions:
+                emit(where, instr)
         pcs = list(range(first, len(program)))
         mem_image += images
         mem_next += sum(len(x) for x in images)

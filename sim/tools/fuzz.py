@@ -310,8 +310,12 @@ def _features(case):
     run = list(expand(case.program.instructions))
     if len(run) > len(case.program.instructions):
         out.add("loops")
-    if any(info.looped for info in case.program.layers):
-        out.add("layer made with loops")
+    for info in case.program.layers:
+        if info.looped:
+            # Made from its plan in passes of output blocks, with LOOPs where they repeat.
+            out.add("layer in passes")
+            if any(case.program.instructions[pc]["op"] == Op.LOOP for pc in info.pcs):
+                out.add("layer made with loops")
     # A compute instruction that started while the tiles drained the one before.
     prev = None
     for (_, f), start in zip(run, cycle_model.timeline(case.program.instructions, cfg)[1]):

@@ -97,16 +97,20 @@ def test_rtl_over_reused_rows_equals_golden():
     assert got.report.rtl_cycles == kept.report.rtl_cycles      # the layout moves no cycle
 
 
-def _flat_passes(qnet, config):
-    """``qnet`` compiled as :func:`compile_network` does on ``config``, but with every layer
-    made with LOOPs listed flat instead: each pass of it from its plan as it is (the sample
-    of all its bands), nothing repeated and nothing moved from another pass (in an
-    instruction memory large enough to hold them)."""
-    huge = compiler._huge
+def _flat_passes(qnet, program):
+    """``qnet`` compiled as :func:`compile_network` did into ``program``, with the same
+    streaming window of SB, but with every layer made with LOOPs listed flat instead: each
+    pass of it from its plan as it is (the sample of all its bands), nothing repeated and
+    nothing moved from another pass (in an instruction memory large enough to hold them)."""
+    config, huge = program.config, compiler._huge
+    # The window the compiler chose (it compares the cycles of two): its first SB row is
+    # the least an SBLOAD writes.
+    loads = [f["dst"] for f in program.instructions if f["op"] == Op.SBLOAD and f["count"]]
+    window = config.sb_depth - min(loads) if loads else 0
     with mock.patch.object(compiler, "repeat", lambda sample, n, *args, **kw: sample(n)), \
             mock.patch.object(compiler, "offset", lambda a, b: None), \
             mock.patch.object(compiler, "_huge", lambda g, plan, _: huge(g, plan, config)):
-        return compile_network(qnet, config.replace(imem_depth=1 << 14))
+        return compiler._compile(qnet, config.replace(imem_depth=1 << 14), False, window)
 
 
 def _ran(program):
@@ -160,10 +164,17 @@ def test_a_layer_made_with_loops_runs_its_flat_passes(case):
     assume(any(info.looped for info in program.layers))
     check_loops(program.instructions, config.loop_depth)
     assert len(program.instructions) <= config.imem_depth
-    reference = _flat_passes(qnet, config)
+    reference = _flat_passes(qnet, program)
     assert _ran(program) == _ran(reference)
     assert np.array_equal(program.mem, reference.mem)
     assert all(np.array_equal(a, b) for a, b in zip(program.sb, reference.sb))
+    # Each layer's first compute instruction (what reports and the fuzz read its tile
+    # split from) is one the layer runs.
+    ran = list(expand(program.instructions))
+    for info in program.layers:
+        first = next(f for pc, f in ran if pc in info.pcs and f["op"] in
+                     (Op.CONV, Op.MAXPOOL, Op.AVGPOOL))
+        assert (info.fields["op"], info.fields["log2_gob"]) == (first["op"], first["log2_gob"])
     listed = cycle_model.timeline(program.instructions, config)[0]
     assert cycle_model.profile(program.instructions, config).total == sum(listed)
 

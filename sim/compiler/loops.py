@@ -3,10 +3,14 @@
 A run of instructions that repeats with only its addresses (:data:`hw.isa.LOOP_FIELDS`)
 moving by the same step each time becomes a LOOP over one copy of it: ``r`` copies of a
 body of ``b`` instructions take ``b + 1``. Loops nest (a repeat of loops becomes a loop of
-loops; a loop's body holds loops), so that a real-size layer's hundreds of thousands of
-instructions can take a few thousand (DianNao's CONV1: 504,656 flat, 10,658 folded). The node runs exactly what it ran before
-(:func:`hw.isa.expand` of the folded program is the program), a LOOP's fetch and decode
-more: the cycle model counts them.
+loops; a loop's body holds loops), so that hundreds of thousands of instructions can take a
+few thousand (DianNao's CONV1 flat: 504,656, folded: 10,658). The node runs exactly what it
+ran before (:func:`hw.isa.expand` of the folded program is the program), a LOOP's fetch
+and decode more: the cycle model counts them.
+
+A layer too large to list flat (DianNao's CONV5: 30 million instructions) is not folded
+but repeated (:func:`repeat`): flat samples of it with a few bands of output rows show the
+period that a LOOP runs for all of them.
 """
 
 from dataclasses import replace
@@ -209,7 +213,7 @@ def _same_moved(a, b, step):
 def repeat(sample, n, step, depth, least=2, periods=(1, 2, 4)):
     """A layer's instructions for ``n`` repeats of a part of it (a band of output rows),
     with the repeats that differ only by their addresses in a LOOP, from flat samples of
-    the same layer with fewer repeats; None if no sample shows such a period.
+    the same layer with fewer repeats; None if the samples show no such period.
 
     ``sample(k)`` gives the flat instructions of the layer with ``k`` repeats (``least``
     <= ``k`` <= ``n``), each repeat's addresses ``step`` (a dict of
@@ -220,9 +224,12 @@ def repeat(sample, n, step, depth, least=2, periods=(1, 2, 4)):
     then ``n`` repeats are ``A[:i - L]``, a LOOP of ``(n - a) / q + 1`` iterations over
     ``A[i - L:i]`` (folded, :func:`fold`, ``depth - 1`` levels deep) and the rest of
     ``A`` moved by the iterations added; the parts outside the LOOP are folded
-    ``depth`` deep. With too few repeats to sample, all ``n`` are listed and folded. What runs is what the flat program of ``n`` repeats would be, as
-    long as the layer's instructions depend on the repeat count only through the repeats
-    listed (the compiler's tests compare the two on layers small enough to list flat).
+    ``depth`` deep. With too few repeats to sample (``n <= least + 3 max(periods)``), all
+    ``n`` are listed and folded.
+
+    What runs is what the flat program of ``n`` repeats would be, as long as the layer's
+    instructions depend on the repeat count only through the repeats listed (the
+    compiler's tests compare the two on layers small enough to list flat).
     """
     for q in periods:
         # A period, with what comes before and after it (the repeats the ends of the

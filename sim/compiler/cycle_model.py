@@ -93,7 +93,8 @@ def overlaps(prev, f, config):
     set-up cycles, ``e`` rows emitted by the busiest tile, its first drain cycle, and the
     node's register of it), ``3`` when no tile had work."""
     return (prev is not None and not config.imem_narrow
-            and all(prev.get(k, 0) == f.get(k, 0) for k in SETTINGS_FIELDS))
+            and _fields(prev, _settings_of, SETTINGS_FIELDS)
+            == _fields(f, _settings_of, SETTINGS_FIELDS))
 
 
 def program_cycles(instructions, config):
@@ -245,7 +246,7 @@ class _Node:
         self.free = 0       # the first cycle the tiles are idle again
         self.ready = 0      # the first cycle they may take a compute instruction that overlaps
         self.landed = 0     # the cycle after the done of the compute before the running one
-        self.prev = None    # the last compute instruction's SETTINGS_FIELDS
+        self.prev = None    # the last compute instruction
         self.stored, self.half_stored = 0, None     # the store engine: idle from `stored`
         self.asked = 0      # the DMA engine: the cycle of its last request so far
         # The cycle each DMA operation stops running, the last DMA_QUEUE in order (they
@@ -293,9 +294,7 @@ class _Node:
         else:
             cycles, writes, emitted = _cycles(_fields(f, _shape_of, _SHAPE), config)
             half = f.get("nbout_half", 0)
-            settings = _fields(f, _settings_of, SETTINGS_FIELDS)
-            tiles_free = (self.ready if self.prev == settings and not config.imem_narrow
-                          else self.free)
+            tiles_free = self.ready if overlaps(self.prev, f, config) else self.free
             ahead = f.get("dma_ahead", 0)
             start = began = max(after, tiles_free,
                                 self.stored if half == self.half_stored else 0,
@@ -309,7 +308,7 @@ class _Node:
             for tile, moved in enumerate(writes):
                 self.rows[half][tile] += moved
             end = self.free if config.imem_narrow else start + 1
-            self.prev = settings
+            self.prev = f
         self.t = end
         return end - t, began
 
@@ -321,9 +320,8 @@ class _Node:
         pc, start, cycles = self.pending
         for tile, c in enumerate(cycles):
             self.tile_busy[tile] += c if nxt is None else min(c, nxt - start)
-        if pc is not None:
-            top = max(cycles)
-            busy[pc] += top if nxt is None else min(top, nxt - start)
+        top = max(cycles)
+        busy[pc] += top if nxt is None else min(top, nxt - start)
         self.pending = None
 
     def finish(self, busy):
@@ -345,7 +343,9 @@ class _Node:
             pending = (pc, cycles, start - t if start + max(cycles) > t else None)
         return (rel(self.free), rel(self.ready), rel(self.landed), rel(self.stored),
                 self.half_stored if self.stored > t else None, rel(self.asked),
-                tuple(rel(e) for e in self.ends), tuple(map(tuple, self.rows)), self.prev,
+                tuple(rel(e) for e in self.ends), tuple(map(tuple, self.rows)),
+                None if self.prev is None else _fields(self.prev, _settings_of,
+                                                       SETTINGS_FIELDS),
                 pending)
 
     def shift(self, dt):

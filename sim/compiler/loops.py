@@ -200,14 +200,10 @@ def offset(a, b):
     return {k: v or 0 for k, v in step.items()}
 
 
-def _moved_is(a, i, b, j, n, step):
-    """``b[j:j + n] == translate(a[i:i + n], step)``, stopping at the first difference."""
-    return all(translate([a[i + k]], step)[0] == b[j + k] for k in range(n))
-
-
-def _same_moved(a, b, step):
-    """``b == translate(a, step)``, without building it."""
-    return len(a) == len(b) and all(x == y for x, y in zip(translate(a, step), b))
+def _moved_onto(a, b, step, times=1):
+    """``translate(a, step, times) == b``, stopping at the first difference."""
+    return len(a) == len(b) and all(translate([x], step, times)[0] == y
+                                    for x, y in zip(a, b))
 
 
 def repeat(sample, n, step, depth, least=2, periods=(1, 2, 4)):
@@ -250,14 +246,14 @@ def repeat(sample, n, step, depth, least=2, periods=(1, 2, 4)):
             suffix += 1
         # The period ends where A and B first differ, or before (the last that fits).
         i = next((i for i in range(prefix, max(L, len(A) - suffix) - 1, -1)
-                  if _moved_is(A, i - L, B, i, L, d)), None)
+                  if _moved_onto(A[i - L:i], B[i:i + L], d)), None)
         if i is None:
             continue
         C = sample(a + 2 * q)
         if (len(C) != len(B) + L or C[:i - L] != A[:i - L]
-                or any(not _same_moved(A[i - L:i], C[i - L + j * L:i + j * L], _times(d, j))
+                or any(not _moved_onto(A[i - L:i], C[i - L + j * L:i + j * L], d, j)
                        for j in range(3))
-                or not _same_moved(A[i:], C[i + 2 * L:], _times(d, 2))):
+                or not _moved_onto(A[i:], C[i + 2 * L:], d, 2)):
             continue
         body = fold(A[i - L:i], depth - 1)
         if len(body) > field_range("body")[1]:
@@ -273,6 +269,3 @@ def repeat(sample, n, step, depth, least=2, periods=(1, 2, 4)):
         return fold(sample(n), depth)
     return None
 
-
-def _times(step, k):
-    return {key: k * v for key, v in step.items()}

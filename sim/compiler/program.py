@@ -336,11 +336,23 @@ def _check_sb(sb_next, used, limit, cfg, where):
             f"(Config.mem_bytes is 0)")
 
 
-def _layer_sb(layer, g, plan, cfg, split, sb_next, limit, program, where, log2_gob=None):
+def _conv_rows(layer, g, tn):
+    """A convolution's (or FC's) SB rows by output block, ``[OB, block_rows, tn, tn]``
+    (:func:`mapping.conv_sb_rows`), built once per layer; None for the other layers."""
+    if g.kind != "conv" or g.lrn or g.private:
+        return None
+    w = layer.w_q if layer.kind == "conv" else layer.w_q.reshape(
+        (layer.w_q.shape[0],) + as_chw(layer.in_shape))
+    return conv_sb_rows(w, layer.b_q, tn)
+
+
+def _layer_sb(layer, g, plan, cfg, split, sb_next, limit, program, where, conv_rows,
+              log2_gob=None):
     """A layer's SB rows and compute instructions for ``plan``: resident (``plan.stream``
     0) from SB row ``sb_next``, checked against ``limit`` rows (raises :class:`_SBFull`),
     or streaming through slots of ``plan.stream`` rows from SB row ``limit``; with the tile
     split ``log2_gob`` (None: the one that finishes its first output tile soonest).
+    ``conv_rows``: :func:`_conv_rows` of the layer.
 
     Returns ``(tiles, log2_gob, f, private, per_tile, steps, computes, used, layer_rows,
     plan)``: the output tiles, the tile split, the first compute instruction, whether the
@@ -373,9 +385,7 @@ def _layer_sb(layer, g, plan, cfg, split, sb_next, limit, program, where, log2_g
         per_tile = [rows[t & (g_tiles - 1)::g_tiles].reshape(-1, tn, tn)
                     for t in range(cfg.tiles)]
     elif g.kind == "conv":
-        w = layer.w_q if layer.kind == "conv" else layer.w_q.reshape(
-            (layer.w_q.shape[0],) + as_chw(layer.in_shape))
-        rows = conv_sb_rows(w, layer.b_q, tn)          # [OB, sb_step, tn, tn]
+        rows = conv_rows                                # [OB, sb_step, tn, tn]
         if not stream:
             rows = rows[:, _chunk_order(g, plan)]
             per_tile = [rows[t & (g_tiles - 1)::g_tiles] for t in range(cfg.tiles)]
@@ -497,7 +507,7 @@ def _huge(g, plan, cfg):
 def _passes(plan):
     """``[(first, end)]``: the output blocks of each pass of a layer made with LOOPs: one
     step of the plan's output blocks each."""
-    step = plan.cblk if plan.g.kind == "pool" else (plan.oblk or plan.g.ob)
+    step = plan.block_step
     return [(b0, min(b0 + step, plan.g.ob)) for b0 in range(0, plan.g.ob, step)]
 
 
@@ -518,7 +528,8 @@ def _first_split(plan, split):
     return split(plan, next(plan.iter_tiles()))["log2_gob"]
 
 
-def _looped_layer(layer, g, plan, cfg, split, sb_next, win0, in_base, mem_next, where):
+def _looped_layer(layer, g, plan, cfg, split, sb_next, win0, in_base, mem_next, where,
+                  conv_rows):
     """A real-size layer's instructions with LOOPs, made from the plan without listing it
     flat (DianNao's CONV5 would take 30 million instructions flat): ``(instructions,
     images, read)`` as :func:`_emit_steps` gives them, or None when its bands do not repeat.
@@ -540,7 +551,7 @@ def _looped_layer(layer, g, plan, cfg, split, sb_next, win0, in_base, mem_next, 
     def flat(blocks, k, mem_base):
         sub = _sample(plan, k, blocks)
         _, _, _, _, per_tile, steps, computes, _, layer_rows, _ = _layer_sb(
-            layer, sub.g, sub, cfg, split, sb_next, win0, [], where, log2_gob)
+            layer, sub.g, sub, cfg, split, sb_next, win0, [], where, conv_rows, log2_gob)
         out = []
         images, _ = _emit_steps(layer, sub.g, sub, cfg, steps, computes, layer_rows,
                                 per_tile, out.append, in_base=in_base, win0=win0,
@@ -723,6 +734,7 @@ def _compile_once(qnet, config, intermediates, window, loops):
         settings = dict(shift=layer.shift, bias_exp=layer.bias_exp, act=act,
                         table=slots[_table_key(layer.table)] if act else 0)
         g = geometry(layer, tn)
+        conv_rows = _conv_rows(layer, g, tn)
 
         def split(plan, tile, log2_gob=None, chunk=0, sb_base=None, **place):
             return _tile_fields(layer, plan, tile, chunk, cfg,
@@ -746,7 +758,7 @@ def _compile_once(qnet, config, intermediates, window, loops):
                 # first pass: _looped_layer makes its instructions.)
                 layer_sb = _layer_sb(layer, g, _sample(plan, 1, _passes(plan)[0]) if huge
                                      else plan, cfg, split, sb_next, win0, program, where,
-                                     _first_split(plan, split) if huge else None)
+                                     conv_rows, _first_split(plan, split) if huge else None)
             except _SBFull:
                 if mode == modes[-1]:
                     raise
@@ -766,11 +778,11 @@ def _compile_once(qnet, config, intermediates, window, loops):
         # with LOOPs (_looped_layer).
         first = len(program)
         looped = (_looped_layer(layer, g, plan, cfg, split, sb_next, win0, in_base, mem_next,
-                                where) if huge else None)
+                                where, conv_rows) if huge else None)
         if looped is None:
             if huge:        # (its bands do not repeat: flat after all)
                 steps, computes = _layer_sb(layer, g, plan, cfg, split, sb_next, win0,
-                                            program, where)[5:7]
+                                            program, where, conv_rows)[5:7]
             images, mem_read = _emit_steps(layer, g, plan, cfg, steps, computes, layer_rows,
                                            per_tile, lambda f: emit(where, f),
                                            in_base=in_base, win0=win0, mem_next=mem_next,

@@ -178,18 +178,19 @@ class Plan:
         return list(self.iter_tiles())
 
     @property
-    def _bstep(self):
+    def block_step(self):
+        """Output blocks per output tile (channel blocks for a pooling)."""
         return self.cblk if self.g.kind == "pool" else (self.oblk or self.g.ob)
 
     def _tile(self, oy0, ox0, b0):
         g = self.g
         return (oy0, min(oy0 + self.band, g.oh), ox0, min(ox0 + self.cols, g.ow),
-                b0, min(b0 + self._bstep, g.ob))
+                b0, min(b0 + self.block_step, g.ob))
 
     @property
     def _b0s(self):
         """The first blocks of the output tiles, in order."""
-        every = range(0, self.g.ob, self._bstep)
+        every = range(0, self.g.ob, self.block_step)
         return every if self.blocks is None else [b for b in every if b in range(*self.blocks)]
 
     def iter_tiles(self):

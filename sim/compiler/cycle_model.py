@@ -132,7 +132,7 @@ def program_cycles(instructions, config):
     * ``LOOP``: nothing after its decode cycle; its body follows as often as it runs
       (:func:`hw.isa.expand`), and each of its instructions' figure is the sum of its runs.
     """
-    return profile(instructions, config, busy=False).cycles
+    return _walk(instructions, config, None)[0]
 
 
 def timeline(instructions, config):
@@ -178,10 +178,8 @@ class Profile:
         return sum(self.cycles)
 
 
-def profile(instructions, config, busy=True):
-    """The :class:`Profile` of a program: its :func:`timeline`, summed per instruction
-    (without ``busy``, :attr:`Profile.busy` and :attr:`Profile.tile_busy` are not counted:
-    zeros).
+def profile(instructions, config):
+    """The :class:`Profile` of a program: its :func:`timeline`, summed per instruction.
 
     A loop's body runs as often as the LOOP says, with one shortcut that changes no figure:
     once an iteration starts with the node in the state the one before started in (every
@@ -191,9 +189,21 @@ def profile(instructions, config, busy=True):
     once. A loop's addresses do not change its timing, so a real-size layer's tens of
     millions of instructions take a few thousand iterations to count.
     """
+    cycles, busy, tile_busy = _walk(instructions, config, [0] * len(instructions))
+    return Profile(cycles, run_counts(instructions), busy, tile_busy)
+
+
+def _walk(instructions, config, busy):
+    """``(cycles, busy, tile_busy)`` of :func:`profile`; ``busy`` a list of zeros, one per
+    instruction, to count them in, or None (not counted: ``tile_busy`` zeros)."""
     n = len(instructions)
     node = _Node(config)
-    cycles, busy = [0] * n, ([0] * n if busy else None)
+    cycles = [0] * n
+    if not any(f["op"] == Op.LOOP for f in instructions):
+        for pc, f in enumerate(instructions):
+            cycles[pc] = node.run(f, pc, busy)[0]
+        node.finish(busy)
+        return cycles, busy, node.tile_busy
 
     def walk(lo, hi):
         pc = lo
@@ -230,7 +240,7 @@ def profile(instructions, config, busy=True):
 
     walk(0, n)
     node.finish(busy)
-    return Profile(cycles, run_counts(instructions), busy or [0] * n, node.tile_busy)
+    return cycles, busy, node.tile_busy
 
 
 class _Node:
@@ -256,6 +266,9 @@ class _Node:
         # (pc, start, cycles per tile), or None.
         self.pending = None
         self.tile_busy = [0] * config.tiles
+        # Per compute shape (_SHAPE): its _cycles, the busiest tile's cycles, and the
+        # cycles from its start to the node seeing every tile draining it (overlaps).
+        self.shapes = {}
 
     def run(self, f, pc=None, busy=None):
         """Run instruction ``f`` (at ``pc``): ``(cycles, start)``, its cycles and, for a
@@ -292,7 +305,13 @@ class _Node:
             # done in the cycle before: the last counted (the DMA engine's first idle cycle)
             end = max(after, self.free, self.stored, self.ends[-1] + 1)
         else:
-            cycles, writes, emitted = _cycles(_fields(f, _shape_of, _SHAPE), config)
+            shape = _fields(f, _shape_of, _SHAPE)
+            known = self.shapes.get(shape)
+            if known is None:
+                cycles, writes, emitted = _cycles(shape, config)
+                known = self.shapes[shape] = (cycles, writes, max(cycles),
+                                              5 + max(emitted) if max(emitted) else 3)
+            cycles, writes, top, drain = known
             half = f.get("nbout_half", 0)
             tiles_free = self.ready if overlaps(self.prev, f, config) else self.free
             ahead = f.get("dma_ahead", 0)
@@ -303,8 +322,8 @@ class _Node:
                 self._settle(start, busy)
                 self.pending = (pc, start, cycles)
             self.landed = self.free
-            self.free = start + max(cycles) + 1
-            self.ready = start + (5 + max(emitted) if max(emitted) else 3)
+            self.free = start + top + 1
+            self.ready = start + drain
             for tile, moved in enumerate(writes):
                 self.rows[half][tile] += moved
             end = self.free if config.imem_narrow else start + 1

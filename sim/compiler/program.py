@@ -221,8 +221,7 @@ def _tile_fields(layer, plan, tile, chunk, cfg, *, sb_base, out_base, log2_gob=N
         # SB rows of an output block: the bias row, then the chunks' rows in order
         # (_chunk_order); a chunk after the first starts past the bias row. (An LRN has
         # one chunk and no bias row.)
-        before = sum((b - a) * g.kw * (d - c) for a, b, c, d in chunks[:chunk])
-        sb = sb_base + (1 + before if chunk else 0)
+        sb = sb_base + (1 + plan.chunk_starts[chunk] if chunk else 0)
         sb_step = g.block_rows
         # Blocks from b0 (a multiple of the tile count, so of every group count) start
         # b0 / groups blocks into each tile's SB.
@@ -478,7 +477,7 @@ def _emit_steps(layer, g, plan, cfg, steps, computes, layer_rows, per_tile, emit
             mem_next += count
             mem_read += count
         elif step.kind == "load":
-            box = plan.box(step.tile, plan.chunks[step.chunk])
+            box = step.box
             if box.rows > limit:
                 raise CompileError(f"{where}: internal error: a box of {box.rows} rows "
                                    f"for NBin of {cfg.nbin_depth} (nbin_depth)")

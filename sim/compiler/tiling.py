@@ -168,6 +168,16 @@ class Plan:
         return [(k0, min(k0 + self.krows, g.kh), c0, min(c0 + self.cblk, g.cb))
                 for k0 in range(0, g.kh, self.krows) for c0 in range(0, g.cb, self.cblk)]
 
+    @cached_property
+    def chunk_starts(self):
+        """Per chunk, the SB rows of an output block's chunks before it (a convolution:
+        each ``(k1 - k0) * kw * (c1 - c0)``; the bias row not counted)."""
+        starts, rows = [], 0
+        for k0, k1, c0, c1 in self.chunks:
+            starts.append(rows)
+            rows += (k1 - k0) * self.g.kw * (c1 - c0)
+        return starts
+
     def out_tiles(self):
         """``[(oy0, oy1, ox0, ox1, b0, b1)]``: output rows, columns and blocks of each
         output tile, in order."""
@@ -259,7 +269,8 @@ class Step:
     ``"sbload"`` of the SB rows of ``tile``'s blocks for chunk ``chunk`` into slot
     ``sb_slot`` of the streaming window, which the compute steps read (``sb_slot``; a
     compute step's ``dma_ahead``: the SBLOADs between the one of its rows and it);
-    ``sync``: the LOAD or STORE waits for the tiles."""
+    ``sync``: the LOAD or STORE waits for the tiles; ``box``: the :class:`Box` a load
+    brings (:meth:`Plan.box`)."""
     kind: str
     tile: tuple = None
     chunk: int = 0
@@ -268,6 +279,7 @@ class Step:
     sync: int = 0
     sb_slot: int = 0
     dma_ahead: int = 0
+    box: Box = None
 
 
 def sbload_rows(f, cfg):
@@ -367,7 +379,7 @@ def _plain_steps(plan, cfg, count=None):
                 # (A box NBin holds there already is not loaded again.)
                 holds[nbin_base] = box
                 yield Step("load", tile, j, nbin_base,
-                           sync=int(not plan.double and plan.boxes > 1))
+                           sync=int(not plan.double and plan.boxes > 1), box=box)
             yield Step("compute", tile, j, nbin_base, out_half)
             if j == 0 and store is not None:
                 yield store
@@ -622,8 +634,7 @@ def _estimate(plan, cfg, split, exact=False):
         program = []
         for s in plan.steps(cfg, count):
             if s.kind == "load":
-                rows = plan.box(s.tile, chunks[s.chunk]).rows
-                program.append(dict(op=Op.LOAD, count=rows, sync=s.sync))
+                program.append(dict(op=Op.LOAD, count=s.box.rows, sync=s.sync))
             elif s.kind == "sbload":
                 program.append(dict(op=Op.SBLOAD,
                                     count=sbload_rows(compute(s.tile, s.chunk, 0), cfg)))
